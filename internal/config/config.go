@@ -1,0 +1,187 @@
+package config
+
+import (
+	"fmt"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Config is everything `ferry serve` and `ferry admin` need to know.
+type Config struct {
+	// Addr is the host:port the HTTP server listens on.
+	Addr string
+	// DataDir holds the database file, uploaded bytes and server secrets.
+	DataDir string
+	// DatabaseURL selects the database: empty means SQLite inside DataDir;
+	// postgres://... selects PostgreSQL.
+	DatabaseURL string
+	// PublicURL is the base URL people reach the server at, used in links the
+	// server hands out; empty means "relative links only".
+	PublicURL string
+	// SecureCookies marks session cookies Secure (set it behind HTTPS).
+	SecureCookies bool
+	// ShutdownTimeout bounds a graceful shutdown before connections are cut.
+	ShutdownTimeout time.Duration
+	// CleanupInterval is how often unfinished uploads and expired packages are swept.
+	CleanupInterval time.Duration
+	// UnfinishedUploadAge is how long an upload may stay unfinished before the
+	// sweeper deletes its bytes.
+	UnfinishedUploadAge time.Duration
+	// SessionTTL is how long a browser session lasts.
+	SessionTTL time.Duration
+	// LogLevel is one of debug, info, warn, error.
+	LogLevel string
+}
+
+// envPrefix prefixes every environment variable ferry reads.
+const envPrefix = "FERRY_"
+
+// Default returns a Config that runs out of the box. xdgDataHome is the value
+// of $XDG_DATA_HOME (empty when unset): the data directory is
+// $XDG_DATA_HOME/ferry when it is set, ./.data otherwise.
+func Default(xdgDataHome string) Config {
+	dataDir := ".data"
+	if xdgDataHome != "" {
+		dataDir = filepath.Join(xdgDataHome, "ferry")
+	}
+	return Config{
+		Addr:                "127.0.0.1:8080",
+		DataDir:             dataDir,
+		ShutdownTimeout:     30 * time.Second,
+		CleanupInterval:     time.Hour,
+		UnfinishedUploadAge: 7 * 24 * time.Hour,
+		SessionTTL:          7 * 24 * time.Hour,
+		LogLevel:            "info",
+	}
+}
+
+// setting ties one field to its flag and its environment variable, so the two
+// sources can never drift apart.
+type setting struct {
+	flag, usage string
+	ptr         any
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{"addr", "host:port to listen on", &c.Addr},
+		{"data", "data directory (database, uploads, secrets)", &c.DataDir},
+		{"database-url", "database URL (empty: SQLite in the data directory; postgres://... for PostgreSQL)", &c.DatabaseURL},
+		{"public-url", "base URL people reach this server at (used in links)", &c.PublicURL},
+		{"secure-cookies", "mark session cookies Secure (use behind HTTPS)", &c.SecureCookies},
+		{"shutdown-timeout", "how long a graceful shutdown waits for requests", &c.ShutdownTimeout},
+		{"cleanup-interval", "how often unfinished uploads and expired packages are swept", &c.CleanupInterval},
+		{"unfinished-upload-age", "age after which an unfinished upload is deleted", &c.UnfinishedUploadAge},
+		{"session-ttl", "lifetime of a browser session", &c.SessionTTL},
+		{"log-level", "debug, info, warn or error", &c.LogLevel},
+	}
+}
+
+// EnvName is the environment variable that fills the setting behind flag.
+func EnvName(flag string) string {
+	return envPrefix + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// ApplyEnv fills c from FERRY_* variables found through lookup (os.LookupEnv
+// in production). A malformed value is an error naming the variable.
+func (c *Config) ApplyEnv(lookup func(string) (string, bool)) error {
+	for _, s := range c.settings() {
+		name := EnvName(s.flag)
+		v, ok := lookup(name)
+		if !ok {
+			continue
+		}
+		if err := set(s.ptr, v); err != nil {
+			return fmt.Errorf("reading %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+func set(ptr any, v string) error {
+	switch p := ptr.(type) {
+	case *string:
+		*p = v
+	case *bool:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a boolean", v)
+		}
+		*p = b
+	case *time.Duration:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a duration like 90s or 2h", v)
+		}
+		*p = d
+	default:
+		return fmt.Errorf("unsupported setting type %T", ptr)
+	}
+	return nil
+}
+
+// BindFlags registers every setting on fs, using c's current values (defaults
+// already overlaid with the environment) as the flag defaults, so a flag given
+// on the command line wins over the environment, which wins over defaults.
+// Pass names to bind only some settings (e.g. `ferry admin` needs no --addr);
+// none binds all.
+func (c *Config) BindFlags(fs *pflag.FlagSet, names ...string) {
+	want := map[string]bool{}
+	for _, n := range names {
+		want[n] = true
+	}
+	for _, s := range c.settings() {
+		if len(want) > 0 && !want[s.flag] {
+			continue
+		}
+		usage := s.usage + " [" + EnvName(s.flag) + "]"
+		switch p := s.ptr.(type) {
+		case *string:
+			fs.StringVar(p, s.flag, *p, usage)
+		case *bool:
+			fs.BoolVar(p, s.flag, *p, usage)
+		case *time.Duration:
+			fs.DurationVar(p, s.flag, *p, usage)
+		}
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	if c.Addr == "" {
+		return fmt.Errorf("config: --addr is empty")
+	}
+	if c.DataDir == "" {
+		return fmt.Errorf("config: --data is empty")
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		return fmt.Errorf("config: --log-level %q is not one of debug, info, warn, error", c.LogLevel)
+	}
+	for name, d := range map[string]time.Duration{
+		"--shutdown-timeout": c.ShutdownTimeout, "--cleanup-interval": c.CleanupInterval,
+		"--unfinished-upload-age": c.UnfinishedUploadAge, "--session-ttl": c.SessionTTL,
+	} {
+		if d <= 0 {
+			return fmt.Errorf("config: %s must be positive, got %s", name, d)
+		}
+	}
+	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
+		return fmt.Errorf("config: --public-url %q must start with http:// or https://", c.PublicURL)
+	}
+	return nil
+}
+
+// Load builds the Config the way the commands do: defaults, then the
+// environment through lookup. Flags are bound afterwards with BindFlags.
+func Load(lookup func(string) (string, bool)) (Config, error) {
+	xdg, _ := lookup("XDG_DATA_HOME")
+	c := Default(xdg)
+	err := c.ApplyEnv(lookup)
+	return c, err
+}
