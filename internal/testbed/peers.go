@@ -36,7 +36,7 @@ func Versity(t TB) *S3Server {
 	t.Helper()
 	bin := Binary(t, "versitygw")
 	return versity.get(t, func() (*S3Server, error) {
-		dir, err := os.MkdirTemp("", "ferry-versity-")
+		dir, err := peerDir("versity")
 		if err != nil {
 			return nil, err
 		}
@@ -95,7 +95,7 @@ func FakeGCS(t TB) *GCSServer {
 	t.Helper()
 	bin := Binary(t, "fake-gcs-server")
 	return fakeGCS.get(t, func() (*GCSServer, error) {
-		dir, err := os.MkdirTemp("", "ferry-gcs-")
+		dir, err := peerDir("gcs")
 		if err != nil {
 			return nil, err
 		}
@@ -131,7 +131,7 @@ func Azurite(t TB) *AzureServer {
 	t.Helper()
 	bin := Binary(t, "azurite-blob")
 	return azurite.get(t, func() (*AzureServer, error) {
-		dir, err := os.MkdirTemp("", "ferry-azurite-")
+		dir, err := peerDir("azurite")
 		if err != nil {
 			return nil, err
 		}
@@ -164,7 +164,7 @@ func Mailpit(t TB) *MailServer {
 	t.Helper()
 	bin := Binary(t, "mailpit")
 	return mailpit.get(t, func() (*MailServer, error) {
-		dir, err := os.MkdirTemp("", "ferry-mailpit-")
+		dir, err := peerDir("mailpit")
 		if err != nil {
 			return nil, err
 		}
@@ -209,7 +209,7 @@ func Postgres(t TB) *PostgresServer {
 		pgBin = filepath.Dir(resolved)
 	}
 	return postgres.get(t, func() (*PostgresServer, error) {
-		dir, err := os.MkdirTemp("", "ferry-pg-")
+		dir, err := peerDir("pg")
 		if err != nil {
 			return nil, err
 		}

@@ -133,7 +133,7 @@ type StartOpts struct {
 // Start runs a peer in the background in a fresh temporary directory.
 // dirFn, when given, computes the arguments from that directory.
 func Start(opts StartOpts) (*Process, error) {
-	dir, err := os.MkdirTemp("", "ferry-"+opts.Name+"-")
+	dir, err := peerDir(opts.Name)
 	if err != nil {
 		return nil, err
 	}
@@ -237,3 +237,23 @@ func (s *shared[T]) get(t TB, start func() (T, error)) T {
 	}
 	return s.v
 }
+
+// peerDir makes a peer's private directory, named after this process so that
+// directories left by test binaries that died are swept on the next run.
+func peerDir(name string) (string, error) {
+	sweepOnce()
+	return os.MkdirTemp("", fmt.Sprintf("ferry-peer-%d-%s-", os.Getpid(), name))
+}
+
+var sweepOnce = sync.OnceFunc(func() {
+	matches, _ := filepath.Glob(filepath.Join(os.TempDir(), "ferry-peer-*"))
+	for _, m := range matches {
+		var pid int
+		if _, err := fmt.Sscanf(filepath.Base(m), "ferry-peer-%d-", &pid); err != nil || pid == os.Getpid() {
+			continue
+		}
+		if err := syscall.Kill(pid, 0); errors.Is(err, syscall.ESRCH) {
+			_ = os.RemoveAll(m)
+		}
+	}
+})
