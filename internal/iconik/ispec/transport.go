@@ -1,0 +1,69 @@
+package ispec
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net/http"
+	"testing"
+)
+
+// Transport wraps base (nil = http.DefaultTransport) so that every request to an /API/ path and
+// its response are checked against the spec; a mismatch calls t.Errorf with method, path and the
+// problem. Bodies are buffered and restored, so callers see them unchanged. Other traffic (the
+// emulator's /_storage/ data plane, provider URLs) passes through unchecked, as it is not JSON
+// and not iconik's API.
+func Transport(t testing.TB, base http.RoundTripper) http.RoundTripper {
+	t.Helper()
+	s, err := Load()
+	if err != nil {
+		t.Fatalf("ispec: %v", err)
+	}
+	if base == nil {
+		base = http.DefaultTransport
+	}
+	return &transport{t: t, spec: s, base: base}
+}
+
+type transport struct {
+	t    testing.TB
+	spec *Spec
+	base http.RoundTripper
+}
+
+func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
+	if !IsAPIPath(req.URL.Path) {
+		return tr.base.RoundTrip(req)
+	}
+	var body []byte
+	if req.Body != nil && req.Body != http.NoBody {
+		b, err := io.ReadAll(req.Body)
+		req.Body.Close()
+		if err != nil {
+			return nil, fmt.Errorf("ispec: buffering request body of %s %s: %w", req.Method, req.URL.Path, err)
+		}
+		body = b
+		// A RoundTripper must not modify the caller's request: send a shallow copy.
+		req = req.Clone(req.Context())
+		req.Body = io.NopCloser(bytes.NewReader(body))
+		req.GetBody = func() (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(body)), nil }
+		req.ContentLength = int64(len(body))
+	}
+	if err := tr.spec.ValidateRequest(req, body); err != nil {
+		tr.t.Errorf("%v", err)
+	}
+	resp, err := tr.base.RoundTrip(req)
+	if err != nil {
+		return resp, err
+	}
+	rb, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil {
+		return nil, fmt.Errorf("ispec: buffering response body of %s %s: %w", req.Method, req.URL.Path, err)
+	}
+	resp.Body = io.NopCloser(bytes.NewReader(rb))
+	if err := tr.spec.ValidateResponse(req, resp.StatusCode, resp.Header, rb); err != nil {
+		tr.t.Errorf("%v", err)
+	}
+	return resp, nil
+}
