@@ -1,0 +1,422 @@
+package web
+
+import (
+	"errors"
+	"fmt"
+	"net/http"
+	"net/mail"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// createdPackage is the answer to creating a package (contract C).
+type createdPackage struct {
+	Package     Package `json:"package"`
+	UploadToken string  `json:"upload_token"`
+	UploadURL   string  `json:"upload_url"`
+}
+
+const uploadsPath = "/uploads/"
+
+// ---- portals (admin) ----
+
+func (s *Server) portalList(w http.ResponseWriter, r *http.Request) error {
+	ps, err := s.opt.Store.PortalList(r.Context())
+	if err != nil {
+		return fmt.Errorf("listing portals: %w", err)
+	}
+	if ps == nil {
+		ps = []Portal{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"portals": ps})
+	return nil
+}
+
+func (s *Server) portalCreate(w http.ResponseWriter, r *http.Request) error {
+	var in PortalInput
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	if in.Active == nil {
+		t := true
+		in.Active = &t
+	}
+	p, err := s.opt.Store.PortalCreate(r.Context(), in)
+	if err != nil {
+		return fmt.Errorf("creating portal %q: %w", in.Slug, err)
+	}
+	writeJSON(w, http.StatusCreated, map[string]any{"portal": p})
+	return nil
+}
+
+func (s *Server) portalGet(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.opt.Store.PortalGet(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return notFoundAs(err, "portal")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"portal": p})
+	return nil
+}
+
+// portalUpdate overlays the fields present in the body on the stored portal:
+// decoding into an input prefilled from the current row leaves absent fields
+// untouched, and a nil Password keeps the stored one.
+func (s *Server) portalUpdate(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	cur, err := s.opt.Store.PortalGet(r.Context(), id)
+	if err != nil {
+		return notFoundAs(err, "portal")
+	}
+	active := cur.Active
+	in := PortalInput{
+		Name: cur.Name, Slug: cur.Slug, Active: &active, Recipients: cur.Recipients,
+		WelcomeMessage: cur.WelcomeMessage, Limits: cur.Limits, ConnectionIDs: cur.ConnectionIDs,
+		RetentionDays: cur.RetentionDays,
+	}
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	p, err := s.opt.Store.PortalUpdate(r.Context(), id, in)
+	if err != nil {
+		return notFoundAs(fmt.Errorf("updating portal %s: %w", id, err), "portal")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"portal": p})
+	return nil
+}
+
+func (s *Server) portalDelete(w http.ResponseWriter, r *http.Request) error {
+	if err := s.opt.Store.PortalDelete(r.Context(), r.PathValue("id")); err != nil {
+		return notFoundAs(err, "portal")
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+// notFoundAs names the missing thing in a not-found answer.
+func notFoundAs(err error, what string) error {
+	if errors.Is(err, ErrNotFound) {
+		return notFound(what)
+	}
+	return err
+}
+
+// ---- packages (admin) ----
+
+func (s *Server) packageList(w http.ResponseWriter, r *http.Request) error {
+	q := r.URL.Query()
+	f := PackageFilter{PortalID: q.Get("portal_id"), State: q.Get("state"), SenderEmail: q.Get("sender_email"), Cursor: q.Get("cursor"), Limit: 50}
+	if v := q.Get("limit"); v != "" {
+		n, err := strconv.Atoi(v)
+		if err != nil || n < 1 || n > 500 {
+			return errorf(http.StatusBadRequest, "invalid_limit", "limit must be a whole number from 1 to 500, got %q.", v)
+		}
+		f.Limit = n
+	}
+	switch f.State {
+	case "", StateUploading, StateFinalized, StateExpired:
+	default:
+		return errorf(http.StatusBadRequest, "invalid_state", "state must be uploading, finalized or expired, got %q.", f.State)
+	}
+	items, next, err := s.opt.Store.PackageList(r.Context(), f)
+	if err != nil {
+		return fmt.Errorf("listing packages: %w", err)
+	}
+	if items == nil {
+		items = []Package{}
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"packages": items, "next_cursor": next})
+	return nil
+}
+
+type packageRequest struct {
+	Name        string `json:"name"`
+	SenderEmail string `json:"sender_email"`
+	Description string `json:"description"`
+	Password    string `json:"password"`
+}
+
+func (s *Server) packageCreate(w http.ResponseWriter, r *http.Request) error {
+	var req packageRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	u := currentUser(r)
+	if strings.TrimSpace(req.Name) == "" {
+		return errorf(http.StatusUnprocessableEntity, "invalid_name", "A package needs a name.")
+	}
+	pkg, tok, err := s.opt.Store.PackageCreate(r.Context(), PackageInput{
+		UserID: u.ID, Name: req.Name, Description: req.Description, SenderEmail: u.Email,
+	})
+	if err != nil {
+		return fmt.Errorf("creating package %q: %w", req.Name, err)
+	}
+	writeJSON(w, http.StatusCreated, createdPackage{Package: pkg, UploadToken: tok, UploadURL: uploadsPath})
+	return nil
+}
+
+func (s *Server) packageGet(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.opt.Store.PackageGet(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return notFoundAs(err, "package")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"package": p})
+	return nil
+}
+
+// packageDelete removes the rows first, then the bytes: a crash in between
+// leaves orphan bytes (harmless, swept later), never rows naming missing bytes.
+func (s *Server) packageDelete(w http.ResponseWriter, r *http.Request) error {
+	id := r.PathValue("id")
+	uploads, err := s.opt.Store.PackageDelete(r.Context(), id)
+	if err != nil {
+		return notFoundAs(err, "package")
+	}
+	for _, u := range uploads {
+		if err := s.opt.Blobs.Delete(r.Context(), u); err != nil {
+			s.log.Error("web: deleting stored bytes of a deleted package", "package", id, "upload", u, "err", err)
+		}
+	}
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}
+
+func (s *Server) packageFinalize(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.opt.Store.PackageFinalize(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return notFoundAs(err, "package")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"package": p})
+	return nil
+}
+
+// ---- public portal flow ----
+
+// activePortal finds the portal behind {slug}; an inactive portal answers
+// like a closed door with a reason the uploader can act on.
+func (s *Server) activePortal(r *http.Request) (Portal, error) {
+	p, err := s.opt.Store.PortalGetBySlug(r.Context(), r.PathValue("slug"))
+	if err != nil {
+		return Portal{}, notFoundAs(err, "portal")
+	}
+	if !p.Active {
+		return Portal{}, errorf(http.StatusForbidden, "portal_inactive", "This portal is not accepting uploads right now; contact its owner.")
+	}
+	return p, nil
+}
+
+func (s *Server) portalCreatePackage(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.activePortal(r)
+	if err != nil {
+		return err
+	}
+	var req packageRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if p.HasPassword {
+		if err := s.checkPassword(r, "portal:"+p.ID, func() (bool, error) {
+			return s.opt.Store.PortalCheckPassword(r.Context(), p.ID, req.Password)
+		}); err != nil {
+			return err
+		}
+	}
+	req.SenderEmail = strings.TrimSpace(req.SenderEmail)
+	if req.SenderEmail == "" {
+		return errorf(http.StatusUnprocessableEntity, "invalid_sender_email", "Your email address is required.")
+	}
+	if a, err := mail.ParseAddress(req.SenderEmail); err != nil || a.Address != req.SenderEmail {
+		return errorf(http.StatusUnprocessableEntity, "invalid_sender_email", "%q is not an email address like name@example.com.", req.SenderEmail)
+	}
+	if strings.TrimSpace(req.Name) == "" {
+		return errorf(http.StatusUnprocessableEntity, "invalid_name", "Give the package a name.")
+	}
+	pkg, tok, err := s.opt.Store.PackageCreate(r.Context(), PackageInput{
+		PortalID: p.ID, Name: req.Name, Description: req.Description, SenderEmail: req.SenderEmail,
+	})
+	if err != nil {
+		return fmt.Errorf("creating package on portal %s: %w", p.Slug, err)
+	}
+	writeJSON(w, http.StatusCreated, createdPackage{Package: pkg, UploadToken: tok, UploadURL: uploadsPath})
+	return nil
+}
+
+// checkPassword runs a password check under the failure rate limit for key
+// and the caller's address: only wrong guesses spend the budget, so an
+// uploader who knows the password is never slowed down.
+func (s *Server) checkPassword(r *http.Request, key string, check func() (bool, error)) error {
+	k := key + "|" + clientKey(r)
+	if s.passLimit.Blocked(k) {
+		return errorf(http.StatusTooManyRequests, "too_many_attempts", "Too many wrong passwords; wait a minute and try again.")
+	}
+	ok, err := check()
+	if err != nil {
+		return fmt.Errorf("checking a password: %w", err)
+	}
+	if !ok {
+		s.passLimit.Fail(k)
+		return errorf(http.StatusUnauthorized, "wrong_password", "The password is wrong; ask the person who shared this link for it.")
+	}
+	return nil
+}
+
+// uploaderPackage loads the package the upload token is scoped to and
+// checks it belongs to the portal in the path.
+func (s *Server) uploaderPackage(r *http.Request) (Package, error) {
+	id, _ := r.Context().Value(packageKey).(string)
+	pkg, err := s.opt.Store.PackageGet(r.Context(), id)
+	if err != nil {
+		return Package{}, notFoundAs(err, "package")
+	}
+	portal, err := s.opt.Store.PortalGetBySlug(r.Context(), r.PathValue("slug"))
+	if err != nil || pkg.PortalID == nil || *pkg.PortalID != portal.ID {
+		return Package{}, notFound("package")
+	}
+	return pkg, nil
+}
+
+func (s *Server) uploaderGetPackage(w http.ResponseWriter, r *http.Request) error {
+	pkg, err := s.uploaderPackage(r)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"package": pkg})
+	return nil
+}
+
+func (s *Server) uploaderFinalize(w http.ResponseWriter, r *http.Request) error {
+	pkg, err := s.uploaderPackage(r)
+	if err != nil {
+		return err
+	}
+	done, err := s.opt.Store.PackageFinalize(r.Context(), pkg.ID)
+	if err != nil {
+		return notFoundAs(err, "package")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"package": done})
+	return nil
+}
+
+// ---- download links (admin side) ----
+
+type linkRequest struct {
+	ExpiresAt    *time.Time `json:"expires_at"`
+	ExpiresIn    string     `json:"expires_in"` // Go duration, e.g. "72h"
+	Password     string     `json:"password"`
+	MaxDownloads int        `json:"max_downloads"`
+}
+
+type createdLink struct {
+	Link  Link   `json:"link"`
+	Token string `json:"token"`
+	URL   string `json:"url"`
+}
+
+func (s *Server) linkCreate(w http.ResponseWriter, r *http.Request) error {
+	var req linkRequest
+	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	in := LinkInput{PackageID: r.PathValue("id"), ExpiresAt: req.ExpiresAt, Password: req.Password, MaxDownloads: req.MaxDownloads}
+	if req.ExpiresIn != "" {
+		d, err := time.ParseDuration(req.ExpiresIn)
+		if err != nil || d <= 0 {
+			return errorf(http.StatusUnprocessableEntity, "invalid_expires_in", "expires_in must be a positive duration like 72h, got %q.", req.ExpiresIn)
+		}
+		t := s.now().Add(d).UTC()
+		in.ExpiresAt = &t
+	}
+	if in.ExpiresAt != nil && !in.ExpiresAt.After(s.now()) {
+		return errorf(http.StatusUnprocessableEntity, "invalid_expires_at", "expires_at must be in the future.")
+	}
+	if in.MaxDownloads < 0 {
+		return errorf(http.StatusUnprocessableEntity, "invalid_max_downloads", "max_downloads must be 0 (unlimited) or more.")
+	}
+	if _, err := s.opt.Store.PackageGet(r.Context(), in.PackageID); err != nil {
+		return notFoundAs(err, "package")
+	}
+	l, tok, err := s.opt.Store.LinkCreate(r.Context(), in)
+	if err != nil {
+		return fmt.Errorf("creating a download link for package %s: %w", in.PackageID, err)
+	}
+	writeJSON(w, http.StatusCreated, createdLink{Link: l, Token: tok, URL: "/d/" + tok})
+	return nil
+}
+
+// ---- session ----
+
+func (s *Server) session(w http.ResponseWriter, r *http.Request) error {
+	body := map[string]any{"user": currentUser(r)}
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if _, viaToken := bearer(r); !viaToken {
+			body["csrf_token"] = csrfToken(c.Value)
+		}
+	}
+	writeJSON(w, http.StatusOK, body)
+	return nil
+}
+
+type loginRequest struct {
+	Email    string `json:"email"`
+	Password string `json:"password"`
+}
+
+// login accepts a form (browser) or JSON; the session cookie is HttpOnly and
+// SameSite=Lax, and the login itself passes the cross-origin check so another
+// site cannot sign a visitor in to an account of its choosing.
+func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
+	if err := s.originGuard.Check(r); err != nil {
+		return errorf(http.StatusForbidden, "cross_origin", "Cross-origin sign-in is refused.")
+	}
+	var req loginRequest
+	isJSON := strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
+	if isJSON {
+		if err := decodeJSON(r, &req); err != nil {
+			return err
+		}
+	} else {
+		r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
+		req.Email, req.Password = r.PostFormValue("email"), r.PostFormValue("password")
+	}
+	var u User
+	err := s.checkPassword(r, "login:"+strings.ToLower(req.Email), func() (bool, error) {
+		var err error
+		u, err = s.opt.Store.Login(r.Context(), req.Email, req.Password)
+		if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNotFound) {
+			return false, nil
+		}
+		return err == nil, err
+	})
+	if err != nil {
+		var ae *apiError
+		if errors.As(err, &ae) && ae.Code == "wrong_password" {
+			return errorf(http.StatusUnauthorized, "wrong_credentials", "The email or password is wrong.")
+		}
+		return err
+	}
+	tok, err := s.opt.Store.SessionCreate(r.Context(), u.ID, s.opt.SessionTTL)
+	if err != nil {
+		return fmt.Errorf("creating a session for user %s: %w", u.ID, err)
+	}
+	http.SetCookie(w, &http.Cookie{
+		Name: sessionCookie, Value: tok, Path: "/", HttpOnly: true, Secure: s.opt.SecureCookies,
+		SameSite: http.SameSiteLaxMode, MaxAge: int(s.opt.SessionTTL.Seconds()),
+	})
+	if isJSON {
+		writeJSON(w, http.StatusOK, map[string]any{"user": u, "csrf_token": csrfToken(tok)})
+		return nil
+	}
+	http.Redirect(w, r, "/", http.StatusSeeOther)
+	return nil
+}
+
+func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if err := s.opt.Store.SessionDelete(r.Context(), c.Value); err != nil && !errors.Is(err, ErrNotFound) {
+			return fmt.Errorf("ending a session: %w", err)
+		}
+	}
+	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.opt.SecureCookies, SameSite: http.SameSiteLaxMode})
+	w.WriteHeader(http.StatusNoContent)
+	return nil
+}

@@ -1,0 +1,97 @@
+package web
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+)
+
+// maxJSONBody bounds a JSON request body: the API carries metadata, never bytes.
+const maxJSONBody = 1 << 20
+
+// apiError is an error with the HTTP status and stable code the client sees.
+type apiError struct {
+	Status  int
+	Code    string
+	Message string
+}
+
+func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+
+// errorf builds an apiError; message is a human sentence the caller can act on.
+func errorf(status int, code, format string, args ...any) *apiError {
+	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+}
+
+type errorBody struct {
+	Error struct {
+		Code    string `json:"code"`
+		Message string `json:"message"`
+	} `json:"error"`
+}
+
+// writeJSON writes v with status; an encoding failure is logged, since the
+// status line is already gone.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "no-store")
+	w.WriteHeader(status)
+	enc := json.NewEncoder(w)
+	enc.SetIndent("", "  ")
+	if err := enc.Encode(v); err != nil {
+		slog.Debug("web: writing JSON response", "err", err)
+	}
+}
+
+// writeError answers with the contract's error body. Errors that are not an
+// *apiError become a 500 whose message hides the internals (they are logged).
+func writeError(w http.ResponseWriter, r *http.Request, err error) {
+	var ae *apiError
+	if !errors.As(err, &ae) {
+		slog.Error("web: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		ae = errorf(http.StatusInternalServerError, "internal", "The server failed to handle the request; it has been logged.")
+	}
+	var body errorBody
+	body.Error.Code = ae.Code
+	body.Error.Message = ae.Message
+	if ae.Status == http.StatusUnauthorized {
+		w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
+	}
+	writeJSON(w, ae.Status, body)
+}
+
+// decodeJSON reads a bounded JSON body into v, answering what is wrong with it.
+func decodeJSON(r *http.Request, v any) error {
+	body := http.MaxBytesReader(nil, r.Body, maxJSONBody)
+	dec := json.NewDecoder(body)
+	if err := dec.Decode(v); err != nil {
+		var mbe *http.MaxBytesError
+		var se *json.SyntaxError
+		var te *json.UnmarshalTypeError
+		switch {
+		case errors.Is(err, io.EOF):
+			return errorf(http.StatusBadRequest, "invalid_json", "The request body is empty; send a JSON object.")
+		case errors.As(err, &mbe):
+			return errorf(http.StatusRequestEntityTooLarge, "body_too_large", "The JSON body is larger than %d bytes.", maxJSONBody)
+		case errors.As(err, &se):
+			return errorf(http.StatusBadRequest, "invalid_json", "The body is not valid JSON (at byte %d).", se.Offset)
+		case errors.As(err, &te):
+			return errorf(http.StatusBadRequest, "invalid_json", "Field %q must be a %s.", te.Field, te.Type.String())
+		default:
+			return errorf(http.StatusBadRequest, "invalid_json", "The body could not be read as JSON: %v.", err)
+		}
+	}
+	if dec.More() {
+		return errorf(http.StatusBadRequest, "invalid_json", "The body must hold exactly one JSON object.")
+	}
+	return nil
+}
+
+// notFound is the one answer for anything that does not exist or that the
+// caller may not know exists.
+func notFound(what string) *apiError {
+	return errorf(http.StatusNotFound, "not_found", "No such %s.", what)
+}

@@ -1,0 +1,213 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"io"
+	"time"
+)
+
+// The types below are the JSON shapes of contract C and of the admin API.
+// Store adapters convert the domain's rows into them, so that the wire format
+// is fixed in one place and never leaks a stored secret (hashes stay behind).
+
+// User is the account an admin request acts as.
+type User struct {
+	ID    string `json:"id"`
+	Email string `json:"email"`
+}
+
+// Limits are a portal's upload limits; zero or empty means "no limit".
+type Limits struct {
+	MaxFileSize       int64    `json:"max_file_size"`
+	MaxPackageSize    int64    `json:"max_package_size"`
+	MaxFileCount      int      `json:"max_file_count"`
+	AllowedExtensions []string `json:"allowed_extensions"`
+	DeniedExtensions  []string `json:"denied_extensions"`
+}
+
+// Portal is a public upload page as the admin API shows it.
+type Portal struct {
+	ID             string    `json:"id"`
+	Name           string    `json:"name"`
+	Slug           string    `json:"slug"`
+	Active         bool      `json:"active"`
+	HasPassword    bool      `json:"has_password"`
+	Recipients     []string  `json:"recipients"`
+	WelcomeMessage string    `json:"welcome_message"`
+	Limits         Limits    `json:"limits"`
+	ConnectionIDs  []string  `json:"connection_ids"`
+	RetentionDays  int       `json:"retention_days"`
+	CreatedAt      time.Time `json:"created_at"`
+	UpdatedAt      time.Time `json:"updated_at"`
+}
+
+// PortalInput creates or replaces a portal. Password: nil keeps the current
+// one (update) or sets none (create); a pointer to "" removes it.
+type PortalInput struct {
+	Name           string   `json:"name"`
+	Slug           string   `json:"slug"`
+	Active         *bool    `json:"active"`
+	Password       *string  `json:"password"`
+	Recipients     []string `json:"recipients"`
+	WelcomeMessage string   `json:"welcome_message"`
+	Limits         Limits   `json:"limits"`
+	ConnectionIDs  []string `json:"connection_ids"`
+	RetentionDays  int      `json:"retention_days"`
+}
+
+// File is one member of a package (contract C).
+type File struct {
+	ID       string `json:"id"`
+	Path     string `json:"path"`
+	Size     int64  `json:"size"`
+	SHA256   string `json:"sha256"`
+	State    string `json:"state"`
+	UploadID string `json:"upload_id"`
+}
+
+// Package is what one sender uploads at once (contract C).
+type Package struct {
+	ID          string     `json:"id"`
+	Name        string     `json:"name"`
+	Description string     `json:"description"`
+	SenderEmail string     `json:"sender_email"`
+	PortalID    *string    `json:"portal_id"`
+	State       string     `json:"state"`
+	TotalSize   int64      `json:"total_size"`
+	FileCount   int        `json:"file_count"`
+	CreatedAt   time.Time  `json:"created_at"`
+	ExpiresAt   *time.Time `json:"expires_at,omitempty"`
+	Files       []File     `json:"files"`
+}
+
+// Package states.
+const (
+	StateUploading = "uploading"
+	StateFinalized = "finalized"
+	StateExpired   = "expired"
+	FileComplete   = "complete"
+)
+
+// PackageInput creates a package, from a portal or from a signed-in user.
+type PackageInput struct {
+	PortalID    string // empty for a portal-less package
+	UserID      string // the signed-in creator of a portal-less package
+	Name        string
+	Description string
+	SenderEmail string
+}
+
+// PackageFilter selects packages for the admin list; Cursor continues a page.
+type PackageFilter struct {
+	PortalID    string
+	State       string
+	SenderEmail string
+	Limit       int
+	Cursor      string
+}
+
+// Link is a download link; its token is shown once at creation.
+type Link struct {
+	ID           string     `json:"id"`
+	PackageID    string     `json:"package_id"`
+	ExpiresAt    *time.Time `json:"expires_at"`
+	HasPassword  bool       `json:"has_password"`
+	MaxDownloads int        `json:"max_downloads"`
+	Downloads    int        `json:"downloads"`
+	CreatedAt    time.Time  `json:"created_at"`
+}
+
+// LinkInput creates a download link.
+type LinkInput struct {
+	PackageID    string
+	ExpiresAt    *time.Time
+	Password     string
+	MaxDownloads int
+}
+
+// Sentinel errors a Store returns; anything else is a 500.
+var (
+	ErrNotFound     = errors.New("not found")
+	ErrUnauthorized = errors.New("unauthorized")
+	// ErrConflict: a unique value (slug, email) is taken, or a state forbids the change.
+	ErrConflict = errors.New("conflict")
+	// ErrLimitReached: a download link has no downloads left.
+	ErrLimitReached = errors.New("limit reached")
+)
+
+// InvalidError is bad input named by field; the Store returns it for any rule
+// the domain enforces (slug format, recipient emails, limits...).
+type InvalidError struct {
+	Field, Message string
+}
+
+func (e *InvalidError) Error() string { return e.Field + ": " + e.Message }
+
+// Auth authenticates admin callers.
+type Auth interface {
+	UserByAPIToken(ctx context.Context, token string) (User, error)
+	UserBySession(ctx context.Context, token string) (User, error)
+	// Login checks a password; ErrUnauthorized for any mismatch or unknown email.
+	Login(ctx context.Context, email, password string) (User, error)
+	SessionCreate(ctx context.Context, userID string, ttl time.Duration) (token string, err error)
+	SessionDelete(ctx context.Context, token string) error
+}
+
+// Portals is the portal part of the domain.
+type Portals interface {
+	PortalCreate(ctx context.Context, in PortalInput) (Portal, error)
+	PortalDelete(ctx context.Context, id string) error
+	PortalGet(ctx context.Context, id string) (Portal, error)
+	PortalGetBySlug(ctx context.Context, slug string) (Portal, error)
+	PortalList(ctx context.Context) ([]Portal, error)
+	PortalUpdate(ctx context.Context, id string, in PortalInput) (Portal, error)
+	// PortalCheckPassword compares in constant time; true when the portal has no password.
+	PortalCheckPassword(ctx context.Context, portalID, password string) (bool, error)
+}
+
+// Packages is the package part of the domain.
+type Packages interface {
+	// PackageCreate returns the package and its upload token (shown once).
+	PackageCreate(ctx context.Context, in PackageInput) (Package, string, error)
+	// PackageDelete removes the package's rows and returns the upload ids whose bytes to delete.
+	PackageDelete(ctx context.Context, id string) ([]string, error)
+	PackageFinalize(ctx context.Context, id string) (Package, error)
+	PackageGet(ctx context.Context, id string) (Package, error)
+	// PackageIDByUploadToken resolves an upload token; ErrUnauthorized when unknown.
+	PackageIDByUploadToken(ctx context.Context, token string) (string, error)
+	PackageList(ctx context.Context, f PackageFilter) (items []Package, next string, err error)
+}
+
+// Links is the download-link part of the domain.
+type Links interface {
+	// LinkCreate returns the link and its token (shown once).
+	LinkCreate(ctx context.Context, in LinkInput) (Link, string, error)
+	// LinkByToken resolves a token (ErrNotFound when unknown).
+	LinkByToken(ctx context.Context, token string) (Link, error)
+	LinkCheckPassword(ctx context.Context, linkID, password string) (bool, error)
+	// LinkCountDownload records one download, atomically refusing with
+	// ErrLimitReached when none are left.
+	LinkCountDownload(ctx context.Context, linkID string) error
+}
+
+// Store is everything web needs from the domain.
+type Store interface {
+	Auth
+	Portals
+	Packages
+	Links
+}
+
+// Blob is a stored file's bytes.
+type Blob interface {
+	io.ReaderAt
+	io.Closer
+	Size() int64
+}
+
+// Blobs opens and deletes stored uploads (ingest implements it).
+type Blobs interface {
+	Open(ctx context.Context, uploadID string) (Blob, error)
+	Delete(ctx context.Context, uploadID string) error
+}

@@ -1,0 +1,189 @@
+package web
+
+import (
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"reflect"
+	"regexp"
+	"strings"
+	"sync"
+
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3gen"
+)
+
+// The OpenAPI document is generated from the route table and the Go types of
+// the wire format, so it cannot drift from what the server does. Only /api/v1
+// routes and the public portal API are described; pages are not an API.
+
+// apiSchemas names, per route, the request and response bodies and the
+// success status. Routes absent here answer 204 or are pages.
+var apiSchemas = map[string]struct {
+	req    any
+	resp   any
+	status int
+}{
+	"GET /api/v1/session":                   {nil, sessionResponse{}, 200},
+	"GET /api/v1/portals":                   {nil, portalsResponse{}, 200},
+	"POST /api/v1/portals":                  {PortalInput{}, portalResponse{}, 201},
+	"GET /api/v1/portals/{id}":              {nil, portalResponse{}, 200},
+	"PATCH /api/v1/portals/{id}":            {PortalInput{}, portalResponse{}, 200},
+	"DELETE /api/v1/portals/{id}":           {nil, nil, 204},
+	"GET /api/v1/packages":                  {nil, packagesResponse{}, 200},
+	"POST /api/v1/packages":                 {packageRequest{}, createdPackage{}, 201},
+	"GET /api/v1/packages/{id}":             {nil, packageResponse{}, 200},
+	"DELETE /api/v1/packages/{id}":          {nil, nil, 204},
+	"POST /api/v1/packages/{id}/finalize":   {nil, packageResponse{}, 200},
+	"POST /api/v1/packages/{id}/links":      {linkRequest{}, createdLink{}, 201},
+	"POST /p/{slug}/packages":               {packageRequest{}, createdPackage{}, 201},
+	"GET /p/{slug}/packages/{id}":           {nil, packageResponse{}, 200},
+	"POST /p/{slug}/packages/{id}/finalize": {nil, packageResponse{}, 200},
+}
+
+type sessionResponse struct {
+	User      User   `json:"user"`
+	CSRFToken string `json:"csrf_token,omitempty"`
+}
+type portalsResponse struct {
+	Portals []Portal `json:"portals"`
+}
+type portalResponse struct {
+	Portal Portal `json:"portal"`
+}
+type packagesResponse struct {
+	Packages   []Package `json:"packages"`
+	NextCursor string    `json:"next_cursor"`
+}
+type packageResponse struct {
+	Package Package `json:"package"`
+}
+
+var (
+	openAPIOnce sync.Once
+	openAPIDoc  []byte
+	openAPIErr  error
+)
+
+func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request) error {
+	openAPIOnce.Do(func() { openAPIDoc, openAPIErr = buildOpenAPI(s.routes) })
+	if openAPIErr != nil {
+		return fmt.Errorf("building the OpenAPI document: %w", openAPIErr)
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	_, err := w.Write(openAPIDoc)
+	return err
+}
+
+var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
+
+// documented reports whether a route belongs in the OpenAPI document.
+func documented(rt Route) bool {
+	_, ok := apiSchemas[rt.Method+" "+rt.Pattern]
+	return ok
+}
+
+func buildOpenAPI(routes []Route) ([]byte, error) {
+	schemas := openapi3.Schemas{}
+	gen := openapi3gen.NewGenerator(openapi3gen.CreateComponentSchemas(openapi3gen.ExportComponentSchemasOptions{
+		ExportComponentSchemas: true, ExportTopLevelSchema: true,
+	}), openapi3gen.CreateTypeNameGenerator(func(t reflect.Type) string { return t.Name() }))
+	ref := func(v any) (any, error) {
+		sr, err := gen.NewSchemaRefForValue(v, schemas)
+		if err != nil {
+			return nil, fmt.Errorf("schema for %T: %w", v, err)
+		}
+		return sr, nil
+	}
+	errRef, err := ref(errorBody{})
+	if err != nil {
+		return nil, err
+	}
+	errResp := func(why string) map[string]any {
+		return map[string]any{"description": why, "content": map[string]any{"application/json": map[string]any{"schema": errRef}}}
+	}
+	paths := map[string]map[string]any{}
+	for _, rt := range routes {
+		sc, ok := apiSchemas[rt.Method+" "+rt.Pattern]
+		if !ok {
+			continue
+		}
+		op := map[string]any{
+			"summary":     rt.Summary,
+			"operationId": operationID(rt),
+		}
+		var params []any
+		for _, m := range pathParam.FindAllStringSubmatch(rt.Pattern, -1) {
+			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
+		}
+		if rt.Method == "GET" && rt.Pattern == "/api/v1/packages" {
+			for _, q := range []string{"portal_id", "state", "sender_email", "cursor", "limit"} {
+				params = append(params, map[string]any{"name": q, "in": "query", "schema": map[string]any{"type": "string"}})
+			}
+		}
+		if params != nil {
+			op["parameters"] = params
+		}
+		if sc.req != nil {
+			r, err := ref(sc.req)
+			if err != nil {
+				return nil, err
+			}
+			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": r}}}
+		}
+		responses := map[string]any{"default": errResp("Error")}
+		ok2 := map[string]any{"description": "Success"}
+		if sc.resp != nil {
+			r, err := ref(sc.resp)
+			if err != nil {
+				return nil, err
+			}
+			ok2["content"] = map[string]any{"application/json": map[string]any{"schema": r}}
+		}
+		responses[fmt.Sprint(sc.status)] = ok2
+		switch rt.Access {
+		case Admin:
+			op["security"] = []any{map[string]any{"apiToken": []any{}}, map[string]any{"session": []any{}}}
+			responses["401"] = errResp("No or unknown credentials")
+		case Uploader:
+			op["security"] = []any{map[string]any{"uploadToken": []any{}}}
+			responses["401"] = errResp("No or unknown upload token")
+		default:
+			op["security"] = []any{}
+		}
+		op["responses"] = responses
+		if paths[rt.Pattern] == nil {
+			paths[rt.Pattern] = map[string]any{}
+		}
+		paths[rt.Pattern][strings.ToLower(rt.Method)] = op
+	}
+	doc := map[string]any{
+		"openapi": "3.0.3",
+		"info": map[string]any{
+			"title":       "ferry API",
+			"version":     "1",
+			"description": "Portals, packages and download links. Errors always have the body {\"error\":{\"code\",\"message\"}}. Uploads use tus 1.0 at /uploads/.",
+		},
+		"paths": paths,
+		"components": map[string]any{
+			"schemas": schemas,
+			"securitySchemes": map[string]any{
+				"apiToken":    map[string]any{"type": "http", "scheme": "bearer", "description": "API token from `ferry admin create-token`"},
+				"uploadToken": map[string]any{"type": "http", "scheme": "bearer", "description": "Upload token returned when the package was created"},
+				"session":     map[string]any{"type": "apiKey", "in": "cookie", "name": sessionCookie, "description": "Browser session; state-changing requests also need the X-CSRF-Token header"},
+			},
+		},
+	}
+	return json.MarshalIndent(doc, "", "  ")
+}
+
+// operationID is a stable camel-case name for a route, e.g. postApiV1Portals.
+func operationID(rt Route) string {
+	var b strings.Builder
+	b.WriteString(strings.ToLower(rt.Method))
+	for _, part := range strings.FieldsFunc(rt.Pattern, func(r rune) bool { return r == '/' || r == '{' || r == '}' || r == '_' }) {
+		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
+	}
+	return b.String()
+}

@@ -1,0 +1,111 @@
+package web
+
+import (
+	"embed"
+	"html/template"
+	"log/slog"
+	"net/http"
+)
+
+// The admin UI proper comes later; these are minimal server-rendered pages.
+
+//go:embed templates/*.html
+var templateFS embed.FS
+
+var pages = template.Must(template.New("").Funcs(template.FuncMap{"size": humanSize}).ParseFS(templateFS, "templates/*.html"))
+
+func render(w http.ResponseWriter, status int, name string, data any) {
+	w.Header().Set("Content-Type", "text/html; charset=utf-8")
+	w.Header().Set("Cache-Control", "no-store")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	w.WriteHeader(status)
+	if err := pages.ExecuteTemplate(w, name, data); err != nil {
+		slog.Error("web: rendering page", "page", name, "err", err)
+	}
+}
+
+func (s *Server) renderHome(w http.ResponseWriter, r *http.Request) {
+	var user *User
+	csrf := ""
+	if c, err := r.Cookie(sessionCookie); err == nil {
+		if u, err := s.opt.Store.UserBySession(r.Context(), c.Value); err == nil {
+			user = &u
+			csrf = csrfToken(c.Value)
+		}
+	}
+	render(w, http.StatusOK, "home.html", map[string]any{"User": user, "CSRF": csrf})
+}
+
+func (s *Server) loginPage(w http.ResponseWriter, _ *http.Request) error {
+	render(w, http.StatusOK, "login.html", nil)
+	return nil
+}
+
+func (s *Server) portalPage(w http.ResponseWriter, r *http.Request) error {
+	p, err := s.opt.Store.PortalGetBySlug(r.Context(), r.PathValue("slug"))
+	if err != nil {
+		render(w, http.StatusNotFound, "message.html", map[string]any{"Title": "No such portal", "Message": "Check the address you were given."})
+		return nil
+	}
+	if !p.Active {
+		render(w, http.StatusForbidden, "message.html", map[string]any{"Title": p.Name, "Message": "This portal is not accepting uploads right now; contact its owner."})
+		return nil
+	}
+	render(w, http.StatusOK, "portal.html", p)
+	return nil
+}
+
+func (s *Server) linkPage(w http.ResponseWriter, r *http.Request) error {
+	st, err := s.resolveLink(r)
+	if err != nil {
+		render(w, http.StatusNotFound, "message.html", map[string]any{"Title": "No such download link", "Message": "Check the address you were given."})
+		return nil
+	}
+	switch {
+	case st.expired:
+		render(w, http.StatusGone, "message.html", map[string]any{"Title": "Link expired", "Message": "This download link has expired; ask the sender for a new one."})
+	case st.locked:
+		render(w, http.StatusUnauthorized, "unlock.html", map[string]any{"Token": r.PathValue("token")})
+	case st.spent:
+		render(w, http.StatusGone, "message.html", map[string]any{"Title": "No downloads left", "Message": "This link has been used as often as allowed; ask the sender for a new one."})
+	default:
+		var files []File
+		for _, f := range st.pkg.Files {
+			if f.State == FileComplete {
+				files = append(files, f)
+			}
+		}
+		render(w, http.StatusOK, "link.html", map[string]any{"Token": r.PathValue("token"), "Package": st.pkg, "Files": files})
+	}
+	return nil
+}
+
+func humanSize(n int64) string {
+	const unit = 1024
+	if n < unit {
+		return template.HTMLEscapeString(itoa(n) + " B")
+	}
+	div, exp := int64(unit), 0
+	for m := n / unit; m >= unit; m /= unit {
+		div *= unit
+		exp++
+	}
+	whole := n / div
+	tenth := (n % div) * 10 / div
+	return itoa(whole) + "." + itoa(tenth) + " " + string("KMGTPE"[exp]) + "iB"
+}
+
+func itoa(n int64) string {
+	if n == 0 {
+		return "0"
+	}
+	var b [20]byte
+	i := len(b)
+	for n > 0 {
+		i--
+		b[i] = byte('0' + n%10)
+		n /= 10
+	}
+	return string(b[i:])
+}

@@ -1,0 +1,45 @@
+package web
+
+import "net/http"
+
+// routeTable is every route ferry serves besides /uploads/ (tus). Keep admin
+// routes here: TestEveryAdminRouteRefusesAnonymousCallers walks this table.
+func (s *Server) routeTable() []Route {
+	return []Route{
+		// Public.
+		{"GET", "/healthz", Public, "Liveness probe", s.healthz},
+		{"GET", "/api/v1/openapi.json", Public, "This API's OpenAPI document", s.openAPI},
+		{"GET", "/login", Public, "Sign-in page", s.loginPage},
+		{"POST", "/login", Public, "Sign in with email and password (form or JSON); sets the session cookie", s.login},
+		{"GET", "/p/{slug}", Public, "Portal upload page", s.portalPage},
+		{"POST", "/p/{slug}/packages", Public, "Create a package on a portal; returns its upload token", s.portalCreatePackage},
+		{"GET", "/d/{token}", Public, "Download link page listing the files", s.linkPage},
+		{"POST", "/d/{token}/unlock", Public, "Unlock a password-protected download link", s.linkUnlock},
+		{"GET", "/d/{token}/files/{file}", Public, "Download one file (HTTP Range supported)", s.linkFile},
+		{"GET", "/d/{token}/zip", Public, "Download the whole package as a zip stream", s.linkZip},
+
+		// Upload token.
+		{"GET", "/p/{slug}/packages/{id}", Uploader, "Get the package being uploaded (for resuming)", s.uploaderGetPackage},
+		{"POST", "/p/{slug}/packages/{id}/finalize", Uploader, "Finalize the package being uploaded", s.uploaderFinalize},
+
+		// Admin: session cookie (+CSRF) or API token.
+		{"GET", "/api/v1/session", Admin, "Who is signed in, and the CSRF token for forms", s.session},
+		{"POST", "/logout", Admin, "Sign out (ends the browser session)", s.logout},
+		{"GET", "/api/v1/portals", Admin, "List portals", s.portalList},
+		{"POST", "/api/v1/portals", Admin, "Create a portal", s.portalCreate},
+		{"GET", "/api/v1/portals/{id}", Admin, "Get a portal", s.portalGet},
+		{"PATCH", "/api/v1/portals/{id}", Admin, "Update a portal (fields given replace stored ones)", s.portalUpdate},
+		{"DELETE", "/api/v1/portals/{id}", Admin, "Delete a portal", s.portalDelete},
+		{"GET", "/api/v1/packages", Admin, "List packages (filter by portal_id, state, sender_email; paginated by cursor)", s.packageList},
+		{"POST", "/api/v1/packages", Admin, "Create a package without a portal; returns its upload token", s.packageCreate},
+		{"GET", "/api/v1/packages/{id}", Admin, "Get a package with its files", s.packageGet},
+		{"DELETE", "/api/v1/packages/{id}", Admin, "Delete a package and its stored bytes", s.packageDelete},
+		{"POST", "/api/v1/packages/{id}/finalize", Admin, "Finalize a package", s.packageFinalize},
+		{"POST", "/api/v1/packages/{id}/links", Admin, "Create a download link (expiry, password, download limit)", s.linkCreate},
+	}
+}
+
+func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) error {
+	writeJSON(w, http.StatusOK, map[string]string{"status": "ok"})
+	return nil
+}

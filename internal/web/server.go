@@ -1,0 +1,295 @@
+package web
+
+import (
+	"context"
+	"crypto/hmac"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Options configure the HTTP surface.
+type Options struct {
+	Store   Store
+	Blobs   Blobs
+	Uploads http.Handler // tus handler mounted at /uploads/ (nil: uploads answer 503)
+	Logger  *slog.Logger
+	// SecureCookies marks cookies Secure (behind HTTPS).
+	SecureCookies bool
+	SessionTTL    time.Duration
+	Now           func() time.Time
+	// Secret keys the MACs of unlock cookies; nil picks a random one (cookies
+	// then do not survive a restart).
+	Secret []byte
+}
+
+// Access says who may call a route.
+type Access int
+
+const (
+	// Public routes need nothing (portal pages, download links, OpenAPI document).
+	Public Access = iota
+	// Admin routes need a session cookie (plus CSRF token when state-changing) or an API token.
+	Admin
+	// Uploader routes need the package's upload token (Authorization: Bearer).
+	Uploader
+)
+
+func (a Access) String() string {
+	return [...]string{"public", "admin", "uploader"}[a]
+}
+
+// Route is one entry of the route table: the auth test iterates it, so a new
+// admin route cannot be added without being checked for anonymous access.
+type Route struct {
+	Method, Pattern string
+	Access          Access
+	Summary         string
+	handle          func(w http.ResponseWriter, r *http.Request) error
+}
+
+// Server is ferry's HTTP handler.
+type Server struct {
+	opt         Options
+	log         *slog.Logger
+	mux         *http.ServeMux
+	routes      []Route
+	passLimit   *keyedLimiter
+	originGuard *http.CrossOriginProtection
+	now         func() time.Time
+	secret      []byte
+}
+
+// New builds the handler and its route table.
+func New(opt Options) (*Server, error) {
+	if opt.Store == nil || opt.Blobs == nil {
+		return nil, errors.New("web: Options.Store and Options.Blobs are required")
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.SessionTTL <= 0 {
+		opt.SessionTTL = 7 * 24 * time.Hour
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	s := &Server{
+		opt: opt, log: opt.Logger, mux: http.NewServeMux(), now: opt.Now,
+		// Password guesses: a burst of 5, then one every 6 s per key.
+		passLimit:   newKeyedLimiter(6*time.Second, 5),
+		originGuard: http.NewCrossOriginProtection(),
+	}
+	s.secret = opt.Secret
+	if len(s.secret) == 0 {
+		s.secret = make([]byte, 32)
+		if _, err := rand.Read(s.secret); err != nil {
+			return nil, fmt.Errorf("web: generating a secret: %w", err)
+		}
+	}
+	s.routes = s.routeTable()
+	for _, rt := range s.routes {
+		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
+	}
+	uploads := opt.Uploads
+	if uploads == nil {
+		uploads = http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			writeError(w, r, errorf(http.StatusServiceUnavailable, "uploads_unavailable", "Uploads are not enabled on this server."))
+		})
+	}
+	s.mux.Handle("/uploads/", uploads)
+	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
+			s.renderHome(w, r)
+			return
+		}
+		writeError(w, r, errorf(http.StatusNotFound, "not_found", "Nothing is served at %s %s.", r.Method, r.URL.Path))
+	})
+	return s, nil
+}
+
+// Handler returns the whole HTTP surface.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// Routes lists the route table (for tests and documentation).
+func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
+
+type ctxKey int
+
+const (
+	userKey ctxKey = iota
+	packageKey
+)
+
+// wrap applies the route's access rule, then its handler, turning returned
+// errors into the contract's JSON error body.
+func (s *Server) wrap(rt Route) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		ctx := r.Context()
+		switch rt.Access {
+		case Admin:
+			u, err := s.authAdmin(w, r)
+			if err != nil {
+				writeError(w, r, err)
+				return
+			}
+			ctx = context.WithValue(ctx, userKey, u)
+		case Uploader:
+			pkgID, err := s.authUploader(r)
+			if err != nil {
+				writeError(w, r, err)
+				return
+			}
+			ctx = context.WithValue(ctx, packageKey, pkgID)
+		}
+		if err := rt.handle(w, r.WithContext(ctx)); err != nil {
+			writeError(w, r, mapStoreError(err))
+		}
+	})
+}
+
+// mapStoreError turns the Store's sentinel errors into API errors.
+func mapStoreError(err error) error {
+	var ae *apiError
+	var ie *InvalidError
+	switch {
+	case errors.As(err, &ae):
+		return ae
+	case errors.As(err, &ie):
+		return errorf(http.StatusUnprocessableEntity, "invalid_"+ie.Field, "%s", ie.Message)
+	case errors.Is(err, ErrNotFound):
+		return notFound("resource")
+	case errors.Is(err, ErrConflict):
+		return errorf(http.StatusConflict, "conflict", "%s", conflictMessage(err))
+	case errors.Is(err, ErrUnauthorized):
+		return errorf(http.StatusUnauthorized, "unauthorized", "Authentication is required.")
+	case errors.Is(err, ErrLimitReached):
+		return errorf(http.StatusGone, "download_limit_reached", "This link has no downloads left.")
+	}
+	return err
+}
+
+// conflictMessage keeps the Store's explanation of a conflict (it names the
+// taken value or the blocking state) without its Go error chain prefix.
+func conflictMessage(err error) string {
+	msg := err.Error()
+	if i := strings.LastIndex(msg, ": "+ErrConflict.Error()); i > 0 {
+		msg = msg[:i]
+	}
+	return strings.ToUpper(msg[:1]) + msg[1:] + "."
+}
+
+const (
+	sessionCookie = "ferry_session"
+	csrfHeader    = "X-CSRF-Token"
+	csrfField     = "csrf_token"
+)
+
+// bearer returns the token of an `Authorization: Bearer` header.
+func bearer(r *http.Request) (string, bool) {
+	h := r.Header.Get("Authorization")
+	const p = "bearer "
+	if len(h) <= len(p) || !strings.EqualFold(h[:len(p)], p) {
+		return "", false
+	}
+	return strings.TrimSpace(h[len(p):]), true
+}
+
+var errAuthRequired = errorf(http.StatusUnauthorized, "unauthorized",
+	"Sign in, or send Authorization: Bearer <api token>.")
+
+// authAdmin accepts an API token (CLI, scripts) or a session cookie
+// (browser). A browser's state-changing request must also carry the session's
+// CSRF token and pass Go's cross-origin check.
+func (s *Server) authAdmin(w http.ResponseWriter, r *http.Request) (User, error) {
+	if tok, ok := bearer(r); ok {
+		u, err := s.opt.Store.UserByAPIToken(r.Context(), tok)
+		if err != nil {
+			return User{}, authFailure(err)
+		}
+		return u, nil
+	}
+	c, err := r.Cookie(sessionCookie)
+	if err != nil || c.Value == "" {
+		return User{}, errAuthRequired
+	}
+	u, err := s.opt.Store.UserBySession(r.Context(), c.Value)
+	if err != nil {
+		return User{}, authFailure(err)
+	}
+	if !safeMethod(r.Method) {
+		if err := s.originGuard.Check(r); err != nil {
+			return User{}, errorf(http.StatusForbidden, "cross_origin", "Cross-origin requests are refused.")
+		}
+		got := r.Header.Get(csrfHeader)
+		if got == "" {
+			got = r.PostFormValue(csrfField)
+		}
+		if !hmac.Equal([]byte(got), []byte(csrfToken(c.Value))) {
+			return User{}, errorf(http.StatusForbidden, "csrf_token_invalid",
+				"The form is missing its CSRF token or it is stale; reload the page and try again.")
+		}
+	}
+	return u, nil
+}
+
+// authFailure keeps the Store's internal failures (500) apart from an
+// unknown credential (401).
+func authFailure(err error) error {
+	if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNotFound) {
+		return errorf(http.StatusUnauthorized, "unauthorized", "The credentials are unknown, expired or revoked.")
+	}
+	return err
+}
+
+func safeMethod(m string) bool {
+	return m == http.MethodGet || m == http.MethodHead || m == http.MethodOptions
+}
+
+// csrfToken derives a session's CSRF token. The session token has 256 bits of
+// entropy and never leaves its HttpOnly cookie, so a keyed hash of it is
+// unforgeable by another origin and needs no storage.
+func csrfToken(session string) string {
+	m := hmac.New(sha256.New, []byte("ferry csrf v1"))
+	m.Write([]byte(session))
+	return base64.RawURLEncoding.EncodeToString(m.Sum(nil))
+}
+
+// authUploader resolves the upload token to its package and checks it is the
+// package named in the path.
+func (s *Server) authUploader(r *http.Request) (string, error) {
+	tok, ok := bearer(r)
+	if !ok {
+		return "", errorf(http.StatusUnauthorized, "unauthorized", "Send Authorization: Bearer <upload token>.")
+	}
+	id, err := s.opt.Store.PackageIDByUploadToken(r.Context(), tok)
+	if err != nil {
+		return "", authFailure(err)
+	}
+	if want := r.PathValue("id"); want != "" && !hmac.Equal([]byte(id), []byte(want)) {
+		return "", errorf(http.StatusForbidden, "wrong_package", "This upload token belongs to another package.")
+	}
+	return id, nil
+}
+
+func currentUser(r *http.Request) User {
+	u, _ := r.Context().Value(userKey).(User)
+	return u
+}
+
+// clientKey identifies the caller for rate limiting: its IP address (the
+// port changes per connection).
+func clientKey(r *http.Request) string {
+	host, _, err := net.SplitHostPort(r.RemoteAddr)
+	if err != nil {
+		return r.RemoteAddr
+	}
+	return host
+}
