@@ -1,0 +1,116 @@
+package concatstore
+
+import (
+	"crypto/sha256"
+	"encoding"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"hash"
+	"io"
+	"io/fs"
+	"os"
+)
+
+// The hash state is saved after every PATCH (and every saveEvery bytes within one) with the offset
+// it covers. If the process died after writing bytes but before saving, the data file is longer
+// than the state: only that gap is read back from disk. A state ahead of the data (the file lost
+// its tail in a power cut) cannot be rewound, so the upload is re-hashed from its start.
+
+// resumeHash returns a digest covering exactly the first offset bytes of upload id.
+func (s *Store) resumeHash(id string, offset int64) (hash.Hash, error) {
+	h := sha256.New()
+	var covered int64
+	b, err := os.ReadFile(s.path(id, ".hash"))
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+	case err != nil:
+		return nil, fmt.Errorf("concatstore: reading hash state of upload %s: %w", id, err)
+	case len(b) >= 8:
+		at := int64(binary.BigEndian.Uint64(b[:8]))
+		if at <= offset {
+			if err := h.(encoding.BinaryUnmarshaler).UnmarshalBinary(b[8:]); err == nil {
+				covered = at
+			} else {
+				h.Reset() // a torn or foreign state: start again rather than trust it
+			}
+		}
+	}
+	if covered < offset {
+		if err := s.hashRange(id, h, covered, offset); err != nil {
+			return nil, err
+		}
+	}
+	return h, nil
+}
+
+// hashRange feeds bytes [from, to) of upload id's data file into h.
+func (s *Store) hashRange(id string, h hash.Hash, from, to int64) error {
+	f, err := os.Open(s.path(id, ".bin"))
+	if err != nil {
+		return fmt.Errorf("concatstore: opening upload %s to hash its gap: %w", id, err)
+	}
+	defer f.Close()
+	buf := getBuf()
+	defer putBuf(buf)
+	n, err := io.CopyBuffer(h, io.NewSectionReader(f, from, to-from), *buf)
+	s.gapHashed.Add(n)
+	if err != nil {
+		return fmt.Errorf("concatstore: hashing upload %s bytes %d-%d: %w", id, from, to, err)
+	}
+	if n != to-from {
+		return fmt.Errorf("concatstore: hashing upload %s: data file ends at %d, expected %d", id, from+n, to)
+	}
+	return nil
+}
+
+// saveHash persists h, which covers the data file up to its current length.
+func (s *Store) saveHash(id string, h hash.Hash) error {
+	st, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return fmt.Errorf("concatstore: marshalling hash state of upload %s: %w", id, err)
+	}
+	// The offset covered is the number of bytes written to h; sha256 keeps it in its state,
+	// but we store it explicitly so resumeHash never has to parse the digest's format.
+	covered, err := hashedLen(st)
+	if err != nil {
+		return fmt.Errorf("concatstore: hash state of upload %s: %w", id, err)
+	}
+	out := make([]byte, 8, 8+len(st))
+	binary.BigEndian.PutUint64(out, uint64(covered))
+	out = append(out, st...)
+	return writeAtomic(s.path(id, ".hash"), out)
+}
+
+// hashedLen reads the message length from crypto/sha256's marshalled state, whose documented-stable
+// layout ends with the 64-bit big-endian length ("sha\x03" + 8*4 state + 64 block + 8 length).
+func hashedLen(st []byte) (int64, error) {
+	const want = 4 + 8*4 + sha256.BlockSize + 8
+	if len(st) != want || string(st[:3]) != "sha" {
+		return 0, fmt.Errorf("unexpected sha256 state layout (%d bytes)", len(st))
+	}
+	return int64(binary.BigEndian.Uint64(st[len(st)-8:])), nil
+}
+
+// SHA256 returns the digest of a finished single or partial upload, hashing from disk only what
+// the saved state does not cover.
+func (s *Store) SHA256(id string) ([]byte, error) {
+	info, err := s.Info(id)
+	if err != nil {
+		return nil, err
+	}
+	if info.IsFinal {
+		return nil, fmt.Errorf("concatstore: upload %s is a final upload: its digest is not computed", id)
+	}
+	if !Finished(info) {
+		return nil, ErrNotFinished
+	}
+	h, err := s.resumeHash(id, info.Offset)
+	if err != nil {
+		return nil, err
+	}
+	if err := s.saveHash(id, h); err != nil {
+		return nil, err
+	}
+	return h.Sum(nil), nil
+}

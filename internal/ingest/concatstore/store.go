@@ -1,0 +1,556 @@
+package concatstore
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net/http"
+	"os"
+	"path/filepath"
+	"regexp"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/tus/tusd/v2/pkg/handler"
+)
+
+// We write our own store instead of wrapping tusd's filestore because filestore derives a final
+// upload's offset from its data file and builds that file by copying every partial (doubling disk
+// use and dropping 4-stream throughput to a quarter); here a final is a list of partials.
+//
+// Layout under Dir, one set of files per upload ID (32 lowercase hex digits):
+//
+//	ID.info  JSON record (tusd FileInfo + ferry's bookkeeping), replaced atomically
+//	ID.bin   the bytes (absent for a final upload)
+//	ID.hash  SHA-256 state: 8-byte big-endian offset it covers, then the marshalled digest
+//	ID.ack   present once the application acknowledged completion (see Acknowledge)
+
+// StorageKeyTokenHash is the FileInfo.Storage key under which a creation hook may hand the store a
+// value to keep with the upload (ferry stores the SHA-256 of the upload token there). Storage is
+// never sent to clients.
+const StorageKeyTokenHash = "TokenSHA256"
+
+const (
+	filePerm = 0o640
+	dirPerm  = 0o750
+	// saveEvery bounds how many bytes a crash can force us to re-hash from disk within one PATCH.
+	saveEvery = 64 << 20
+	bufSize   = 1 << 20
+)
+
+var validID = regexp.MustCompile(`^[0-9a-f]{32}$`)
+
+// Errors a caller can test with errors.Is. They are tusd errors so the handler answers with
+// their status when they reach it.
+var (
+	ErrNotFinished      = handler.NewError("ERR_UPLOAD_NOT_FINISHED", "upload is not finished", http.StatusConflict)
+	ErrPartialTaken     = handler.NewError("ERR_PARTIAL_IN_USE", "a partial upload already belongs to another final upload", http.StatusConflict)
+	ErrPartialProtected = handler.NewError("ERR_PARTIAL_IN_USE", "this partial upload belongs to a final upload: terminate the final upload instead", http.StatusConflict)
+	ErrNotPartial       = handler.NewError("ERR_INVALID_CONCAT", "a final upload may only reference partial uploads", http.StatusBadRequest)
+)
+
+// Store is the data store. The zero value is not usable: call New.
+type Store struct {
+	dir string
+	// Sync makes FinishUpload fsync the data file, so that bytes reported complete survive a
+	// power cut, not only a process crash.
+	Sync bool
+
+	// mu serialises changes to the partial<->final links, which span several records.
+	mu sync.Mutex
+
+	gapHashed atomic.Int64
+}
+
+// New opens (creating if needed) a store in dir.
+func New(dir string) (*Store, error) {
+	if dir == "" {
+		return nil, errors.New("concatstore: directory is empty")
+	}
+	abs, err := filepath.Abs(dir)
+	if err != nil {
+		return nil, fmt.Errorf("concatstore: resolving %s: %w", dir, err)
+	}
+	if err := os.MkdirAll(abs, dirPerm); err != nil {
+		return nil, fmt.Errorf("concatstore: creating %s: %w", abs, err)
+	}
+	return &Store{dir: abs, Sync: true}, nil
+}
+
+// UseIn plugs the store and all its extensions into a tusd composer.
+func (s *Store) UseIn(c *handler.StoreComposer) {
+	c.UseCore(s)
+	c.UseTerminater(s)
+	c.UseConcater(s)
+	c.UseLengthDeferrer(s)
+}
+
+// Stats are counters for tests and metrics.
+type Stats struct {
+	// GapBytesHashed counts bytes hashed from disk because the saved hash state lagged behind the
+	// data (a crash between writing bytes and saving state), as opposed to hashed on arrival.
+	GapBytesHashed int64
+}
+
+// Stats returns the counters.
+func (s *Store) Stats() Stats { return Stats{GapBytesHashed: s.gapHashed.Load()} }
+
+// record is what ID.info holds.
+type record struct {
+	Info handler.FileInfo
+	// Concatenated is set on a final upload once its partials are linked: it is then complete.
+	Concatenated bool `json:",omitempty"`
+	// FinalID is set on a partial upload that a final upload references.
+	FinalID string `json:",omitempty"`
+	// SHA256 is the verified digest of a finished single or partial upload (lowercase hex).
+	SHA256  string    `json:",omitempty"`
+	Created time.Time `json:",omitempty"`
+}
+
+func (s *Store) path(id, ext string) string { return filepath.Join(s.dir, id+ext) }
+
+// NewID returns a fresh random upload ID in the form the store accepts.
+func NewID() string {
+	b := make([]byte, 16)
+	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
+	return hex.EncodeToString(b)
+}
+
+// ValidID reports whether id has the shape of an upload ID; anything else never reaches the disk.
+func ValidID(id string) bool { return validID.MatchString(id) }
+
+func (s *Store) readRecord(id string) (*record, error) {
+	if !ValidID(id) {
+		return nil, handler.ErrNotFound
+	}
+	b, err := os.ReadFile(s.path(id, ".info"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, handler.ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("concatstore: reading record of upload %s: %w", id, err)
+	}
+	var r record
+	if err := json.Unmarshal(b, &r); err != nil {
+		return nil, fmt.Errorf("concatstore: decoding record of upload %s: %w", id, err)
+	}
+	return &r, nil
+}
+
+func (s *Store) writeRecord(r *record) error {
+	b, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("concatstore: encoding record of upload %s: %w", r.Info.ID, err)
+	}
+	return writeAtomic(s.path(r.Info.ID, ".info"), b)
+}
+
+// writeAtomic replaces path with data so a crash leaves the old or the new content, never half.
+func writeAtomic(path string, data []byte) error {
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, data, filePerm); err != nil {
+		return fmt.Errorf("concatstore: writing %s: %w", tmp, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return fmt.Errorf("concatstore: renaming %s: %w", tmp, err)
+	}
+	return nil
+}
+
+// NewUpload implements handler.DataStore.
+func (s *Store) NewUpload(ctx context.Context, info handler.FileInfo) (handler.Upload, error) {
+	if info.ID == "" {
+		info.ID = NewID()
+	}
+	if !ValidID(info.ID) {
+		return nil, fmt.Errorf("concatstore: creating upload: invalid id %q", info.ID)
+	}
+	storage := map[string]string{"Type": "concatstore"}
+	if v := info.Storage[StorageKeyTokenHash]; v != "" {
+		storage[StorageKeyTokenHash] = v
+	}
+	info.Storage = storage
+	info.Offset = 0
+	if !info.IsFinal {
+		f, err := os.OpenFile(s.path(info.ID, ".bin"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, filePerm)
+		if err != nil {
+			return nil, fmt.Errorf("concatstore: creating data file of upload %s: %w", info.ID, err)
+		}
+		if err := f.Close(); err != nil {
+			return nil, fmt.Errorf("concatstore: creating data file of upload %s: %w", info.ID, err)
+		}
+	}
+	r := &record{Info: info, Created: time.Now().UTC()}
+	if err := s.writeRecord(r); err != nil {
+		return nil, err
+	}
+	return &upload{s: s, rec: r}, nil
+}
+
+// GetUpload implements handler.DataStore.
+func (s *Store) GetUpload(ctx context.Context, id string) (handler.Upload, error) {
+	r, err := s.readRecord(id)
+	if err != nil {
+		return nil, err
+	}
+	u := &upload{s: s, rec: r}
+	if err := u.refreshOffset(); err != nil {
+		return nil, err
+	}
+	return u, nil
+}
+
+// AsTerminatableUpload implements handler.TerminaterDataStore.
+func (s *Store) AsTerminatableUpload(u handler.Upload) handler.TerminatableUpload {
+	return u.(*upload)
+}
+
+// AsConcatableUpload implements handler.ConcaterDataStore.
+func (s *Store) AsConcatableUpload(u handler.Upload) handler.ConcatableUpload { return u.(*upload) }
+
+// AsLengthDeclarableUpload implements handler.LengthDeferrerDataStore.
+func (s *Store) AsLengthDeclarableUpload(u handler.Upload) handler.LengthDeclarableUpload {
+	return u.(*upload)
+}
+
+// Info returns an upload's current FileInfo (Offset read from disk).
+func (s *Store) Info(id string) (handler.FileInfo, error) {
+	u, err := s.GetUpload(context.Background(), id)
+	if err != nil {
+		return handler.FileInfo{}, err
+	}
+	return u.(*upload).rec.Info, nil
+}
+
+// Finished reports whether info describes a complete upload.
+func Finished(info handler.FileInfo) bool {
+	return !info.SizeIsDeferred && info.Offset == info.Size
+}
+
+// FinalOf returns the final upload that references partial upload id, or "".
+func (s *Store) FinalOf(id string) (string, error) {
+	r, err := s.readRecord(id)
+	if err != nil {
+		return "", err
+	}
+	return r.FinalID, nil
+}
+
+// IDs lists every upload in the store.
+func (s *Store) IDs() ([]string, error) {
+	ents, err := os.ReadDir(s.dir)
+	if err != nil {
+		return nil, fmt.Errorf("concatstore: listing %s: %w", s.dir, err)
+	}
+	var ids []string
+	for _, e := range ents {
+		if id, ok := strings.CutSuffix(e.Name(), ".info"); ok && ValidID(id) {
+			ids = append(ids, id)
+		}
+	}
+	return ids, nil
+}
+
+// LastActivity is the latest modification time among an upload's files.
+func (s *Store) LastActivity(id string) (time.Time, error) {
+	if !ValidID(id) {
+		return time.Time{}, handler.ErrNotFound
+	}
+	var last time.Time
+	found := false
+	for _, ext := range []string{".info", ".bin", ".hash"} {
+		st, err := os.Stat(s.path(id, ext))
+		if err != nil {
+			continue
+		}
+		found = true
+		if st.ModTime().After(last) {
+			last = st.ModTime()
+		}
+	}
+	if !found {
+		return time.Time{}, handler.ErrNotFound
+	}
+	return last, nil
+}
+
+// Acknowledge records durably that the application took note of the upload's completion.
+func (s *Store) Acknowledge(id string) error {
+	if !ValidID(id) {
+		return handler.ErrNotFound
+	}
+	f, err := os.OpenFile(s.path(id, ".ack"), os.O_CREATE|os.O_WRONLY, filePerm)
+	if err != nil {
+		return fmt.Errorf("concatstore: acknowledging upload %s: %w", id, err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		return fmt.Errorf("concatstore: acknowledging upload %s: %w", id, err)
+	}
+	return f.Close()
+}
+
+// Acknowledged reports whether Acknowledge ran for id.
+func (s *Store) Acknowledged(id string) bool {
+	if !ValidID(id) {
+		return false
+	}
+	_, err := os.Stat(s.path(id, ".ack"))
+	return err == nil
+}
+
+// Remove deletes an upload; a final upload takes its partials with it. A partial that a final
+// references is refused with ErrPartialProtected. Removing a missing upload is not an error.
+func (s *Store) Remove(id string) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.removeLocked(id)
+}
+
+func (s *Store) removeLocked(id string) error {
+	r, err := s.readRecord(id)
+	if errors.Is(err, handler.ErrNotFound) {
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	if r.Info.IsPartial && r.FinalID != "" {
+		if _, err := s.readRecord(r.FinalID); err == nil {
+			return ErrPartialProtected
+		}
+	}
+	if r.Info.IsFinal {
+		for _, pid := range r.Info.PartialUploads {
+			p, err := s.readRecord(pid)
+			if err != nil || p.FinalID != id {
+				continue // not ours: never delete another final's partial
+			}
+			if err := s.removeFiles(pid); err != nil {
+				return err
+			}
+		}
+	}
+	return s.removeFiles(id)
+}
+
+// removeFiles deletes the record last, so a crash midway leaves a record that a retry can finish.
+func (s *Store) removeFiles(id string) error {
+	for _, ext := range []string{".bin", ".hash", ".ack", ".hash.tmp", ".info.tmp", ".info"} {
+		if err := os.Remove(s.path(id, ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			return fmt.Errorf("concatstore: removing upload %s: %w", id, err)
+		}
+	}
+	return nil
+}
+
+// SetVerified records the verified digest of a finished single or partial upload.
+func (s *Store) SetVerified(id string, sum []byte) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r, err := s.readRecord(id)
+	if err != nil {
+		return err
+	}
+	r.SHA256 = hex.EncodeToString(sum)
+	return s.writeRecord(r)
+}
+
+// upload is one upload resource.
+type upload struct {
+	s   *Store
+	rec *record
+}
+
+func (u *upload) id() string { return u.rec.Info.ID }
+
+// refreshOffset sets Info.Offset from what is on disk: the data file's size, or for a final
+// upload its whole size once concatenated.
+func (u *upload) refreshOffset() error {
+	info := &u.rec.Info
+	if info.IsFinal {
+		info.Offset = 0
+		if u.rec.Concatenated {
+			info.Offset = info.Size
+		}
+		return nil
+	}
+	st, err := os.Stat(u.s.path(info.ID, ".bin"))
+	if errors.Is(err, fs.ErrNotExist) {
+		return handler.ErrNotFound
+	}
+	if err != nil {
+		return fmt.Errorf("concatstore: reading size of upload %s: %w", info.ID, err)
+	}
+	info.Offset = st.Size()
+	return nil
+}
+
+func (u *upload) GetInfo(ctx context.Context) (handler.FileInfo, error) { return u.rec.Info, nil }
+
+// WriteChunk appends src at offset, hashing exactly the bytes that reached the file.
+func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
+	id := u.id()
+	if offset != u.rec.Info.Offset {
+		return 0, handler.ErrMismatchOffset
+	}
+	f, err := os.OpenFile(u.s.path(id, ".bin"), os.O_WRONLY, 0)
+	if err != nil {
+		return 0, fmt.Errorf("concatstore: opening data file of upload %s: %w", id, err)
+	}
+	if _, err := f.Seek(offset, io.SeekStart); err != nil {
+		f.Close()
+		return 0, fmt.Errorf("concatstore: seeking upload %s to %d: %w", id, offset, err)
+	}
+	h, err := u.s.resumeHash(id, offset)
+	if err != nil {
+		f.Close()
+		return 0, err
+	}
+
+	buf := getBuf()
+	defer putBuf(buf)
+	var written, sinceSave int64
+	var werr error
+	for {
+		n, rerr := src.Read(*buf)
+		if n > 0 {
+			w, err := f.Write((*buf)[:n])
+			h.Write((*buf)[:w]) // only bytes that reached the file: hash and data never diverge
+			written += int64(w)
+			sinceSave += int64(w)
+			if err != nil {
+				werr = fmt.Errorf("concatstore: writing upload %s at %d: %w", id, offset+written, err)
+				break
+			}
+			if sinceSave >= saveEvery {
+				if err := u.s.saveHash(id, h); err != nil {
+					werr = err
+					break
+				}
+				sinceSave = 0
+			}
+		}
+		if rerr == io.EOF {
+			break
+		}
+		if rerr != nil {
+			werr = rerr // tusd maps body errors (client gone, timeout) to its own responses
+			break
+		}
+	}
+	u.rec.Info.Offset += written
+	if err := u.s.saveHash(id, h); err != nil && werr == nil {
+		werr = err
+	}
+	if err := f.Close(); err != nil && werr == nil {
+		werr = fmt.Errorf("concatstore: closing upload %s: %w", id, err)
+	}
+	return written, werr
+}
+
+var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+
+func getBuf() *[]byte  { return bufPool.Get().(*[]byte) }
+func putBuf(b *[]byte) { bufPool.Put(b) }
+
+func (u *upload) GetReader(ctx context.Context) (io.ReadCloser, error) {
+	b, err := u.s.openRecord(u.rec)
+	if err != nil {
+		return nil, err
+	}
+	return struct {
+		io.Reader
+		io.Closer
+	}{io.NewSectionReader(b, 0, b.Size()), b}, nil
+}
+
+// FinishUpload makes the bytes durable before the completion hook may report them complete.
+func (u *upload) FinishUpload(ctx context.Context) error {
+	if u.rec.Info.IsFinal || !u.s.Sync {
+		return nil
+	}
+	f, err := os.Open(u.s.path(u.id(), ".bin"))
+	if err != nil {
+		return fmt.Errorf("concatstore: opening upload %s to sync: %w", u.id(), err)
+	}
+	defer f.Close()
+	if err := f.Sync(); err != nil {
+		return fmt.Errorf("concatstore: syncing upload %s: %w", u.id(), err)
+	}
+	return nil
+}
+
+// Terminate implements handler.TerminatableUpload.
+func (u *upload) Terminate(ctx context.Context) error { return u.s.Remove(u.id()) }
+
+// DeclareLength implements handler.LengthDeclarableUpload.
+func (u *upload) DeclareLength(ctx context.Context, length int64) error {
+	u.s.mu.Lock()
+	defer u.s.mu.Unlock()
+	r, err := u.s.readRecord(u.id())
+	if err != nil {
+		return err
+	}
+	r.Info.Size = length
+	r.Info.SizeIsDeferred = false
+	if err := u.s.writeRecord(r); err != nil {
+		return err
+	}
+	u.rec.Info.Size = length
+	u.rec.Info.SizeIsDeferred = false
+	return nil
+}
+
+// ConcatUploads links the partials to this final upload in order. Nothing is copied.
+func (u *upload) ConcatUploads(ctx context.Context, partials []handler.Upload) error {
+	s := u.s
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	ids := make([]string, len(partials))
+	recs := make([]*record, len(partials))
+	var size int64
+	for i, p := range partials {
+		pu, ok := p.(*upload)
+		if !ok {
+			return fmt.Errorf("concatstore: concatenating upload %s: partial of a foreign store", u.id())
+		}
+		r, err := s.readRecord(pu.id())
+		if err != nil {
+			return err
+		}
+		if !r.Info.IsPartial {
+			return ErrNotPartial
+		}
+		if r.FinalID != "" && r.FinalID != u.id() {
+			return ErrPartialTaken
+		}
+		ids[i], recs[i] = r.Info.ID, r
+		size += r.Info.Size
+	}
+	if size != u.rec.Info.Size {
+		return fmt.Errorf("concatstore: concatenating upload %s: partials hold %d bytes, final is %d", u.id(), size, u.rec.Info.Size)
+	}
+	// Partials first: a crash before the final is marked leaves an unfinished final whose
+	// removal takes these partials with it.
+	for _, r := range recs {
+		r.FinalID = u.id()
+		if err := s.writeRecord(r); err != nil {
+			return err
+		}
+	}
+	u.rec.Info.PartialUploads = ids
+	u.rec.Concatenated = true
+	if err := s.writeRecord(u.rec); err != nil {
+		return err
+	}
+	u.rec.Info.Offset = u.rec.Info.Size
+	return nil
+}

@@ -1,0 +1,227 @@
+package ingest
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"net/http"
+	"strings"
+
+	"github.com/tus/tusd/v2/pkg/handler"
+
+	"github.com/ferryhq/ferry/internal/ingest/concatstore"
+)
+
+// StatusChecksumMismatch is tus's "460 Checksum Mismatch" convention.
+const StatusChecksumMismatch = 460
+
+// Metadata keys ingest itself reads.
+const (
+	MetaToken  = "package_token"
+	MetaSHA256 = "sha256"
+)
+
+// apiError builds a tusd error whose response is the contract's JSON error body.
+func apiError(status int, code, message string) handler.Error {
+	body, _ := json.Marshal(map[string]any{"error": map[string]string{"code": code, "message": message}})
+	return handler.Error{
+		ErrorCode: code,
+		Message:   message,
+		HTTPResponse: handler.HTTPResponse{
+			StatusCode: status,
+			Body:       string(body) + "\n",
+			Header:     handler.HTTPHeader{"Content-Type": "application/json"},
+		},
+	}
+}
+
+// bearer returns the token of an "Authorization: Bearer X" header, or "".
+func bearer(h http.Header) string {
+	v := h.Get("Authorization")
+	if len(v) > 7 && strings.EqualFold(v[:7], "bearer ") {
+		return strings.TrimSpace(v[7:])
+	}
+	return ""
+}
+
+// tokenHash is what an upload stores instead of its token: the token itself never touches disk.
+func tokenHash(tok string) string {
+	s := sha256.Sum256([]byte(tok))
+	return hex.EncodeToString(s[:])
+}
+
+// sameToken compares in constant time (over fixed-length digests, so lengths leak nothing).
+func sameToken(storedHash, tok string) bool {
+	return storedHash != "" && tok != "" &&
+		subtle.ConstantTimeCompare([]byte(storedHash), []byte(tokenHash(tok))) == 1
+}
+
+func validSHA256(s string) bool {
+	if len(s) != 64 {
+		return false
+	}
+	for _, c := range s {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// preCreate authorises and admits an upload before tusd stores anything.
+func (i *Ingest) preCreate(ev handler.HookEvent) (handler.HTTPResponse, handler.FileInfoChanges, error) {
+	var none handler.FileInfoChanges
+	info := ev.Upload
+	hdr := ev.HTTPRequest.Header
+	tok, metaTok := bearer(hdr), info.MetaData[MetaToken]
+	switch {
+	case tok == "" && metaTok == "":
+		return handler.HTTPResponse{}, none, apiError(http.StatusUnauthorized, "unauthorized",
+			"an upload token is required (Authorization: Bearer header or package_token metadata)")
+	case tok == "":
+		tok = metaTok
+	case metaTok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(metaTok)) != 1:
+		return handler.HTTPResponse{}, none, apiError(http.StatusUnauthorized, "unauthorized",
+			"the Authorization bearer token and the package_token metadata differ")
+	}
+	if s, ok := info.MetaData[MetaSHA256]; ok && !validSHA256(s) {
+		return handler.HTTPResponse{}, none, apiError(http.StatusBadRequest, "invalid_sha256",
+			"sha256 metadata must be 64 lowercase hexadecimal digits")
+	}
+	if info.IsFinal {
+		if err := i.checkPartials(info.PartialUploads, tok); err != nil {
+			return handler.HTTPResponse{}, none, err
+		}
+	}
+
+	id := concatstore.NewID()
+	size := info.Size
+	if info.SizeIsDeferred {
+		size = -1
+	}
+	u := Upload{
+		ID: id, Size: size, Metadata: maps.Clone(info.MetaData),
+		IsPartial: info.IsPartial, IsFinal: info.IsFinal, PartialIDs: info.PartialUploads, Header: hdr,
+	}
+	if u.Metadata == nil {
+		u.Metadata = map[string]string{}
+	}
+	adm, err := i.gate.Admit(ev.Context, u)
+	if err != nil {
+		var rej *Rejection
+		if errors.As(err, &rej) {
+			return handler.HTTPResponse{}, none, apiError(rej.Status, rej.Code, rej.Message)
+		}
+		i.log.ErrorContext(ev.Context, "admitting upload failed", "upload", id, "error", err)
+		return handler.HTTPResponse{}, none, apiError(http.StatusInternalServerError, "internal",
+			"the upload could not be admitted; try again later")
+	}
+	meta := maps.Clone(info.MetaData)
+	if meta == nil {
+		meta = handler.MetaData{}
+	}
+	delete(meta, MetaToken)
+	maps.Copy(meta, adm.Metadata)
+	return handler.HTTPResponse{}, handler.FileInfoChanges{
+		ID:       id,
+		MetaData: meta,
+		Storage:  map[string]string{concatstore.StorageKeyTokenHash: tokenHash(tok)},
+	}, nil
+}
+
+// checkPartials refuses a final upload over partials that are not the sender's or not free.
+func (i *Ingest) checkPartials(ids []string, tok string) error {
+	for _, id := range ids {
+		info, err := i.store.Info(id)
+		if err != nil {
+			if errors.Is(err, handler.ErrNotFound) {
+				return apiError(http.StatusNotFound, "partial_not_found", fmt.Sprintf("partial upload %s does not exist", id))
+			}
+			return err
+		}
+		if !sameToken(info.Storage[concatstore.StorageKeyTokenHash], tok) {
+			return apiError(http.StatusForbidden, "forbidden", fmt.Sprintf("partial upload %s belongs to another upload token", id))
+		}
+		if !info.IsPartial {
+			return apiError(http.StatusBadRequest, "invalid_concat", fmt.Sprintf("upload %s is not a partial upload", id))
+		}
+		if fid, err := i.store.FinalOf(id); err == nil && fid != "" {
+			return apiError(http.StatusConflict, "partial_in_use", fmt.Sprintf("partial upload %s already belongs to a final upload", id))
+		}
+	}
+	return nil
+}
+
+// preFinish runs when an upload's last byte is stored, before the client hears about it.
+func (i *Ingest) preFinish(ev handler.HookEvent) (handler.HTTPResponse, error) {
+	return handler.HTTPResponse{}, i.finish(ev.Context, ev.Upload, ev.HTTPRequest.Header)
+}
+
+func uploadOf(info handler.FileInfo, h http.Header) Upload {
+	meta := maps.Clone(info.MetaData)
+	if meta == nil {
+		meta = map[string]string{}
+	}
+	return Upload{
+		ID: info.ID, Size: info.Size, Metadata: meta, IsPartial: info.IsPartial, IsFinal: info.IsFinal,
+		PartialIDs: info.PartialUploads, Header: h,
+	}
+}
+
+// finish verifies a finished upload and records its completion with the Gate. It serves both the
+// tusd hook and Reconcile; errors it returns are client responses.
+func (i *Ingest) finish(ctx context.Context, info handler.FileInfo, h http.Header) error {
+	u := uploadOf(info, h)
+	var sums Checksums
+	if !info.IsFinal {
+		sum, err := i.store.SHA256(info.ID)
+		if err != nil {
+			i.log.ErrorContext(ctx, "hashing finished upload failed", "upload", info.ID, "error", err)
+			return apiError(http.StatusInternalServerError, "internal", "the upload could not be verified; try again later")
+		}
+		if declared := info.MetaData[MetaSHA256]; declared != "" {
+			want, _ := hex.DecodeString(declared)
+			if !bytes.Equal(want, sum) {
+				return i.fail(ctx, u, fmt.Sprintf("SHA-256 mismatch: the sender declared %s but the received %d bytes hash to %x", declared, info.Size, sum))
+			}
+		}
+		if err := i.store.SetVerified(info.ID, sum); err != nil {
+			i.log.WarnContext(ctx, "recording verified digest failed", "upload", info.ID, "error", err)
+		}
+		if info.IsPartial {
+			return nil
+		}
+		sums.SHA256 = sum
+	}
+	if err := i.gate.Complete(ctx, u, sums); err != nil {
+		i.log.ErrorContext(ctx, "recording upload completion failed; Reconcile will retry", "upload", info.ID, "error", err)
+		return apiError(http.StatusInternalServerError, "completion_failed",
+			"the upload arrived but its completion could not be recorded; the server will retry")
+	}
+	if err := i.store.Acknowledge(info.ID); err != nil {
+		// Complete is idempotent, so the worst case is a second Complete from Reconcile.
+		i.log.WarnContext(ctx, "noting acknowledged completion failed", "upload", info.ID, "error", err)
+	}
+	i.log.InfoContext(ctx, "upload complete", "upload", info.ID, "size", info.Size, "final", info.IsFinal)
+	return nil
+}
+
+// fail reports an integrity failure, drops the bad bytes and answers 460 checksum_mismatch.
+func (i *Ingest) fail(ctx context.Context, u Upload, reason string) error {
+	i.log.WarnContext(ctx, "upload failed its integrity check", "upload", u.ID, "partial", u.IsPartial, "reason", reason)
+	if err := i.gate.Failed(ctx, u, reason); err != nil && !u.IsPartial {
+		// Keep the bytes: Reconcile finds the upload finished and unacknowledged, and retries.
+		i.log.ErrorContext(ctx, "recording integrity failure failed; Reconcile will retry", "upload", u.ID, "error", err)
+		return apiError(StatusChecksumMismatch, "checksum_mismatch", reason)
+	}
+	if err := i.store.Remove(u.ID); err != nil {
+		i.log.ErrorContext(ctx, "removing upload that failed its integrity check", "upload", u.ID, "error", err)
+	}
+	return apiError(StatusChecksumMismatch, "checksum_mismatch", reason)
+}

@@ -1,0 +1,131 @@
+package ingest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/tus/tusd/v2/pkg/handler"
+
+	"github.com/ferryhq/ferry/internal/ingest/concatstore"
+)
+
+// Reconcile completes every finished whole upload (single or final) whose completion was never
+// acknowledged: the process died, or Gate.Complete failed, between the last byte and the marker
+// ingest writes after Complete returns. Run it at start-up; it is safe to run again at any time.
+func (i *Ingest) Reconcile(ctx context.Context) error {
+	ids, err := i.store.IDs()
+	if err != nil {
+		return fmt.Errorf("ingest: reconciling: %w", err)
+	}
+	var errs []error
+	done := 0
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return fmt.Errorf("ingest: reconciling: %w", err)
+		}
+		info, err := i.store.Info(id)
+		if err != nil {
+			if !errors.Is(err, handler.ErrNotFound) { // removed meanwhile
+				errs = append(errs, fmt.Errorf("ingest: reconciling upload %s: %w", id, err))
+			}
+			continue
+		}
+		if info.IsPartial || !concatstore.Finished(info) || i.store.Acknowledged(id) {
+			continue
+		}
+		if err := i.reconcileOne(ctx, id); err != nil {
+			errs = append(errs, fmt.Errorf("ingest: reconciling upload %s: %w", id, err))
+			continue
+		}
+		done++
+	}
+	if done > 0 {
+		i.log.InfoContext(ctx, "reconciled finished uploads", "count", done)
+	}
+	return errors.Join(errs...)
+}
+
+func (i *Ingest) reconcileOne(ctx context.Context, id string) error {
+	unlock, err := i.lock(ctx, id)
+	if err != nil {
+		return err
+	}
+	defer unlock()
+	info, err := i.store.Info(id) // again, under the lock
+	if err != nil || i.store.Acknowledged(id) {
+		return nil
+	}
+	err = i.finish(ctx, info, nil)
+	var he handler.Error
+	if errors.As(err, &he) && he.ErrorCode == "checksum_mismatch" && !i.store.Acknowledged(id) {
+		if _, gone := i.store.Info(id); gone != nil {
+			return nil // reported to the Gate as failed and removed: settled
+		}
+	}
+	return err
+}
+
+// Cleanup removes uploads idle for longer than olderThan that can no longer become a file:
+// unfinished uploads, and partial uploads that no existing final upload references. Finished
+// whole uploads stay until Delete. It returns how many uploads it removed.
+func (i *Ingest) Cleanup(ctx context.Context, olderThan time.Duration) (int, error) {
+	ids, err := i.store.IDs()
+	if err != nil {
+		return 0, fmt.Errorf("ingest: cleaning up: %w", err)
+	}
+	cutoff := time.Now().Add(-olderThan)
+	removed := 0
+	var errs []error
+	for _, id := range ids {
+		if err := ctx.Err(); err != nil {
+			return removed, fmt.Errorf("ingest: cleaning up: %w", err)
+		}
+		ok, err := i.cleanupOne(ctx, id, cutoff)
+		if err != nil {
+			errs = append(errs, fmt.Errorf("ingest: cleaning up upload %s: %w", id, err))
+		}
+		if ok {
+			removed++
+		}
+	}
+	if removed > 0 {
+		i.log.InfoContext(ctx, "removed stale uploads", "count", removed)
+	}
+	return removed, errors.Join(errs...)
+}
+
+func (i *Ingest) cleanupOne(ctx context.Context, id string, cutoff time.Time) (bool, error) {
+	last, err := i.store.LastActivity(id)
+	if err != nil || last.After(cutoff) {
+		return false, nil
+	}
+	info, err := i.store.Info(id)
+	if err != nil {
+		return false, nil // removed meanwhile (a final takes its partials with it)
+	}
+	switch {
+	case info.IsPartial:
+		fid, err := i.store.FinalOf(id)
+		if err != nil {
+			return false, nil
+		}
+		if fid != "" {
+			if _, err := i.store.Info(fid); err == nil {
+				return false, nil // part of a live final upload
+			}
+		}
+	case concatstore.Finished(info):
+		return false, nil
+	}
+	unlock, err := i.lock(ctx, id)
+	if err != nil {
+		return false, err
+	}
+	defer unlock()
+	if err := i.store.Remove(id); err != nil {
+		return false, err
+	}
+	return true, nil
+}
