@@ -1,0 +1,123 @@
+package main
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/send"
+	"github.com/mattn/go-isatty"
+	"github.com/spf13/cobra"
+)
+
+func init() { commands = append(commands, newSendCmd) }
+
+func newSendCmd() *cobra.Command {
+	var (
+		to, token, password, name, email, message string
+		streams                                   int
+		quiet                                     bool
+	)
+	cmd := &cobra.Command{
+		Use:   "send PATH... --to https://host/p/slug",
+		Short: "Upload files and folders as one package to a portal (or, with --token, a server)",
+		Long: `Upload files and folders as one package, then finalize it and print its id.
+
+Folders keep their structure (the folder's own name is the top folder in the
+package); .DS_Store, desktop.ini and Thumbs.db are skipped. Every file is
+hashed (SHA-256) before its upload starts, and the hash is sent with it; the
+next file is hashed while the current one uploads.
+
+Parallelism: --streams N (default 4) is the number of simultaneous upload
+connections. Files smaller than 64 MiB are sent whole, up to N at a time;
+a file of 64 MiB or more is split into N equal parts sent in parallel and
+joined on the server (tus concatenation). On long links, more streams give
+more throughput: each connection is limited by its own window.
+
+Resume: if the upload is interrupted (Ctrl-C, a dropped connection, a crash),
+run the same command again: the same --to, paths and --name continue the same
+package, without re-sending or re-hashing what is done. Resume state lives in
+the user cache directory (ferry/send/) and is removed once the package is
+finalized. Network errors and server errors (5xx) are retried with backoff.
+
+Without a portal, send to a server's admin API: --to https://host --token T.
+
+Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
+		Example: `  ferry send ./shoot-day-1 --to https://ferry.example.com/p/acme --email me@example.com
+  ferry send a.mov b.mov --to https://ferry.example.com/p/acme --name "Rushes" --streams 8
+  ferry send ./project --to https://ferry.example.com --token "$FERRY_TOKEN"`,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return usagef("send: give at least one file or folder to send")
+			}
+			if to == "" {
+				return usagef("send: --to is required (a portal URL like https://host/p/slug)")
+			}
+			target, err := send.ParseTarget(to, token)
+			if err != nil {
+				return usagef("send: %v", err)
+			}
+			if streams < 1 || streams > send.MaxStreams {
+				return usagef("send: --streams must be between 1 and %d, not %d", send.MaxStreams, streams)
+			}
+			for _, p := range args {
+				if _, err := os.Stat(p); err != nil {
+					return usagef("send: cannot read %s: %v", p, errors.Unwrap(err))
+				}
+			}
+			out := cmd.OutOrStdout()
+			errOut := cmd.ErrOrStderr()
+			var prog send.Progress
+			switch {
+			case quiet:
+			case isTerminal(out):
+				prog = send.NewBars(out)
+			default:
+				prog = send.NewLines(errOut, 5*time.Second)
+			}
+			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			defer stop()
+			res, err := send.Send(ctx, send.Options{
+				Target:   target,
+				Paths:    args,
+				Info:     send.PackageInfo{Name: name, Email: email, Message: message, Password: password},
+				Streams:  streams,
+				Progress: prog,
+				Log:      slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
+			})
+			if err != nil {
+				return fmt.Errorf("send: %w", err)
+			}
+			if res.Skipped > 0 {
+				fmt.Fprintf(errOut, "%d of %d files were already on the server\n", res.Skipped, res.Files)
+			}
+			fmt.Fprintln(out, res.PackageID)
+			return nil
+		},
+	}
+	f := cmd.Flags()
+	f.StringVar(&to, "to", "", "portal URL (https://host/p/slug), or server URL with --token")
+	f.StringVar(&token, "token", "", "API token, to send to a server's admin API without a portal (or set FERRY_TOKEN)")
+	f.StringVar(&password, "password", "", "the portal's upload password, if it has one")
+	f.StringVar(&name, "name", "", "package name")
+	f.StringVar(&email, "email", "", "your email address (the sender)")
+	f.StringVar(&message, "message", "", "a message for the recipients (package description)")
+	f.IntVar(&streams, "streams", send.DefaultStreams, "simultaneous upload connections; files >= 64 MiB are split into this many parts")
+	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output; print only the package id")
+	cmd.PreRun = func(*cobra.Command, []string) {
+		if token == "" {
+			token = os.Getenv("FERRY_TOKEN")
+		}
+	}
+	return cmd
+}
+
+// isTerminal reports whether w is a terminal (progress bars) or not (plain lines).
+func isTerminal(w any) bool {
+	f, ok := w.(*os.File)
+	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+}

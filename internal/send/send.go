@@ -1,0 +1,561 @@
+package send
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"mime"
+	"net/http"
+	"os"
+	"path"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/send/tus"
+	"golang.org/x/sync/errgroup"
+)
+
+// Defaults, documented in `ferry send --help`.
+const (
+	DefaultStreams   = 4
+	DefaultLargeFile = 64 << 20 // files at least this big are split into --streams partial uploads
+	MaxStreams       = 64
+)
+
+// Options configure one Send.
+type Options struct {
+	Target  Target
+	Paths   []string
+	Info    PackageInfo
+	Streams int   // simultaneous upload connections (default 4)
+	Large   int64 // split threshold (default 64 MiB)
+
+	StateDir string       // default DefaultStateDir()
+	HTTP     *http.Client // default: HTTP/1.1 client tuned for uploads
+	Progress Progress     // default: none
+	Log      *slog.Logger
+
+	// Retry tuning for the tus client (tests shorten the backoff).
+	MaxRetries int
+	Backoff    func(attempt int) time.Duration
+}
+
+// Result says what happened.
+type Result struct {
+	PackageID string
+	Files     int   // files in the package
+	Bytes     int64 // their total size
+	Skipped   int   // files already complete on the server before this run
+	Sent      int64 // bytes sent in this run (retransmissions included)
+}
+
+// ErrInterrupted wraps a cancelled run: state is saved and a re-run resumes.
+var ErrInterrupted = errors.New("interrupted: run the same command again to resume")
+
+// NewHTTPClient returns the client Send uses by default. It speaks HTTP/1.1
+// only: every stream must be its own TCP connection, because on long links one
+// connection's window (and a per-connection rate cap) is what parallel streams
+// exist to multiply; HTTP/2 would multiplex them into one connection.
+func NewHTTPClient(streams int) *http.Client {
+	t := http.DefaultTransport.(*http.Transport).Clone()
+	t.Protocols = new(http.Protocols)
+	t.Protocols.SetHTTP1(true)
+	t.MaxIdleConnsPerHost = streams + 4
+	t.WriteBufferSize = 256 << 10 // fewer, larger writes for multi-GiB bodies
+	t.ReadBufferSize = 64 << 10
+	t.ResponseHeaderTimeout = 10 * time.Minute // tusd answers a PATCH only when the body is in
+	return &http.Client{Transport: t}
+}
+
+type job struct {
+	file  *File
+	fs    *FileState
+	part  int // -1 = whole file
+	off   int64
+	size  int64
+	group *partGroup // non-nil for partials
+}
+
+// partGroup tracks a split file's partials; the last one to finish concatenates.
+type partGroup struct {
+	mu      sync.Mutex
+	pending int
+}
+
+type sender struct {
+	opts  Options
+	st    *State
+	api   *api
+	tus   *tus.Client
+	prog  Progress
+	log   *slog.Logger
+	sentM sync.Mutex
+	sent  int64
+
+	startedM sync.Mutex
+	started  map[string]bool
+}
+
+// Send uploads opts.Paths as one package and finalizes it, resuming a previous
+// interrupted run with the same target, paths and name.
+func Send(ctx context.Context, opts Options) (Result, error) {
+	if opts.Streams <= 0 {
+		opts.Streams = DefaultStreams
+	}
+	if opts.Streams > MaxStreams {
+		return Result{}, fmt.Errorf("send: %d streams is more than the maximum %d", opts.Streams, MaxStreams)
+	}
+	if opts.Large <= 0 {
+		opts.Large = DefaultLargeFile
+	}
+	if opts.HTTP == nil {
+		opts.HTTP = NewHTTPClient(opts.Streams)
+	}
+	if opts.Progress == nil {
+		opts.Progress = nopProgress{}
+	}
+	if opts.Log == nil {
+		opts.Log = slog.New(slog.DiscardHandler)
+	}
+	if opts.StateDir == "" {
+		d, err := DefaultStateDir()
+		if err != nil {
+			return Result{}, err
+		}
+		opts.StateDir = d
+	}
+	files, err := Walk(opts.Paths)
+	if err != nil {
+		return Result{}, err
+	}
+	var abs []string
+	for _, p := range opts.Paths {
+		a, err := filepath.Abs(p)
+		if err != nil {
+			return Result{}, fmt.Errorf("send: %w", err)
+		}
+		abs = append(abs, a)
+	}
+	target := opts.Target.String()
+	st, err := loadState(filepath.Join(opts.StateDir, StateKey(target, abs, opts.Info.Name)+".json"), target)
+	if err != nil {
+		return Result{}, err
+	}
+	s := &sender{opts: opts, st: st, api: &api{http: opts.HTTP, target: opts.Target}, prog: opts.Progress, log: opts.Log, started: map[string]bool{}}
+	res, err := s.run(ctx, files)
+	if err != nil && ctx.Err() != nil {
+		return res, fmt.Errorf("%w (%v)", ErrInterrupted, err)
+	}
+	return res, err
+}
+
+func (s *sender) run(ctx context.Context, files []File) (Result, error) {
+	res := Result{Files: len(files)}
+	for _, f := range files {
+		res.Bytes += f.Size
+	}
+	complete, err := s.openPackage(ctx)
+	if err != nil {
+		return res, err
+	}
+	res.PackageID = s.st.PackageID
+	if complete == nil { // already finalized by an earlier run
+		return res, s.st.remove()
+	}
+	s.tus = &tus.Client{
+		HTTP:       s.opts.HTTP,
+		Header:     http.Header{"Authorization": {"Bearer " + s.st.UploadToken}},
+		MaxRetries: s.opts.MaxRetries,
+		Backoff:    s.opts.Backoff,
+		Log:        s.log,
+	}
+
+	// Plan: reconcile every file with the state and the server's view.
+	var jobs []*job
+	var already int64
+	var concatNow []*job
+	if err := s.st.update(func() {
+		for i := range files {
+			f := &files[i]
+			fs := s.st.Files[f.Rel]
+			if fs != nil && (fs.Size != f.Size || fs.ModTime != f.ModTime.UnixNano()) {
+				s.log.Info("file changed since the last run; sending it again", "path", f.Rel)
+				s.dropStale(ctx, fs)
+				fs = nil
+			}
+			if fs == nil {
+				fs = &FileState{Size: f.Size, ModTime: f.ModTime.UnixNano()}
+				s.st.Files[f.Rel] = fs
+			}
+			if complete[f.Rel] {
+				fs.Done = true
+			}
+			if fs.Done {
+				res.Skipped++
+				already += f.Size
+				continue
+			}
+			if len(fs.Parts) == 0 && (f.Size < s.opts.Large || s.opts.Streams == 1 || fs.URL != "") {
+				jobs = append(jobs, &job{file: f, fs: fs, part: -1, size: f.Size})
+				continue
+			}
+			if len(fs.Parts) == 0 {
+				fs.Parts = splitParts(f.Size, s.opts.Streams)
+			}
+			g := &partGroup{}
+			for pi, p := range fs.Parts {
+				if p.Done {
+					already += p.Size
+					continue
+				}
+				g.pending++
+				jobs = append(jobs, &job{file: f, fs: fs, part: pi, off: p.Offset, size: p.Size, group: g})
+			}
+			if g.pending == 0 {
+				concatNow = append(concatNow, &job{file: f, fs: fs, part: -1, size: f.Size})
+			}
+		}
+	}); err != nil {
+		return res, err
+	}
+	s.prog.Total(res.Bytes, already)
+	defer s.prog.Close()
+	for _, j := range concatNow {
+		if err := s.concat(ctx, j); err != nil {
+			return res, err
+		}
+	}
+
+	if err := s.pipeline(ctx, jobs); err != nil {
+		s.sentM.Lock()
+		res.Sent = s.sent
+		s.sentM.Unlock()
+		return res, err
+	}
+	res.Sent = s.sent
+	pkg, err := s.api.finalize(ctx, s.st.PackageID, s.st.UploadToken)
+	if err != nil {
+		return res, err
+	}
+	if pkg.ID != "" {
+		res.PackageID = pkg.ID
+	}
+	return res, s.st.remove()
+}
+
+// openPackage creates the package or, on a re-run, asks the server which files
+// it already holds. It returns nil when the package is already finalized.
+func (s *sender) openPackage(ctx context.Context) (map[string]bool, error) {
+	complete := map[string]bool{}
+	if s.st.PackageID != "" {
+		pkg, err := s.api.get(ctx, s.st.PackageID, s.st.UploadToken)
+		var ae *APIError
+		switch {
+		case err == nil:
+			if pkg.State == "finalized" {
+				return nil, nil
+			}
+			for _, f := range pkg.Files {
+				if f.Complete() {
+					complete[f.Path] = true
+				}
+			}
+			return complete, nil
+		case errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusGone || ae.Status == http.StatusUnauthorized):
+			s.log.Info("the package of the previous run is gone; starting a new one", "package", s.st.PackageID, "status", ae.Status)
+			s.st.PackageID, s.st.UploadToken, s.st.UploadURL = "", "", ""
+			for _, fs := range s.st.Files { // keep only the hash cache
+				fs.URL, fs.Done = "", false
+				for i := range fs.Parts {
+					fs.Parts[i].URL, fs.Parts[i].Done, fs.Parts[i].Sent = "", false, 0
+				}
+			}
+		default:
+			return nil, err
+		}
+	}
+	cr, err := s.api.create(ctx, s.opts.Info)
+	if err != nil {
+		return nil, err
+	}
+	endpoint := cr.UploadURL
+	if endpoint == "" {
+		endpoint = "/uploads/"
+	}
+	eu, err := s.opts.Target.Base.Parse(endpoint)
+	if err != nil {
+		return nil, fmt.Errorf("create package: bad upload_url %q: %w", endpoint, err)
+	}
+	if err := s.st.update(func() {
+		s.st.PackageID, s.st.UploadToken, s.st.UploadURL = cr.Package.ID, cr.UploadToken, eu.String()
+	}); err != nil {
+		return nil, err
+	}
+	return complete, nil
+}
+
+// dropStale forgets uploads of a file that changed, terminating them best-effort
+// (the caller holds the state lock).
+func (s *sender) dropStale(ctx context.Context, fs *FileState) {
+	c := &tus.Client{HTTP: s.opts.HTTP, Header: http.Header{"Authorization": {"Bearer " + s.st.UploadToken}}, MaxRetries: 1}
+	urls := []string{fs.URL}
+	for _, p := range fs.Parts {
+		urls = append(urls, p.URL)
+	}
+	for _, u := range urls {
+		if u != "" {
+			if err := c.Terminate(ctx, u); err != nil {
+				s.log.Warn("could not terminate a stale upload", "err", err)
+			}
+		}
+	}
+}
+
+// splitParts cuts size into n nearly equal ranges.
+func splitParts(size int64, n int) []Part {
+	parts := make([]Part, 0, n)
+	per := (size + int64(n) - 1) / int64(n)
+	for off := int64(0); off < size; off += per {
+		parts = append(parts, Part{Offset: off, Size: min(per, size-off)})
+	}
+	return parts
+}
+
+// pipeline hashes jobs ahead of the uploaders (so hashing overlaps sending)
+// and uploads them with opts.Streams workers.
+func (s *sender) pipeline(ctx context.Context, jobs []*job) error {
+	g, ctx := errgroup.WithContext(ctx)
+	todo := make(chan *job)
+	ready := make(chan *job, s.opts.Streams) // bounds the look-ahead
+	g.Go(func() error {
+		defer close(todo)
+		for _, j := range jobs {
+			select {
+			case todo <- j:
+			case <-ctx.Done():
+				return ctx.Err()
+			}
+		}
+		return nil
+	})
+	hashers := min(s.opts.Streams, runtime.NumCPU())
+	var hwg sync.WaitGroup
+	for range hashers {
+		hwg.Add(1)
+		g.Go(func() error {
+			defer hwg.Done()
+			for j := range todo {
+				if err := s.hash(ctx, j); err != nil {
+					return err
+				}
+				select {
+				case ready <- j:
+				case <-ctx.Done():
+					return ctx.Err()
+				}
+			}
+			return nil
+		})
+	}
+	go func() { hwg.Wait(); close(ready) }()
+	for range s.opts.Streams {
+		g.Go(func() error {
+			for j := range ready {
+				if err := s.upload(ctx, j); err != nil {
+					return err
+				}
+			}
+			return nil
+		})
+	}
+	return g.Wait()
+}
+
+// hash fills in the job's SHA-256 unless the state already caches it.
+func (s *sender) hash(ctx context.Context, j *job) error {
+	if err := ctx.Err(); err != nil {
+		return err
+	}
+	s.st.mu.Lock()
+	have := j.fs.SHA256
+	if j.part >= 0 {
+		have = j.fs.Parts[j.part].SHA256
+	}
+	s.st.mu.Unlock()
+	if have != "" {
+		return nil
+	}
+	sum, err := hashRange(j.file.Abs, j.off, j.size)
+	if err != nil {
+		return err
+	}
+	return s.st.update(func() {
+		if j.part >= 0 {
+			j.fs.Parts[j.part].SHA256 = sum
+		} else {
+			j.fs.SHA256 = sum
+		}
+	})
+}
+
+func (s *sender) meta(f *File) tus.Metadata {
+	typ := mime.TypeByExtension(path.Ext(f.Rel))
+	if typ == "" {
+		typ = "application/octet-stream"
+	}
+	return tus.Metadata{
+		"package_token": s.st.UploadToken,
+		"filename":      path.Base(f.Rel),
+		"relativePath":  f.Rel,
+		"filetype":      typ,
+	}
+}
+
+func (s *sender) addSent(n int64) {
+	s.sentM.Lock()
+	s.sent += n
+	s.sentM.Unlock()
+}
+
+// upload sends one job: creates its upload unless the state holds one, resumes
+// from the server's offset, and records completion.
+func (s *sender) upload(ctx context.Context, j *job) error {
+	s.startedM.Lock()
+	if !s.started[j.file.Rel] {
+		s.started[j.file.Rel] = true
+		s.prog.FileStart(j.file.Rel, j.file.Size)
+	}
+	s.startedM.Unlock()
+
+	s.st.mu.Lock()
+	u := j.fs.URL
+	if j.part >= 0 {
+		u = j.fs.Parts[j.part].URL
+	}
+	s.st.mu.Unlock()
+
+	f, err := os.Open(j.file.Abs)
+	if err != nil {
+		return fmt.Errorf("send %s: %w", j.file.Rel, err)
+	}
+	defer f.Close()
+
+	from := int64(0)
+	if u != "" {
+		off, length, err := s.tus.Offset(ctx, u)
+		switch {
+		case errors.Is(err, tus.ErrNotFound):
+			s.log.Info("upload from the previous run is gone; starting it again", "path", j.file.Rel)
+			u = ""
+		case err != nil:
+			return fmt.Errorf("send %s: %w", j.file.Rel, err)
+		case length >= 0 && length != j.size:
+			return fmt.Errorf("send %s: the server's upload %s has length %d, want %d", j.file.Rel, u, length, j.size)
+		default:
+			from = off
+			s.prog.Resumed(j.file.Rel, off)
+		}
+	}
+	if u == "" {
+		u, err = s.create(ctx, j)
+		if err != nil {
+			return fmt.Errorf("send %s: %w", j.file.Rel, err)
+		}
+	}
+	err = s.tus.Upload(ctx, u, f, j.off, j.size, from, func(d int64) {
+		if d > 0 {
+			s.addSent(d)
+		}
+		s.prog.Add(j.file.Rel, d)
+	})
+	if err != nil {
+		if j.part >= 0 {
+			s.saveSent(ctx, j, u)
+		}
+		return fmt.Errorf("send %s: %w", j.file.Rel, err)
+	}
+	if j.part < 0 {
+		if err := s.st.update(func() { j.fs.Done = true }); err != nil {
+			return err
+		}
+		s.prog.FileDone(j.file.Rel)
+		return nil
+	}
+	if err := s.st.update(func() { j.fs.Parts[j.part].Done, j.fs.Parts[j.part].Sent = true, j.size }); err != nil {
+		return err
+	}
+	j.group.mu.Lock()
+	j.group.pending--
+	last := j.group.pending == 0
+	j.group.mu.Unlock()
+	if last {
+		return s.concat(ctx, j)
+	}
+	return nil
+}
+
+// saveSent records how far an interrupted partial got (informative; HEAD rules).
+func (s *sender) saveSent(ctx context.Context, j *job, u string) {
+	if ctx.Err() != nil {
+		ctx = context.WithoutCancel(ctx)
+	}
+	ctx, cancel := context.WithTimeout(ctx, 3*time.Second)
+	defer cancel()
+	c := *s.tus
+	c.MaxRetries = 1
+	if off, _, err := c.Offset(ctx, u); err == nil {
+		_ = s.st.update(func() { j.fs.Parts[j.part].Sent = off })
+	}
+}
+
+func (s *sender) create(ctx context.Context, j *job) (string, error) {
+	var opts tus.CreateOpts
+	s.st.mu.Lock()
+	if j.part >= 0 {
+		opts = tus.CreateOpts{Partial: true, Metadata: tus.Metadata{
+			"package_token": s.st.UploadToken,
+			"partial_index": strconv.Itoa(j.part),
+			"sha256":        j.fs.Parts[j.part].SHA256,
+		}}
+	} else {
+		opts.Metadata = s.meta(j.file)
+		opts.Metadata["sha256"] = j.fs.SHA256
+	}
+	endpoint := s.st.UploadURL
+	s.st.mu.Unlock()
+	u, err := s.tus.Create(ctx, endpoint, j.size, opts)
+	if err != nil {
+		return "", err
+	}
+	return u, s.st.update(func() {
+		if j.part >= 0 {
+			j.fs.Parts[j.part].URL = u
+		} else {
+			j.fs.URL = u
+		}
+	})
+}
+
+// concat joins a split file's partials into the final upload.
+func (s *sender) concat(ctx context.Context, j *job) error {
+	s.st.mu.Lock()
+	urls := make([]string, len(j.fs.Parts))
+	for i, p := range j.fs.Parts {
+		urls[i] = p.URL
+	}
+	endpoint := s.st.UploadURL
+	s.st.mu.Unlock()
+	u, err := s.tus.Concat(ctx, endpoint, urls, s.meta(j.file))
+	if err != nil {
+		return fmt.Errorf("send %s: %w", j.file.Rel, err)
+	}
+	if err := s.st.update(func() { j.fs.URL, j.fs.Done = u, true }); err != nil {
+		return err
+	}
+	s.prog.FileDone(j.file.Rel)
+	return nil
+}

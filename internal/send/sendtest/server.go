@@ -1,0 +1,420 @@
+package sendtest
+
+import (
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/tus/tusd/v2/pkg/filestore"
+	"github.com/tus/tusd/v2/pkg/handler"
+	"github.com/tus/tusd/v2/pkg/memorylocker"
+	xslog "golang.org/x/exp/slog"
+)
+
+// APIToken is the admin API token the stand-in accepts.
+const APIToken = "test-api-token"
+
+// Server is the stand-in. Create it with New (or Start in tests).
+type Server struct {
+	Dir string
+	// VerifyHashes checks a declared sha256 of every finished upload (whole files and partials).
+	VerifyHashes bool
+
+	tusd     *handler.Handler
+	mux      *http.ServeMux
+	received atomic.Int64
+	patches  atomic.Int64
+
+	mu       sync.Mutex
+	portals  map[string]string // slug -> password ("" = none)
+	packages map[string]*pkg
+	dropAt   int64 // received count at which to drop the connection once (0 = off)
+	fail5xx  int   // answer the next n PATCHes with 503
+}
+
+type pkg struct {
+	ID, Slug, Name, Desc, Email, Token, State string
+	Files                                     map[string]*file // by path
+}
+
+type file struct {
+	Path, SHA256, UploadID, State string
+	Size                          int64
+}
+
+type connKey struct{}
+
+// New builds the stand-in storing uploads under dir.
+func New(dir string) (*Server, error) {
+	s := &Server{Dir: dir, VerifyHashes: true, portals: map[string]string{}, packages: map[string]*pkg{}}
+	store := filestore.New(dir)
+	comp := handler.NewStoreComposer()
+	store.UseIn(comp)
+	memorylocker.New().UseIn(comp)
+	h, err := handler.NewHandler(handler.Config{
+		StoreComposer:             comp,
+		BasePath:                  "/uploads/",
+		Logger:                    xslog.New(xslog.NewTextHandler(io.Discard, nil)),
+		PreUploadCreateCallback:   s.admit,
+		PreFinishResponseCallback: s.finished,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("sendtest: tusd handler: %w", err)
+	}
+	s.tusd = h
+	s.mux = http.NewServeMux()
+	s.mux.Handle("/uploads/", http.StripPrefix("/uploads/", s.countPatches(h)))
+	s.mux.Handle("/uploads", http.StripPrefix("/uploads", s.countPatches(h)))
+	s.mux.HandleFunc("POST /p/{slug}/packages", s.createPackage)
+	s.mux.HandleFunc("GET /p/{slug}/packages/{id}", s.getPackage)
+	s.mux.HandleFunc("POST /p/{slug}/packages/{id}/finalize", s.finalize)
+	s.mux.HandleFunc("POST /api/v1/packages", s.createPackage)
+	s.mux.HandleFunc("GET /api/v1/packages/{id}", s.getPackage)
+	s.mux.HandleFunc("POST /api/v1/packages/{id}/finalize", s.finalize)
+	// tusd's handler drains CompleteUploads only if notified; nothing to drain here.
+	return s, nil
+}
+
+// Handler serves the stand-in.
+func (s *Server) Handler() http.Handler { return s.mux }
+
+// ConnContext must be set as the http.Server's ConnContext for DropConnectionAfter to work.
+func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
+	return context.WithValue(ctx, connKey{}, c)
+}
+
+// TestServer is a started stand-in.
+type TestServer struct {
+	*Server
+	URL string
+}
+
+// Start runs the stand-in on 127.0.0.1 for one test, with a portal "demo" (no password).
+func Start(t testing.TB) *TestServer {
+	t.Helper()
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatalf("%v", err)
+	}
+	s.AddPortal("demo", "")
+	hs := httptest.NewUnstartedServer(s.Handler())
+	hs.Config.ConnContext = s.ConnContext
+	hs.Start()
+	t.Cleanup(hs.Close)
+	return &TestServer{Server: s, URL: hs.URL}
+}
+
+// AddPortal makes /p/slug accept packages (with an upload password unless empty).
+func (s *Server) AddPortal(slug, password string) {
+	s.mu.Lock()
+	s.portals[slug] = password
+	s.mu.Unlock()
+}
+
+// Received is the number of PATCH body bytes that reached the server.
+func (s *Server) Received() int64 { return s.received.Load() }
+
+// Patches is the number of PATCH requests seen.
+func (s *Server) Patches() int64 { return s.patches.Load() }
+
+// DropConnectionAfter closes the TCP connection of the PATCH that is under way
+// once n more body bytes have arrived (once).
+func (s *Server) DropConnectionAfter(n int64) {
+	s.mu.Lock()
+	s.dropAt = s.received.Load() + n
+	s.mu.Unlock()
+}
+
+// FailPatches answers the next n PATCH requests with 503 before reading them.
+func (s *Server) FailPatches(n int) {
+	s.mu.Lock()
+	s.fail5xx = n
+	s.mu.Unlock()
+}
+
+// PackageFile is one completed file of a package, for assertions.
+type PackageFile struct {
+	Path, SHA256 string
+	Size         int64
+	Bytes        func() ([]byte, error)
+	Blob         string // the file holding the bytes on disk
+}
+
+// PackageState returns a package's state and its completed files by path.
+func (s *Server) PackageState(id string) (string, map[string]PackageFile) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.packages[id]
+	if p == nil {
+		return "", nil
+	}
+	out := map[string]PackageFile{}
+	for path, f := range p.Files {
+		blob := filepath.Join(s.Dir, f.UploadID)
+		out[path] = PackageFile{Path: path, SHA256: f.SHA256, Size: f.Size, Blob: blob, Bytes: func() ([]byte, error) { return os.ReadFile(blob) }}
+	}
+	return p.State, out
+}
+
+// Packages lists package ids.
+func (s *Server) Packages() []string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var ids []string
+	for id := range s.packages {
+		ids = append(ids, id)
+	}
+	return ids
+}
+
+func (s *Server) countPatches(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodPatch {
+			s.patches.Add(1)
+			s.mu.Lock()
+			fail := s.fail5xx > 0
+			if fail {
+				s.fail5xx--
+			}
+			s.mu.Unlock()
+			if fail {
+				writeErr(w, http.StatusServiceUnavailable, "unavailable", "Injected failure: try again.")
+				return
+			}
+			conn, _ := r.Context().Value(connKey{}).(net.Conn)
+			r.Body = &countingBody{ReadCloser: r.Body, s: s, conn: conn}
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+type countingBody struct {
+	io.ReadCloser
+	s    *Server
+	conn net.Conn
+}
+
+func (b *countingBody) Read(p []byte) (int, error) {
+	s := b.s
+	s.mu.Lock()
+	dropAt := s.dropAt
+	s.mu.Unlock()
+	if dropAt > 0 {
+		if room := dropAt - s.received.Load(); room <= 0 {
+			s.mu.Lock()
+			s.dropAt = 0
+			s.mu.Unlock()
+			if b.conn != nil {
+				b.conn.Close()
+			}
+			return 0, fmt.Errorf("sendtest: connection dropped on purpose")
+		} else if int64(len(p)) > room {
+			p = p[:room]
+		}
+	}
+	n, err := b.ReadCloser.Read(p)
+	s.received.Add(int64(n))
+	return n, err
+}
+
+func writeErr(w http.ResponseWriter, status int, code, msg string) {
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(status)
+	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+}
+
+func tusErr(status int, code, msg string) error {
+	b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": code, "message": msg}})
+	return handler.Error{ErrorCode: code, Message: msg, HTTPResponse: handler.HTTPResponse{
+		StatusCode: status, Body: string(b), Header: handler.HTTPHeader{"Content-Type": "application/json"}}}
+}
+
+func bearer(r *http.Request) string {
+	a := r.Header.Get("Authorization")
+	if t, ok := strings.CutPrefix(a, "Bearer "); ok {
+		return t
+	}
+	return ""
+}
+
+func (s *Server) packageByToken(tok string) *pkg {
+	for _, p := range s.packages {
+		if p.Token == tok {
+			return p
+		}
+	}
+	return nil
+}
+
+// admit is the pre-create hook: the package token must match and the path be sane.
+func (s *Server) admit(ev handler.HookEvent) (handler.HTTPResponse, handler.FileInfoChanges, error) {
+	tok := strings.TrimPrefix(ev.HTTPRequest.Header.Get("Authorization"), "Bearer ")
+	meta := ev.Upload.MetaData
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	p := s.packageByToken(tok)
+	switch {
+	case p == nil || meta["package_token"] != tok:
+		return handler.HTTPResponse{}, handler.FileInfoChanges{}, tusErr(401, "bad_upload_token", "The upload token is missing or unknown.")
+	case p.State != "uploading":
+		return handler.HTTPResponse{}, handler.FileInfoChanges{}, tusErr(409, "package_finalized", "The package is already finalized.")
+	}
+	if ev.Upload.IsPartial {
+		return handler.HTTPResponse{}, handler.FileInfoChanges{}, nil
+	}
+	rp := meta["relativePath"]
+	if rp == "" || rp == "null" {
+		rp = meta["filename"]
+	}
+	if rp == "" || strings.HasPrefix(rp, "/") || strings.Contains("/"+rp+"/", "/../") {
+		return handler.HTTPResponse{}, handler.FileInfoChanges{}, tusErr(400, "bad_path", fmt.Sprintf("The path %q is not allowed.", rp))
+	}
+	if f := p.Files[rp]; f != nil && f.State == "complete" {
+		return handler.HTTPResponse{}, handler.FileInfoChanges{}, tusErr(409, "duplicate_path", fmt.Sprintf("The package already has %q.", rp))
+	}
+	return handler.HTTPResponse{}, handler.FileInfoChanges{}, nil
+}
+
+// finished records a completed whole file (and checks declared hashes).
+func (s *Server) finished(ev handler.HookEvent) (handler.HTTPResponse, error) {
+	info := ev.Upload
+	blob := filepath.Join(s.Dir, info.ID)
+	if want := info.MetaData["sha256"]; want != "" && s.VerifyHashes {
+		got, err := hashFile(blob)
+		if err != nil {
+			return handler.HTTPResponse{}, err
+		}
+		if got != want {
+			return handler.HTTPResponse{}, tusErr(460, "checksum_mismatch", fmt.Sprintf("SHA-256 %s does not match the declared %s.", got, want))
+		}
+	}
+	if info.IsPartial {
+		return handler.HTTPResponse{}, nil
+	}
+	tok := info.MetaData["package_token"]
+	rp := info.MetaData["relativePath"]
+	if rp == "" || rp == "null" {
+		rp = info.MetaData["filename"]
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.packageByToken(tok); p != nil {
+		p.Files[rp] = &file{Path: rp, SHA256: info.MetaData["sha256"], UploadID: info.ID, State: "complete", Size: info.Size}
+	}
+	return handler.HTTPResponse{}, nil
+}
+
+func hashFile(path string) (string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", err
+	}
+	defer f.Close()
+	h := sha256.New()
+	if _, err := io.Copy(h, f); err != nil {
+		return "", err
+	}
+	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+func (s *Server) createPackage(w http.ResponseWriter, r *http.Request) {
+	var in struct {
+		Name, Description, Password string
+		SenderEmail                 string `json:"sender_email"`
+	}
+	if err := json.NewDecoder(r.Body).Decode(&in); err != nil {
+		writeErr(w, 400, "bad_json", "The request body is not valid JSON.")
+		return
+	}
+	slug := r.PathValue("slug")
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if slug == "" {
+		if bearer(r) != APIToken {
+			writeErr(w, 401, "bad_api_token", "The API token is missing or wrong.")
+			return
+		}
+	} else {
+		pw, ok := s.portals[slug]
+		if !ok {
+			writeErr(w, 404, "portal_not_found", fmt.Sprintf("There is no portal %q.", slug))
+			return
+		}
+		if pw != "" && pw != in.Password {
+			writeErr(w, 403, "wrong_password", "The upload password is wrong.")
+			return
+		}
+	}
+	p := &pkg{ID: randID(), Slug: slug, Name: in.Name, Desc: in.Description, Email: in.SenderEmail, Token: randID() + randID(), State: "uploading", Files: map[string]*file{}}
+	s.packages[p.ID] = p
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusCreated)
+	_ = json.NewEncoder(w).Encode(map[string]any{"package": view(p), "upload_token": p.Token, "upload_url": "/uploads/"})
+}
+
+func (s *Server) lookup(w http.ResponseWriter, r *http.Request) *pkg {
+	p := s.packages[r.PathValue("id")]
+	if p == nil || p.Slug != r.PathValue("slug") {
+		writeErr(w, 404, "package_not_found", "There is no such package.")
+		return nil
+	}
+	if tok := bearer(r); (p.Slug == "" && tok != APIToken) || (p.Slug != "" && tok != p.Token) {
+		writeErr(w, 401, "bad_upload_token", "The upload token is missing or wrong.")
+		return nil
+	}
+	return p
+}
+
+func (s *Server) getPackage(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.lookup(w, r); p != nil {
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"package": view(p)})
+	}
+}
+
+func (s *Server) finalize(w http.ResponseWriter, r *http.Request) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if p := s.lookup(w, r); p != nil {
+		if len(p.Files) == 0 {
+			writeErr(w, 409, "empty_package", "The package has no complete files.")
+			return
+		}
+		p.State = "finalized"
+		w.Header().Set("Content-Type", "application/json")
+		_ = json.NewEncoder(w).Encode(map[string]any{"package": view(p)})
+	}
+}
+
+func view(p *pkg) map[string]any {
+	var files []map[string]any
+	var total int64
+	for _, f := range p.Files {
+		files = append(files, map[string]any{"id": f.UploadID, "path": f.Path, "size": f.Size, "sha256": f.SHA256, "state": f.State, "upload_id": f.UploadID})
+		total += f.Size
+	}
+	return map[string]any{"id": p.ID, "name": p.Name, "description": p.Desc, "sender_email": p.Email, "portal_id": p.Slug,
+		"state": p.State, "total_size": total, "file_count": len(files), "created_at": time.Now().UTC(), "files": files}
+}
+
+func randID() string {
+	b := make([]byte, 8)
+	_, _ = rand.Read(b)
+	return hex.EncodeToString(b)
+}

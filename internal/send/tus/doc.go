@@ -1,0 +1,7 @@
+// Package tus is a small tus 1.0 client: creation, PATCH with offsets, HEAD to
+// resume, concatenation (parallel partial uploads) and termination.
+// It streams bodies from an io.ReaderAt and must never buffer a whole part in memory.
+//
+// Why our own: the only Go tus client (eventials/go-tus) is unmaintained and
+// lacks the concatenation extension that parallel streams need.
+package tus
