@@ -95,8 +95,21 @@ func New(opt Options) (*Server, error) {
 		}
 	}
 	s.routes = s.routeTable()
+	allowed := map[string][]string{}
 	for _, rt := range s.routes {
 		s.mux.Handle(rt.Method+" "+rt.Pattern, s.wrap(rt))
+		if rt.Method == http.MethodGet {
+			allowed[rt.Pattern] = append(allowed[rt.Pattern], http.MethodHead)
+		}
+		allowed[rt.Pattern] = append(allowed[rt.Pattern], rt.Method)
+	}
+	// ServeMux answers a wrong method in plain text; answer in JSON instead.
+	for pattern, methods := range allowed {
+		allow := strings.Join(methods, ", ")
+		s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Allow", allow)
+			writeError(w, r, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed here; use %s.", r.Method, allow))
+		})
 	}
 	uploads := opt.Uploads
 	if uploads == nil {

@@ -1,0 +1,353 @@
+package web
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+	"time"
+)
+
+// memStore is an in-memory Store for the HTTP-layer tests of this package:
+// it checks what web does with answers (auth, status codes, streaming), while
+// the real database is exercised end to end in internal/server.
+type memStore struct {
+	mu        sync.Mutex
+	users     map[string]User   // id -> user
+	passwords map[string]string // email -> password
+	apiTokens map[string]string // token -> user id
+	sessions  map[string]string // token -> user id
+	portals   map[string]Portal
+	portalPW  map[string]string
+	packages  map[string]*Package
+	upTokens  map[string]string // token -> package id
+	links     map[string]*Link
+	linkTok   map[string]string // token -> link id
+	linkPW    map[string]string
+	seq       int
+}
+
+func newMemStore() *memStore {
+	return &memStore{users: map[string]User{}, passwords: map[string]string{}, apiTokens: map[string]string{},
+		sessions: map[string]string{}, portals: map[string]Portal{}, portalPW: map[string]string{},
+		packages: map[string]*Package{}, upTokens: map[string]string{}, links: map[string]*Link{},
+		linkTok: map[string]string{}, linkPW: map[string]string{}}
+}
+
+func randToken() string {
+	b := make([]byte, 32)
+	rand.Read(b)
+	return hex.EncodeToString(b)
+}
+
+func (m *memStore) id(prefix string) string { m.seq++; return fmt.Sprintf("%s%d", prefix, m.seq) }
+
+func (m *memStore) addUser(email, password string) (User, string) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u := User{ID: m.id("u"), Email: email}
+	m.users[u.ID] = u
+	m.passwords[email] = password
+	tok := randToken()
+	m.apiTokens[tok] = u.ID
+	return u, tok
+}
+
+func (m *memStore) UserByAPIToken(_ context.Context, token string) (User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if id, ok := m.apiTokens[token]; ok {
+		return m.users[id], nil
+	}
+	return User{}, ErrUnauthorized
+}
+
+func (m *memStore) UserBySession(_ context.Context, token string) (User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if id, ok := m.sessions[token]; ok {
+		return m.users[id], nil
+	}
+	return User{}, ErrUnauthorized
+}
+
+func (m *memStore) Login(_ context.Context, email, password string) (User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if pw, ok := m.passwords[email]; ok && pw == password {
+		for _, u := range m.users {
+			if u.Email == email {
+				return u, nil
+			}
+		}
+	}
+	return User{}, ErrUnauthorized
+}
+
+func (m *memStore) SessionCreate(_ context.Context, userID string, _ time.Duration) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	tok := randToken()
+	m.sessions[tok] = userID
+	return tok, nil
+}
+
+func (m *memStore) SessionDelete(_ context.Context, token string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.sessions, token)
+	return nil
+}
+
+func (m *memStore) PortalCreate(_ context.Context, in PortalInput) (Portal, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if in.Slug == "" {
+		return Portal{}, &InvalidError{Field: "slug", Message: "A portal needs a slug."}
+	}
+	for _, p := range m.portals {
+		if p.Slug == in.Slug {
+			return Portal{}, fmt.Errorf("slug %q is taken: %w", in.Slug, ErrConflict)
+		}
+	}
+	p := Portal{ID: m.id("p"), CreatedAt: time.Now(), UpdatedAt: time.Now()}
+	m.apply(&p, in)
+	m.portals[p.ID] = p
+	return p, nil
+}
+
+func (m *memStore) apply(p *Portal, in PortalInput) {
+	p.Name, p.Slug, p.Recipients, p.WelcomeMessage, p.Limits, p.ConnectionIDs, p.RetentionDays =
+		in.Name, in.Slug, in.Recipients, in.WelcomeMessage, in.Limits, in.ConnectionIDs, in.RetentionDays
+	if in.Active != nil {
+		p.Active = *in.Active
+	}
+	if in.Password != nil {
+		m.portalPW[p.ID] = *in.Password
+		p.HasPassword = *in.Password != ""
+	}
+}
+
+func (m *memStore) PortalDelete(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if _, ok := m.portals[id]; !ok {
+		return ErrNotFound
+	}
+	delete(m.portals, id)
+	return nil
+}
+
+func (m *memStore) PortalGet(_ context.Context, id string) (Portal, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, ok := m.portals[id]; ok {
+		return p, nil
+	}
+	return Portal{}, ErrNotFound
+}
+
+func (m *memStore) PortalGetBySlug(_ context.Context, slug string) (Portal, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, p := range m.portals {
+		if p.Slug == slug {
+			return p, nil
+		}
+	}
+	return Portal{}, ErrNotFound
+}
+
+func (m *memStore) PortalList(context.Context) ([]Portal, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Portal
+	for _, p := range m.portals {
+		out = append(out, p)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (m *memStore) PortalUpdate(_ context.Context, id string, in PortalInput) (Portal, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.portals[id]
+	if !ok {
+		return Portal{}, ErrNotFound
+	}
+	m.apply(&p, in)
+	m.portals[id] = p
+	return p, nil
+}
+
+func (m *memStore) PortalCheckPassword(_ context.Context, id, pw string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	want := m.portalPW[id]
+	return want == "" || want == pw, nil
+}
+
+func (m *memStore) PackageCreate(_ context.Context, in PackageInput) (Package, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := &Package{ID: m.id("k"), Name: in.Name, Description: in.Description, SenderEmail: in.SenderEmail,
+		State: StateUploading, CreatedAt: time.Now().UTC().Truncate(time.Second), Files: []File{}}
+	if in.PortalID != "" {
+		pid := in.PortalID
+		p.PortalID = &pid
+	}
+	m.packages[p.ID] = p
+	tok := randToken()
+	m.upTokens[tok] = p.ID
+	return *p, tok, nil
+}
+
+// addFile puts a complete file into a package (the tests' stand-in for an upload).
+func (m *memStore) addFile(pkgID string, f File) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p := m.packages[pkgID]
+	f.ID = m.id("f")
+	p.Files = append(p.Files, f)
+	p.FileCount++
+	p.TotalSize += f.Size
+}
+
+func (m *memStore) PackageDelete(_ context.Context, id string) ([]string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.packages[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	var ups []string
+	for _, f := range p.Files {
+		ups = append(ups, f.UploadID)
+	}
+	delete(m.packages, id)
+	return ups, nil
+}
+
+func (m *memStore) PackageFinalize(_ context.Context, id string) (Package, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	p, ok := m.packages[id]
+	if !ok {
+		return Package{}, ErrNotFound
+	}
+	p.State = StateFinalized
+	return *p, nil
+}
+
+func (m *memStore) PackageGet(_ context.Context, id string) (Package, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if p, ok := m.packages[id]; ok {
+		return *p, nil
+	}
+	return Package{}, ErrNotFound
+}
+
+func (m *memStore) PackageIDByUploadToken(_ context.Context, tok string) (string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if id, ok := m.upTokens[tok]; ok {
+		return id, nil
+	}
+	return "", ErrUnauthorized
+}
+
+func (m *memStore) PackageList(_ context.Context, f PackageFilter) ([]Package, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []Package
+	for _, p := range m.packages {
+		if f.State != "" && p.State != f.State {
+			continue
+		}
+		out = append(out, *p)
+	}
+	return out, "", nil
+}
+
+func (m *memStore) LinkCreate(_ context.Context, in LinkInput) (Link, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := &Link{ID: m.id("l"), PackageID: in.PackageID, ExpiresAt: in.ExpiresAt, HasPassword: in.Password != "",
+		MaxDownloads: in.MaxDownloads, CreatedAt: time.Now()}
+	m.links[l.ID] = l
+	m.linkPW[l.ID] = in.Password
+	tok := randToken()
+	m.linkTok[tok] = l.ID
+	return *l, tok, nil
+}
+
+func (m *memStore) LinkByToken(_ context.Context, tok string) (Link, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if id, ok := m.linkTok[tok]; ok {
+		return *m.links[id], nil
+	}
+	return Link{}, ErrNotFound
+}
+
+func (m *memStore) LinkCheckPassword(_ context.Context, id, pw string) (bool, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.linkPW[id] == pw, nil
+}
+
+func (m *memStore) LinkCountDownload(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	l := m.links[id]
+	if l.MaxDownloads > 0 && l.Downloads >= l.MaxDownloads {
+		return ErrLimitReached
+	}
+	l.Downloads++
+	return nil
+}
+
+// memBlobs holds blobs in memory by upload id.
+type memBlobs struct {
+	mu sync.Mutex
+	b  map[string][]byte
+}
+
+type memBlob struct{ *bytesReaderAt }
+
+type bytesReaderAt struct{ data []byte }
+
+func (b *bytesReaderAt) ReadAt(p []byte, off int64) (int, error) {
+	if off >= int64(len(b.data)) {
+		return 0, io.EOF
+	}
+	n := copy(p, b.data[off:])
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+func (b *bytesReaderAt) Close() error { return nil }
+func (b *bytesReaderAt) Size() int64  { return int64(len(b.data)) }
+
+func (m *memBlobs) Open(_ context.Context, id string) (Blob, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	d, ok := m.b[id]
+	if !ok {
+		return nil, ErrNotFound
+	}
+	return memBlob{&bytesReaderAt{d}}, nil
+}
+
+func (m *memBlobs) Delete(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	delete(m.b, id)
+	return nil
+}
