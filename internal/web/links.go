@@ -24,7 +24,6 @@ type linkState struct {
 	locked   bool // a password is needed and was not given
 	spent    bool // no downloads left
 	expired  bool
-	unlocked bool
 }
 
 // resolveLink looks up {token}; an unknown token is a plain 404 so that

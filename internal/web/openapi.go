@@ -78,12 +78,6 @@ func (s *Server) openAPI(w http.ResponseWriter, _ *http.Request) error {
 
 var pathParam = regexp.MustCompile(`\{([a-z_]+)\}`)
 
-// documented reports whether a route belongs in the OpenAPI document.
-func documented(rt Route) bool {
-	_, ok := apiSchemas[rt.Method+" "+rt.Pattern]
-	return ok
-}
-
 func buildOpenAPI(routes []Route) ([]byte, error) {
 	schemas := openapi3.Schemas{}
 	gen := openapi3gen.NewGenerator(openapi3gen.CreateComponentSchemas(openapi3gen.ExportComponentSchemasOptions{

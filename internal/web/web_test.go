@@ -291,11 +291,11 @@ func (f *fixture) linkFixture(files map[string][]byte, link map[string]any) (str
 func TestZipDownloadOfANestedPackageIsByteForByte(t *testing.T) {
 	f := newFixture(t)
 	files := map[string][]byte{
-		"a.txt":                bytes.Repeat([]byte("a"), 10),
-		"Cam A/Day 1/c1.mov":   bytes.Repeat([]byte{1, 2, 3}, 100000),
-		"Cam A/Day 2/c2.mov":   bytes.Repeat([]byte{9}, 70000),
-		"Cam B/ñandú/日本.wav":  []byte("riff"),
-		"Cam B/empty.bin":      {},
+		"a.txt":              bytes.Repeat([]byte("a"), 10),
+		"Cam A/Day 1/c1.mov": bytes.Repeat([]byte{1, 2, 3}, 100000),
+		"Cam A/Day 2/c2.mov": bytes.Repeat([]byte{9}, 70000),
+		"Cam B/ñandú/日本.wav": []byte("riff"),
+		"Cam B/empty.bin":    {},
 	}
 	u, _ := f.linkFixture(files, map[string]any{})
 	resp, body := f.do("GET", u+"/zip", nil)
