@@ -19,11 +19,11 @@ const (
 
 // linkState is a resolved download link and what the caller may do with it.
 type linkState struct {
-	link     Link
-	pkg      Package
-	locked   bool // a password is needed and was not given
-	spent    bool // no downloads left
-	expired  bool
+	link    Link
+	pkg     Package
+	locked  bool // a password is needed and was not given
+	spent   bool // no downloads left
+	expired bool
 }
 
 // resolveLink looks up {token}; an unknown token is a plain 404 so that
