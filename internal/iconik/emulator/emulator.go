@@ -1,0 +1,210 @@
+package emulator
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/iconik/emulator/dataplane"
+)
+
+// Options configures an emulator. Zero values run out of the box except
+// DataDir, which is required.
+type Options struct {
+	DataDir string       // state + storage bytes live here; survives restarts
+	BaseURL string       // public base URL (http://127.0.0.1:PORT) used in next_url and upload URLs; or SetBaseURL later
+	Seed    *Seed        // nil = DefaultSeed()
+	Faults  Faults       // all off by default
+	Logger  *slog.Logger // nil = discard
+}
+
+// Faults are injected failures, each off at its zero value.
+type Faults struct {
+	Latency           time.Duration // added to every /API call
+	RateLimit         float64       // requests per second per App-ID; 0 = off; over it: 429 + Retry-After
+	FailRate          float64       // 0..1 share of /API calls answered 500
+	ProviderFailRate  float64       // 0..1 share of data-plane calls answered 503
+	IndexLag          time.Duration // new collections/assets appear in contents and search only after this
+	URLTTL            time.Duration // lifetime of signed URLs (default 1h)
+	MissingRoleStatus int           // status when a token lacks a role; default 403
+}
+
+// Credential is one application token and the user it acts as.
+type Credential struct {
+	Name    string   `json:"name"`
+	AppID   string   `json:"app_id"`
+	Token   string   `json:"token"`
+	UserID  string   `json:"user_id"`
+	Email   string   `json:"email"`
+	Type    string   `json:"type"`
+	IsAdmin bool     `json:"is_admin"`
+	Roles   []string `json:"roles"`
+}
+
+// Server is one emulated iconik tenant.
+type Server struct {
+	opts   Options
+	log    *slog.Logger
+	plane  *dataplane.Plane
+	routes []*route
+	limits *limiter
+	faults *faultDice
+
+	mu      sync.Mutex // guards st and baseURL
+	st      *state
+	baseURL string
+
+	handler http.Handler
+	ctx     context.Context // cancelled by Close: stops transcode jobs
+	cancel  context.CancelFunc
+	jobs    sync.WaitGroup
+	closed  bool
+}
+
+// New loads (or creates) the state under opts.DataDir, applies the seed and
+// returns a ready server.
+func New(opts Options) (*Server, error) {
+	if opts.DataDir == "" {
+		return nil, errors.New("iconik emulator: Options.DataDir is required")
+	}
+	if err := os.MkdirAll(opts.DataDir, 0o755); err != nil {
+		return nil, fmt.Errorf("creating emulator data directory %s: %w", opts.DataDir, err)
+	}
+	if opts.Logger == nil {
+		opts.Logger = slog.New(slog.DiscardHandler)
+	}
+	if opts.Faults.MissingRoleStatus == 0 {
+		opts.Faults.MissingRoleStatus = http.StatusForbidden
+	}
+	seed := opts.Seed
+	if seed == nil {
+		seed = DefaultSeed()
+	}
+	if err := seed.Validate(); err != nil {
+		return nil, err
+	}
+	s := &Server{opts: opts, log: opts.Logger, baseURL: strings.TrimRight(opts.BaseURL, "/")}
+	st, err := loadState(s.statePath())
+	if err != nil {
+		return nil, err
+	}
+	if len(st.Secret) == 0 {
+		st.Secret = make([]byte, 32)
+		if _, err := rand.Read(st.Secret); err != nil {
+			return nil, fmt.Errorf("making the emulator's signing secret: %w", err)
+		}
+	}
+	s.st = st
+	if err := s.applySeed(seed); err != nil {
+		return nil, err
+	}
+	s.plane = dataplane.New(dataplane.Options{
+		BaseURL:          s.baseURL,
+		URLTTL:           opts.Faults.URLTTL,
+		ProviderFailRate: opts.Faults.ProviderFailRate,
+		Secret:           st.Secret,
+	})
+	s.routes = s.buildRoutes()
+	for _, rt := range s.routes {
+		if _, ok := specOps[rt.key()]; !ok {
+			return nil, fmt.Errorf("iconik emulator: route %s is not an operation of iconik's spec", rt.key())
+		}
+	}
+	s.limits = newLimiter(opts.Faults.RateLimit)
+	s.faults = newFaultDice()
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	if err := s.saveLocked(); err != nil {
+		return nil, err
+	}
+	if err := s.writeCredentials(); err != nil {
+		return nil, err
+	}
+	s.handler = s.newHandler()
+	s.resumeJobs()
+	return s, nil
+}
+
+func (s *Server) statePath() string { return filepath.Join(s.opts.DataDir, "state.json") }
+
+// storageDir is where the data plane keeps one storage's objects.
+func (s *Server) storageDir(id string) string {
+	return filepath.Join(s.opts.DataDir, "storages", id)
+}
+
+func (s *Server) keyframeDir() string { return filepath.Join(s.opts.DataDir, "keyframes") }
+
+// SetBaseURL sets the public base URL used in next_url, upload and keyframe URLs.
+func (s *Server) SetBaseURL(u string) {
+	u = strings.TrimRight(u, "/")
+	s.mu.Lock()
+	s.baseURL = u
+	s.mu.Unlock()
+	s.plane.SetBaseURL(u)
+}
+
+func (s *Server) base() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.baseURL
+}
+
+// Credentials lists every application token with the user it acts as.
+func (s *Server) Credentials() []Credential {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var out []Credential
+	for _, t := range s.st.Tokens {
+		u := s.st.userByID(t.UserID)
+		if u == nil {
+			continue
+		}
+		out = append(out, Credential{
+			Name: t.Name, AppID: t.AppID, Token: t.Token, UserID: u.ID, Email: u.Email,
+			Type: u.Type, IsAdmin: u.IsAdmin, Roles: s.rolesOf(t, u),
+		})
+	}
+	return out
+}
+
+// writeCredentials writes <data>/credentials.json, readable by its owner only
+// because it holds tokens.
+func (s *Server) writeCredentials() error {
+	return writeJSONAtomic(filepath.Join(s.opts.DataDir, "credentials.json"), s.Credentials(), 0o600)
+}
+
+// Close stops running transcode jobs and writes the state a last time.
+func (s *Server) Close() error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+	s.cancel()
+	s.jobs.Wait()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.saveLocked()
+}
+
+// Handler serves the whole emulator: /API/... (control plane), /_storage/...
+// (data plane), /_keyframes/... (keyframe images) and / (browse page).
+func (s *Server) Handler() http.Handler { return s.handler }
+
+func (s *Server) newHandler() http.Handler {
+	mux := http.NewServeMux()
+	mux.Handle("/API/", http.HandlerFunc(s.serveAPI))
+	mux.Handle("/_storage/", s.plane.Handler())
+	mux.HandleFunc("GET /_keyframes/{name}", s.serveKeyframe)
+	mux.HandleFunc("GET /{$}", s.serveBrowse)
+	return mux
+}

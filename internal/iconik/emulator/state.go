@@ -1,0 +1,250 @@
+package emulator
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/google/uuid"
+)
+
+// The state is one JSON document, rewritten atomically (temp file, fsync,
+// rename) after every mutation. Why not SQLite: an emulator tenant holds test-
+// and demo-sized data, every object is already a JSON document in iconik's own
+// shape, and a readable snapshot makes a failing test easy to inspect; the cost
+// (rewrite per mutation) is small at that size and needs no schema migrations.
+type state struct {
+	Secret   []byte                    `json:"secret"` // data-plane signing secret: URLs survive restarts
+	Seq      int64                     `json:"seq"`
+	Users    []*user                   `json:"users"`
+	Tokens   []*token                  `json:"tokens"`
+	Objects  map[string]map[string]doc `json:"objects"`  // kind -> id -> document
+	Contents map[string][]content      `json:"contents"` // collection id -> members in the order added
+}
+
+type user struct {
+	ID        string `json:"id"`
+	Email     string `json:"email"`
+	FirstName string `json:"first_name"`
+	LastName  string `json:"last_name"`
+	Type      string `json:"type"`
+	IsAdmin   bool   `json:"is_admin"`
+	Status    string `json:"status"`
+	Created   string `json:"date_created"`
+}
+
+type token struct {
+	Name   string   `json:"name"`
+	AppID  string   `json:"app_id"`
+	Token  string   `json:"token"`
+	UserID string   `json:"user_id"`
+	Roles  []string `json:"roles"`
+}
+
+type content struct {
+	ObjectID   string    `json:"object_id"`
+	ObjectType string    `json:"object_type"`
+	Added      time.Time `json:"added"`
+}
+
+// doc is one iconik object as iconik serialises it. Keys starting with "_"
+// are the emulator's own bookkeeping and never leave it.
+type doc map[string]any
+
+// Object kinds.
+const (
+	kStorages    = "storages"
+	kCollections = "collections"
+	kAssets      = "assets"
+	kFormats     = "formats"
+	kFileSets    = "file_sets"
+	kFiles       = "files"
+	kKeyframes   = "keyframes"
+	kJobs        = "jobs"
+	kFields      = "fields"
+	kViews       = "views"
+	kValues      = "values"
+)
+
+func newState() *state {
+	return &state{Objects: map[string]map[string]doc{}, Contents: map[string][]content{}}
+}
+
+func loadState(path string) (*state, error) {
+	raw, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return newState(), nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("reading emulator state %s: %w", path, err)
+	}
+	st := newState()
+	dec := json.NewDecoder(bytes.NewReader(raw))
+	dec.UseNumber()
+	if err := dec.Decode(st); err != nil {
+		return nil, fmt.Errorf("decoding emulator state %s: %w", path, err)
+	}
+	if st.Objects == nil {
+		st.Objects = map[string]map[string]doc{}
+	}
+	if st.Contents == nil {
+		st.Contents = map[string][]content{}
+	}
+	return st, nil
+}
+
+// saveLocked writes the state; the caller holds s.mu (or owns s exclusively).
+func (s *Server) saveLocked() error {
+	return writeJSONAtomic(s.statePath(), s.st, 0o600)
+}
+
+func writeJSONAtomic(path string, v any, mode os.FileMode) error {
+	raw, err := json.MarshalIndent(v, "", " ")
+	if err != nil {
+		return fmt.Errorf("encoding %s: %w", path, err)
+	}
+	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
+	if err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(raw); err == nil {
+		err = tmp.Sync()
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Chmod(tmp.Name(), mode); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("writing %s: %w", path, err)
+	}
+	return nil
+}
+
+func (st *state) userByID(id string) *user {
+	for _, u := range st.Users {
+		if u.ID == id {
+			return u
+		}
+	}
+	return nil
+}
+
+func (st *state) get(kind, id string) doc {
+	return st.Objects[kind][id]
+}
+
+// put stores d under kind, giving it an order number when new.
+func (st *state) put(kind string, d doc) {
+	m := st.Objects[kind]
+	if m == nil {
+		m = map[string]doc{}
+		st.Objects[kind] = m
+	}
+	id := str(d, "id")
+	if _, ok := d["_seq"]; !ok {
+		st.Seq++
+		d["_seq"] = st.Seq
+	}
+	m[id] = d
+}
+
+func (st *state) del(kind, id string) { delete(st.Objects[kind], id) }
+
+// list returns the documents of kind that keep says to keep, oldest first.
+func (st *state) list(kind string, keep func(doc) bool) []doc {
+	var out []doc
+	for _, d := range st.Objects[kind] {
+		if keep == nil || keep(d) {
+			out = append(out, d)
+		}
+	}
+	sort.Slice(out, func(i, j int) bool { return num(out[i], "_seq") < num(out[j], "_seq") })
+	return out
+}
+
+// public copies d without the emulator's bookkeeping keys.
+func public(d doc) doc {
+	out := make(doc, len(d))
+	for k, v := range d {
+		if !strings.HasPrefix(k, "_") {
+			out[k] = v
+		}
+	}
+	return out
+}
+
+func newID() string {
+	id, err := uuid.NewUUID()
+	if err != nil {
+		// NewUUID fails only when the clock or node id cannot be read; a
+		// random UUID keeps the emulator serving.
+		return uuid.NewString()
+	}
+	return id.String()
+}
+
+// timestamp formats t as iconik does: 2021-07-30T15:16:54.406403+00:00.
+func timestamp(t time.Time) string {
+	return t.UTC().Format("2006-01-02T15:04:05.000000") + "+00:00"
+}
+
+func now() string { return timestamp(time.Now()) }
+
+func parseTimestamp(s string) (time.Time, bool) {
+	for _, layout := range []string{time.RFC3339Nano, "2006-01-02T15:04:05.999999", "2006-01-02 15:04:05"} {
+		if t, err := time.Parse(layout, s); err == nil {
+			return t, true
+		}
+	}
+	return time.Time{}, false
+}
+
+func str(d map[string]any, k string) string {
+	s, _ := d[k].(string)
+	return s
+}
+
+func boolean(d map[string]any, k string) bool {
+	b, _ := d[k].(bool)
+	return b
+}
+
+// num reads an integer whichever way it was decoded or set.
+func num(d map[string]any, k string) int64 {
+	switch v := d[k].(type) {
+	case int64:
+		return v
+	case int:
+		return int64(v)
+	case float64:
+		return int64(v)
+	case json.Number:
+		if i, err := v.Int64(); err == nil {
+			return i
+		}
+		f, _ := v.Float64()
+		return int64(f)
+	case string:
+		i, _ := strconv.ParseInt(v, 10, 64)
+		return i
+	}
+	return 0
+}
+
+func strPtr(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
