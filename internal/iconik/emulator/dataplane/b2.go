@@ -33,7 +33,9 @@ type B2Error struct {
 func (e *B2Error) Error() string { return fmt.Sprintf("b2 %d %s: %s", e.Status, e.Code, e.Message) }
 func (e *B2Error) Unwrap() error { return e.err }
 
-func b2Bad(msg string) *B2Error { return &B2Error{Status: http.StatusBadRequest, Code: "bad_request", Message: msg} }
+func b2Bad(msg string) *B2Error {
+	return &B2Error{Status: http.StatusBadRequest, Code: "bad_request", Message: msg}
+}
 
 func writeB2Error(w http.ResponseWriter, e *B2Error) {
 	w.Header().Set("Content-Type", "application/json")

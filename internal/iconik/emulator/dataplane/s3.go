@@ -54,14 +54,14 @@ func (t s3Target) client() *s3.Client {
 		// Checksums would add headers the uploader must then send; iconik's URLs carry none.
 		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired,
 		ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired,
-		HTTPSignerV4:               v4.NewSigner(),
 	})
 }
 
 func (t s3Target) presignClient(now func() time.Time, ttl time.Duration) *s3.PresignClient {
 	return s3.NewPresignClient(t.client(), func(o *s3.PresignOptions) {
 		o.Expires = ttl
-		o.Presigner = clockPresigner{signer: v4.NewSigner(), now: now}
+		// S3 signs the already-escaped path as is; the SDK's own default presigner sets the same option.
+		o.Presigner = clockPresigner{signer: v4.NewSigner(func(so *v4.SignerOptions) { so.DisableURIPathEscaping = true }), now: now}
 	})
 }
 
