@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net/http"
 	"os"
@@ -112,6 +113,10 @@ func New(opts Options) (*Server, error) {
 		ProviderFailRate: opts.Faults.ProviderFailRate,
 		Secret:           st.Secret,
 	})
+	for _, d := range st.list(kStorages, nil) {
+		// URLs handed out before a restart name storages the plane must know.
+		s.plane.Register(s.planeStorage(d))
+	}
 	s.routes = s.buildRoutes()
 	for _, rt := range s.routes {
 		if _, ok := specOps[rt.key()]; !ok {
@@ -207,4 +212,16 @@ func (s *Server) newHandler() http.Handler {
 	mux.HandleFunc("GET /_keyframes/{name}", s.serveKeyframe)
 	mux.HandleFunc("GET /{$}", s.serveBrowse)
 	return mux
+}
+
+// OpenObject reads back the bytes stored under key in a storage, so tests can
+// check what an upload left behind (key = settings.path + directory_path + name).
+func (s *Server) OpenObject(storageID, key string) (io.ReadCloser, int64, error) {
+	s.mu.Lock()
+	d := s.st.get(kStorages, storageID)
+	s.mu.Unlock()
+	if d == nil {
+		return nil, 0, fmt.Errorf("iconik emulator: no storage %s", storageID)
+	}
+	return s.plane.Open(s.planeStorage(d), key)
 }

@@ -269,6 +269,14 @@ func (s *Server) fileCreate(c *call) {
 			return
 		}
 	}
+	for _, p := range []string{"directory_path", "name", "original_name"} {
+		for _, seg := range strings.Split(strings.ReplaceAll(str(b, p), "\\", "/"), "/") {
+			if seg == ".." {
+				c.invalid(map[string]string{p: "Must not contain \"..\"."})
+				return
+			}
+		}
+	}
 	if b["size"] != nil && num(b, "size") < 0 {
 		c.invalid(map[string]string{"size": "Must be greater than or equal to 0."})
 		return

@@ -21,6 +21,9 @@ var terminalJobStatuses = []string{"FINISHED", "FINISHED_WITH_WARNING", "FAILED"
 func renderJob(d doc) doc {
 	out := public(d)
 	out["progress"] = jobProgress(d)
+	if ro, _ := out["related_objects"].([]any); len(ro) == 0 {
+		out["related_objects"] = nil // the spec wants at least one item when present
+	}
 	return out
 }
 
