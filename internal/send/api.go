@@ -33,6 +33,9 @@ func ParseTarget(raw, token string) (Target, error) {
 	}
 	path := strings.TrimSuffix(u.Path, "/")
 	base := &url.URL{Scheme: u.Scheme, Host: u.Host}
+	if strings.HasSuffix(path, "/p") {
+		return Target{}, fmt.Errorf("--to %q: expected https://host/p/slug", raw)
+	}
 	if i := strings.LastIndex(path, "/p/"); i >= 0 {
 		slug := path[i+3:]
 		if slug == "" || strings.Contains(slug, "/") {

@@ -13,6 +13,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -318,8 +319,9 @@ func (c *Client) Upload(ctx context.Context, u string, src io.ReaderAt, base, si
 	reported := off
 	failures := 0
 	for off < size {
-		cr := &countingReader{r: io.NewSectionReader(src, base+off, size-off), fn: func(n int64) { reported += n; progress(n) }}
+		cr := &countingReader{r: io.NewSectionReader(src, base+off, size-off), fn: progress}
 		newOff, err := c.patch(ctx, u, cr, off, size-off)
+		reported += cr.stop()
 		if err == nil {
 			off = newOff
 			failures = 0
@@ -381,15 +383,34 @@ func (c *Client) patch(ctx context.Context, u string, body io.Reader, off, n int
 }
 
 // countingReader reports bytes as the transport reads them, for progress bars.
+// The transport may go on reading a body after Do returned (an early error
+// response): stop makes further reads fail, so nothing is counted twice.
 type countingReader struct {
-	r  io.Reader
-	fn func(int64)
+	mu      sync.Mutex
+	r       io.Reader
+	fn      func(int64)
+	n       int64
+	stopped bool
 }
 
 func (c *countingReader) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.stopped {
+		return 0, io.ErrClosedPipe
+	}
 	n, err := c.r.Read(p)
 	if n > 0 {
+		c.n += int64(n)
 		c.fn(int64(n))
 	}
 	return n, err
+}
+
+// stop ends reading and returns the bytes read.
+func (c *countingReader) stop() int64 {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.stopped = true
+	return c.n
 }

@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bytes"
+	"crypto/rand"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/ferryhq/ferry/internal/send/sendtest"
+)
+
+// runCaptured runs ferry with args and returns its exit code, stdout and stderr.
+func runCaptured(t *testing.T, args ...string) (int, string, string) {
+	t.Helper()
+	oldOut, oldErr := os.Stdout, os.Stderr
+	ro, wo, _ := os.Pipe()
+	re, we, _ := os.Pipe()
+	os.Stdout, os.Stderr = wo, we
+	outc, errc := make(chan string), make(chan string)
+	go func() { b, _ := io.ReadAll(ro); outc <- string(b) }()
+	go func() { b, _ := io.ReadAll(re); errc <- string(b) }()
+	code := run(args)
+	wo.Close()
+	we.Close()
+	os.Stdout, os.Stderr = oldOut, oldErr
+	return code, <-outc, <-errc
+}
+
+func sendFixture(t *testing.T) (dir string, data map[string][]byte) {
+	t.Helper()
+	dir = t.TempDir()
+	data = map[string][]byte{}
+	for p, n := range map[string]int{"proj/a.mov": 200 << 10, "proj/sub/b.txt": 17} {
+		b := make([]byte, n)
+		_, _ = rand.Read(b)
+		full := filepath.Join(dir, p)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(full, b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		data[p] = b
+	}
+	if err := os.WriteFile(filepath.Join(dir, "proj/.DS_Store"), []byte("junk"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return dir, data
+}
+
+func TestSendCommandBadUsageExits2(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	dir, _ := sendFixture(t)
+	proj := filepath.Join(dir, "proj")
+	cases := []struct {
+		name    string
+		args    []string
+		wantErr string
+	}{
+		{"no path", []string{"send", "--to", "https://h.example/p/x"}, "at least one file or folder"},
+		{"no --to", []string{"send", proj}, "--to is required"},
+		{"bad URL", []string{"send", proj, "--to", "ftp://h.example/p/x"}, "must be an http(s) URL"},
+		{"server URL without token", []string{"send", proj, "--to", "https://h.example"}, "needs --token"},
+		{"missing path", []string{"send", filepath.Join(dir, "nope"), "--to", "https://h.example/p/x"}, "cannot read"},
+		{"zero streams", []string{"send", proj, "--to", "https://h.example/p/x", "--streams", "0"}, "--streams must be between"},
+		{"unknown flag", []string{"send", proj, "--to", "https://h.example/p/x", "--bogus"}, "unknown flag"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			code, _, stderr := runCaptured(t, c.args...)
+			if code != 2 || !strings.Contains(stderr, c.wantErr) {
+				t.Errorf("exit %d, stderr %q; want exit 2 and %q", code, stderr, c.wantErr)
+			}
+		})
+	}
+}
+
+func TestSendCommandUploadsFolderAndPrintsPackageID(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	srv := sendtest.Start(t)
+	dir, data := sendFixture(t)
+	code, stdout, stderr := runCaptured(t, "send", filepath.Join(dir, "proj"), "--to", srv.URL+"/p/demo",
+		"--name", "Rushes", "--email", "me@example.com", "--message", "hello")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	id := strings.TrimSpace(stdout)
+	state, files := srv.PackageState(id)
+	if state != "finalized" || len(files) != len(data) {
+		t.Fatalf("stdout %q: package state %q with %d files, want finalized with %d", stdout, state, len(files), len(data))
+	}
+	for p, want := range data {
+		got, err := files[p].Bytes()
+		if err != nil || !bytes.Equal(got, want) {
+			t.Errorf("%s: bytes differ on the server (err %v)", p, err)
+		}
+	}
+	if !strings.Contains(stderr, "done: proj/a.mov") {
+		t.Errorf("stderr lacks plain progress lines when not a terminal:\n%s", stderr)
+	}
+}
+
+func TestSendCommandWithTokenUsesAdminAPI(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	srv := sendtest.Start(t)
+	dir, _ := sendFixture(t)
+	code, stdout, stderr := runCaptured(t, "send", filepath.Join(dir, "proj"), "--to", srv.URL, "--token", sendtest.APIToken, "-q")
+	if code != 0 {
+		t.Fatalf("exit %d, stderr:\n%s", code, stderr)
+	}
+	if state, _ := srv.PackageState(strings.TrimSpace(stdout)); state != "finalized" {
+		t.Errorf("package %q state %q, want finalized", stdout, state)
+	}
+}
+
+func TestSendCommandShowsServerRefusalAndExits1(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	srv := sendtest.Start(t)
+	srv.AddPortal("locked", "s3cret")
+	dir, _ := sendFixture(t)
+	cases := []struct {
+		name, to, password, want string
+	}{
+		{"wrong password", srv.URL + "/p/locked", "nope", "The upload password is wrong."},
+		{"unknown portal", srv.URL + "/p/missing", "", `There is no portal "missing".`},
+		{"wrong API token", srv.URL, "", "The API token is missing or wrong."},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			args := []string{"send", filepath.Join(dir, "proj"), "--to", c.to, "--password", c.password}
+			if c.name == "wrong API token" {
+				args = append(args, "--token", "bad")
+			}
+			code, stdout, stderr := runCaptured(t, args...)
+			if code != 1 || !strings.Contains(stderr, c.want) {
+				t.Errorf("exit %d, stderr %q; want exit 1 and %q", code, stderr, c.want)
+			}
+			if strings.Contains(stderr, "nope") || strings.Contains(stdout, "nope") {
+				t.Errorf("the password was printed: %q", stderr)
+			}
+		})
+	}
+}

@@ -1,0 +1,317 @@
+package send_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/send"
+	"github.com/ferryhq/ferry/internal/send/sendtest"
+)
+
+func writeFile(t *testing.T, path string, size int) []byte {
+	t.Helper()
+	b := make([]byte, size)
+	_, _ = rand.Read(b)
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+func portal(t *testing.T, srv *sendtest.TestServer) send.Target {
+	t.Helper()
+	tg, err := send.ParseTarget(srv.URL+"/p/demo", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return tg
+}
+
+func fastRetry(int) time.Duration { return 10 * time.Millisecond }
+
+// assertPackage checks that the server holds exactly want (path -> bytes), finalized.
+func assertPackage(t *testing.T, srv *sendtest.TestServer, id string, want map[string][]byte) {
+	t.Helper()
+	state, files := srv.PackageState(id)
+	if state != "finalized" {
+		t.Errorf("package %s state = %q, want finalized", id, state)
+	}
+	var got []string
+	for p := range files {
+		got = append(got, p)
+	}
+	sort.Strings(got)
+	var wantPaths []string
+	for p := range want {
+		wantPaths = append(wantPaths, p)
+	}
+	sort.Strings(wantPaths)
+	if strings.Join(got, ",") != strings.Join(wantPaths, ",") {
+		t.Fatalf("package paths = %v, want %v", got, wantPaths)
+	}
+	for p, b := range want {
+		data, err := files[p].Bytes()
+		if err != nil {
+			t.Fatalf("read %s back: %v", p, err)
+		}
+		if !bytes.Equal(data, b) {
+			t.Errorf("%s: server holds %d bytes that differ from the %d sent", p, len(data), len(b))
+		}
+	}
+}
+
+func TestWalkSkipsJunkAndKeepsFolderNames(t *testing.T) {
+	dir := t.TempDir()
+	for _, p := range []string{"shoot/a.mov", "shoot/day 2/b.wav", "shoot/.DS_Store", "shoot/sub/Thumbs.db", "shoot/sub/desktop.ini", "shoot/sub/DESKTOP.INI", "loose.txt"} {
+		writeFile(t, filepath.Join(dir, p), 3)
+	}
+	files, err := send.Walk([]string{filepath.Join(dir, "shoot"), filepath.Join(dir, "loose.txt")})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var got []string
+	for _, f := range files {
+		got = append(got, f.Rel)
+	}
+	if want := "loose.txt,shoot/a.mov,shoot/day 2/b.wav"; strings.Join(got, ",") != want {
+		t.Errorf("walk = %v, want %s", got, want)
+	}
+}
+
+func TestWalkRefusesTwoFilesWithTheSamePackagePath(t *testing.T) {
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "x/a.txt"), 1)
+	writeFile(t, filepath.Join(dir, "y/a.txt"), 1)
+	_, err := send.Walk([]string{filepath.Join(dir, "x/a.txt"), filepath.Join(dir, "y/a.txt")})
+	if err == nil || !strings.Contains(err.Error(), `"a.txt"`) {
+		t.Errorf("walk of two a.txt = %v, want a duplicate-path error", err)
+	}
+}
+
+func TestParseTarget(t *testing.T) {
+	cases := []struct {
+		raw, token         string
+		wantBase, wantSlug string
+		wantErr            string
+	}{
+		{raw: "https://h.example/p/acme", wantBase: "https://h.example", wantSlug: "acme"},
+		{raw: "https://h.example/ferry/p/acme/", wantBase: "https://h.example/ferry", wantSlug: "acme"},
+		{raw: "http://127.0.0.1:8080", token: "T", wantBase: "http://127.0.0.1:8080"},
+		{raw: "https://h.example", wantErr: "needs --token"},
+		{raw: "ftp://h.example/p/acme", wantErr: "http(s) URL"},
+		{raw: "h.example/p/acme", wantErr: "http(s) URL"},
+		{raw: "https://h.example/p/", wantErr: "expected https://host/p/slug"},
+		{raw: "https://h.example/p/a/b", wantErr: "expected https://host/p/slug"},
+		{raw: "https://u:pw@h.example/p/a", wantErr: "no query"},
+	}
+	for _, c := range cases {
+		tg, err := send.ParseTarget(c.raw, c.token)
+		if c.wantErr != "" {
+			if err == nil || !strings.Contains(err.Error(), c.wantErr) {
+				t.Errorf("ParseTarget(%q) error = %v, want %q", c.raw, err, c.wantErr)
+			}
+			continue
+		}
+		if err != nil {
+			t.Errorf("ParseTarget(%q): %v", c.raw, err)
+			continue
+		}
+		if tg.Base.String() != c.wantBase || tg.Slug != c.wantSlug {
+			t.Errorf("ParseTarget(%q) = %s slug %q, want %s slug %q", c.raw, tg.Base, tg.Slug, c.wantBase, c.wantSlug)
+		}
+	}
+}
+
+func TestSendNestedFolderSkipsJunkAndDeliversExactBytes(t *testing.T) {
+	srv := sendtest.Start(t)
+	dir := t.TempDir()
+	want := map[string][]byte{}
+	for p, size := range map[string]int{"shoot/a.mov": 300 << 10, "shoot/day 2/b.wav": 1, "shoot/day 2/deep/c.txt": 70 << 10, "shoot/empty.txt": 0} {
+		want[p] = writeFile(t, filepath.Join(dir, p), size)
+	}
+	writeFile(t, filepath.Join(dir, "shoot/.DS_Store"), 10)
+	writeFile(t, filepath.Join(dir, "shoot/day 2/Thumbs.db"), 10)
+
+	res, err := send.Send(context.Background(), send.Options{Target: portal(t, srv), Paths: []string{filepath.Join(dir, "shoot")},
+		Info: send.PackageInfo{Name: "rushes", Email: "a@example.com"}, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.Files != 4 {
+		t.Errorf("files = %d, want 4", res.Files)
+	}
+	assertPackage(t, srv, res.PackageID, want)
+}
+
+func TestLargeFileGoesInFourStreamsAndIsConcatenated(t *testing.T) {
+	srv := sendtest.Start(t)
+	dir := t.TempDir()
+	big := writeFile(t, filepath.Join(dir, "big.mxf"), 5<<20+7)
+	small := writeFile(t, filepath.Join(dir, "small.txt"), 1000)
+	res, err := send.Send(context.Background(), send.Options{Target: portal(t, srv),
+		Paths: []string{filepath.Join(dir, "big.mxf"), filepath.Join(dir, "small.txt")}, Streams: 4, Large: 1 << 20, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertPackage(t, srv, res.PackageID, map[string][]byte{"big.mxf": big, "small.txt": small})
+	if got := srv.Patches(); got != 5 {
+		t.Errorf("PATCH requests = %d, want 5 (4 partials of big.mxf + small.txt)", got)
+	}
+	if got, want := srv.Received(), int64(len(big)+len(small)); got != want {
+		t.Errorf("server received %d body bytes, want %d", got, want)
+	}
+}
+
+// cancelAfter is a Progress that cancels the run once n bytes were sent.
+type cancelAfter struct {
+	mu     sync.Mutex
+	sent   int64
+	n      int64
+	cancel context.CancelFunc
+}
+
+func (c *cancelAfter) Total(int64, int64)      {}
+func (c *cancelAfter) FileStart(string, int64) {}
+func (c *cancelAfter) Resumed(string, int64)   {}
+func (c *cancelAfter) FileDone(string)         {}
+func (c *cancelAfter) Close()                  {}
+func (c *cancelAfter) Add(_ string, d int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.sent += d
+	if c.sent >= c.n {
+		c.cancel()
+	}
+}
+
+func TestCancelledRunResumesWithoutResendingBytes(t *testing.T) {
+	cases := []struct {
+		name    string
+		streams int
+	}{
+		{"one stream", 1},
+		{"four streams", 4},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := sendtest.Start(t)
+			dir := t.TempDir()
+			want := map[string][]byte{
+				"set/big.mov":   writeFile(t, filepath.Join(dir, "set/big.mov"), 24<<20),
+				"set/a.txt":     writeFile(t, filepath.Join(dir, "set/a.txt"), 4096),
+				"set/sub/b.bin": writeFile(t, filepath.Join(dir, "set/sub/b.bin"), 2<<20),
+			}
+			var total int64
+			for _, b := range want {
+				total += int64(len(b))
+			}
+			stateDir := t.TempDir()
+			opts := send.Options{Target: portal(t, srv), Paths: []string{filepath.Join(dir, "set")}, Info: send.PackageInfo{Name: "pkg"},
+				Streams: c.streams, Large: 4 << 20, StateDir: stateDir}
+
+			ctx, cancel := context.WithCancel(context.Background())
+			defer cancel()
+			opts.Progress = &cancelAfter{n: 6 << 20, cancel: cancel}
+			_, err := send.Send(ctx, opts)
+			if !errors.Is(err, send.ErrInterrupted) {
+				t.Fatalf("first run error = %v, want ErrInterrupted", err)
+			}
+			first := srv.Received()
+			if first <= 0 || first >= total {
+				t.Fatalf("first run delivered %d of %d bytes; the test needs a partial upload", first, total)
+			}
+			if entries, _ := os.ReadDir(stateDir); len(entries) != 1 {
+				t.Fatalf("state dir holds %d entries after the interrupted run, want 1", len(entries))
+			}
+
+			opts.Progress = nil
+			res, err := send.Send(context.Background(), opts)
+			if err != nil {
+				t.Fatalf("re-run: %v", err)
+			}
+			if got := srv.Received(); got != total {
+				t.Errorf("server received %d body bytes over both runs, want exactly %d (first run %d)", got, total, first)
+			}
+			if ids := srv.Packages(); len(ids) != 1 {
+				t.Errorf("server has %d packages, want the one package resumed", len(ids))
+			}
+			assertPackage(t, srv, res.PackageID, want)
+			if entries, _ := os.ReadDir(stateDir); len(entries) != 0 {
+				t.Errorf("state dir holds %d entries after success, want none", len(entries))
+			}
+		})
+	}
+}
+
+func TestInterruptedUploadsAreRetried(t *testing.T) {
+	cases := []struct {
+		name  string
+		fault func(*sendtest.Server)
+	}{
+		{"connection dropped mid-PATCH", func(s *sendtest.Server) { s.DropConnectionAfter(1 << 20) }},
+		{"server answers 503", func(s *sendtest.Server) { s.FailPatches(2) }},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := sendtest.Start(t)
+			dir := t.TempDir()
+			data := writeFile(t, filepath.Join(dir, "clip.mov"), 3<<20)
+			c.fault(srv.Server)
+			res, err := send.Send(context.Background(), send.Options{Target: portal(t, srv), Paths: []string{filepath.Join(dir, "clip.mov")},
+				StateDir: t.TempDir(), Backoff: fastRetry})
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertPackage(t, srv, res.PackageID, map[string][]byte{"clip.mov": data})
+			if srv.Patches() < 2 {
+				t.Errorf("PATCH requests = %d, want a retry", srv.Patches())
+			}
+			if got := srv.Received(); got != int64(len(data)) {
+				t.Errorf("server received %d bytes, want %d (resumed from its offset, nothing twice)", got, len(data))
+			}
+		})
+	}
+}
+
+func TestSendToAdminAPIWithToken(t *testing.T) {
+	srv := sendtest.Start(t)
+	dir := t.TempDir()
+	data := writeFile(t, filepath.Join(dir, "x.bin"), 1234)
+	tg, err := send.ParseTarget(srv.URL, sendtest.APIToken)
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := send.Send(context.Background(), send.Options{Target: tg, Paths: []string{filepath.Join(dir, "x.bin")}, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertPackage(t, srv, res.PackageID, map[string][]byte{"x.bin": data})
+}
+
+func TestServerRefusalCarriesItsMessage(t *testing.T) {
+	srv := sendtest.Start(t)
+	srv.AddPortal("locked", "s3cret")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "x.bin"), 10)
+	u, _ := url.Parse(srv.URL)
+	tg := send.Target{Base: u, Slug: "locked"}
+	_, err := send.Send(context.Background(), send.Options{Target: tg, Paths: []string{filepath.Join(dir, "x.bin")},
+		Info: send.PackageInfo{Password: "wrong"}, StateDir: t.TempDir()})
+	var ae *send.APIError
+	if !errors.As(err, &ae) || ae.Status != 403 || ae.Code != "wrong_password" || !strings.Contains(err.Error(), "The upload password is wrong.") {
+		t.Errorf("error = %v, want the server's 403 wrong_password message", err)
+	}
+}
