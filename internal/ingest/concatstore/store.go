@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"io/fs"
 	"net/http"
@@ -415,28 +416,29 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 		return 0, err
 	}
 
-	buf := getBuf()
-	defer putBuf(buf)
+	// Hashing runs in its own goroutine, one buffer behind the disk write, so a single stream is
+	// not slowed to the sum of network, disk and SHA-256 time. Only bytes that reached the file
+	// are handed to it: the hash never covers bytes the file lacks.
+	hp := startHasher(u.s, id, h)
 	var written, sinceSave int64
 	var werr error
 	for {
-		n, rerr := src.Read(*buf)
+		buf := getBuf()
+		n, rerr := fill(src, *buf)
 		if n > 0 {
 			w, err := f.Write((*buf)[:n])
-			h.Write((*buf)[:w]) // only bytes that reached the file: hash and data never diverge
 			written += int64(w)
 			sinceSave += int64(w)
+			hp.add(buf, w, sinceSave >= saveEvery)
+			if sinceSave >= saveEvery {
+				sinceSave = 0
+			}
 			if err != nil {
 				werr = fmt.Errorf("concatstore: writing upload %s at %d: %w", id, offset+written, err)
 				break
 			}
-			if sinceSave >= saveEvery {
-				if err := u.s.saveHash(id, h); err != nil {
-					werr = err
-					break
-				}
-				sinceSave = 0
-			}
+		} else {
+			putBuf(buf)
 		}
 		if rerr == io.EOF {
 			break
@@ -446,14 +448,66 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 			break
 		}
 	}
-	u.rec.Info.Offset += written
-	if err := u.s.saveHash(id, h); err != nil && werr == nil {
+	if err := hp.wait(); err != nil && werr == nil {
 		werr = err
 	}
+	u.rec.Info.Offset += written
 	if err := f.Close(); err != nil && werr == nil {
 		werr = fmt.Errorf("concatstore: closing upload %s: %w", id, err)
 	}
 	return written, werr
+}
+
+// fill reads until buf is full or src fails, so the hasher gets large chunks.
+func fill(src io.Reader, buf []byte) (int, error) {
+	n := 0
+	for n < len(buf) {
+		m, err := src.Read(buf[n:])
+		n += m
+		if err != nil {
+			return n, err
+		}
+	}
+	return n, nil
+}
+
+type hashChunk struct {
+	buf  *[]byte
+	n    int
+	save bool // persist the state after this chunk
+}
+
+// hasher feeds chunks into h in order and saves the state when asked.
+type hasher struct {
+	work chan hashChunk
+	done chan error
+}
+
+func startHasher(s *Store, id string, h hash.Hash) *hasher {
+	hp := &hasher{work: make(chan hashChunk, 2), done: make(chan error, 1)}
+	go func() {
+		var first error
+		for c := range hp.work {
+			h.Write((*c.buf)[:c.n])
+			putBuf(c.buf)
+			if c.save && first == nil {
+				first = s.saveHash(id, h)
+			}
+		}
+		if first == nil {
+			first = s.saveHash(id, h)
+		}
+		hp.done <- first
+	}()
+	return hp
+}
+
+func (hp *hasher) add(buf *[]byte, n int, save bool) { hp.work <- hashChunk{buf, n, save} }
+
+// wait drains the hasher; the state covering every written byte is then saved.
+func (hp *hasher) wait() error {
+	close(hp.work)
+	return <-hp.done
 }
 
 var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
