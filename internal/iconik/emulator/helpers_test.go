@@ -3,8 +3,11 @@ package emulator_test
 import (
 	"bytes"
 	"encoding/json"
+	"image"
+	"image/png"
 	"io"
 	"net/http"
+	"net/http/httptest"
 	"slices"
 	"strings"
 	"testing"
@@ -219,3 +222,22 @@ func putS3(t *testing.T, url string, data []byte) *http.Response {
 	resp.Body.Close()
 	return resp
 }
+
+func httptestServer(t *testing.T, s *emulator.Server) string {
+	t.Helper()
+	srv := httptest.NewServer(s.Handler())
+	s.SetBaseURL(srv.URL)
+	t.Cleanup(srv.Close)
+	return srv.URL
+}
+
+func newClient2(t *testing.T) (*http.Client, *ispec.Spec) {
+	t.Helper()
+	spec, err := ispec.Load()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return &http.Client{Transport: ispec.Transport(t, nil)}, spec
+}
+
+func decodePNG(b []byte) (image.Image, error) { return png.Decode(bytes.NewReader(b)) }
