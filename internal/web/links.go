@@ -73,7 +73,7 @@ func (s *Server) linkUnlocked(r *http.Request, l Link) bool {
 	}
 	if pw := r.Header.Get(linkPasswordHeader); pw != "" {
 		err := s.checkPassword(r, "link:"+l.ID, func() (bool, error) {
-			return s.opt.Store.LinkCheckPassword(r.Context(), l.ID, pw)
+			return s.opt.Store.LinkCheckPassword(r.Context(), r.PathValue("token"), pw)
 		})
 		return err == nil
 	}
@@ -97,7 +97,7 @@ func (s *Server) linkUnlock(w http.ResponseWriter, r *http.Request) error {
 	r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
 	pw := r.PostFormValue("password")
 	if err := s.checkPassword(r, "link:"+l.ID, func() (bool, error) {
-		return s.opt.Store.LinkCheckPassword(r.Context(), l.ID, pw)
+		return s.opt.Store.LinkCheckPassword(r.Context(), r.PathValue("token"), pw)
 	}); err != nil {
 		return err
 	}

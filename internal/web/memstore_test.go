@@ -295,10 +295,10 @@ func (m *memStore) LinkByToken(_ context.Context, tok string) (Link, error) {
 	return Link{}, ErrNotFound
 }
 
-func (m *memStore) LinkCheckPassword(_ context.Context, id, pw string) (bool, error) {
+func (m *memStore) LinkCheckPassword(_ context.Context, tok, pw string) (bool, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	return m.linkPW[id] == pw, nil
+	return m.linkPW[m.linkTok[tok]] == pw, nil
 }
 
 func (m *memStore) LinkCountDownload(_ context.Context, id string) error {

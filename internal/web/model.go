@@ -185,7 +185,8 @@ type Links interface {
 	LinkCreate(ctx context.Context, in LinkInput) (Link, string, error)
 	// LinkByToken resolves a token (ErrNotFound when unknown).
 	LinkByToken(ctx context.Context, token string) (Link, error)
-	LinkCheckPassword(ctx context.Context, linkID, password string) (bool, error)
+	// LinkCheckPassword checks the password of the link behind token, in constant time.
+	LinkCheckPassword(ctx context.Context, token, password string) (bool, error)
 	// LinkCountDownload records one download, atomically refusing with
 	// ErrLimitReached when none are left.
 	LinkCountDownload(ctx context.Context, linkID string) error

@@ -1,0 +1,263 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/config"
+	"github.com/ferryhq/ferry/internal/db"
+	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/web"
+)
+
+// Options are what a caller may add to the Config.
+type Options struct {
+	Logger *slog.Logger
+	// OnComplete runs in the transaction recording a file complete (delivery
+	// enqueues its jobs there). Nil: nothing more is done.
+	OnComplete CompleteHook
+	// NoSync skips fsync of finished uploads (tests and benchmarks only).
+	NoSync bool
+	Now    func() time.Time
+}
+
+// App is a wired ferry server: database, upload engine and HTTP handler.
+type App struct {
+	cfg    config.Config
+	log    *slog.Logger
+	DB     db.Store
+	Ingest *ingest.Ingest
+	Web    *web.Server
+	now    func() time.Time
+}
+
+// Open opens (and migrates) the database under cfg.DataDir, builds the upload
+// engine and the HTTP surface, and reconciles uploads that finished while the
+// process was down, before anything is served.
+func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if opt.Logger == nil {
+		opt.Logger = slog.Default()
+	}
+	if opt.Now == nil {
+		opt.Now = time.Now
+	}
+	dataDir, err := filepath.Abs(cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("resolving data directory %q: %w", cfg.DataDir, err)
+	}
+	if err := os.MkdirAll(dataDir, 0o700); err != nil {
+		return nil, fmt.Errorf("creating data directory %s: %w", dataDir, err)
+	}
+	dsn := cfg.DatabaseURL
+	if dsn == "" {
+		dsn = filepath.Join(dataDir, "ferry.db")
+	}
+	store, err := db.Open(ctx, dsn, db.Options{Logger: opt.Logger})
+	if err != nil {
+		return nil, fmt.Errorf("opening the database: %w", err)
+	}
+	a := &App{cfg: cfg, log: opt.Logger, DB: store, now: opt.Now}
+	g := &gate{db: store, log: opt.Logger.With("component", "gate"), now: opt.Now, onComplete: opt.OnComplete}
+	a.Ingest, err = ingest.New(ingest.Config{Dir: filepath.Join(dataDir, "uploads"), BasePath: "/uploads/", Logger: opt.Logger, NoSync: opt.NoSync}, g)
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("starting the upload engine: %w", err)
+	}
+	secret, err := loadSecret(filepath.Join(dataDir, "secret.key"))
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a.Web, err = web.New(web.Options{
+		Store: &webStore{db: store, now: opt.Now}, Blobs: blobs{a.Ingest}, Uploads: a.Ingest.Handler(),
+		Logger: opt.Logger, SecureCookies: cfg.SecureCookies, SessionTTL: cfg.SessionTTL, Now: opt.Now, Secret: secret,
+	})
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	if err := a.Ingest.Reconcile(ctx); err != nil {
+		store.Close()
+		return nil, fmt.Errorf("reconciling uploads that finished while ferry was down: %w", err)
+	}
+	return a, nil
+}
+
+// loadSecret reads the server's MAC key, creating it on first start, so
+// unlock cookies survive restarts and are shared by replicas on one data dir.
+func loadSecret(path string) ([]byte, error) {
+	b, err := os.ReadFile(path)
+	if err == nil && len(b) >= 32 {
+		return b, nil
+	}
+	if err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("reading server secret %s: %w", path, err)
+	}
+	b = make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		return nil, fmt.Errorf("generating server secret: %w", err)
+	}
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		return nil, fmt.Errorf("writing server secret %s: %w", path, err)
+	}
+	return b, nil
+}
+
+// Handler is the whole HTTP surface.
+func (a *App) Handler() http.Handler { return a.Web.Handler() }
+
+// Close releases the database.
+func (a *App) Close() error { return a.DB.Close() }
+
+// Sweep deletes unfinished uploads older than the configured age and the
+// bytes of packages past their expiry. It returns what it removed.
+func (a *App) Sweep(ctx context.Context) (uploads, packages int, err error) {
+	uploads, err = a.Ingest.Cleanup(ctx, a.cfg.UnfinishedUploadAge)
+	if err != nil {
+		return uploads, 0, fmt.Errorf("cleaning unfinished uploads: %w", err)
+	}
+	for {
+		batch, err := a.DB.PackageListExpirable(ctx, &db.PackageListExpirableParams{Now: a.now(), Limit: 100})
+		if err != nil {
+			return uploads, packages, fmt.Errorf("listing expired packages: %w", err)
+		}
+		for _, p := range batch {
+			files, err := a.DB.FileListByPackage(ctx, &db.FileListByPackageParams{PackageID: p.ID})
+			if err != nil {
+				return uploads, packages, fmt.Errorf("listing files of expired package %s: %w", p.ID, err)
+			}
+			// Mark first: a package marked expired is never served again,
+			// and bytes left by a crash below are orphans, not lies.
+			if _, err := a.DB.PackageSetExpired(ctx, &db.PackageSetExpiredParams{ID: p.ID}); err != nil {
+				return uploads, packages, fmt.Errorf("expiring package %s: %w", p.ID, err)
+			}
+			for _, f := range files {
+				if f.UploadID == "" {
+					continue
+				}
+				if err := a.Ingest.Delete(ctx, f.UploadID); err != nil && !errors.Is(err, ingest.ErrNotFound) {
+					a.log.Error("deleting bytes of an expired package", "package", p.ID, "upload", f.UploadID, "err", err)
+				}
+			}
+			packages++
+		}
+		if len(batch) < 100 {
+			return uploads, packages, nil
+		}
+	}
+}
+
+// sweepLoop runs Sweep every interval until ctx ends.
+func (a *App) sweepLoop(ctx context.Context, every time.Duration) {
+	t := time.NewTicker(every)
+	defer t.Stop()
+	for {
+		u, p, err := a.Sweep(ctx)
+		if err != nil && ctx.Err() == nil {
+			a.log.Error("scheduled cleanup failed", "err", err)
+		} else if u+p > 0 {
+			a.log.Info("scheduled cleanup", "unfinished_uploads", u, "expired_packages", p)
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// HTTPServer builds the http.Server: no ReadTimeout or WriteTimeout (a 10 GiB
+// upload or zip download takes as long as it takes; tus bounds each body read
+// itself), a header timeout against slow-loris, and HTTP/2 flow-control
+// windows raised from 1 MiB so long-RTT uploads are not window-bound.
+func (a *App) HTTPServer() *http.Server {
+	return &http.Server{
+		Addr:              a.cfg.Addr,
+		Handler:           a.Handler(),
+		ReadHeaderTimeout: 10 * time.Second,
+		IdleTimeout:       2 * time.Minute,
+		MaxHeaderBytes:    64 << 10,
+		HTTP2: &http.HTTP2Config{
+			MaxReceiveBufferPerConnection: 64 << 20,
+			MaxReceiveBufferPerStream:     16 << 20,
+		},
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+	}
+}
+
+// Serve listens on cfg.Addr and serves until ctx ends, then shuts down
+// gracefully within cfg.ShutdownTimeout. ready, if not nil, receives the
+// bound address once listening.
+func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
+	ln, err := net.Listen("tcp", a.cfg.Addr)
+	if err != nil {
+		return fmt.Errorf("listening on %s: %w", a.cfg.Addr, err)
+	}
+	srv := a.HTTPServer()
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	var wg sync.WaitGroup
+	wg.Go(func() { a.sweepLoop(sweepCtx, a.cfg.CleanupInterval) })
+	defer func() { stopSweep(); wg.Wait() }()
+
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	a.log.Info("ferry is serving", "addr", "http://"+ln.Addr().String(), "data", a.cfg.DataDir)
+	if ready != nil {
+		ready(ln.Addr().String())
+	}
+	select {
+	case err := <-errc:
+		return fmt.Errorf("serving HTTP: %w", err)
+	case <-ctx.Done():
+	}
+	a.log.Info("shutting down", "grace", a.cfg.ShutdownTimeout)
+	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
+	defer cancel()
+	if err := srv.Shutdown(sctx); err != nil {
+		srv.Close()
+		return fmt.Errorf("graceful shutdown: %w", err)
+	}
+	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
+		return err
+	}
+	return nil
+}
+
+// blobs adapts ingest's Blob to web's (same methods, distinct types).
+type blobs struct{ i *ingest.Ingest }
+
+func (b blobs) Open(ctx context.Context, id string) (web.Blob, error) {
+	blob, err := b.i.Open(ctx, id)
+	if errors.Is(err, ingest.ErrNotFound) {
+		return nil, fmt.Errorf("upload %s: %w", id, web.ErrNotFound)
+	}
+	return blob, err
+}
+
+func (b blobs) Delete(ctx context.Context, id string) error {
+	err := b.i.Delete(ctx, id)
+	if errors.Is(err, ingest.ErrNotFound) {
+		return nil
+	}
+	return err
+}
+
+// NewLogger builds the process logger at cfg's level.
+func NewLogger(cfg config.Config) *slog.Logger {
+	var lvl slog.Level
+	_ = lvl.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel)))
+	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+}
