@@ -1,0 +1,330 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Errors every dialect maps its own onto; test with errors.Is.
+var (
+	// ErrNotFound: no row has that key.
+	ErrNotFound = errors.New("not found")
+	// ErrConflict: a uniqueness or reference constraint refused the write
+	// (a taken slug or email, a duplicate path key, a missing parent row).
+	ErrConflict = errors.New("conflict")
+	// ErrPrecondition: a conditional update matched no row: the row is
+	// missing or not in the state the operation requires.
+	ErrPrecondition = errors.New("precondition failed")
+)
+
+// Queries is every operation, listed alphabetically. Store and Tx both offer
+// it; a nil params pointer is a programming error.
+type Queries interface {
+	APITokenCreate(ctx context.Context, params *APITokenCreateParams) (*APIToken, error)
+	APITokenDelete(ctx context.Context, params *APITokenDeleteParams) error
+	APITokenGetByHash(ctx context.Context, params *APITokenGetByHashParams) (*APIToken, error)
+	APITokenListByUser(ctx context.Context, params *APITokenListByUserParams) ([]*APIToken, error)
+	APITokenTouch(ctx context.Context, params *APITokenTouchParams) error
+
+	DownloadLinkCreate(ctx context.Context, params *DownloadLinkCreateParams) (*DownloadLink, error)
+	DownloadLinkDelete(ctx context.Context, params *DownloadLinkDeleteParams) error
+	DownloadLinkGetByHash(ctx context.Context, params *DownloadLinkGetByHashParams) (*DownloadLink, error)
+	DownloadLinkIncrementCount(ctx context.Context, params *DownloadLinkIncrementCountParams) (*DownloadLink, error)
+	DownloadLinkListByPackage(ctx context.Context, params *DownloadLinkListByPackageParams) ([]*DownloadLink, error)
+
+	FileCreate(ctx context.Context, params *FileCreateParams) (*File, error)
+	FileDelete(ctx context.Context, params *FileDeleteParams) error
+	FileFindPathConflict(ctx context.Context, params *FileFindPathConflictParams) (*File, error)
+	FileGetByID(ctx context.Context, params *FileGetByIDParams) (*File, error)
+	FileGetByPathKey(ctx context.Context, params *FileGetByPathKeyParams) (*File, error)
+	FileGetByUploadID(ctx context.Context, params *FileGetByUploadIDParams) (*File, error)
+	FileListByPackage(ctx context.Context, params *FileListByPackageParams) ([]*File, error)
+	FileSetComplete(ctx context.Context, params *FileSetCompleteParams) (*File, error)
+	FileSetFailed(ctx context.Context, params *FileSetFailedParams) (*File, error)
+	FileSetUploadID(ctx context.Context, params *FileSetUploadIDParams) (*File, error)
+
+	PackageAddUsage(ctx context.Context, params *PackageAddUsageParams) (*Package, error)
+	PackageCreate(ctx context.Context, params *PackageCreateParams) (*Package, error)
+	PackageDelete(ctx context.Context, params *PackageDeleteParams) error
+	PackageGetByID(ctx context.Context, params *PackageGetByIDParams) (*Package, error)
+	PackageGetByUploadTokenHash(ctx context.Context, params *PackageGetByUploadTokenHashParams) (*Package, error)
+	PackageList(ctx context.Context, params *PackageListParams) ([]*Package, error)
+	PackageListExpirable(ctx context.Context, params *PackageListExpirableParams) ([]*Package, error)
+	PackageSetExpired(ctx context.Context, params *PackageSetExpiredParams) (*Package, error)
+	PackageSetFinalized(ctx context.Context, params *PackageSetFinalizedParams) (*Package, error)
+
+	PortalCreate(ctx context.Context, params *PortalCreateParams) (*Portal, error)
+	PortalDelete(ctx context.Context, params *PortalDeleteParams) error
+	PortalGetByID(ctx context.Context, params *PortalGetByIDParams) (*Portal, error)
+	PortalGetBySlug(ctx context.Context, params *PortalGetBySlugParams) (*Portal, error)
+	PortalList(ctx context.Context, params *PortalListParams) ([]*Portal, error)
+	PortalUpdate(ctx context.Context, params *PortalUpdateParams) (*Portal, error)
+
+	SessionCreate(ctx context.Context, params *SessionCreateParams) (*Session, error)
+	SessionDelete(ctx context.Context, params *SessionDeleteParams) error
+	SessionDeleteExpired(ctx context.Context, params *SessionDeleteExpiredParams) (int, error)
+	SessionGetByHash(ctx context.Context, params *SessionGetByHashParams) (*Session, error)
+
+	UserCount(ctx context.Context) (int, error)
+	UserCreate(ctx context.Context, params *UserCreateParams) (*User, error)
+	UserGetByEmail(ctx context.Context, params *UserGetByEmailParams) (*User, error)
+	UserGetByID(ctx context.Context, params *UserGetByIDParams) (*User, error)
+	UserList(ctx context.Context) ([]*User, error)
+	UserSetPassword(ctx context.Context, params *UserSetPasswordParams) (*User, error)
+}
+
+// Tx is a transaction: the same queries, plus the *sql.Tx underneath so other
+// libraries (River's InsertTx) can write in the same transaction.
+type Tx interface {
+	Queries
+	SQLTx() *sql.Tx
+}
+
+// Store is an open database.
+type Store interface {
+	Queries
+	// InTx runs fn in a transaction, committed if fn returns nil and rolled
+	// back otherwise (also on panic). fn must use only the Tx it is given:
+	// on SQLite the pool has one connection, so using the Store inside fn
+	// would wait for fn forever.
+	InTx(ctx context.Context, fn func(tx Tx) error) error
+	// SQLDB is the pool underneath, for River (riversqlite or riverpgxv5 via
+	// the same DSN) and for health checks.
+	SQLDB() *sql.DB
+	// Dialect is DialectSQLite or DialectPostgres.
+	Dialect() string
+	Close() error
+}
+
+// The dialects.
+const (
+	DialectSQLite   = "sqlite"
+	DialectPostgres = "postgres"
+)
+
+// Params of each operation, alphabetical. Zero IDs are generated (UUIDv7)
+// and zero creation times are "now"; every time is stored in UTC with
+// microsecond precision (PostgreSQL's).
+
+type APITokenCreateParams struct {
+	ID        string
+	UserID    string
+	Name      string
+	TokenHash []byte
+	CreatedAt time.Time
+}
+type APITokenDeleteParams struct{ ID, UserID string }
+type APITokenGetByHashParams struct{ TokenHash []byte }
+type APITokenListByUserParams struct{ UserID string }
+type APITokenTouchParams struct {
+	ID         string
+	LastUsedAt time.Time
+}
+
+type DownloadLinkCreateParams struct {
+	ID            string
+	PackageID     string
+	TokenHash     []byte
+	PasswordHash  string
+	DownloadLimit int
+	CreatedAt     time.Time
+	ExpiresAt     *time.Time
+}
+type DownloadLinkDeleteParams struct{ ID string }
+type DownloadLinkGetByHashParams struct{ TokenHash []byte }
+
+// DownloadLinkIncrementCountParams counts one download, atomically, only if
+// the link is neither exhausted nor expired at Now (else ErrPrecondition).
+type DownloadLinkIncrementCountParams struct {
+	ID  string
+	Now time.Time
+}
+type DownloadLinkListByPackageParams struct{ PackageID string }
+
+type FileCreateParams struct {
+	ID        string
+	PackageID string
+	Path      string
+	PathKey   string
+	Size      int64
+	SHA256    string
+	UploadID  string
+	CreatedAt time.Time
+}
+type FileDeleteParams struct{ ID string }
+
+// FileFindPathConflictParams finds a file of PackageID that the path with
+// key PathKey would clash with: the same key, a file whose key is one of
+// AncestorKeys (the new path's folders), or a file inside PathKey as a folder.
+type FileFindPathConflictParams struct {
+	PackageID    string
+	PathKey      string
+	AncestorKeys []string
+}
+type FileGetByIDParams struct{ ID string }
+type FileGetByPathKeyParams struct{ PackageID, PathKey string }
+type FileGetByUploadIDParams struct{ UploadID string }
+type FileListByPackageParams struct{ PackageID string }
+
+// FileSetCompleteParams moves an uploading file to complete (else
+// ErrPrecondition).
+type FileSetCompleteParams struct {
+	ID             string
+	Size           int64
+	SHA256         string
+	SHA256Verified bool
+	CompletedAt    time.Time
+}
+
+// FileSetFailedParams moves an uploading file to failed (else ErrPrecondition).
+type FileSetFailedParams struct{ ID, Reason string }
+type FileSetUploadIDParams struct{ ID, UploadID string }
+
+// PackageAddUsageParams adds to an uploading package's file count and total
+// size (deltas may be negative); ErrPrecondition if it is not uploading. In a
+// transaction it is also the package's lock: run it before reading the
+// package's files, so concurrent admissions to one package serialise.
+type PackageAddUsageParams struct {
+	ID         string
+	FilesDelta int
+	BytesDelta int64
+}
+type PackageCreateParams struct {
+	ID              string
+	PortalID        string
+	CreatedByUserID string
+	Name            string
+	Description     string
+	SenderEmail     string
+	UploadTokenHash []byte
+	CreatedAt       time.Time
+}
+type PackageDeleteParams struct{ ID string }
+type PackageGetByIDParams struct{ ID string }
+type PackageGetByUploadTokenHashParams struct{ UploadTokenHash []byte }
+
+// PackageListParams lists packages newest first. PortalID "" lists all.
+type PackageListParams struct {
+	PortalID string
+	State    PackageState // "" = any
+	Limit    int          // 0 = 100
+	Offset   int
+}
+
+// PackageListExpirableParams lists packages that are not expired yet but
+// whose ExpiresAt is at or before Now, oldest first.
+type PackageListExpirableParams struct {
+	Now   time.Time
+	Limit int // 0 = 100
+}
+type PackageSetExpiredParams struct{ ID string }
+
+// PackageSetFinalizedParams moves an uploading package to finalized (else
+// ErrPrecondition).
+type PackageSetFinalizedParams struct {
+	ID          string
+	FinalizedAt time.Time
+	ExpiresAt   *time.Time
+}
+
+type PortalCreateParams struct {
+	ID             string
+	Name           string
+	Slug           string
+	Active         bool
+	PasswordHash   string
+	Recipients     []string
+	WelcomeMessage string
+	Limits         Limits
+	ConnectionIDs  []string
+	RetentionDays  int
+	CreatedAt      time.Time
+}
+type PortalDeleteParams struct{ ID string }
+type PortalGetByIDParams struct{ ID string }
+type PortalGetBySlugParams struct{ Slug string }
+type PortalListParams struct{}
+
+// PortalUpdateParams replaces every mutable field of portal ID.
+type PortalUpdateParams struct {
+	ID             string
+	Name           string
+	Slug           string
+	Active         bool
+	PasswordHash   string
+	Recipients     []string
+	WelcomeMessage string
+	Limits         Limits
+	ConnectionIDs  []string
+	RetentionDays  int
+	UpdatedAt      time.Time
+}
+
+type SessionCreateParams struct {
+	ID         string
+	TokenHash  []byte
+	UserID     string
+	CSRFSecret []byte
+	CreatedAt  time.Time
+	ExpiresAt  time.Time
+}
+type SessionDeleteParams struct{ TokenHash []byte }
+type SessionDeleteExpiredParams struct{ Now time.Time }
+type SessionGetByHashParams struct{ TokenHash []byte }
+
+type UserCreateParams struct {
+	ID           string
+	Email        string
+	PasswordHash string
+	IsAdmin      bool
+	CreatedAt    time.Time
+}
+type UserGetByEmailParams struct{ Email string }
+type UserGetByIDParams struct{ ID string }
+type UserSetPasswordParams struct{ ID, PasswordHash string }
+
+// store implements Store for every dialect: the SQL is shared, the dialect
+// only opens, migrates and classifies errors.
+type store struct {
+	queries
+	sqldb *sql.DB
+}
+
+type tx struct {
+	queries
+	sqlTx *sql.Tx
+}
+
+func (t *tx) SQLTx() *sql.Tx { return t.sqlTx }
+
+func (s *store) SQLDB() *sql.DB  { return s.sqldb }
+func (s *store) Dialect() string { return s.d.name }
+func (s *store) Close() error    { return s.sqldb.Close() }
+
+func (s *store) InTx(ctx context.Context, fn func(tx Tx) error) (err error) {
+	sqlTx, err := s.sqldb.BeginTx(ctx, nil)
+	if err != nil {
+		return fmt.Errorf("db: begin transaction: %w", s.d.classify(err))
+	}
+	done := false
+	defer func() {
+		if !done {
+			_ = sqlTx.Rollback() // panicking: the panic is the news
+		}
+	}()
+	if err := fn(&tx{queries: queries{ex: sqlTx, d: s.d}, sqlTx: sqlTx}); err != nil {
+		done = true
+		if rbErr := sqlTx.Rollback(); rbErr != nil && !errors.Is(rbErr, sql.ErrTxDone) {
+			return errors.Join(err, fmt.Errorf("db: rollback: %w", rbErr))
+		}
+		return err
+	}
+	done = true
+	if err := sqlTx.Commit(); err != nil {
+		return fmt.Errorf("db: commit: %w", s.d.classify(err))
+	}
+	return nil
+}

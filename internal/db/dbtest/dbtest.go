@@ -1,0 +1,580 @@
+// Package dbtest is the conformance suite of internal/db: every dialect runs
+// the same cases, and a new one is done when Run passes. A bug found in one
+// dialect becomes a case here for all. It must never depend on one dialect's
+// quirks (ordering of equal keys, error texts).
+package dbtest
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"errors"
+	"fmt"
+	"path/filepath"
+	"reflect"
+	"runtime"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/db"
+)
+
+// Open returns a fresh, migrated, empty store for one test, closed by the
+// test's cleanup.
+type Open func(t *testing.T) db.Store
+
+// Run runs the whole suite against the stores open makes.
+func Run(t *testing.T, open Open) {
+	cases := []struct {
+		name string
+		fn   func(t *testing.T, s db.Store)
+	}{
+		{"UsersAreUniqueByCaseInsensitiveEmail", testUsers},
+		{"SessionsExpireAndBelongToUsers", testSessions},
+		{"APITokensAreScopedToTheirUser", testAPITokens},
+		{"PortalsRoundTripEveryField", testPortals},
+		{"PortalWithPackagesCannotBeDeleted", testPortalDeleteRestricted},
+		{"PackagesMoveUploadingFinalizedExpired", testPackageStates},
+		{"PackageListFiltersAndPages", testPackageList},
+		{"FilesAreUniqueByPathKeyAndMoveStateOnce", testFiles},
+		{"FileFindPathConflictFindsFileFolderClashes", testFilePathConflicts},
+		{"DownloadLinksStopAtLimitAndExpiry", testDownloadLinks},
+		{"InTxCommitsOrRollsBack", testInTx},
+		{"PackageAddUsageSerialisesConcurrentAdmissions", testConcurrentAdmission},
+		{"TimesRoundTripInUTCMicroseconds", testTimes},
+	}
+	for _, c := range cases {
+		run(t, c.name, func(t *testing.T) { c.fn(t, open(t)) })
+	}
+}
+
+var t0 = time.Date(2026, 3, 4, 5, 6, 7, 123456000, time.UTC)
+
+func randBytes(t *testing.T) []byte {
+	t.Helper()
+	b := make([]byte, 32)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// must returns v or stops the test: it panics with a mustError that Run's
+// recover turns into t.Fatal, since Go cannot pass (v, err) and t together.
+// Use it only on the test's own goroutine.
+func must[T any](v T, err error) T {
+	if err != nil {
+		_, file, line, _ := runtime.Caller(1)
+		panic(mustError{fmt.Errorf("%s:%d: %w", filepath.Base(file), line, err)})
+	}
+	return v
+}
+
+type mustError struct{ err error }
+
+// run is t.Run that turns a must failure into t.Fatal.
+func run(t *testing.T, name string, fn func(t *testing.T)) {
+	t.Run(name, func(t *testing.T) {
+		defer func() {
+			if r := recover(); r != nil {
+				if m, ok := r.(mustError); ok {
+					t.Fatal(m.err)
+				}
+				panic(r)
+			}
+		}()
+		fn(t)
+	})
+}
+
+func wantErr(t *testing.T, err, target error) {
+	t.Helper()
+	if !errors.Is(err, target) {
+		t.Fatalf("error = %v, want %v", err, target)
+	}
+}
+
+func mkUser(t *testing.T, q db.Queries, email string) *db.User {
+	t.Helper()
+	return must(q.UserCreate(context.Background(), &db.UserCreateParams{Email: email, PasswordHash: "h", CreatedAt: t0}))
+}
+
+func mkPackage(t *testing.T, q db.Queries, portalID string) *db.Package {
+	t.Helper()
+	return must(q.PackageCreate(context.Background(), &db.PackageCreateParams{
+		PortalID: portalID, Name: "pkg", UploadTokenHash: randBytes(t), CreatedAt: t0,
+	}))
+}
+
+func mkFile(t *testing.T, q db.Queries, pkgID, path string) *db.File {
+	t.Helper()
+	return must(q.FileCreate(context.Background(), &db.FileCreateParams{PackageID: pkgID, Path: path, PathKey: path, Size: 10}))
+}
+
+func testUsers(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	u := must(s.UserCreate(ctx, &db.UserCreateParams{Email: "Ada@Example.com", PasswordHash: "hash", IsAdmin: true, CreatedAt: t0}))
+	if u.ID == "" || u.Email != "ada@example.com" || !u.IsAdmin || !u.CreatedAt.Equal(t0) {
+		t.Fatalf("created %+v", u)
+	}
+	_, err := s.UserCreate(ctx, &db.UserCreateParams{Email: "ADA@example.com", PasswordHash: "x"})
+	wantErr(t, err, db.ErrConflict)
+	got := must(s.UserGetByEmail(ctx, &db.UserGetByEmailParams{Email: "ada@EXAMPLE.com"}))
+	if !reflect.DeepEqual(got, u) {
+		t.Fatalf("get by email = %+v, want %+v", got, u)
+	}
+	_, err = s.UserGetByID(ctx, &db.UserGetByIDParams{ID: "missing"})
+	wantErr(t, err, db.ErrNotFound)
+	mkUser(t, s, "bob@example.com")
+	if n := must(s.UserCount(ctx)); n != 2 {
+		t.Fatalf("UserCount = %d, want 2", n)
+	}
+	list := must(s.UserList(ctx))
+	if len(list) != 2 || list[0].Email != "ada@example.com" || list[1].Email != "bob@example.com" {
+		t.Fatalf("UserList = %+v", list)
+	}
+	up := must(s.UserSetPassword(ctx, &db.UserSetPasswordParams{ID: u.ID, PasswordHash: "new"}))
+	if up.PasswordHash != "new" {
+		t.Fatalf("password not set: %+v", up)
+	}
+	_, err = s.UserSetPassword(ctx, &db.UserSetPasswordParams{ID: "missing", PasswordHash: "x"})
+	wantErr(t, err, db.ErrNotFound)
+}
+
+func testSessions(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "a@example.com")
+	live := must(s.SessionCreate(ctx, &db.SessionCreateParams{TokenHash: randBytes(t), UserID: u.ID, CSRFSecret: []byte("csrf"), CreatedAt: t0, ExpiresAt: t0.Add(time.Hour)}))
+	old := must(s.SessionCreate(ctx, &db.SessionCreateParams{TokenHash: randBytes(t), UserID: u.ID, CSRFSecret: []byte("csrf"), CreatedAt: t0, ExpiresAt: t0.Add(-time.Second)}))
+	got := must(s.SessionGetByHash(ctx, &db.SessionGetByHashParams{TokenHash: live.TokenHash}))
+	if !reflect.DeepEqual(got, live) || !bytes.Equal(got.CSRFSecret, []byte("csrf")) {
+		t.Fatalf("get = %+v, want %+v", got, live)
+	}
+	_, err := s.SessionCreate(ctx, &db.SessionCreateParams{TokenHash: randBytes(t), UserID: "no-such-user", CSRFSecret: []byte("x"), ExpiresAt: t0})
+	wantErr(t, err, db.ErrConflict)
+	if n := must(s.SessionDeleteExpired(ctx, &db.SessionDeleteExpiredParams{Now: t0})); n != 1 {
+		t.Fatalf("SessionDeleteExpired = %d, want 1", n)
+	}
+	_, err = s.SessionGetByHash(ctx, &db.SessionGetByHashParams{TokenHash: old.TokenHash})
+	wantErr(t, err, db.ErrNotFound)
+	if err := s.SessionDelete(ctx, &db.SessionDeleteParams{TokenHash: live.TokenHash}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.SessionGetByHash(ctx, &db.SessionGetByHashParams{TokenHash: live.TokenHash})
+	wantErr(t, err, db.ErrNotFound)
+}
+
+func testAPITokens(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	a, b := mkUser(t, s, "a@example.com"), mkUser(t, s, "b@example.com")
+	tok := must(s.APITokenCreate(ctx, &db.APITokenCreateParams{UserID: a.ID, Name: "ci", TokenHash: randBytes(t), CreatedAt: t0}))
+	if tok.LastUsedAt != nil {
+		t.Fatalf("new token has LastUsedAt %v", tok.LastUsedAt)
+	}
+	_, err := s.APITokenCreate(ctx, &db.APITokenCreateParams{UserID: a.ID, Name: "dup", TokenHash: tok.TokenHash})
+	wantErr(t, err, db.ErrConflict)
+	if err := s.APITokenTouch(ctx, &db.APITokenTouchParams{ID: tok.ID, LastUsedAt: t0.Add(time.Minute)}); err != nil {
+		t.Fatal(err)
+	}
+	got := must(s.APITokenGetByHash(ctx, &db.APITokenGetByHashParams{TokenHash: tok.TokenHash}))
+	if got.LastUsedAt == nil || !got.LastUsedAt.Equal(t0.Add(time.Minute)) || got.UserID != a.ID || got.Name != "ci" {
+		t.Fatalf("after touch: %+v", got)
+	}
+	if l := must(s.APITokenListByUser(ctx, &db.APITokenListByUserParams{UserID: b.ID})); len(l) != 0 {
+		t.Fatalf("b sees a's tokens: %+v", l)
+	}
+	wantErr(t, s.APITokenDelete(ctx, &db.APITokenDeleteParams{ID: tok.ID, UserID: b.ID}), db.ErrNotFound)
+	if err := s.APITokenDelete(ctx, &db.APITokenDeleteParams{ID: tok.ID, UserID: a.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if l := must(s.APITokenListByUser(ctx, &db.APITokenListByUserParams{UserID: a.ID})); len(l) != 0 {
+		t.Fatalf("deleted token still listed: %+v", l)
+	}
+}
+
+func portalParams(slug string) *db.PortalCreateParams {
+	return &db.PortalCreateParams{
+		Name: "Portal " + slug, Slug: slug, Active: true, PasswordHash: "pw",
+		Recipients: []string{"a@example.com", "b@example.com"}, WelcomeMessage: "Hello\nthere",
+		Limits: db.Limits{MaxFileSize: 1 << 40, MaxPackageSize: 5 << 40, MaxFileCount: 10000,
+			AllowedExtensions: []string{"mov", "mxf"}, DeniedExtensions: []string{"exe"}},
+		ConnectionIDs: []string{"c1"}, RetentionDays: 30, CreatedAt: t0,
+	}
+}
+
+func testPortals(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	p := must(s.PortalCreate(ctx, portalParams("dailies")))
+	want := portalParams("dailies")
+	if p.Name != want.Name || p.Slug != want.Slug || !p.Active || p.PasswordHash != "pw" ||
+		!reflect.DeepEqual(p.Recipients, want.Recipients) || p.WelcomeMessage != want.WelcomeMessage ||
+		!reflect.DeepEqual(p.Limits, want.Limits) || !reflect.DeepEqual(p.ConnectionIDs, want.ConnectionIDs) ||
+		p.RetentionDays != 30 || !p.CreatedAt.Equal(t0) || !p.UpdatedAt.Equal(t0) {
+		t.Fatalf("created %+v, want %+v", p, want)
+	}
+	_, err := s.PortalCreate(ctx, portalParams("dailies"))
+	wantErr(t, err, db.ErrConflict)
+	got := must(s.PortalGetBySlug(ctx, &db.PortalGetBySlugParams{Slug: "dailies"}))
+	if !reflect.DeepEqual(got, p) {
+		t.Fatalf("get by slug = %+v, want %+v", got, p)
+	}
+	other := must(s.PortalCreate(ctx, &db.PortalCreateParams{Name: "A first", Slug: "other"}))
+	if other.Recipients != nil || other.Limits.AllowedExtensions != nil || other.Active {
+		t.Fatalf("empty lists or flags did not round-trip: %+v", other)
+	}
+	up := must(s.PortalUpdate(ctx, &db.PortalUpdateParams{ID: p.ID, Name: "Renamed", Slug: "renamed", Active: false,
+		Recipients: []string{"c@example.com"}, Limits: db.Limits{MaxFileCount: 3}, UpdatedAt: t0.Add(time.Hour)}))
+	if up.Name != "Renamed" || up.Slug != "renamed" || up.Active || up.PasswordHash != "" || up.Limits.MaxFileCount != 3 ||
+		up.Limits.MaxFileSize != 0 || !up.CreatedAt.Equal(t0) || !up.UpdatedAt.Equal(t0.Add(time.Hour)) {
+		t.Fatalf("updated %+v", up)
+	}
+	_, err = s.PortalUpdate(ctx, &db.PortalUpdateParams{ID: p.ID, Name: "x", Slug: "other"})
+	wantErr(t, err, db.ErrConflict)
+	_, err = s.PortalUpdate(ctx, &db.PortalUpdateParams{ID: "missing", Name: "x", Slug: "x"})
+	wantErr(t, err, db.ErrNotFound)
+	list := must(s.PortalList(ctx, &db.PortalListParams{}))
+	if len(list) != 2 || list[0].Name != "A first" || list[1].Name != "Renamed" {
+		t.Fatalf("PortalList = %+v", list)
+	}
+	if err := s.PortalDelete(ctx, &db.PortalDeleteParams{ID: other.ID}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.PortalGetByID(ctx, &db.PortalGetByIDParams{ID: other.ID})
+	wantErr(t, err, db.ErrNotFound)
+	wantErr(t, s.PortalDelete(ctx, &db.PortalDeleteParams{ID: other.ID}), db.ErrNotFound)
+}
+
+func testPortalDeleteRestricted(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	p := must(s.PortalCreate(ctx, portalParams("x")))
+	mkPackage(t, s, p.ID)
+	wantErr(t, s.PortalDelete(ctx, &db.PortalDeleteParams{ID: p.ID}), db.ErrConflict)
+	_, err := s.PackageCreate(ctx, &db.PackageCreateParams{PortalID: "no-such-portal", Name: "x", UploadTokenHash: randBytes(t)})
+	wantErr(t, err, db.ErrConflict)
+}
+
+func testPackageStates(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	u := mkUser(t, s, "a@example.com")
+	p := must(s.PackageCreate(ctx, &db.PackageCreateParams{CreatedByUserID: u.ID, Name: "Shoot", Description: "d",
+		SenderEmail: "s@example.com", UploadTokenHash: randBytes(t), CreatedAt: t0}))
+	if p.State != db.PackageUploading || p.PortalID != "" || p.CreatedByUserID != u.ID || p.FinalizedAt != nil || p.ExpiresAt != nil {
+		t.Fatalf("created %+v", p)
+	}
+	_, err := s.PackageCreate(ctx, &db.PackageCreateParams{Name: "dup", UploadTokenHash: p.UploadTokenHash})
+	wantErr(t, err, db.ErrConflict)
+	got := must(s.PackageGetByUploadTokenHash(ctx, &db.PackageGetByUploadTokenHashParams{UploadTokenHash: p.UploadTokenHash}))
+	if !reflect.DeepEqual(got, p) {
+		t.Fatalf("by token = %+v, want %+v", got, p)
+	}
+	if got = must(s.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: p.ID, FilesDelta: 2, BytesDelta: 5 << 30})); got.FileCount != 2 {
+		t.Fatalf("usage = %d files, want 2", got.FileCount)
+	}
+	got = must(s.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: p.ID, FilesDelta: -1, BytesDelta: -1}))
+	if got.FileCount != 1 || got.TotalSize != 5<<30-1 {
+		t.Fatalf("usage = %d files %d bytes", got.FileCount, got.TotalSize)
+	}
+	exp := t0.Add(48 * time.Hour)
+	fin := must(s.PackageSetFinalized(ctx, &db.PackageSetFinalizedParams{ID: p.ID, FinalizedAt: t0.Add(time.Hour), ExpiresAt: &exp}))
+	if fin.State != db.PackageFinalized || fin.FinalizedAt == nil || !fin.FinalizedAt.Equal(t0.Add(time.Hour)) || !fin.ExpiresAt.Equal(exp) {
+		t.Fatalf("finalized %+v", fin)
+	}
+	_, err = s.PackageSetFinalized(ctx, &db.PackageSetFinalizedParams{ID: p.ID, FinalizedAt: t0})
+	wantErr(t, err, db.ErrPrecondition)
+	_, err = s.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: p.ID, FilesDelta: 1})
+	wantErr(t, err, db.ErrPrecondition)
+
+	if l := must(s.PackageListExpirable(ctx, &db.PackageListExpirableParams{Now: exp.Add(-time.Second)})); len(l) != 0 {
+		t.Fatalf("expirable before expiry: %+v", l)
+	}
+	l := must(s.PackageListExpirable(ctx, &db.PackageListExpirableParams{Now: exp}))
+	if len(l) != 1 || l[0].ID != p.ID {
+		t.Fatalf("expirable at expiry: %+v", l)
+	}
+	if e := must(s.PackageSetExpired(ctx, &db.PackageSetExpiredParams{ID: p.ID})); e.State != db.PackageExpired {
+		t.Fatalf("expired: %+v", e)
+	}
+	if l := must(s.PackageListExpirable(ctx, &db.PackageListExpirableParams{Now: exp.Add(time.Hour)})); len(l) != 0 {
+		t.Fatalf("expired package listed again: %+v", l)
+	}
+	if err := s.PackageDelete(ctx, &db.PackageDeleteParams{ID: p.ID}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.PackageGetByID(ctx, &db.PackageGetByIDParams{ID: p.ID})
+	wantErr(t, err, db.ErrNotFound)
+}
+
+func testPackageList(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	portal := must(s.PortalCreate(ctx, portalParams("p")))
+	var ids []string
+	for i := range 5 {
+		pid := ""
+		if i%2 == 0 {
+			pid = portal.ID
+		}
+		p := must(s.PackageCreate(ctx, &db.PackageCreateParams{PortalID: pid, Name: fmt.Sprint(i), UploadTokenHash: randBytes(t), CreatedAt: t0.Add(time.Duration(i) * time.Minute)}))
+		ids = append(ids, p.ID)
+	}
+	must(s.PackageSetFinalized(ctx, &db.PackageSetFinalizedParams{ID: ids[4], FinalizedAt: t0}))
+	names := func(l []*db.Package) (out []string) {
+		for _, p := range l {
+			out = append(out, p.Name)
+		}
+		return out
+	}
+	cases := []struct {
+		name   string
+		params db.PackageListParams
+		want   []string
+	}{
+		{"all newest first", db.PackageListParams{}, []string{"4", "3", "2", "1", "0"}},
+		{"by portal", db.PackageListParams{PortalID: portal.ID}, []string{"4", "2", "0"}},
+		{"by state", db.PackageListParams{State: db.PackageUploading}, []string{"3", "2", "1", "0"}},
+		{"portal and state", db.PackageListParams{PortalID: portal.ID, State: db.PackageFinalized}, []string{"4"}},
+		{"page", db.PackageListParams{Limit: 2, Offset: 1}, []string{"3", "2"}},
+	}
+	for _, c := range cases {
+		run(t, c.name, func(t *testing.T) {
+			got := names(must(s.PackageList(ctx, &c.params)))
+			if !reflect.DeepEqual(got, c.want) {
+				t.Fatalf("PackageList(%+v) = %v, want %v", c.params, got, c.want)
+			}
+		})
+	}
+}
+
+func testFiles(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	p := mkPackage(t, s, "")
+	f := must(s.FileCreate(ctx, &db.FileCreateParams{PackageID: p.ID, Path: "A/b.mov", PathKey: "a/b.mov", Size: 42, SHA256: "ab", UploadID: "up1", CreatedAt: t0}))
+	if f.State != db.FileUploading || f.Size != 42 || f.SHA256 != "ab" || f.UploadID != "up1" || f.CompletedAt != nil || f.SHA256Verified {
+		t.Fatalf("created %+v", f)
+	}
+	_, err := s.FileCreate(ctx, &db.FileCreateParams{PackageID: p.ID, Path: "a/B.mov", PathKey: "a/b.mov"})
+	wantErr(t, err, db.ErrConflict)
+	_, err = s.FileCreate(ctx, &db.FileCreateParams{PackageID: "no-such-package", Path: "x", PathKey: "x"})
+	wantErr(t, err, db.ErrConflict)
+
+	got := must(s.FileGetByUploadID(ctx, &db.FileGetByUploadIDParams{UploadID: "up1"}))
+	if !reflect.DeepEqual(got, f) {
+		t.Fatalf("by upload id = %+v, want %+v", got, f)
+	}
+	_, err = s.FileGetByUploadID(ctx, &db.FileGetByUploadIDParams{UploadID: ""})
+	wantErr(t, err, db.ErrNotFound)
+	got = must(s.FileGetByPathKey(ctx, &db.FileGetByPathKeyParams{PackageID: p.ID, PathKey: "a/b.mov"}))
+	if got.ID != f.ID {
+		t.Fatalf("by path key = %+v", got)
+	}
+	done := must(s.FileSetComplete(ctx, &db.FileSetCompleteParams{ID: f.ID, Size: 43, SHA256: "cd", SHA256Verified: true, CompletedAt: t0.Add(time.Second)}))
+	if done.State != db.FileComplete || done.Size != 43 || done.SHA256 != "cd" || !done.SHA256Verified || !done.CompletedAt.Equal(t0.Add(time.Second)) {
+		t.Fatalf("completed %+v", done)
+	}
+	_, err = s.FileSetComplete(ctx, &db.FileSetCompleteParams{ID: f.ID, Size: 1})
+	wantErr(t, err, db.ErrPrecondition)
+	_, err = s.FileSetFailed(ctx, &db.FileSetFailedParams{ID: f.ID, Reason: "x"})
+	wantErr(t, err, db.ErrPrecondition)
+
+	g := mkFile(t, s, p.ID, "c.txt")
+	g2 := must(s.FileSetUploadID(ctx, &db.FileSetUploadIDParams{ID: g.ID, UploadID: "up2"}))
+	if g2.UploadID != "up2" {
+		t.Fatalf("upload id not set: %+v", g2)
+	}
+	failed := must(s.FileSetFailed(ctx, &db.FileSetFailedParams{ID: g.ID, Reason: "sha256 mismatch"}))
+	if failed.State != db.FileFailed || failed.FailureReason != "sha256 mismatch" {
+		t.Fatalf("failed %+v", failed)
+	}
+	list := must(s.FileListByPackage(ctx, &db.FileListByPackageParams{PackageID: p.ID}))
+	if len(list) != 2 || list[0].PathKey != "a/b.mov" || list[1].PathKey != "c.txt" {
+		t.Fatalf("FileListByPackage = %+v", list)
+	}
+	if err := s.FileDelete(ctx, &db.FileDeleteParams{ID: g.ID}); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.FileDelete(ctx, &db.FileDeleteParams{ID: g.ID}), db.ErrNotFound)
+	if err := s.PackageDelete(ctx, &db.PackageDeleteParams{ID: p.ID}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.FileGetByID(ctx, &db.FileGetByIDParams{ID: f.ID})
+	wantErr(t, err, db.ErrNotFound) // cascaded
+}
+
+func testFilePathConflicts(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	p := mkPackage(t, s, "")
+	other := mkPackage(t, s, "")
+	for _, path := range []string{"a/b", "d/e/f.txt", "g.txt", "h/i.txt"} {
+		mkFile(t, s, p.ID, path)
+	}
+	mkFile(t, s, other.ID, "x/y")
+	cases := []struct {
+		key       string
+		ancestors []string
+		want      string // conflicting path, "" = none
+	}{
+		{"a/b", []string{"a"}, "a/b"},
+		{"a/b/c.txt", []string{"a", "a/b"}, "a/b"},
+		{"d/e", []string{"d"}, "d/e/f.txt"},
+		{"d", nil, "d/e/f.txt"},
+		{"d/e/g.txt", []string{"d", "d/e"}, ""},
+		{"a/bc", []string{"a"}, ""},
+		{"a/b0", []string{"a"}, ""},
+		{"a/b.txt", []string{"a"}, ""},
+		{"h/i.txt/j", []string{"h", "h/i.txt"}, "h/i.txt"},
+		{"g.tx", nil, ""},
+		{"x", nil, ""}, // other package's folder
+	}
+	for _, c := range cases {
+		run(t, c.key, func(t *testing.T) {
+			f, err := s.FileFindPathConflict(ctx, &db.FileFindPathConflictParams{PackageID: p.ID, PathKey: c.key, AncestorKeys: c.ancestors})
+			switch {
+			case c.want == "":
+				wantErr(t, err, db.ErrNotFound)
+			case err != nil:
+				t.Fatalf("want conflict with %q, got %v", c.want, err)
+			case f.Path != c.want:
+				t.Fatalf("conflict = %q, want %q", f.Path, c.want)
+			}
+		})
+	}
+}
+
+func testDownloadLinks(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	p := mkPackage(t, s, "")
+	exp := t0.Add(time.Hour)
+	l := must(s.DownloadLinkCreate(ctx, &db.DownloadLinkCreateParams{PackageID: p.ID, TokenHash: randBytes(t), PasswordHash: "pw", DownloadLimit: 2, CreatedAt: t0, ExpiresAt: &exp}))
+	got := must(s.DownloadLinkGetByHash(ctx, &db.DownloadLinkGetByHashParams{TokenHash: l.TokenHash}))
+	if !reflect.DeepEqual(got, l) {
+		t.Fatalf("get = %+v, want %+v", got, l)
+	}
+	_, err := s.DownloadLinkIncrementCount(ctx, &db.DownloadLinkIncrementCountParams{ID: l.ID, Now: exp})
+	wantErr(t, err, db.ErrPrecondition) // expired
+	for want := 1; want <= 2; want++ {
+		got := must(s.DownloadLinkIncrementCount(ctx, &db.DownloadLinkIncrementCountParams{ID: l.ID, Now: t0}))
+		if got.DownloadCount != want {
+			t.Fatalf("count = %d, want %d", got.DownloadCount, want)
+		}
+	}
+	_, err = s.DownloadLinkIncrementCount(ctx, &db.DownloadLinkIncrementCountParams{ID: l.ID, Now: t0})
+	wantErr(t, err, db.ErrPrecondition) // exhausted
+	unlimited := must(s.DownloadLinkCreate(ctx, &db.DownloadLinkCreateParams{PackageID: p.ID, TokenHash: randBytes(t), CreatedAt: t0.Add(time.Second)}))
+	for range 3 {
+		must(s.DownloadLinkIncrementCount(ctx, &db.DownloadLinkIncrementCountParams{ID: unlimited.ID, Now: t0.Add(1000 * time.Hour)}))
+	}
+	if list := must(s.DownloadLinkListByPackage(ctx, &db.DownloadLinkListByPackageParams{PackageID: p.ID})); len(list) != 2 || list[0].ID != l.ID {
+		t.Fatalf("list = %+v", list)
+	}
+	if err := s.DownloadLinkDelete(ctx, &db.DownloadLinkDeleteParams{ID: l.ID}); err != nil {
+		t.Fatal(err)
+	}
+	_, err = s.DownloadLinkGetByHash(ctx, &db.DownloadLinkGetByHashParams{TokenHash: l.TokenHash})
+	wantErr(t, err, db.ErrNotFound)
+}
+
+func testInTx(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	boom := errors.New("boom")
+	err := s.InTx(ctx, func(tx db.Tx) error {
+		mkUser(t, tx, "rolled@example.com")
+		if _, err := tx.SQLTx().ExecContext(ctx, "UPDATE users SET is_admin = true"); err != nil {
+			return err
+		}
+		return boom
+	})
+	wantErr(t, err, boom)
+	_, err = s.UserGetByEmail(ctx, &db.UserGetByEmailParams{Email: "rolled@example.com"})
+	wantErr(t, err, db.ErrNotFound)
+
+	func() {
+		defer func() {
+			if recover() == nil {
+				t.Fatal("InTx swallowed a panic")
+			}
+		}()
+		_ = s.InTx(ctx, func(tx db.Tx) error {
+			mkUser(t, tx, "panic@example.com")
+			panic("boom")
+		})
+	}()
+	_, err = s.UserGetByEmail(ctx, &db.UserGetByEmailParams{Email: "panic@example.com"})
+	wantErr(t, err, db.ErrNotFound)
+
+	if err := s.InTx(ctx, func(tx db.Tx) error {
+		u := mkUser(t, tx, "kept@example.com")
+		_, err := tx.SQLTx().ExecContext(ctx, "UPDATE users SET is_admin = true WHERE id = $1", u.ID)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if u := must(s.UserGetByEmail(ctx, &db.UserGetByEmailParams{Email: "kept@example.com"})); !u.IsAdmin {
+		t.Fatalf("raw SQL in the transaction was lost: %+v", u)
+	}
+}
+
+// testConcurrentAdmission is the pattern portal admission relies on: lock
+// the package with PackageAddUsage, then check a limit against the files,
+// then insert. However many admissions race, the limit holds.
+func testConcurrentAdmission(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	p := mkPackage(t, s, "")
+	const workers, limit = 12, 5
+	var wg sync.WaitGroup
+	errs := make(chan error, workers)
+	for i := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs <- s.InTx(ctx, func(tx db.Tx) error {
+				pkg, err := tx.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: p.ID, FilesDelta: 1, BytesDelta: 1})
+				if err != nil {
+					return err
+				}
+				files, err := tx.FileListByPackage(ctx, &db.FileListByPackageParams{PackageID: p.ID})
+				if err != nil {
+					return err
+				}
+				if len(files) >= limit || pkg.FileCount > limit {
+					return errLimit
+				}
+				_, err = tx.FileCreate(ctx, &db.FileCreateParams{PackageID: p.ID, Path: fmt.Sprint(i), PathKey: fmt.Sprint(i), Size: 1})
+				return err
+			})
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil && !errors.Is(err, errLimit) {
+			t.Fatalf("admission failed: %v", err)
+		}
+	}
+	files := must(s.FileListByPackage(ctx, &db.FileListByPackageParams{PackageID: p.ID}))
+	pkg := must(s.PackageGetByID(ctx, &db.PackageGetByIDParams{ID: p.ID}))
+	if len(files) != limit || pkg.FileCount != limit || pkg.TotalSize != limit {
+		t.Fatalf("%d files, count %d, size %d; want %d of each", len(files), pkg.FileCount, pkg.TotalSize, limit)
+	}
+}
+
+var errLimit = errors.New("limit")
+
+func testTimes(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	local := time.FixedZone("UTC+5", 5*3600)
+	in := time.Date(2026, 12, 31, 23, 59, 59, 999999999, local)
+	u := must(s.UserCreate(ctx, &db.UserCreateParams{Email: "t@example.com", PasswordHash: "h", CreatedAt: in}))
+	want := in.UTC().Truncate(time.Microsecond)
+	if u.CreatedAt != want {
+		t.Fatalf("CreatedAt = %v, want %v (UTC, microseconds)", u.CreatedAt, want)
+	}
+	again := must(s.UserGetByID(ctx, &db.UserGetByIDParams{ID: u.ID}))
+	if again.CreatedAt != want {
+		t.Fatalf("read back %v, want %v", again.CreatedAt, want)
+	}
+	before := time.Now().Add(-time.Minute)
+	v := must(s.UserCreate(ctx, &db.UserCreateParams{Email: "zero@example.com", PasswordHash: "h"}))
+	if v.CreatedAt.Before(before) || v.CreatedAt.Location() != time.UTC {
+		t.Fatalf("zero CreatedAt became %v, want about now in UTC", v.CreatedAt)
+	}
+}

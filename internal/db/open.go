@@ -1,0 +1,174 @@
+package db
+
+import (
+	"context"
+	"database/sql"
+	"embed"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/url"
+	"path/filepath"
+	"strings"
+
+	"github.com/jackc/pgx/v5/pgconn"
+	_ "github.com/jackc/pgx/v5/stdlib" // registers database/sql driver "pgx"
+	"github.com/pressly/goose/v3"
+	"github.com/pressly/goose/v3/lock"
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+)
+
+//go:embed migrations
+var migrations embed.FS
+
+// dialect is what differs between databases: opening, migrating, and
+// recognising constraint errors. The queries are shared.
+type dialect struct {
+	name       string
+	goose      goose.Dialect
+	migrations string // directory under migrations/
+	constraint func(error) bool
+}
+
+var (
+	sqliteDialect = &dialect{
+		name: DialectSQLite, goose: goose.DialectSQLite3, migrations: "migrations/sqlite",
+		constraint: func(err error) bool {
+			var se *sqlite.Error
+			if !errors.As(err, &se) {
+				return false
+			}
+			switch se.Code() {
+			case sqlite3.SQLITE_CONSTRAINT_UNIQUE, sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY, sqlite3.SQLITE_CONSTRAINT_FOREIGNKEY:
+				return true
+			}
+			return false
+		},
+	}
+	postgresDialect = &dialect{
+		name: DialectPostgres, goose: goose.DialectPostgres, migrations: "migrations/postgres",
+		constraint: func(err error) bool {
+			var pe *pgconn.PgError
+			return errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "23503")
+		},
+	}
+)
+
+// classify marks constraint violations with ErrConflict, keeping the driver's
+// error in the chain for the details.
+func (d *dialect) classify(err error) error {
+	if err != nil && d.constraint(err) {
+		return fmt.Errorf("%w: %w", ErrConflict, err)
+	}
+	return err
+}
+
+// Options tune Open. The zero value is fine.
+type Options struct {
+	Logger *slog.Logger // migration progress; nil = slog.Default()
+}
+
+// Open opens the database named by dsn and brings its schema up to date
+// (goose; on PostgreSQL under an advisory lock, so replicas may start
+// together). dsn is a PostgreSQL URL ("postgres://..." or "postgresql://...")
+// or a SQLite file path (optionally "sqlite:" + path), created if missing.
+func Open(ctx context.Context, dsn string, opts Options) (Store, error) {
+	switch {
+	case strings.HasPrefix(dsn, "postgres://"), strings.HasPrefix(dsn, "postgresql://"):
+		return OpenPostgres(ctx, dsn, opts)
+	default:
+		return OpenSQLite(ctx, strings.TrimPrefix(dsn, "sqlite:"), opts)
+	}
+}
+
+// SQLiteDSN is the modernc.org/sqlite DSN ferry uses for the file at path:
+// WAL (readers never block the writer), a busy timeout (another process such
+// as `ferry admin` may hold the lock briefly), foreign keys on, transactions
+// that take the write lock at BEGIN (no deadlocking read->write upgrades),
+// and times written in a fixed UTC text form whose order is time order.
+func SQLiteDSN(path string) string {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(10000)")
+	q.Add("_pragma", "foreign_keys(1)")
+	q.Add("_pragma", "journal_mode(WAL)")
+	q.Add("_pragma", "synchronous(NORMAL)")
+	q.Set("_txlock", "immediate")
+	q.Set("_time_format", "sqlite")
+	return "file:" + path + "?" + q.Encode()
+}
+
+// OpenSQLite opens (creating if needed) the SQLite database file at path and
+// migrates it. The pool holds one connection, as River's SQLite driver
+// wants when it shares the handle: SQLite has one writer anyway.
+func OpenSQLite(ctx context.Context, path string, opts Options) (Store, error) {
+	if path == "" || strings.ContainsAny(path, "?#") {
+		return nil, fmt.Errorf("db: open sqlite %q: need a file path without '?' or '#'", path)
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("db: open sqlite %q: %w", path, err)
+	}
+	sqldb, err := sql.Open("sqlite", SQLiteDSN(abs))
+	if err != nil {
+		return nil, fmt.Errorf("db: open sqlite %q: %w", abs, err)
+	}
+	sqldb.SetMaxOpenConns(1)
+	sqldb.SetMaxIdleConns(1)
+	sqldb.SetConnMaxIdleTime(0)
+	sqldb.SetConnMaxLifetime(0)
+	return finishOpen(ctx, sqldb, sqliteDialect, "sqlite "+abs, opts)
+}
+
+// OpenPostgres opens the PostgreSQL database at dsn (pgx through
+// database/sql) and migrates it.
+func OpenPostgres(ctx context.Context, dsn string, opts Options) (Store, error) {
+	sqldb, err := sql.Open("pgx", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("db: open postgres: %w", err) // never echo the DSN: it may hold a password
+	}
+	return finishOpen(ctx, sqldb, postgresDialect, "postgres", opts)
+}
+
+func finishOpen(ctx context.Context, sqldb *sql.DB, d *dialect, what string, opts Options) (Store, error) {
+	if err := sqldb.PingContext(ctx); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("db: connect to %s: %w", what, err)
+	}
+	if err := migrate(ctx, sqldb, d, opts.Logger); err != nil {
+		sqldb.Close()
+		return nil, fmt.Errorf("db: migrate %s: %w", what, err)
+	}
+	return &store{queries: queries{ex: sqldb, d: d}, sqldb: sqldb}, nil
+}
+
+func migrate(ctx context.Context, sqldb *sql.DB, d *dialect, logger *slog.Logger) error {
+	if logger == nil {
+		logger = slog.Default()
+	}
+	fsys, err := fs.Sub(migrations, d.migrations)
+	if err != nil {
+		return err
+	}
+	popts := []goose.ProviderOption{goose.WithDisableGlobalRegistry(true)}
+	if d == postgresDialect {
+		locker, err := lock.NewPostgresSessionLocker()
+		if err != nil {
+			return err
+		}
+		popts = append(popts, goose.WithSessionLocker(locker))
+	}
+	p, err := goose.NewProvider(d.goose, sqldb, fsys, popts...)
+	if err != nil {
+		return err
+	}
+	results, err := p.Up(ctx)
+	if err != nil {
+		return err
+	}
+	for _, r := range results {
+		logger.Info("db: applied migration", "dialect", d.name, "source", r.Source.Path, "duration", r.Duration)
+	}
+	return nil
+}
