@@ -215,24 +215,33 @@ func TestS3PresignedURLsExpire(t *testing.T) {
 }
 
 func TestS3AbortForgetsTheUpload(t *testing.T) {
-	f := newFixture(t, Options{})
-	st := f.storage(t, MethodS3)
-	key := "ferry/aborted.bin"
-	uf, _ := f.p.UploadFields(st, key, 0)
-	_, _, body := do(t, http.MethodPost, uf.MultipartUploadURL, nil, nil)
-	id := xmlField(t, body, "UploadId")
-	_, abort, err := f.p.S3MultipartURLs(st, key, id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if status, _, body := do(t, http.MethodDelete, abort, nil, nil); status != http.StatusNoContent {
-		t.Fatalf("abort: %d %s", status, body)
-	}
-	urls, _ := f.p.S3PartURLs(st, key, id, []int{1}, nil)
-	if status, _, body := do(t, http.MethodPut, urls[0].URL, []byte("x"), nil); status != http.StatusNotFound || xmlField(t, body, "Code") != "NoSuchUpload" {
-		t.Fatalf("part after abort: %d %s, want 404 NoSuchUpload", status, body)
-	}
-	if err := f.p.S3Abort(st, key, id); err == nil {
-		t.Fatal("second abort succeeded, want no such upload")
+	for _, pl := range s3Planes(t) {
+		t.Run(pl.name, func(t *testing.T) {
+			p, st, key := pl.f.p, pl.st, "ferry/aborted.bin"
+			uf, _ := p.UploadFields(st, key, 0)
+			_, _, body := do(t, http.MethodPost, uf.MultipartUploadURL, nil, nil)
+			id := xmlField(t, body, "UploadId")
+			_, abort, err := p.S3MultipartURLs(st, key, id)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if status, _, body := do(t, http.MethodDelete, abort, nil, nil); status != http.StatusNoContent {
+				t.Fatalf("abort: %d %s", status, body)
+			}
+			urls, _ := p.S3PartURLs(st, key, id, []int{1}, nil)
+			if status, _, body := do(t, http.MethodPut, urls[0].URL, []byte("x"), nil); status != http.StatusNotFound || xmlField(t, body, "Code") != "NoSuchUpload" {
+				t.Fatalf("part after abort: %d %s, want 404 NoSuchUpload", status, body)
+			}
+			// The server-side abort (iconik's multipart/cleanup) of a second upload.
+			_, _, body = do(t, http.MethodPost, uf.MultipartUploadURL, nil, nil)
+			id = xmlField(t, body, "UploadId")
+			if err := p.S3Abort(st, key, id); err != nil {
+				t.Fatalf("S3Abort: %v", err)
+			}
+			lp, _ := p.S3ListPartsURL(st, key, id)
+			if status, _, body := do(t, http.MethodGet, lp, nil, nil); status != http.StatusNotFound {
+				t.Fatalf("list parts after S3Abort: %d %s, want 404", status, body)
+			}
+		})
 	}
 }
