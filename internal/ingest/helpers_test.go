@@ -171,17 +171,22 @@ func (r *tusResp) errCode() string {
 
 func (rg *rig) do(q tusReq) *tusResp {
 	rg.t.Helper()
-	u := q.URL
-	if u == "" {
-		u = rg.srv.URL + "/uploads/"
+	if q.URL == "" {
+		q.URL = rg.srv.URL + "/uploads/"
 	}
+	return doTus(rg.t, rg.srv.Client(), q)
+}
+
+// doTus sends one tus request to q.URL.
+func doTus(t *testing.T, c *http.Client, q tusReq) *tusResp {
+	t.Helper()
 	var body io.Reader
 	if q.HasBody {
 		body = bytes.NewReader(q.Body)
 	}
-	req, err := http.NewRequest(q.Method, u, body)
+	req, err := http.NewRequest(q.Method, q.URL, body)
 	if err != nil {
-		rg.t.Fatal(err)
+		t.Fatal(err)
 	}
 	req.Header.Set("Tus-Resumable", "1.0.0")
 	if q.Token != "" {
@@ -196,9 +201,9 @@ func (rg *rig) do(q tusReq) *tusResp {
 	for k, v := range q.Header {
 		req.Header.Set(k, v)
 	}
-	res, err := rg.srv.Client().Do(req)
+	res, err := c.Do(req)
 	if err != nil {
-		rg.t.Fatalf("%s %s: %v", q.Method, u, err)
+		t.Fatalf("%s %s: %v", q.Method, q.URL, err)
 	}
 	defer res.Body.Close()
 	b, _ := io.ReadAll(res.Body)
