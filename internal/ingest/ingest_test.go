@@ -6,11 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 )
@@ -454,5 +456,42 @@ func TestDeleteRemovesFinalWithItsPartials(t *testing.T) {
 	}
 	if ents, _ := os.ReadDir(rg.dir); len(ents) != 0 {
 		t.Errorf("%d files left after Delete", len(ents))
+	}
+}
+
+// recordingHandler keeps the messages of warning and error records.
+type recordingHandler struct {
+	mu   *sync.Mutex
+	msgs *[]string
+}
+
+func (h recordingHandler) Enabled(_ context.Context, l slog.Level) bool { return l >= slog.LevelWarn }
+func (h recordingHandler) Handle(_ context.Context, r slog.Record) error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	*h.msgs = append(*h.msgs, r.Message)
+	return nil
+}
+func (h recordingHandler) WithAttrs([]slog.Attr) slog.Handler { return h }
+func (h recordingHandler) WithGroup(string) slog.Handler      { return h }
+
+// tusd sets read deadlines through http.ResponseController; a wrapping ResponseWriter without
+// Unwrap makes that fail (tusd then logs NetworkControlError and loses its dead-client timeout).
+func TestResponseWriterWrappingKeepsTusdDeadlines(t *testing.T) {
+	var mu sync.Mutex
+	var msgs []string
+	rg := newRig(t, func(c *Config) { c.Logger = slog.New(recordingHandler{&mu, &msgs}) })
+	data := randBytes(t, 10_000)
+	url := rg.create(len(data), fileMeta(data, false), nil)
+	if r := rg.patch(url, 0, data); r.Status != http.StatusNoContent {
+		t.Fatalf("PATCH: %d %s", r.Status, r.Body)
+	}
+	rg.do(tusReq{Method: "PATCH", URL: url, Token: testToken, HasBody: true, Body: []byte("x"), Header: map[string]string{"Upload-Offset": "1"}}) // an error path too
+	mu.Lock()
+	defer mu.Unlock()
+	for _, m := range msgs {
+		if strings.Contains(m, "Network") {
+			t.Errorf("tusd logged %q: the response writer chain hides the connection", m)
+		}
 	}
 }
