@@ -450,6 +450,11 @@ func (p *Plane) s3Complete(w http.ResponseWriter, r *http.Request, st Storage, k
 	if !ok {
 		return
 	}
+	defer lockFor(dir)() // two racing completions must not both assemble
+	if _, err := os.Stat(dir); err != nil {
+		writeS3Error(w, r, http.StatusNotFound, "NoSuchUpload", "The specified upload does not exist. The upload ID may be invalid, or the upload may have been aborted or completed.")
+		return
+	}
 	var body completeBody
 	if err := xml.NewDecoder(io.LimitReader(r.Body, 4<<20)).Decode(&body); err != nil || len(body.Parts) == 0 {
 		writeS3Error(w, r, http.StatusBadRequest, "MalformedXML", "The XML you provided was not well-formed or did not validate against our published schema.")
