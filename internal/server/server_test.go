@@ -1,0 +1,513 @@
+package server
+
+import (
+	"archive/zip"
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"io"
+	"io/fs"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/config"
+	"github.com/ferryhq/ferry/internal/web"
+)
+
+// harness runs a real App (SQLite, tus, web) over httptest, with its data
+// directory inside a root the tests watch for stray writes.
+type harness struct {
+	t     *testing.T
+	root  string
+	data  string
+	app   *App
+	srv   *httptest.Server
+	token string
+	now   time.Time
+}
+
+func newHarness(t *testing.T) *harness {
+	t.Helper()
+	h := &harness{t: t, root: t.TempDir(), now: time.Now().UTC()}
+	h.data = filepath.Join(h.root, "data")
+	cfg := config.Default("")
+	cfg.DataDir = h.data
+	if _, err := CreateUser(t.Context(), cfg, "admin@example.com", "correct horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := CreateAPIToken(t.Context(), cfg, "admin@example.com", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.token = tok
+	app, err := Open(t.Context(), cfg, Options{NoSync: true, Now: func() time.Time { return h.now }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.app = app
+	h.srv = httptest.NewServer(app.Handler())
+	t.Cleanup(func() { h.srv.Close(); app.Close() })
+	return h
+}
+
+func (h *harness) req(method, path string, body any, hdr ...string) (*http.Response, []byte) {
+	h.t.Helper()
+	var rd io.Reader
+	switch b := body.(type) {
+	case nil:
+	case []byte:
+		rd = bytes.NewReader(b)
+	default:
+		j, _ := json.Marshal(b)
+		rd = bytes.NewReader(j)
+	}
+	req, err := http.NewRequest(method, h.srv.URL+path, rd)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if _, ok := body.([]byte); !ok && body != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	for i := 0; i+1 < len(hdr); i += 2 {
+		req.Header.Set(hdr[i], hdr[i+1])
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	out, _ := io.ReadAll(resp.Body)
+	return resp, out
+}
+
+func (h *harness) admin() []string { return []string{"Authorization", "Bearer " + h.token} }
+
+func (h *harness) mustJSON(resp *http.Response, body []byte, status int, v any) {
+	h.t.Helper()
+	if resp.StatusCode != status {
+		h.t.Fatalf("%s %s: got %d, want %d: %s", resp.Request.Method, resp.Request.URL.Path, resp.StatusCode, status, body)
+	}
+	if v != nil {
+		if err := json.Unmarshal(body, v); err != nil {
+			h.t.Fatalf("decoding %s: %v", body, err)
+		}
+	}
+}
+
+type created struct {
+	Package     web.Package `json:"package"`
+	UploadToken string      `json:"upload_token"`
+	UploadURL   string      `json:"upload_url"`
+}
+
+func (h *harness) portal(in map[string]any) web.Portal {
+	h.t.Helper()
+	var pr struct{ Portal web.Portal }
+	resp, body := h.req("POST", "/api/v1/portals", in, h.admin()...)
+	h.mustJSON(resp, body, 201, &pr)
+	return pr.Portal
+}
+
+func (h *harness) newPackage(slug string) created {
+	h.t.Helper()
+	var c created
+	resp, body := h.req("POST", "/p/"+slug+"/packages", map[string]string{"name": "Shoot", "sender_email": "s@example.com", "password": "letmein"})
+	h.mustJSON(resp, body, 201, &c)
+	return c
+}
+
+// tusUpload creates an upload with its whole body in the creation request
+// (creation-with-upload), the path every uploader takes first.
+func (h *harness) tusUpload(tok string, meta map[string]string, data []byte) (*http.Response, []byte) {
+	h.t.Helper()
+	var parts []string
+	keys := make([]string, 0, len(meta))
+	for k := range meta {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	for _, k := range keys {
+		parts = append(parts, k+" "+base64.StdEncoding.EncodeToString([]byte(meta[k])))
+	}
+	hdr := []string{"Tus-Resumable", "1.0.0", "Upload-Length", fmt.Sprint(len(data)), "Upload-Metadata", strings.Join(parts, ","),
+		"Content-Type", "application/offset+octet-stream"}
+	if tok != "" {
+		hdr = append(hdr, "Authorization", "Bearer "+tok)
+	}
+	return h.req("POST", "/uploads/", data, hdr...)
+}
+
+func (h *harness) upload(tok, relPath string, data []byte) {
+	h.t.Helper()
+	sum := sha256.Sum256(data)
+	resp, body := h.tusUpload(tok, map[string]string{"package_token": tok, "relativePath": relPath, "filename": filepath.Base(relPath), "sha256": hex.EncodeToString(sum[:])}, data)
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Upload-Offset") != fmt.Sprint(len(data)) {
+		h.t.Fatalf("upload %s: %d offset %s: %s", relPath, resp.StatusCode, resp.Header.Get("Upload-Offset"), body)
+	}
+}
+
+// snapshot lists every file under the root, with sizes.
+func snapshot(t *testing.T, root string) map[string]int64 {
+	t.Helper()
+	out := map[string]int64{}
+	err := filepath.WalkDir(root, func(p string, d fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if !d.IsDir() {
+			info, err := d.Info()
+			if err != nil {
+				return err
+			}
+			out[p] = info.Size()
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	return out
+}
+
+func TestHostilePathsAreRefusedBeforeAnyByteIsStored(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "Hostile", "slug": "hostile", "password": "letmein",
+		"limits": map[string]any{"max_file_size": 1 << 20, "denied_extensions": []string{"exe"}}})
+	pkg := h.newPackage("hostile")
+	tok := pkg.UploadToken
+	// Files the conflict cases collide with.
+	h.upload(tok, "taken/clip.mov", []byte("first"))
+	h.upload(tok, "folder/inner.mov", []byte("inner"))
+	h.upload(tok, "Caf\u00e9.mov", []byte("nfc"))
+	payload := []byte("HOSTILE-PAYLOAD-must-never-be-stored")
+	long := strings.Repeat("a", 300)
+	cases := []struct {
+		name, rel, file string
+		want            int
+	}{
+		{"parent traversal", "../evil.mov", "", 400},
+		{"deep traversal", "../../../../etc/passwd", "", 400},
+		{"traversal after a folder", "a/../../evil.mov", "", 400},
+		{"traversal inside", "a/../b.mov", "", 400},
+		{"dot segment", "a/./b.mov", "", 400},
+		{"leading dot segment", "./a.mov", "", 400},
+		{"just dot dot", "..", "", 400},
+		{"just dot", ".", "", 400},
+		{"absolute unix path", "/etc/passwd", "", 400},
+		{"root only", "/", "", 400},
+		{"windows drive with slash", "C:/Windows/evil.mov", "", 400},
+		{"windows drive relative", "C:evil.mov", "", 400},
+		{"backslash traversal", "..\\..\\evil.mov", "", 400},
+		{"backslash separator", "a\\b.mov", "", 400},
+		{"unc path", "\\\\server\\share\\x.mov", "", 400},
+		{"empty segment", "a//b.mov", "", 400},
+		{"folder without a file", "a/b/", "", 400},
+		{"nothing at all", "", "", 400},
+		{"uppy null without filename", "null", "", 400},
+		{"slash in filename", "", "../x.mov", 400},
+		{"reserved device name", "con.mov", "", 400},
+		{"reserved device folder", "aux/file.mov", "", 400},
+		{"reserved NUL upper case", "NUL.mov", "", 400},
+		{"reserved COM1", "dir/COM1", "", 400},
+		{"reserved LPT9 with extension", "LPT9.txt", "", 400},
+		{"nul byte", "a\x00b.mov", "", 400},
+		{"newline", "a\nb.mov", "", 400},
+		{"delete control character", "a\x7f.mov", "", 400},
+		{"trailing dot in folder", "folder./x.mov", "", 400},
+		{"trailing space in folder", "folder /x.mov", "", 400},
+		{"trailing dot in file", "x.mov.", "", 400},
+		{"colon (alternate data stream)", "a.mov:stream", "", 400},
+		{"segment longer than 255 bytes", long + ".mov", "", 400},
+		{"path longer than the limit", strings.Repeat("d/", 2100) + "x.mov", "", 400},
+		{"invalid utf-8", "\xff\xfe.mov", "", 400},
+		{"overlong utf-8 dot dot", "\xc0\xae\xc0\xae/x.mov", "", 400},
+		{"traversal hidden after a valid folder", "ok/fine/../../../x.mov", "", 400},
+		{"tab character", "a\tb.mov", "", 400},
+		{"escape character", "a\x1bb.mov", "", 400},
+		{"exact duplicate", "taken/clip.mov", "", 409},
+		{"case-insensitive duplicate", "TAKEN/Clip.MOV", "", 409},
+		{"unicode form duplicate (NFD)", "Cafe\u0301.mov", "", 409},
+		{"file where a folder is", "folder", "", 409},
+		{"folder where a file is", "taken/clip.mov/x.mov", "", 409},
+		{"denied extension", "virus.exe", "", 422},
+		{"denied extension any case", "virus.EXE", "", 422},
+	}
+	uploadsBefore := snapshot(t, h.data)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			meta := map[string]string{"package_token": tok, "relativePath": tc.rel}
+			if tc.file != "" {
+				meta["filename"] = tc.file
+			}
+			resp, body := h.tusUpload(tok, meta, payload)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("got %d, want %d: %s", resp.StatusCode, tc.want, body)
+			}
+			var e struct {
+				Error struct{ Code, Message string }
+			}
+			if json.Unmarshal(body, &e) != nil || e.Error.Code == "" || e.Error.Message == "" {
+				t.Fatalf("refusal is not a JSON error the uploader can act on: %s", body)
+			}
+		})
+	}
+	// Nothing was written anywhere: no file appeared, inside the data
+	// directory or beside it, and the payload is in no file.
+	after := snapshot(t, h.root)
+	for p, size := range after {
+		if !strings.HasPrefix(p, h.data+string(filepath.Separator)) {
+			t.Errorf("file written outside the data directory: %s", p)
+		}
+		if _, ok := uploadsBefore[p]; !ok && !strings.HasSuffix(p, ".db-wal") && !strings.HasSuffix(p, ".db-shm") {
+			t.Errorf("a refused upload left a file: %s (%d bytes)", p, size)
+		}
+		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, payload) {
+			t.Errorf("the hostile payload was stored in %s", p)
+		}
+	}
+	// The package still holds exactly the three legitimate files.
+	var got struct{ Package web.Package }
+	resp, body := h.req("GET", "/p/hostile/packages/"+pkg.Package.ID, nil, "Authorization", "Bearer "+tok)
+	h.mustJSON(resp, body, 200, &got)
+	if got.Package.FileCount != 3 || len(got.Package.Files) != 3 {
+		t.Fatalf("package has %d files (count %d), want 3: %s", len(got.Package.Files), got.Package.FileCount, body)
+	}
+}
+
+func TestUploadsAreRefusedBeforeStorageWhenThePortalSaysNo(t *testing.T) {
+	h := newHarness(t)
+	p := h.portal(map[string]any{"name": "Limits", "slug": "limits", "password": "letmein",
+		"limits": map[string]any{"max_file_size": 100, "max_package_size": 150, "max_file_count": 3, "allowed_extensions": []string{"mov", "wav"}}})
+	pkg := h.newPackage("limits")
+	tok := pkg.UploadToken
+	h.upload(tok, "a.mov", make([]byte, 100))
+	cases := []struct {
+		name, rel string
+		size      int
+		tok       string
+		want      int
+		code      string
+	}{
+		{"no token", "b.mov", 10, "", 401, "unauthorized"},
+		{"unknown token", "b.mov", 10, "not-a-token", 401, "unauthorized"},
+		{"file over the file limit", "b.mov", 101, tok, 413, "file_too_large"},
+		{"package over the package limit", "b.mov", 60, tok, 413, "package_too_large"},
+		{"extension not allowed", "b.txt", 1, tok, 422, "extension_not_allowed"},
+		{"file without extension", "README", 1, tok, 422, "extension_not_allowed"},
+		{"within every limit", "b.wav", 50, tok, 201, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			meta := map[string]string{"relativePath": tc.rel}
+			if tc.tok != "" {
+				meta["package_token"] = tc.tok
+			}
+			resp, body := h.tusUpload(tc.tok, meta, make([]byte, tc.size))
+			if resp.StatusCode != tc.want || (tc.code != "" && !bytes.Contains(body, []byte(`"`+tc.code+`"`))) {
+				t.Fatalf("got %d %s, want %d %s", resp.StatusCode, body, tc.want, tc.code)
+			}
+		})
+	}
+	h.upload(tok, "c.wav", nil)
+	resp, body := h.tusUpload(tok, map[string]string{"package_token": tok, "relativePath": "d.wav"}, nil)
+	if resp.StatusCode != 413 || !bytes.Contains(body, []byte("too_many_files")) {
+		t.Fatalf("fourth file: %d %s", resp.StatusCode, body)
+	}
+	// Deactivating the portal stops uploads to packages already created.
+	resp, body = h.req("PATCH", "/api/v1/portals/"+p.ID, map[string]any{"active": false}, h.admin()...)
+	h.mustJSON(resp, body, 200, nil)
+	resp, body = h.tusUpload(tok, map[string]string{"package_token": tok, "relativePath": "e.wav"}, []byte("x"))
+	if resp.StatusCode != 403 || !bytes.Contains(body, []byte("portal_inactive")) {
+		t.Fatalf("inactive portal: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestNestedPackageUploadFinalizeAndZipDownloadByteForByte(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "Dailies", "slug": "dailies", "password": "letmein", "retention_days": 7})
+	pkg := h.newPackage("dailies")
+	rng := rand.New(rand.NewPCG(3, 4))
+	files := map[string][]byte{
+		"Day 1/Cam A/A001.mov":  randBytes(rng, 3<<20+11),
+		"Day 1/Cam B/B001.mov":  randBytes(rng, 1<<20),
+		"Day 2/Sound/Ñu 日本.wav": randBytes(rng, 70001),
+		"notes.txt":             []byte("hello\n"),
+		"Day 2/empty.bin":       {},
+	}
+	for p, d := range files {
+		h.upload(pkg.UploadToken, p, d)
+	}
+	bearer := []string{"Authorization", "Bearer " + pkg.UploadToken}
+	var got struct{ Package web.Package }
+	resp, body := h.req("GET", "/p/dailies/packages/"+pkg.Package.ID, nil, bearer...)
+	h.mustJSON(resp, body, 200, &got)
+	for _, f := range got.Package.Files {
+		sum := sha256.Sum256(files[f.Path])
+		if f.State != "complete" || f.SHA256 != hex.EncodeToString(sum[:]) || f.Size != int64(len(files[f.Path])) {
+			t.Fatalf("file %+v not recorded complete with its size and digest", f)
+		}
+	}
+	resp, body = h.req("POST", "/p/dailies/packages/"+pkg.Package.ID+"/finalize", nil, bearer...)
+	h.mustJSON(resp, body, 200, &got)
+	if got.Package.State != "finalized" || got.Package.ExpiresAt == nil {
+		t.Fatalf("finalize: %s", body)
+	}
+	var link struct{ Token, URL string }
+	resp, body = h.req("POST", "/api/v1/packages/"+pkg.Package.ID+"/links", map[string]any{"expires_in": "24h", "max_downloads": 5}, h.admin()...)
+	h.mustJSON(resp, body, 201, &link)
+	resp, body = h.req("GET", link.URL+"/zip", nil)
+	if resp.StatusCode != 200 {
+		t.Fatalf("zip: %d %s", resp.StatusCode, body)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(zr.File) != len(files) {
+		t.Fatalf("zip holds %d files, want %d", len(zr.File), len(files))
+	}
+	for _, zf := range zr.File {
+		rc, err := zf.Open()
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		if err != nil || !bytes.Equal(b, files[zf.Name]) {
+			t.Fatalf("%s differs in the zip (err %v)", zf.Name, err)
+		}
+		if zf.Method != zip.Store {
+			t.Fatalf("%s was recompressed", zf.Name)
+		}
+	}
+	// A Range request on one file reads the stored bytes.
+	_, page := h.req("GET", link.URL, nil)
+	m := regexp.MustCompile(`href="(/d/[^"]+/files/[^"]+)">Day 1/Cam A/A001.mov<`).FindSubmatch(page)
+	if m == nil {
+		t.Fatalf("file link missing from the page: %s", page)
+	}
+	resp, body = h.req("GET", string(m[1]), nil, "Range", "bytes=1000-1999")
+	if resp.StatusCode != 206 || !bytes.Equal(body, files["Day 1/Cam A/A001.mov"][1000:2000]) {
+		t.Fatalf("range: %d, %d bytes", resp.StatusCode, len(body))
+	}
+	// Deleting the package removes its bytes.
+	before := len(snapshot(t, filepath.Join(h.data, "uploads")))
+	resp, _ = h.req("DELETE", "/api/v1/packages/"+pkg.Package.ID, nil, h.admin()...)
+	if resp.StatusCode != 204 {
+		t.Fatalf("delete: %d", resp.StatusCode)
+	}
+	if after := len(snapshot(t, filepath.Join(h.data, "uploads"))); after >= before {
+		t.Fatalf("stored files before delete %d, after %d", before, after)
+	}
+	if resp, _ = h.req("GET", link.URL+"/zip", nil); resp.StatusCode != 404 {
+		t.Fatalf("link of a deleted package: %d", resp.StatusCode)
+	}
+}
+
+func TestCompleteIsIdempotent(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein"})
+	pkg := h.newPackage("p")
+	h.upload(pkg.UploadToken, "a.mov", []byte("abc"))
+	p, err := (&webStore{db: h.app.DB, now: time.Now}).PackageGet(t.Context(), pkg.Package.ID)
+	if err != nil || len(p.Files) != 1 {
+		t.Fatalf("package: %+v %v", p, err)
+	}
+	g := &gate{db: h.app.DB, now: time.Now}
+	u := ingestUpload(p.Files[0].UploadID, 3)
+	for i := range 3 {
+		if err := g.Complete(t.Context(), u, checksums(nil)); err != nil {
+			t.Fatalf("Complete call %d: %v", i+2, err)
+		}
+	}
+	p, _ = (&webStore{db: h.app.DB, now: time.Now}).PackageGet(t.Context(), pkg.Package.ID)
+	if p.Files[0].State != "complete" || p.FileCount != 1 || p.TotalSize != 3 {
+		t.Fatalf("after repeated Complete: %+v", p)
+	}
+}
+
+func TestEveryAdminRouteRefusesAnonymousAndWrongTokenCallersOnTheRealStore(t *testing.T) {
+	h := newHarness(t)
+	pkg := func() string {
+		var c created
+		resp, body := h.req("POST", "/api/v1/packages", map[string]string{"name": "mine"}, h.admin()...)
+		h.mustJSON(resp, body, 201, &c)
+		return c.Package.ID
+	}()
+	callers := map[string][]string{
+		"anonymous":                        nil,
+		"wrong token":                      {"Authorization", "Bearer " + strings.Repeat("x", 43)},
+		"upload token is not an api token": nil,
+		"session cookie guess":             {"Cookie", "ferry_session=" + strings.Repeat("A", 43)},
+	}
+	var c created
+	resp, body := h.req("POST", "/api/v1/packages", map[string]string{"name": "other"}, h.admin()...)
+	h.mustJSON(resp, body, 201, &c)
+	callers["upload token is not an api token"] = []string{"Authorization", "Bearer " + c.UploadToken}
+	n := 0
+	for _, rt := range h.app.Web.Routes() {
+		if rt.Access != web.Admin {
+			continue
+		}
+		n++
+		path := strings.NewReplacer("{id}", pkg).Replace(rt.Pattern)
+		for name, hdr := range callers {
+			resp, body := h.req(rt.Method, path, map[string]string{"name": "x"}, hdr...)
+			if resp.StatusCode != 401 || bytes.Contains(body, []byte(pkg)) {
+				t.Errorf("%s %s as %s: %d %s", rt.Method, path, name, resp.StatusCode, body)
+			}
+		}
+	}
+	if n < 12 {
+		t.Fatalf("only %d admin routes", n)
+	}
+	// The package is still there: nothing was deleted by a refused caller.
+	resp, _ = h.req("GET", "/api/v1/packages/"+pkg, nil, h.admin()...)
+	if resp.StatusCode != 200 {
+		t.Fatalf("package after refused calls: %d", resp.StatusCode)
+	}
+}
+
+func TestSweepExpiresPackagesAndDeletesTheirBytes(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein", "retention_days": 1})
+	pkg := h.newPackage("p")
+	h.upload(pkg.UploadToken, "a.mov", []byte("abc"))
+	resp, body := h.req("POST", "/p/p/packages/"+pkg.Package.ID+"/finalize", nil, "Authorization", "Bearer "+pkg.UploadToken)
+	h.mustJSON(resp, body, 200, nil)
+	if _, n, err := h.app.Sweep(t.Context()); err != nil || n != 0 {
+		t.Fatalf("sweep before expiry: %d %v", n, err)
+	}
+	h.now = h.now.Add(49 * time.Hour)
+	if _, n, err := h.app.Sweep(t.Context()); err != nil || n != 1 {
+		t.Fatalf("sweep after expiry: %d %v", n, err)
+	}
+	var got struct{ Package web.Package }
+	resp, body = h.req("GET", "/api/v1/packages/"+pkg.Package.ID, nil, h.admin()...)
+	h.mustJSON(resp, body, 200, &got)
+	if got.Package.State != "expired" {
+		t.Fatalf("state after sweep: %s", got.Package.State)
+	}
+	if _, err := h.app.Ingest.Open(context.Background(), got.Package.Files[0].UploadID); err == nil {
+		t.Fatal("bytes of an expired package are still readable")
+	}
+}
+
+func randBytes(rng *rand.Rand, n int) []byte {
+	b := make([]byte, n)
+	for i := range b {
+		b[i] = byte(rng.UintN(256))
+	}
+	return b
+}
