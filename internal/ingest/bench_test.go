@@ -11,6 +11,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"sort"
 	"strconv"
 	"strings"
 	"sync"
@@ -93,7 +94,7 @@ func BenchmarkUpload1GiB(b *testing.B) {
 		{"ingest-4", func() error { return tusUpload(client, ingSrv.URL+"/uploads/", size, 4, block) }, ingDir, true},
 		{"stock-4", func() error { return tusUpload(client, stockSrv.URL+"/uploads/", size, 4, block) }, stockDir, false},
 	}
-	elapsed := make(map[string]time.Duration)
+	elapsed := make(map[string][]time.Duration) // per iteration; variants interleave in each
 	var rssGrowth int64
 	b.ResetTimer()
 	for i := 0; i < b.N; i++ {
@@ -107,7 +108,7 @@ func BenchmarkUpload1GiB(b *testing.B) {
 			if err := v.run(); err != nil {
 				b.Fatalf("%s: %v", v.name, err)
 			}
-			elapsed[v.name] += time.Since(start)
+			elapsed[v.name] = append(elapsed[v.name], time.Since(start))
 			if stop != nil {
 				rssGrowth = max(rssGrowth, stop())
 			}
@@ -115,17 +116,30 @@ func BenchmarkUpload1GiB(b *testing.B) {
 		}
 	}
 	b.StopTimer()
-	mibs := func(name string) float64 {
-		return float64(size) * float64(b.N) / (1 << 20) / elapsed[name].Seconds()
-	}
-	refRate := mibs("ref-1")
+	// Medians, and ratios taken within one iteration, so a noisy neighbour on a shared machine
+	// skews one sample rather than the figure.
+	rate := func(d time.Duration) float64 { return float64(size) / (1 << 20) / d.Seconds() }
 	for _, v := range variants {
-		b.ReportMetric(mibs(v.name), v.name+"-MiB/s")
+		var rates, ratios []float64
+		for i, d := range elapsed[v.name] {
+			rates = append(rates, rate(d))
+			ratios = append(ratios, rate(d)/rate(elapsed["ref-1"][i]))
+		}
+		b.ReportMetric(median(rates), v.name+"-MiB/s")
 		if v.name != "ref-1" {
-			b.ReportMetric(mibs(v.name)/refRate, v.name+"/ref-1")
+			b.ReportMetric(median(ratios), v.name+"/ref-1")
 		}
 	}
 	b.ReportMetric(float64(rssGrowth)/(1<<20), "ingest-rss-growth-MiB")
+}
+
+func median(xs []float64) float64 {
+	s := append([]float64(nil), xs...)
+	sort.Float64s(s)
+	if len(s)%2 == 1 {
+		return s[len(s)/2]
+	}
+	return (s[len(s)/2-1] + s[len(s)/2]) / 2
 }
 
 type nopGate struct{}

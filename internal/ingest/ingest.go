@@ -155,7 +155,10 @@ func New(cfg Config, gate Gate) (*Ingest, error) {
 	return i, nil
 }
 
-// Handler serves tus; mount it at Config.BasePath (it sees full paths).
+// Handler serves tus; mount it at Config.BasePath (mux.Handle("/uploads/", ing.Handler())): it
+// sees full paths and strips the base itself. Clients send "Authorization: Bearer <upload token>"
+// on every request (Uppy: the @uppy/tus `headers` option) and package_token metadata on creation.
+// Errors carry the contract's JSON body; a checksum mismatch is 460 with code checksum_mismatch.
 func (i *Ingest) Handler() http.Handler { return i.h }
 
 // Open reads a finished upload. A final upload reads its partials in order.
