@@ -3,7 +3,6 @@ package emulator
 import (
 	"bytes"
 	"encoding/json"
-	"fmt"
 	"io"
 	"math"
 	"math/rand/v2"
@@ -367,5 +366,3 @@ func (c *call) queryBool(name string, def bool) bool {
 	}
 	return def
 }
-
-func notFound(what string) string { return fmt.Sprintf("%s does not exist", what) }

@@ -155,12 +155,6 @@ func (s *Server) SetBaseURL(u string) {
 	s.plane.SetBaseURL(u)
 }
 
-func (s *Server) base() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.baseURL
-}
-
 // Credentials lists every application token with the user it acts as.
 func (s *Server) Credentials() []Credential {
 	s.mu.Lock()

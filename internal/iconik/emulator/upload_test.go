@@ -61,7 +61,9 @@ func TestS3MultipartThroughUploadHelpers(t *testing.T) {
 			asset, f := c.newFile("s3", "multi", name, len(data))
 			base := "/API/files/v1/assets/" + asset + "/files/" + f.str("id")
 			resp, body := send(t, "POST", f.str("multipart_upload_url"), nil, nil)
-			var initiated struct{ UploadID string `xml:"UploadId"` }
+			var initiated struct {
+				UploadID string `xml:"UploadId"`
+			}
 			if resp.StatusCode != 200 || xml.Unmarshal(body, &initiated) != nil || initiated.UploadID == "" {
 				t.Fatalf("initiate: %d %s", resp.StatusCode, body)
 			}
@@ -110,7 +112,9 @@ func TestS3MultipartThroughUploadHelpers(t *testing.T) {
 	t.Run("cleanup aborts", func(t *testing.T) {
 		asset, f := c.newFile("s3", "multi", "aborted.bin", 10)
 		_, body := send(t, "POST", f.str("multipart_upload_url"), nil, nil)
-		var initiated struct{ UploadID string `xml:"UploadId"` }
+		var initiated struct {
+			UploadID string `xml:"UploadId"`
+		}
 		if err := xml.Unmarshal(body, &initiated); err != nil {
 			t.Fatal(err)
 		}
@@ -126,7 +130,7 @@ func TestB2UploadsThroughUploadHelpers(t *testing.T) {
 	e := emulatortest.Start(t, emulator.Options{})
 	c := newClient(t, e, "admin")
 	small := []byte("small b2 file")
-	asset, f := c.newFile("b2", "bz", "small.txt", len(small))
+	_, f := c.newFile("b2", "bz", "small.txt", len(small))
 	creds, _ := f.Body["upload_credentials"].(map[string]any)
 	tok, _ := creds["authorizationToken"].(string)
 	if f.str("upload_url") == "" || tok == "" || f.str("upload_filename") != "ferry/bz/small.txt" {
@@ -141,7 +145,7 @@ func TestB2UploadsThroughUploadHelpers(t *testing.T) {
 	checkObject(t, e, c, "b2", "ferry/bz/small.txt", small)
 
 	data := bytes.Repeat([]byte{7}, 5_000_000+3)
-	asset, f = c.newFile("b2", "bz", "large.bin", len(data))
+	asset, f := c.newFile("b2", "bz", "large.bin", len(data))
 	base := "/API/files/v1/assets/" + asset + "/files/" + f.str("id") + "/multipart/b2/"
 	start := c.must(200, c.do("POST", base+"start/", map[string]any{"upload_file_id": nil}), "b2 start")
 	var sha1s []string
