@@ -107,14 +107,8 @@ func (i *Ingest) cleanupOne(ctx context.Context, id string, cutoff time.Time) (b
 	}
 	switch {
 	case info.IsPartial:
-		fid, err := i.store.FinalOf(id)
-		if err != nil {
-			return false, nil
-		}
-		if fid != "" {
-			if _, err := i.store.Info(fid); err == nil {
-				return false, nil // part of a live final upload
-			}
+		if fid, err := i.store.FinalOf(id); err != nil || fid != "" {
+			return false, nil // part of a live final upload (or unreadable: leave it)
 		}
 	case concatstore.Finished(info):
 		return false, nil

@@ -235,11 +235,17 @@ func Finished(info handler.FileInfo) bool {
 	return !info.SizeIsDeferred && info.Offset == info.Size
 }
 
-// FinalOf returns the final upload that references partial upload id, or "".
+// FinalOf returns the existing final upload that references partial upload id, or "".
 func (s *Store) FinalOf(id string) (string, error) {
 	r, err := s.readRecord(id)
 	if err != nil {
 		return "", err
+	}
+	if r.FinalID == "" {
+		return "", nil
+	}
+	if _, err := s.readRecord(r.FinalID); errors.Is(err, handler.ErrNotFound) {
+		return "", nil
 	}
 	return r.FinalID, nil
 }
@@ -584,7 +590,9 @@ func (u *upload) ConcatUploads(ctx context.Context, partials []handler.Upload) e
 			return ErrNotPartial
 		}
 		if r.FinalID != "" && r.FinalID != u.id() {
-			return ErrPartialTaken
+			if _, err := s.readRecord(r.FinalID); err == nil {
+				return ErrPartialTaken
+			}
 		}
 		ids[i], recs[i] = r.Info.ID, r
 		size += r.Info.Size
