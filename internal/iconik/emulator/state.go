@@ -16,8 +16,8 @@ import (
 	"github.com/google/uuid"
 )
 
-// The state is one JSON document, rewritten atomically (temp file, fsync,
-// rename) after every mutation. Why not SQLite: an emulator tenant holds test-
+// The state is one JSON document, rewritten atomically (temp file, rename)
+// after every mutation. Why not SQLite: an emulator tenant holds test-
 // and demo-sized data, every object is already a JSON document in iconik's own
 // shape, and a readable snapshot makes a failing test easy to inspect; the cost
 // (rewrite per mutation) is small at that size and needs no schema migrations.
@@ -116,10 +116,9 @@ func writeJSONAtomic(path string, v any, mode os.FileMode) error {
 		return fmt.Errorf("writing %s: %w", path, err)
 	}
 	defer os.Remove(tmp.Name())
+	// No fsync: the rename is atomic and a crashed process loses nothing the
+	// kernel already holds; an emulator does not need to survive power loss.
 	_, err = tmp.Write(raw)
-	if err == nil {
-		err = tmp.Sync()
-	}
 	if cerr := tmp.Close(); err == nil {
 		err = cerr
 	}
