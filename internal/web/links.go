@@ -49,6 +49,10 @@ func (s *Server) resolveLink(r *http.Request) (linkState, error) {
 		return linkState{}, notFoundAs(err, "package")
 	}
 	st.pkg = pkg
+	if pkg.State == StateExpired {
+		// The package's retention ended: its bytes are gone.
+		st.expired = true
+	}
 	return st, nil
 }
 
