@@ -67,7 +67,10 @@ type Server struct {
 	ctx     context.Context // cancelled by Close: stops transcode jobs
 	cancel  context.CancelFunc
 	jobs    sync.WaitGroup
-	closed  bool
+	// transcodeSlots bounds concurrent keyframe jobs: ffmpeg on a shared
+	// 2-core machine must not run once per file at the same time.
+	transcodeSlots chan struct{}
+	closed         bool
 }
 
 // New loads (or creates) the state under opts.DataDir, applies the seed and
@@ -126,6 +129,7 @@ func New(opts Options) (*Server, error) {
 	s.limits = newLimiter(opts.Faults.RateLimit)
 	s.faults = newFaultDice()
 	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.transcodeSlots = make(chan struct{}, 2)
 	if err := s.saveLocked(); err != nil {
 		return nil, err
 	}

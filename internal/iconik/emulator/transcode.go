@@ -64,7 +64,8 @@ func (s *Server) runTranscode(ctx context.Context, jobID string) {
 		if storage == nil {
 			return errNoStorage
 		}
-		rc, _, err := s.plane.Open(s.planeStorage(storage), key)
+		pst := s.planeStorage(storage)
+		rc, _, err := s.plane.Open(pst, key)
 		if err != nil {
 			return fmt.Errorf("reading %s from storage %s: %w", key, str(storage, "name"), err)
 		}
@@ -72,7 +73,21 @@ func (s *Server) runTranscode(ctx context.Context, jobID string) {
 		if err := os.MkdirAll(s.keyframeDir(), 0o755); err != nil {
 			return fmt.Errorf("creating keyframe directory: %w", err)
 		}
-		w, h, err = makeKeyframe(ctx, rc, fileName, out)
+		// The built-in plane keeps objects as files under the storage's Dir
+		// (contract B): ffmpeg can read those in place instead of a copy.
+		local := ""
+		if p := filepath.Join(pst.Dir, filepath.FromSlash(key)); filepath.IsLocal(filepath.FromSlash(key)) {
+			if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+				local = p
+			}
+		}
+		select {
+		case s.transcodeSlots <- struct{}{}:
+			defer func() { <-s.transcodeSlots }()
+		case <-ctx.Done():
+			return fmt.Errorf("the emulator stopped before the job ran: %w", ctx.Err())
+		}
+		w, h, err = makeKeyframe(ctx, rc, local, fileName, out)
 		return err
 	}()
 
@@ -104,10 +119,12 @@ func (s *Server) runTranscode(ctx context.Context, jobID string) {
 }
 
 // makeKeyframe writes a JPEG thumbnail of src to out and returns its size.
-func makeKeyframe(ctx context.Context, src io.Reader, name, out string) (int, int, error) {
+// JPEG, PNG and GIF go through Go's decoders; anything else through ffmpeg,
+// reading local (the object's file) when known, else a staged copy of src.
+func makeKeyframe(ctx context.Context, src io.Reader, local, name, out string) (int, int, error) {
 	br := bufio.NewReaderSize(src, 1<<16)
 	head, _ := br.Peek(512)
-	if _, format, err := image.DecodeConfig(bytes.NewReader(head)); err == nil || isImageHead(head) {
+	if _, format, err := image.DecodeConfig(bytes.NewReader(head)); err == nil || goDecodes(head) {
 		img, _, derr := image.Decode(br)
 		if derr != nil {
 			return 0, 0, fmt.Errorf("decoding %s as %s: %w", name, format, derr)
@@ -118,26 +135,30 @@ func makeKeyframe(ctx context.Context, src io.Reader, name, out string) (int, in
 	if err != nil {
 		return 0, 0, fmt.Errorf("%s is not an image the emulator decodes (JPEG, PNG, GIF) and ffmpeg is not on PATH to decode it", name)
 	}
-	// ffmpeg needs a seekable input for most containers (MP4 keeps its index
-	// at the end), so the bytes go to a temporary file first.
-	tmp, err := os.CreateTemp(filepath.Dir(out), "src-*")
-	if err != nil {
-		return 0, 0, fmt.Errorf("staging %s for ffmpeg: %w", name, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := io.Copy(tmp, br); err != nil {
-		tmp.Close()
-		return 0, 0, fmt.Errorf("staging %s for ffmpeg: %w", name, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return 0, 0, fmt.Errorf("staging %s for ffmpeg: %w", name, err)
+	input := local
+	if input == "" {
+		// ffmpeg needs a seekable input for most containers (MP4 keeps its
+		// index at the end), so the bytes go to a temporary file first.
+		tmp, err := os.CreateTemp(filepath.Dir(out), "src-*")
+		if err != nil {
+			return 0, 0, fmt.Errorf("staging %s for ffmpeg: %w", name, err)
+		}
+		defer os.Remove(tmp.Name())
+		if _, err := io.Copy(tmp, br); err != nil {
+			tmp.Close()
+			return 0, 0, fmt.Errorf("staging %s for ffmpeg: %w", name, err)
+		}
+		if err := tmp.Close(); err != nil {
+			return 0, 0, fmt.Errorf("staging %s for ffmpeg: %w", name, err)
+		}
+		input = tmp.Name()
 	}
 	frame := out + ".frame.jpg"
 	defer os.Remove(frame)
 	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-y",
-		"-i", tmp.Name(), "-frames:v", "1", "-q:v", "3", frame)
+		"-i", input, "-frames:v", "1", "-q:v", "3", frame)
 	if outb, err := cmd.CombinedOutput(); err != nil {
 		return 0, 0, fmt.Errorf("ffmpeg could not take a frame of %s: %v: %s", name, err, strings.TrimSpace(string(outb)))
 	}
@@ -153,8 +174,13 @@ func makeKeyframe(ctx context.Context, src io.Reader, name, out string) (int, in
 	return writeThumb(img, out)
 }
 
-func isImageHead(head []byte) bool {
-	return strings.HasPrefix(http.DetectContentType(head), "image/")
+// goDecodes reports whether head is a format the registered Go decoders read.
+func goDecodes(head []byte) bool {
+	switch http.DetectContentType(head) {
+	case "image/jpeg", "image/png", "image/gif":
+		return true
+	}
+	return false
 }
 
 // writeThumb scales img to at most thumbWidth wide and writes it as JPEG.
