@@ -202,7 +202,9 @@ func (s *Server) authenticate(appID, tok string) (*token, *user) {
 	for _, t := range s.st.Tokens {
 		if t.AppID == appID && t.Token == tok {
 			u := s.st.userByID(t.UserID)
-			if u == nil || u.Status != "ACTIVE" && u.Status != "" {
+			// Inactive and blocked users still authenticate, so that a client
+			// can read users/current and tell why it may not connect.
+			if u == nil || u.Status == "DELETED" {
 				return nil, nil
 			}
 			return t, u

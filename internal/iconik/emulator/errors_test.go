@@ -197,3 +197,37 @@ func TestPaginationEnvelope(t *testing.T) {
 		t.Fatalf("second cursor page: %s", second.Raw)
 	}
 }
+
+func TestAuthHeadersAreCaseInsensitive(t *testing.T) {
+	e := emulatortest.Start(t, emulator.Options{})
+	cred := e.Cred("admin")
+	req, err := http.NewRequest("GET", e.URL+"/API/auth/v1/auth/token/", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	req.Header["app-id"] = []string{cred.AppID} // sent as written, not canonicalised
+	req.Header["AUTH-TOKEN"] = []string{cred.Token}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("status %d with lower/upper-case header names", resp.StatusCode)
+	}
+}
+
+func TestUserStatusDecidesAuthentication(t *testing.T) {
+	seed := &emulator.Seed{
+		Users:  []emulator.SeedUser{{Email: "off@x.example", Type: "POWER", Status: "INACTIVE"}, {Email: "gone@x.example", Type: "POWER", Status: "DELETED"}},
+		Tokens: []emulator.SeedToken{{Name: "off", User: "off@x.example", Roles: []string{"flow"}}, {Name: "gone", User: "gone@x.example", Roles: []string{"flow"}}},
+	}
+	e := emulatortest.Start(t, emulator.Options{Seed: seed})
+	c := newClient(t, e, "off")
+	if me := c.must(200, c.do("GET", "/API/users/v1/users/current/", nil), "inactive user"); me.str("status") != "INACTIVE" {
+		t.Fatalf("status %q, want INACTIVE so the client can say why", me.str("status"))
+	}
+	if r := c.as("gone").raw("GET", "/API/users/v1/users/current/", "", nil); r.Status != 401 {
+		t.Fatalf("deleted user: %d, want 401", r.Status)
+	}
+}

@@ -360,3 +360,18 @@ storages:
 		}
 	}
 }
+
+func TestExampleSeedLoads(t *testing.T) {
+	seed, err := emulator.LoadSeed(filepath.Join("testdata", "seed.example.yaml"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	e := emulatortest.Start(t, emulator.Options{Seed: seed})
+	c := newClient(t, e, "delivery")
+	if c.cred.Token != "delivery-token-for-demos" {
+		t.Fatalf("token %q", c.cred.Token)
+	}
+	if n := len(c.must(200, c.do("GET", "/API/files/v1/storages/?purpose=FILES", nil), "storages").objects()); n != 3 {
+		t.Fatalf("%d FILES storages, want 3", n)
+	}
+}
