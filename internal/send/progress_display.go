@@ -20,19 +20,32 @@ type Bars struct {
 	files map[string]*barClock
 }
 
-// barClock remembers when a bar last moved, for mpb's moving-average speed.
+// barClock feeds mpb's moving-average speed with samples of at least
+// sampleEvery: per-read samples (tens of KiB, bursty as socket buffers fill)
+// would make the speed and ETA jump around.
 type barClock struct {
-	bar  *mpb.Bar
-	last time.Time
+	bar     *mpb.Bar
+	last    time.Time
+	pending int64
 }
 
+const sampleEvery = 250 * time.Millisecond
+
 func (b *barClock) add(n int64) {
+	b.pending += n
 	now := time.Now()
-	if n < 0 {
-		b.bar.SetCurrent(b.bar.Current() + n)
-	} else {
-		b.bar.EwmaIncrInt64(n, now.Sub(b.last))
+	if d := now.Sub(b.last); d >= sampleEvery || b.pending < 0 {
+		b.flush(now)
 	}
+}
+
+func (b *barClock) flush(now time.Time) {
+	if b.pending < 0 {
+		b.bar.SetCurrent(b.bar.Current() + b.pending)
+	} else if b.pending > 0 {
+		b.bar.EwmaIncrInt64(b.pending, now.Sub(b.last))
+	}
+	b.pending = 0
 	b.last = now
 }
 
@@ -98,6 +111,7 @@ func (b *Bars) FileDone(rel string) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if f := b.files[rel]; f != nil {
+		f.flush(time.Now())
 		f.bar.SetTotal(-1, true)
 		delete(b.files, rel)
 	}
@@ -109,8 +123,11 @@ func (b *Bars) Close() {
 	for _, f := range b.files {
 		f.bar.Abort(false)
 	}
-	if b.total != nil && !b.total.bar.Completed() {
-		b.total.bar.Abort(false)
+	if b.total != nil {
+		b.total.flush(time.Now())
+		if !b.total.bar.Completed() {
+			b.total.bar.Abort(false)
+		}
 	}
 	b.mu.Unlock()
 	b.p.Wait()

@@ -94,13 +94,7 @@ func loadState(path, target string) (*State, error) {
 	return &old, nil
 }
 
-// save writes the state atomically (temp file + rename).
-func (s *State) save() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.saveLocked()
-}
-
+// saveLocked writes the state atomically (temp file + rename).
 func (s *State) saveLocked() error {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {

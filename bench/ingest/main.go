@@ -1,0 +1,397 @@
+package main
+
+import (
+	"context"
+	"crypto/rand"
+	"flag"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/send/sendtest"
+	"github.com/ferryhq/ferry/internal/testbed"
+)
+
+type config struct {
+	size, wanSize int64
+	dir           string
+	target, token string
+	ferry         string
+	lan, wan      bool
+	verify        bool
+	wanDelay      time.Duration
+	wanRate       float64
+	wanStreams    int
+	keep          bool
+	tusjs         bool
+}
+
+func main() {
+	var c config
+	flag.Int64Var(&c.size, "size", 2<<30, "LAN test file size in bytes")
+	flag.Int64Var(&c.wanSize, "wan-size", 512<<20, "WAN test file size in bytes")
+	flag.StringVar(&c.dir, "dir", "", "work directory (default: a new temp dir, removed afterwards)")
+	flag.StringVar(&c.target, "target", "", "ferry server to send to: a portal URL http://host:port/p/slug (or a server URL with -token); default: in-process stand-in (stock tusd + package shim)")
+	flag.StringVar(&c.token, "token", "", "API token for -target without a portal")
+	flag.StringVar(&c.ferry, "ferry", "", "ferry binary (default: go build ./cmd/ferry)")
+	flag.BoolVar(&c.lan, "lan", true, "run the LAN (loopback) comparison")
+	flag.BoolVar(&c.wan, "wan", true, "run the WAN (proxy) comparison")
+	flag.BoolVar(&c.tusjs, "tusjs", true, "include stock tusd + tus-js-client in the LAN comparison")
+	flag.BoolVar(&c.verify, "verify", false, "stand-in verifies each declared SHA-256 on arrival (ferry's real ingest hashes as bytes arrive)")
+	flag.DurationVar(&c.wanDelay, "wan-delay", 50*time.Millisecond, "WAN one-way delay")
+	flag.Float64Var(&c.wanRate, "wan-rate", 20e6, "WAN per-connection rate cap, bytes/s per direction")
+	flag.IntVar(&c.wanStreams, "wan-streams", 8, "streams for the WAN many-stream run")
+	flag.BoolVar(&c.keep, "keep", false, "keep the work directory")
+	flag.Parse()
+	if err := bench(c); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/ingest:", err)
+		os.Exit(1)
+	}
+}
+
+type result struct {
+	name  string
+	bytes int64
+	dur   time.Duration
+	cpu   time.Duration // client process user+system time
+	note  string
+}
+
+func (r result) mbps() float64 { return float64(r.bytes) / r.dur.Seconds() / 1e6 }
+
+func bench(c config) error {
+	if c.dir == "" {
+		d, err := os.MkdirTemp("", "ferry-bench-ingest-")
+		if err != nil {
+			return err
+		}
+		c.dir = d
+	}
+	if !c.keep {
+		defer os.RemoveAll(c.dir)
+	}
+	if c.ferry == "" {
+		c.ferry = filepath.Join(c.dir, "ferry")
+		fmt.Println("building ferry ...")
+		b := exec.Command("go", "build", "-o", c.ferry, "./cmd/ferry")
+		b.Stdout, b.Stderr = os.Stdout, os.Stderr
+		if err := b.Run(); err != nil {
+			return fmt.Errorf("build ferry: %w", err)
+		}
+	}
+	target := c.target
+	serverName := "ferry serve at " + c.target
+	if target == "" {
+		stop, u, err := startStandIn(c)
+		if err != nil {
+			return err
+		}
+		defer stop()
+		target = u + "/p/bench"
+		serverName = "STAND-IN: stock tusd filestore + package shim (concatenation copies partials)"
+	}
+	fmt.Println("ferry send target:", serverName)
+	if c.lan {
+		if err := lan(c, target); err != nil {
+			return err
+		}
+	}
+	if c.wan {
+		if err := wan(c, target); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func startStandIn(c config) (func(), string, error) {
+	dir := filepath.Join(c.dir, "standin")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		return nil, "", err
+	}
+	s, err := sendtest.New(dir)
+	if err != nil {
+		return nil, "", err
+	}
+	s.VerifyHashes = c.verify
+	s.AddPortal("bench", "")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return nil, "", err
+	}
+	hs := &http.Server{Handler: s.Handler(), ConnContext: s.ConnContext}
+	go func() { _ = hs.Serve(ln) }()
+	return func() { hs.Close(); os.RemoveAll(dir) }, "http://" + ln.Addr().String(), nil
+}
+
+func makeFile(path string, size int64) error {
+	if st, err := os.Stat(path); err == nil && st.Size() == size {
+		return nil
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	if _, err := io.CopyN(f, rand.Reader, size); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return f.Sync()
+}
+
+func sendWithFerry(c config, target, file string, streams int) (time.Duration, time.Duration, error) {
+	cache := filepath.Join(c.dir, "xdg-cache")
+	args := []string{"send", file, "--to", target, "--streams", fmt.Sprint(streams), "-q", "--name", fmt.Sprintf("bench-%d", time.Now().UnixNano())}
+	if c.token != "" {
+		args = append(args, "--token", c.token)
+	}
+	cmd := exec.Command(c.ferry, args...)
+	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache)
+	var out strings.Builder
+	cmd.Stdout, cmd.Stderr = &out, &out
+	start := time.Now()
+	err := cmd.Run()
+	d := time.Since(start)
+	if err != nil {
+		return d, 0, fmt.Errorf("ferry send --streams %d: %w\n%s", streams, err, out.String())
+	}
+	return d, cpuOf(cmd), nil
+}
+
+func cpuOf(cmd *exec.Cmd) time.Duration {
+	if cmd.ProcessState == nil {
+		return 0
+	}
+	return cmd.ProcessState.UserTime() + cmd.ProcessState.SystemTime()
+}
+
+// dropCaches keeps runs comparable: each starts with the source in page cache
+// (we read it once) and previous outputs deleted.
+func warm(path string) {
+	f, err := os.Open(path)
+	if err != nil {
+		return
+	}
+	defer f.Close()
+	_, _ = io.Copy(io.Discard, f)
+}
+
+func lan(c config, target string) error {
+	src := filepath.Join(c.dir, "lan.bin")
+	fmt.Printf("LAN: %d MiB over loopback\n", c.size>>20)
+	if err := makeFile(src, c.size); err != nil {
+		return err
+	}
+	var results []result
+
+	// Ceiling: curl PUT into an io.Copy file server.
+	warm(src)
+	d, cpu, err := curlCeiling(c, src)
+	if err != nil {
+		return err
+	}
+	results = append(results, result{name: "curl PUT -> Go io.Copy file server (ceiling)", bytes: c.size, dur: d, cpu: cpu})
+
+	if c.tusjs {
+		warm(src)
+		r, err := tusJS(c, src)
+		if err != nil {
+			fmt.Println("  tus-js-client run skipped:", err)
+		} else {
+			results = append(results, r)
+		}
+	}
+	for _, n := range []int{1, 4} {
+		warm(src)
+		d, cpu, err := sendWithFerry(c, target, src, n)
+		if err != nil {
+			return err
+		}
+		results = append(results, result{name: fmt.Sprintf("ferry send --streams %d", n), bytes: c.size, dur: d, cpu: cpu})
+		cleanStandIn(c)
+	}
+	printTable("LAN", results, results[0])
+	one, four := find(results, "ferry send --streams 1"), find(results, "ferry send --streams 4")
+	best := one
+	if four.mbps() > best.mbps() {
+		best = four
+	}
+	fmt.Printf("LAN targets: best ferry / ceiling = %.2f (target >= 0.85): %s; 4 streams / 1 stream = %.2f (target >= 1): %s\n",
+		best.mbps()/results[0].mbps(), verdict(best.mbps()/results[0].mbps() >= 0.85), four.mbps()/one.mbps(), verdict(four.mbps() >= one.mbps()))
+	return nil
+}
+
+func wan(c config, target string) error {
+	src := filepath.Join(c.dir, "wan.bin")
+	fmt.Printf("WAN: %d MiB through a proxy adding %v each way, %.0f MB/s per connection\n", c.wanSize>>20, c.wanDelay, c.wanRate/1e6)
+	if err := makeFile(src, c.wanSize); err != nil {
+		return err
+	}
+	tu, err := url.Parse(target)
+	if err != nil {
+		return err
+	}
+	p, err := startProxy(tu.Host, c.wanDelay, c.wanRate, 4<<20)
+	if err != nil {
+		return err
+	}
+	defer p.Close()
+	via := *tu
+	via.Host = p.Addr()
+	var results []result
+	for _, n := range []int{1, c.wanStreams} {
+		warm(src)
+		d, cpu, err := sendWithFerry(c, via.String(), src, n)
+		if err != nil {
+			return err
+		}
+		results = append(results, result{name: fmt.Sprintf("ferry send --streams %d", n), bytes: c.wanSize, dur: d, cpu: cpu})
+		cleanStandIn(c)
+	}
+	printTable("WAN", results, results[0])
+	ratio := results[1].mbps() / results[0].mbps()
+	fmt.Printf("WAN target: %d streams / 1 stream = %.2f (target >= 5): %s\n", c.wanStreams, ratio, verdict(ratio >= 5))
+	return nil
+}
+
+func cleanStandIn(c config) {
+	ents, _ := os.ReadDir(filepath.Join(c.dir, "standin"))
+	for _, e := range ents {
+		_ = os.Remove(filepath.Join(c.dir, "standin", e.Name()))
+	}
+}
+
+func find(rs []result, name string) result {
+	for _, r := range rs {
+		if r.name == name {
+			return r
+		}
+	}
+	return result{name: name, bytes: 0, dur: time.Hour}
+}
+
+func verdict(ok bool) string {
+	if ok {
+		return "MET"
+	}
+	return "NOT MET"
+}
+
+func printTable(title string, rs []result, ref result) {
+	fmt.Printf("%s results (reference: %s)\n", title, ref.name)
+	for _, r := range rs {
+		fmt.Printf("  %-46s %7.2fs %7.1f MB/s  x%.2f  client CPU %5.2fs %s\n", r.name, r.dur.Seconds(), r.mbps(), r.mbps()/ref.mbps(), r.cpu.Seconds(), r.note)
+	}
+}
+
+// curlCeiling PUTs src with curl into a server that io.Copies the body to a file.
+func curlCeiling(c config, src string) (time.Duration, time.Duration, error) {
+	curl, err := exec.LookPath("curl")
+	if err != nil {
+		return 0, 0, fmt.Errorf("curl is needed for the ceiling: %w", err)
+	}
+	out := filepath.Join(c.dir, "ceiling.out")
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return 0, 0, err
+	}
+	hs := &http.Server{Handler: http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Create(out)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		defer f.Close()
+		if _, err := io.Copy(f, r.Body); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		w.WriteHeader(http.StatusNoContent)
+	})}
+	go func() { _ = hs.Serve(ln) }()
+	defer hs.Close()
+	defer os.Remove(out)
+	start := time.Now()
+	cmd := exec.Command(curl, "-sS", "-f", "-T", src, "-H", "Expect:", "http://"+ln.Addr().String()+"/ceiling")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return 0, 0, fmt.Errorf("curl: %w: %s", err, b)
+	}
+	return time.Since(start), cpuOf(cmd), nil
+}
+
+const tusJSScript = `
+const fs = require('fs');
+const tus = require('tus-js-client');
+const [endpoint, file] = process.argv.slice(2);
+const data = fs.readFileSync(file);
+const start = process.hrtime.bigint();
+const upload = new tus.Upload(data, {
+  endpoint,
+  chunkSize: Infinity,
+  storeFingerprintForResuming: false,
+  retryDelays: [],
+  metadata: { filename: 'lan.bin' },
+  onError: (err) => { console.error('upload failed: ' + err); process.exit(1); },
+  onSuccess: () => { console.log(JSON.stringify({ ns: Number(process.hrtime.bigint() - start) })); },
+});
+upload.start();
+`
+
+// tusJS uploads src with tus-js-client (Node, one stream) to the stock tusd binary.
+// Node reads the file into memory first; only the upload itself is timed.
+func tusJS(c config, src string) (result, error) {
+	tusd, err := testbed.LookBinary("tusd")
+	if err != nil {
+		return result{}, err
+	}
+	node, err := exec.LookPath("node")
+	if err != nil {
+		return result{}, err
+	}
+	mods := filepath.Join(testbed.CacheDir(), "node", "node_modules")
+	if _, err := os.Stat(filepath.Join(mods, "tus-js-client")); err != nil {
+		return result{}, fmt.Errorf("tus-js-client not installed in %s", mods)
+	}
+	port := testbed.FreePort(panicTB{})
+	proc, err := testbed.Start(testbed.StartOpts{Name: "tusd", Bin: tusd, Args: []string{"-host", "127.0.0.1", "-port", fmt.Sprint(port), "-upload-dir", "{dir}/data", "-base-path", "/files/"}})
+	if err != nil {
+		return result{}, err
+	}
+	defer proc.Stop()
+	base := fmt.Sprintf("http://127.0.0.1:%d/files/", port)
+	if err := testbed.WaitHTTP(proc, base, 20*time.Second); err != nil {
+		return result{}, err
+	}
+	script := filepath.Join(c.dir, "tusjs.js")
+	if err := os.WriteFile(script, []byte(tusJSScript), 0o600); err != nil {
+		return result{}, err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, node, "--max-old-space-size=8192", script, base, src)
+	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
+	b, err := cmd.CombinedOutput()
+	if err != nil {
+		return result{}, fmt.Errorf("tus-js-client: %w: %s", err, b)
+	}
+	var ns int64
+	if _, err := fmt.Sscanf(strings.TrimSpace(string(b)), `{"ns":%d}`, &ns); err != nil {
+		return result{}, fmt.Errorf("tus-js-client output %q: %w", b, err)
+	}
+	return result{name: "stock tusd + tus-js-client (Node, 1 stream)", bytes: c.size, dur: time.Duration(ns), cpu: cpuOf(cmd), note: "(upload only, file pre-read)"}, nil
+}
+
+// panicTB lets testbed helpers run outside a test.
+type panicTB struct{}
+
+func (panicTB) Helper()                   {}
+func (panicTB) Logf(string, ...any)       {}
+func (panicTB) Skipf(f string, a ...any)  { panic(fmt.Sprintf(f, a...)) }
+func (panicTB) Fatalf(f string, a ...any) { panic(fmt.Sprintf(f, a...)) }
