@@ -208,8 +208,9 @@ type PackageGetByUploadTokenHashParams struct{ UploadTokenHash []byte }
 
 // PackageListParams lists packages newest first. PortalID "" lists all.
 type PackageListParams struct {
-	PortalID string
-	State    PackageState // "" = any
+	PortalID    string
+	State       PackageState // "" = any
+	SenderEmail string       // "" = any; compared case-insensitively
 	Limit    int          // 0 = 100
 	Offset   int
 }

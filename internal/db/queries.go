@@ -387,7 +387,7 @@ func (q queries) PackageCreate(ctx context.Context, p *PackageCreateParams) (*Pa
 	return one(ctx, q, "PackageCreate", ErrNotFound, scanPackage,
 		`INSERT INTO packages (id, portal_id, created_by_user_id, name, description, sender_email, state, upload_token_hash, created_at)
 		VALUES ($1, $2, $3, $4, $5, $6, 'uploading', $7, $8) RETURNING `+packageCols,
-		newID(p.ID), nullString(p.PortalID), nullString(p.CreatedByUserID), p.Name, p.Description, p.SenderEmail,
+		newID(p.ID), nullString(p.PortalID), nullString(p.CreatedByUserID), p.Name, p.Description, strings.ToLower(p.SenderEmail),
 		p.UploadTokenHash, ts(p.CreatedAt))
 }
 
@@ -411,9 +411,9 @@ func (q queries) PackageList(ctx context.Context, p *PackageListParams) ([]*Pack
 		limit = 100
 	}
 	return many(ctx, q, "PackageList", scanPackage,
-		"SELECT "+packageCols+` FROM packages WHERE ($1 = '' OR portal_id = $1) AND ($2 = '' OR state = $2)
+		"SELECT "+packageCols+` FROM packages WHERE ($1 = '' OR portal_id = $1) AND ($2 = '' OR state = $2) AND ($5 = '' OR sender_email = $5)
 		ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`,
-		p.PortalID, string(p.State), limit, p.Offset)
+		p.PortalID, string(p.State), limit, p.Offset, strings.ToLower(p.SenderEmail))
 }
 
 func (q queries) PackageListExpirable(ctx context.Context, p *PackageListExpirableParams) ([]*Package, error) {

@@ -74,7 +74,7 @@ type Package struct {
 	CreatedByUserID string // "" = anonymous (portal) sender
 	Name            string
 	Description     string
-	SenderEmail     string
+	SenderEmail     string // lower case; "" = none (a signed-in user sent it)
 	State           PackageState
 	TotalSize       int64 // bytes admitted (declared sizes), corrected on completion
 	FileCount       int   // files admitted

@@ -314,7 +314,8 @@ func testPackageList(t *testing.T, s db.Store) {
 		if i%2 == 0 {
 			pid = portal.ID
 		}
-		p := must(s.PackageCreate(ctx, &db.PackageCreateParams{PortalID: pid, Name: fmt.Sprint(i), UploadTokenHash: randBytes(t), CreatedAt: t0.Add(time.Duration(i) * time.Minute)}))
+		p := must(s.PackageCreate(ctx, &db.PackageCreateParams{PortalID: pid, Name: fmt.Sprint(i), SenderEmail: fmt.Sprintf("S%d@Example.com", i%3),
+			UploadTokenHash: randBytes(t), CreatedAt: t0.Add(time.Duration(i) * time.Minute)}))
 		ids = append(ids, p.ID)
 	}
 	must(s.PackageSetFinalized(ctx, &db.PackageSetFinalizedParams{ID: ids[4], FinalizedAt: t0}))
@@ -334,6 +335,8 @@ func testPackageList(t *testing.T, s db.Store) {
 		{"by state", db.PackageListParams{State: db.PackageUploading}, []string{"3", "2", "1", "0"}},
 		{"portal and state", db.PackageListParams{PortalID: portal.ID, State: db.PackageFinalized}, []string{"4"}},
 		{"page", db.PackageListParams{Limit: 2, Offset: 1}, []string{"3", "2"}},
+		{"by sender, any case", db.PackageListParams{SenderEmail: "s1@EXAMPLE.com"}, []string{"4", "1"}},
+		{"sender and portal", db.PackageListParams{SenderEmail: "s1@example.com", PortalID: portal.ID}, []string{"4"}},
 	}
 	for _, c := range cases {
 		run(t, c.name, func(t *testing.T) {
