@@ -211,8 +211,8 @@ type PackageListParams struct {
 	PortalID    string
 	State       PackageState // "" = any
 	SenderEmail string       // "" = any; compared case-insensitively
-	Limit    int          // 0 = 100
-	Offset   int
+	Limit       int          // 0 = 100
+	Offset      int
 }
 
 // PackageListExpirableParams lists packages that are not expired yet but
