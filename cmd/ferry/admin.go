@@ -98,8 +98,8 @@ func readPassword(cmd *cobra.Command, file string) (string, error) {
 		return "", fmt.Errorf("reading the password: %w", err)
 	}
 	pw := strings.TrimRight(line, "\r\n")
-	if len(pw) < 8 {
-		return "", usagef("the password needs at least 8 characters")
+	if pw == "" {
+		return "", usagef("no password given")
 	}
 	return pw, nil
 }

@@ -4,13 +4,12 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net/mail"
 	"os"
 	"path/filepath"
-	"strings"
 
 	"github.com/ferryhq/ferry/internal/config"
 	"github.com/ferryhq/ferry/internal/db"
+	"github.com/ferryhq/ferry/internal/portal"
 )
 
 // openDB opens the database the way Open does, without the rest.
@@ -29,25 +28,15 @@ func openDB(ctx context.Context, cfg config.Config) (db.Store, error) {
 	return s, nil
 }
 
-// CreateUser adds an admin user with an argon2id password hash.
+// CreateUser adds an admin user (the domain checks the email and password
+// and hashes the password with argon2id).
 func CreateUser(ctx context.Context, cfg config.Config, email, password string) (*db.User, error) {
-	email = strings.ToLower(strings.TrimSpace(email))
-	if a, err := mail.ParseAddress(email); err != nil || a.Address != email {
-		return nil, fmt.Errorf("%q is not an email address like name@example.com", email)
-	}
-	hash, err := hashPassword(password)
-	if err != nil {
-		return nil, err
-	}
 	s, err := openDB(ctx, cfg)
 	if err != nil {
 		return nil, err
 	}
 	defer s.Close()
-	u, err := s.UserCreate(ctx, &db.UserCreateParams{Email: email, PasswordHash: hash, IsAdmin: true})
-	if errors.Is(err, db.ErrConflict) {
-		return nil, fmt.Errorf("a user with email %s already exists", email)
-	}
+	u, err := portal.New(s, portal.Options{}).CreateUser(ctx, email, password, true)
 	if err != nil {
 		return nil, fmt.Errorf("creating user %s: %w", email, err)
 	}
@@ -62,19 +51,20 @@ func CreateAPIToken(ctx context.Context, cfg config.Config, email, name string) 
 		return "", err
 	}
 	defer s.Close()
-	u, err := s.UserGetByEmail(ctx, &db.UserGetByEmailParams{Email: strings.ToLower(strings.TrimSpace(email))})
+	addr, err := portal.NormalizeEmail(email)
+	if err != nil {
+		return "", fmt.Errorf("%q is not an email address like name@example.com", email)
+	}
+	u, err := s.UserGetByEmail(ctx, &db.UserGetByEmailParams{Email: addr})
 	if errors.Is(err, db.ErrNotFound) {
-		return "", fmt.Errorf("no user has email %s; create it with `ferry admin create-user`", email)
+		return "", fmt.Errorf("no user has email %s; create it with `ferry admin create-user`", addr)
 	}
 	if err != nil {
-		return "", fmt.Errorf("looking up user %s: %w", email, err)
+		return "", fmt.Errorf("looking up user %s: %w", addr, err)
 	}
-	tok, hash, err := newToken()
+	tok, _, err := portal.New(s, portal.Options{}).CreateAPIToken(ctx, u.ID, name)
 	if err != nil {
-		return "", err
-	}
-	if _, err := s.APITokenCreate(ctx, &db.APITokenCreateParams{UserID: u.ID, Name: name, TokenHash: hash}); err != nil {
-		return "", fmt.Errorf("storing an API token for %s: %w", email, err)
+		return "", fmt.Errorf("creating an API token for %s: %w", addr, err)
 	}
 	return tok, nil
 }

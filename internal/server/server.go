@@ -17,15 +17,18 @@ import (
 	"github.com/ferryhq/ferry/internal/config"
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/portal"
 	"github.com/ferryhq/ferry/internal/web"
 )
 
 // Options are what a caller may add to the Config.
 type Options struct {
 	Logger *slog.Logger
-	// OnComplete runs in the transaction recording a file complete (delivery
-	// enqueues its jobs there). Nil: nothing more is done.
-	OnComplete CompleteHook
+	// OnComplete runs in the transaction recording a file complete, and
+	// OnFinalize in the one finalizing a package: delivery enqueues its jobs
+	// there. Nil: nothing more is done.
+	OnComplete portal.CompleteHook
+	OnFinalize portal.FinalizeHook
 	// NoSync skips fsync of finished uploads (tests and benchmarks only).
 	NoSync bool
 	Now    func() time.Time
@@ -36,6 +39,7 @@ type App struct {
 	cfg    config.Config
 	log    *slog.Logger
 	DB     db.Store
+	Portal *portal.Service
 	Ingest *ingest.Ingest
 	Web    *web.Server
 	now    func() time.Time
@@ -69,8 +73,8 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the database: %w", err)
 	}
-	a := &App{cfg: cfg, log: opt.Logger, DB: store, now: opt.Now}
-	g := &gate{db: store, log: opt.Logger.With("component", "gate"), now: opt.Now, onComplete: opt.OnComplete}
+	a := &App{cfg: cfg, log: opt.Logger, DB: store, Portal: portal.New(store, portal.Options{Now: opt.Now}), now: opt.Now}
+	g := &gate{svc: a.Portal, log: opt.Logger.With("component", "gate"), onComplete: opt.OnComplete}
 	a.Ingest, err = ingest.New(ingest.Config{Dir: filepath.Join(dataDir, "uploads"), BasePath: "/uploads/", Logger: opt.Logger, NoSync: opt.NoSync}, g)
 	if err != nil {
 		store.Close()
@@ -82,7 +86,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		return nil, err
 	}
 	a.Web, err = web.New(web.Options{
-		Store: &webStore{db: store, now: opt.Now}, Blobs: blobs{a.Ingest}, Uploads: a.Ingest.Handler(),
+		Store: &webStore{db: store, svc: a.Portal, now: opt.Now, onFinalize: opt.OnFinalize}, Blobs: blobs{a.Ingest}, Uploads: a.Ingest.Handler(),
 		Logger: opt.Logger, SecureCookies: cfg.SecureCookies, SessionTTL: cfg.SessionTTL, Now: opt.Now, Secret: secret,
 	})
 	if err != nil {
@@ -130,19 +134,14 @@ func (a *App) Sweep(ctx context.Context) (uploads, packages int, err error) {
 		return uploads, 0, fmt.Errorf("cleaning unfinished uploads: %w", err)
 	}
 	for {
-		batch, err := a.DB.PackageListExpirable(ctx, &db.PackageListExpirableParams{Now: a.now(), Limit: 100})
-		if err != nil {
-			return uploads, packages, fmt.Errorf("listing expired packages: %w", err)
-		}
+		// ExpireDue marks packages expired before their bytes go: a package
+		// marked expired is never served again, and bytes a crash leaves
+		// behind are orphans, not lies.
+		batch, err := a.Portal.ExpireDue(ctx, 100)
 		for _, p := range batch {
-			files, err := a.DB.FileListByPackage(ctx, &db.FileListByPackageParams{PackageID: p.ID})
-			if err != nil {
-				return uploads, packages, fmt.Errorf("listing files of expired package %s: %w", p.ID, err)
-			}
-			// Mark first: a package marked expired is never served again,
-			// and bytes left by a crash below are orphans, not lies.
-			if _, err := a.DB.PackageSetExpired(ctx, &db.PackageSetExpiredParams{ID: p.ID}); err != nil {
-				return uploads, packages, fmt.Errorf("expiring package %s: %w", p.ID, err)
+			files, ferr := a.DB.FileListByPackage(ctx, &db.FileListByPackageParams{PackageID: p.ID})
+			if ferr != nil {
+				return uploads, packages, fmt.Errorf("listing files of expired package %s: %w", p.ID, ferr)
 			}
 			for _, f := range files {
 				if f.UploadID == "" {
@@ -153,6 +152,9 @@ func (a *App) Sweep(ctx context.Context) (uploads, packages int, err error) {
 				}
 			}
 			packages++
+		}
+		if err != nil {
+			return uploads, packages, fmt.Errorf("expiring packages: %w", err)
 		}
 		if len(batch) < 100 {
 			return uploads, packages, nil

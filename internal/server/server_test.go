@@ -420,18 +420,19 @@ func TestCompleteIsIdempotent(t *testing.T) {
 	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein"})
 	pkg := h.newPackage("p")
 	h.upload(pkg.UploadToken, "a.mov", []byte("abc"))
-	p, err := (&webStore{db: h.app.DB, now: time.Now}).PackageGet(t.Context(), pkg.Package.ID)
+	store := &webStore{db: h.app.DB, svc: h.app.Portal, now: time.Now}
+	p, err := store.PackageGet(t.Context(), pkg.Package.ID)
 	if err != nil || len(p.Files) != 1 {
 		t.Fatalf("package: %+v %v", p, err)
 	}
-	g := &gate{db: h.app.DB, now: time.Now}
+	g := &gate{svc: h.app.Portal}
 	u := ingestUpload(p.Files[0].UploadID, 3)
 	for i := range 3 {
 		if err := g.Complete(t.Context(), u, checksums(nil)); err != nil {
 			t.Fatalf("Complete call %d: %v", i+2, err)
 		}
 	}
-	p, _ = (&webStore{db: h.app.DB, now: time.Now}).PackageGet(t.Context(), pkg.Package.ID)
+	p, _ = store.PackageGet(t.Context(), pkg.Package.ID)
 	if p.Files[0].State != "complete" || p.FileCount != 1 || p.TotalSize != 3 {
 		t.Fatalf("after repeated Complete: %+v", p)
 	}
@@ -510,4 +511,65 @@ func randBytes(rng *rand.Rand, n int) []byte {
 		b[i] = byte(rng.UintN(256))
 	}
 	return b
+}
+
+func TestPortalPackageCreationAnswersTheContract(t *testing.T) {
+	h := newHarness(t)
+	p := h.portal(map[string]any{"name": "Dailies", "slug": "dailies", "password": "s3cret!"})
+	if p.Active != true || !p.HasPassword {
+		t.Fatalf("portal: %+v", p)
+	}
+	cases := []struct {
+		name string
+		body map[string]string
+		want int
+		code string
+	}{
+		{"missing sender email", map[string]string{"name": "n", "password": "s3cret!"}, 400, "sender_email_required"},
+		{"malformed sender email", map[string]string{"name": "n", "sender_email": "nope", "password": "s3cret!"}, 400, "invalid_sender_email"},
+		{"no password", map[string]string{"name": "n", "sender_email": "a@example.com"}, 401, "password_required"},
+		{"wrong password", map[string]string{"name": "n", "sender_email": "a@example.com", "password": "guess"}, 401, "password_incorrect"},
+		{"right password", map[string]string{"name": "n", "sender_email": "a@example.com", "password": "s3cret!"}, 201, ""},
+		{"unnamed package gets a name", map[string]string{"sender_email": "a@example.com", "password": "s3cret!"}, 201, ""},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := h.req("POST", "/p/dailies/packages", tc.body)
+			if resp.StatusCode != tc.want || (tc.code != "" && !bytes.Contains(body, []byte(`"code": "`+tc.code+`"`))) {
+				t.Fatalf("got %d %s, want %d %s", resp.StatusCode, body, tc.want, tc.code)
+			}
+			if tc.want == 201 {
+				var c created
+				if err := json.Unmarshal(body, &c); err != nil || c.UploadToken == "" || c.UploadURL != "/uploads/" ||
+					c.Package.State != "uploading" || c.Package.Name == "" || c.Package.PortalID == nil || *c.Package.PortalID != p.ID {
+					t.Fatalf("created package answer: %s", body)
+				}
+			}
+		})
+	}
+	resp, body := h.req("GET", "/p/nope/packages", nil)
+	if resp.StatusCode != 405 {
+		t.Fatalf("GET on a POST route: %d %s", resp.StatusCode, body)
+	}
+	if resp, body = h.req("POST", "/p/nope/packages", map[string]string{"sender_email": "a@example.com"}); resp.StatusCode != 404 {
+		t.Fatalf("unknown portal: %d %s", resp.StatusCode, body)
+	}
+	resp, body = h.req("PATCH", "/api/v1/portals/"+p.ID, map[string]any{"active": false}, h.admin()...)
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte(`"has_password": true`)) {
+		t.Fatalf("patch must keep the password: %d %s", resp.StatusCode, body)
+	}
+	resp, body = h.req("POST", "/p/dailies/packages", map[string]string{"sender_email": "a@example.com", "password": "s3cret!"})
+	if resp.StatusCode != 403 || !bytes.Contains(body, []byte("portal_inactive")) {
+		t.Fatalf("inactive portal: %d %s", resp.StatusCode, body)
+	}
+	for _, bad := range []map[string]any{{"slug": "Bad Slug!"}, {"recipients": []string{"not-an-email"}}, {"limits": map[string]any{"max_file_size": -1}}} {
+		resp, body = h.req("PATCH", "/api/v1/portals/"+p.ID, bad, h.admin()...)
+		if resp.StatusCode != 400 {
+			t.Errorf("invalid update %v: %d %s", bad, resp.StatusCode, body)
+		}
+	}
+	resp, body = h.req("POST", "/api/v1/portals", map[string]any{"name": "Twin", "slug": "dailies"}, h.admin()...)
+	if resp.StatusCode != 409 || !bytes.Contains(body, []byte("slug_taken")) {
+		t.Fatalf("taken slug: %d %s", resp.StatusCode, body)
+	}
 }

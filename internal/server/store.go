@@ -2,31 +2,34 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
 	"errors"
 	"fmt"
-	"net/mail"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/db"
+	"github.com/ferryhq/ferry/internal/portal"
 	"github.com/ferryhq/ferry/internal/web"
 )
 
-// webStore adapts db.Store to web.Store: it converts rows to the wire types,
-// hashes tokens and passwords before they reach the database, and maps db's
-// errors onto web's.
+// webStore adapts the domain (portal.Service over db.Store) to web.Store: it
+// converts rows to the wire types and the domain's refusals to web.Error.
+// Reads with no rule attached go to the database directly.
 type webStore struct {
-	db  db.Store
-	now func() time.Time
+	db         db.Store
+	svc        *portal.Service
+	now        func() time.Time
+	onFinalize portal.FinalizeHook
 }
 
 var _ web.Store = (*webStore)(nil)
 
-// mapErr turns db errors into web's sentinels, keeping the context.
+// mapErr turns the domain's refusals and db's errors into web's.
 func mapErr(err error) error {
+	if pe := portal.AsError(err); pe != nil {
+		return &web.Error{Status: pe.Status, Code: pe.Code, Message: pe.Message}
+	}
 	switch {
 	case err == nil:
 		return nil
@@ -40,86 +43,47 @@ func mapErr(err error) error {
 
 // ---- auth ----
 
-func (s *webStore) UserByAPIToken(ctx context.Context, token string) (web.User, error) {
-	t, err := s.db.APITokenGetByHash(ctx, &db.APITokenGetByHashParams{TokenHash: tokenHash(token)})
-	if errors.Is(err, db.ErrNotFound) {
-		return web.User{}, web.ErrUnauthorized
-	}
-	if err != nil {
-		return web.User{}, fmt.Errorf("looking up an API token: %w", err)
-	}
-	u, err := s.db.UserGetByID(ctx, &db.UserGetByIDParams{ID: t.UserID})
-	if err != nil {
-		return web.User{}, fmt.Errorf("loading the user of API token %s: %w", t.ID, mapUnauthorized(err))
-	}
-	// Last-use bookkeeping is best effort: a failure must not refuse the caller.
-	_ = s.db.APITokenTouch(ctx, &db.APITokenTouchParams{ID: t.ID, LastUsedAt: s.now()})
-	return web.User{ID: u.ID, Email: u.Email}, nil
-}
+func webUser(u *db.User) web.User { return web.User{ID: u.ID, Email: u.Email} }
 
-func mapUnauthorized(err error) error {
-	if errors.Is(err, db.ErrNotFound) {
+// unauthorized keeps the domain's 401s apart from failures (500s).
+func unauthorized(err error) error {
+	if pe := portal.AsError(err); pe != nil && pe.Status == 401 {
 		return web.ErrUnauthorized
 	}
 	return err
 }
 
+func (s *webStore) UserByAPIToken(ctx context.Context, token string) (web.User, error) {
+	u, err := s.svc.UserByAPIToken(ctx, token)
+	if err != nil {
+		return web.User{}, unauthorized(err)
+	}
+	return webUser(u), nil
+}
+
 func (s *webStore) UserBySession(ctx context.Context, token string) (web.User, error) {
-	sess, err := s.db.SessionGetByHash(ctx, &db.SessionGetByHashParams{TokenHash: tokenHash(token)})
-	if errors.Is(err, db.ErrNotFound) {
-		return web.User{}, web.ErrUnauthorized
-	}
+	_, u, err := s.svc.SessionByToken(ctx, token)
 	if err != nil {
-		return web.User{}, fmt.Errorf("looking up a session: %w", err)
+		return web.User{}, unauthorized(err)
 	}
-	if !s.now().Before(sess.ExpiresAt) {
-		return web.User{}, web.ErrUnauthorized
-	}
-	u, err := s.db.UserGetByID(ctx, &db.UserGetByIDParams{ID: sess.UserID})
-	if err != nil {
-		return web.User{}, fmt.Errorf("loading the user of a session: %w", mapUnauthorized(err))
-	}
-	return web.User{ID: u.ID, Email: u.Email}, nil
+	return webUser(u), nil
 }
 
 func (s *webStore) Login(ctx context.Context, email, password string) (web.User, error) {
-	u, err := s.db.UserGetByEmail(ctx, &db.UserGetByEmailParams{Email: strings.ToLower(strings.TrimSpace(email))})
-	if errors.Is(err, db.ErrNotFound) {
-		_, _ = checkPassword(dummyHash, password) // same work as a real check
-		return web.User{}, web.ErrUnauthorized
-	}
+	u, err := s.svc.Authenticate(ctx, email, password)
 	if err != nil {
-		return web.User{}, fmt.Errorf("looking up user %q: %w", email, err)
+		return web.User{}, unauthorized(err)
 	}
-	ok, err := checkPassword(u.PasswordHash, password)
-	if err != nil {
-		return web.User{}, fmt.Errorf("checking the password of user %s: %w", u.ID, err)
-	}
-	if !ok {
-		return web.User{}, web.ErrUnauthorized
-	}
-	return web.User{ID: u.ID, Email: u.Email}, nil
+	return webUser(u), nil
 }
 
 func (s *webStore) SessionCreate(ctx context.Context, userID string, ttl time.Duration) (string, error) {
-	tok, hash, err := newToken()
-	if err != nil {
-		return "", err
-	}
-	csrf := make([]byte, 32)
-	if _, err := rand.Read(csrf); err != nil {
-		return "", fmt.Errorf("generating a CSRF secret: %w", err)
-	}
-	now := s.now()
-	_, err = s.db.SessionCreate(ctx, &db.SessionCreateParams{TokenHash: hash, UserID: userID, CSRFSecret: csrf, CreatedAt: now, ExpiresAt: now.Add(ttl)})
-	if err != nil {
-		return "", fmt.Errorf("creating a session for user %s: %w", userID, err)
-	}
-	return tok, nil
+	tok, _, err := s.svc.CreateSession(ctx, userID, ttl)
+	return tok, err
 }
 
 func (s *webStore) SessionDelete(ctx context.Context, token string) error {
-	return mapErr(s.db.SessionDelete(ctx, &db.SessionDeleteParams{TokenHash: tokenHash(token)}))
+	return s.svc.DeleteSession(ctx, token)
 }
 
 // ---- portals ----
@@ -143,102 +107,26 @@ func nonNil(s []string) []string {
 	return s
 }
 
-var slugRE = regexp.MustCompile(`^[a-z0-9](?:[a-z0-9-]{0,62}[a-z0-9])?$`)
-
-// validPortal applies the portal rules to an input and normalises it.
-func validPortal(in *web.PortalInput) error {
-	in.Name = strings.TrimSpace(in.Name)
-	if in.Name == "" {
-		return &web.InvalidError{Field: "name", Message: "A portal needs a name."}
+func portalInput(in web.PortalInput) portal.PortalInput {
+	return portal.PortalInput{
+		Name: in.Name, Slug: in.Slug, Active: in.Active == nil || *in.Active, Password: in.Password,
+		Recipients: in.Recipients, WelcomeMessage: in.WelcomeMessage,
+		Limits: db.Limits{MaxFileSize: in.Limits.MaxFileSize, MaxPackageSize: in.Limits.MaxPackageSize, MaxFileCount: in.Limits.MaxFileCount,
+			AllowedExtensions: in.Limits.AllowedExtensions, DeniedExtensions: in.Limits.DeniedExtensions},
+		ConnectionIDs: in.ConnectionIDs, RetentionDays: in.RetentionDays,
 	}
-	in.Slug = strings.TrimSpace(in.Slug)
-	if !slugRE.MatchString(in.Slug) {
-		return &web.InvalidError{Field: "slug", Message: fmt.Sprintf("Slug %q must be 1-64 lower-case letters, digits and inner hyphens (it is part of the URL).", in.Slug)}
-	}
-	for i, r := range in.Recipients {
-		a, err := mail.ParseAddress(strings.TrimSpace(r))
-		if err != nil || a.Address != strings.TrimSpace(r) {
-			return &web.InvalidError{Field: "recipients", Message: fmt.Sprintf("Recipient %q is not an email address like name@example.com.", r)}
-		}
-		in.Recipients[i] = strings.ToLower(a.Address)
-	}
-	l := &in.Limits
-	if l.MaxFileSize < 0 || l.MaxPackageSize < 0 || l.MaxFileCount < 0 {
-		return &web.InvalidError{Field: "limits", Message: "Limits must be 0 (no limit) or positive."}
-	}
-	for _, list := range []*[]string{&l.AllowedExtensions, &l.DeniedExtensions} {
-		for i, e := range *list {
-			e = strings.ToLower(strings.TrimPrefix(strings.TrimSpace(e), "."))
-			if e == "" || strings.ContainsAny(e, "/\\. ") {
-				return &web.InvalidError{Field: "limits", Message: fmt.Sprintf("Extension %q must be a bare extension like mov or .mov.", (*list)[i])}
-			}
-			(*list)[i] = e
-		}
-	}
-	if in.RetentionDays < 0 {
-		return &web.InvalidError{Field: "retention_days", Message: "retention_days must be 0 (keep forever) or positive."}
-	}
-	if in.Password != nil && *in.Password != "" && len(*in.Password) < 4 {
-		return &web.InvalidError{Field: "password", Message: "An upload password needs at least 4 characters."}
-	}
-	return nil
-}
-
-func dbLimits(l web.Limits) db.Limits {
-	return db.Limits{MaxFileSize: l.MaxFileSize, MaxPackageSize: l.MaxPackageSize, MaxFileCount: l.MaxFileCount,
-		AllowedExtensions: l.AllowedExtensions, DeniedExtensions: l.DeniedExtensions}
 }
 
 func (s *webStore) PortalCreate(ctx context.Context, in web.PortalInput) (web.Portal, error) {
-	if err := validPortal(&in); err != nil {
-		return web.Portal{}, err
-	}
-	hash := ""
-	if in.Password != nil && *in.Password != "" {
-		var err error
-		if hash, err = hashPassword(*in.Password); err != nil {
-			return web.Portal{}, err
-		}
-	}
-	p, err := s.db.PortalCreate(ctx, &db.PortalCreateParams{
-		Name: in.Name, Slug: in.Slug, Active: in.Active == nil || *in.Active, PasswordHash: hash,
-		Recipients: in.Recipients, WelcomeMessage: in.WelcomeMessage, Limits: dbLimits(in.Limits),
-		ConnectionIDs: in.ConnectionIDs, RetentionDays: in.RetentionDays, CreatedAt: s.now(),
-	})
-	if errors.Is(err, db.ErrConflict) {
-		return web.Portal{}, fmt.Errorf("slug %q is taken: %w", in.Slug, web.ErrConflict)
-	}
+	p, err := s.svc.CreatePortal(ctx, portalInput(in))
 	if err != nil {
-		return web.Portal{}, err
+		return web.Portal{}, mapErr(err)
 	}
 	return toWebPortal(p), nil
 }
 
 func (s *webStore) PortalUpdate(ctx context.Context, id string, in web.PortalInput) (web.Portal, error) {
-	if err := validPortal(&in); err != nil {
-		return web.Portal{}, err
-	}
-	cur, err := s.db.PortalGetByID(ctx, &db.PortalGetByIDParams{ID: id})
-	if err != nil {
-		return web.Portal{}, mapErr(err)
-	}
-	hash := cur.PasswordHash
-	if in.Password != nil {
-		hash = ""
-		if *in.Password != "" {
-			if hash, err = hashPassword(*in.Password); err != nil {
-				return web.Portal{}, err
-			}
-		}
-	}
-	p, err := s.db.PortalUpdate(ctx, &db.PortalUpdateParams{
-		ID: id, Name: in.Name, Slug: in.Slug, Active: in.Active == nil || *in.Active, PasswordHash: hash,
-		Recipients: in.Recipients, WelcomeMessage: in.WelcomeMessage, Limits: dbLimits(in.Limits),
-		ConnectionIDs: in.ConnectionIDs, RetentionDays: in.RetentionDays, UpdatedAt: s.now(),
-	})
-	if errors.Is(err, db.ErrConflict) {
-		return web.Portal{}, fmt.Errorf("slug %q is taken: %w", in.Slug, web.ErrConflict)
-	}
+	p, err := s.svc.UpdatePortal(ctx, id, portalInput(in))
 	if err != nil {
 		return web.Portal{}, mapErr(err)
 	}
@@ -281,17 +169,6 @@ func (s *webStore) PortalList(ctx context.Context) ([]web.Portal, error) {
 	return out, nil
 }
 
-func (s *webStore) PortalCheckPassword(ctx context.Context, portalID, password string) (bool, error) {
-	p, err := s.db.PortalGetByID(ctx, &db.PortalGetByIDParams{ID: portalID})
-	if err != nil {
-		return false, mapErr(err)
-	}
-	if p.PasswordHash == "" {
-		return true, nil
-	}
-	return checkPassword(p.PasswordHash, password)
-}
-
 // ---- packages ----
 
 func toWebPackage(p *db.Package, files []*db.File) web.Package {
@@ -310,13 +187,9 @@ func toWebPackage(p *db.Package, files []*db.File) web.Package {
 }
 
 func (s *webStore) PackageCreate(ctx context.Context, in web.PackageInput) (web.Package, string, error) {
-	tok, hash, err := newToken()
-	if err != nil {
-		return web.Package{}, "", err
-	}
-	p, err := s.db.PackageCreate(ctx, &db.PackageCreateParams{
-		PortalID: in.PortalID, CreatedByUserID: in.UserID, Name: strings.TrimSpace(in.Name), Description: in.Description,
-		SenderEmail: strings.ToLower(in.SenderEmail), UploadTokenHash: hash, CreatedAt: s.now(),
+	p, tok, err := s.svc.CreatePackage(ctx, portal.NewPackage{
+		PortalSlug: in.PortalSlug, UserID: in.UserID, Name: in.Name, Description: in.Description,
+		SenderEmail: in.SenderEmail, Password: in.Password,
 	})
 	if err != nil {
 		return web.Package{}, "", mapErr(err)
@@ -337,7 +210,7 @@ func (s *webStore) PackageGet(ctx context.Context, id string) (web.Package, erro
 }
 
 func (s *webStore) PackageIDByUploadToken(ctx context.Context, token string) (string, error) {
-	p, err := s.db.PackageGetByUploadTokenHash(ctx, &db.PackageGetByUploadTokenHashParams{UploadTokenHash: tokenHash(token)})
+	p, err := s.db.PackageGetByUploadTokenHash(ctx, &db.PackageGetByUploadTokenHashParams{UploadTokenHash: portal.HashToken(token)})
 	if errors.Is(err, db.ErrNotFound) {
 		return "", web.ErrUnauthorized
 	}
@@ -416,50 +289,14 @@ func (s *webStore) PackageDelete(ctx context.Context, id string) ([]string, erro
 	return uploads, nil
 }
 
-// PackageFinalize closes a package for uploads once every admitted file is
-// complete; its expiry follows from the portal's retention.
+// PackageFinalize applies the domain's finalize (idempotent; its hook
+// enqueues deliveries in the same transaction).
 func (s *webStore) PackageFinalize(ctx context.Context, id string) (web.Package, error) {
-	p, err := s.db.PackageGetByID(ctx, &db.PackageGetByIDParams{ID: id})
+	fin, err := s.svc.Finalize(ctx, id, s.onFinalize)
 	if err != nil {
 		return web.Package{}, mapErr(err)
 	}
-	files, err := s.db.FileListByPackage(ctx, &db.FileListByPackageParams{PackageID: id})
-	if err != nil {
-		return web.Package{}, fmt.Errorf("listing files of package %s: %w", id, err)
-	}
-	if p.State == db.PackageFinalized {
-		return toWebPackage(p, files), nil // finalize is idempotent: a retried request succeeds
-	}
-	if p.State != db.PackageUploading {
-		return web.Package{}, fmt.Errorf("package is %s and can no longer be finalized: %w", p.State, web.ErrConflict)
-	}
-	pending := 0
-	for _, f := range files {
-		if f.State != db.FileComplete {
-			pending++
-		}
-	}
-	if pending > 0 {
-		return web.Package{}, fmt.Errorf("%d file(s) of the package are not completely uploaded yet; finish or cancel them first: %w", pending, web.ErrConflict)
-	}
-	now := s.now()
-	var expires *time.Time
-	if p.PortalID != "" {
-		portal, err := s.db.PortalGetByID(ctx, &db.PortalGetByIDParams{ID: p.PortalID})
-		if err == nil && portal.RetentionDays > 0 {
-			t := now.Add(time.Duration(portal.RetentionDays) * 24 * time.Hour)
-			expires = &t
-		}
-	}
-	done, err := s.db.PackageSetFinalized(ctx, &db.PackageSetFinalizedParams{ID: id, FinalizedAt: now, ExpiresAt: expires})
-	if errors.Is(err, db.ErrPrecondition) {
-		// A concurrent finalize won the race: answer with its result.
-		return s.PackageGet(ctx, id)
-	}
-	if err != nil {
-		return web.Package{}, mapErr(err)
-	}
-	return toWebPackage(done, files), nil
+	return toWebPackage(fin.Package, fin.Files), nil
 }
 
 // ---- download links ----
@@ -470,18 +307,11 @@ func toWebLink(l *db.DownloadLink) web.Link {
 }
 
 func (s *webStore) LinkCreate(ctx context.Context, in web.LinkInput) (web.Link, string, error) {
-	tok, hash, err := newToken()
-	if err != nil {
-		return web.Link{}, "", err
+	var ttl time.Duration
+	if in.ExpiresAt != nil {
+		ttl = in.ExpiresAt.Sub(s.now())
 	}
-	pw := ""
-	if in.Password != "" {
-		if pw, err = hashPassword(in.Password); err != nil {
-			return web.Link{}, "", err
-		}
-	}
-	l, err := s.db.DownloadLinkCreate(ctx, &db.DownloadLinkCreateParams{PackageID: in.PackageID, TokenHash: hash, PasswordHash: pw,
-		DownloadLimit: in.MaxDownloads, CreatedAt: s.now(), ExpiresAt: in.ExpiresAt})
+	tok, l, err := s.svc.CreateDownloadLink(ctx, in.PackageID, portal.LinkOptions{TTL: ttl, Password: in.Password, DownloadLimit: in.MaxDownloads})
 	if err != nil {
 		return web.Link{}, "", mapErr(err)
 	}
@@ -489,7 +319,7 @@ func (s *webStore) LinkCreate(ctx context.Context, in web.LinkInput) (web.Link, 
 }
 
 func (s *webStore) LinkByToken(ctx context.Context, token string) (web.Link, error) {
-	l, err := s.db.DownloadLinkGetByHash(ctx, &db.DownloadLinkGetByHashParams{TokenHash: tokenHash(token)})
+	l, err := s.db.DownloadLinkGetByHash(ctx, &db.DownloadLinkGetByHashParams{TokenHash: portal.HashToken(token)})
 	if err != nil {
 		return web.Link{}, mapErr(err)
 	}
@@ -497,14 +327,14 @@ func (s *webStore) LinkByToken(ctx context.Context, token string) (web.Link, err
 }
 
 func (s *webStore) LinkCheckPassword(ctx context.Context, token, password string) (bool, error) {
-	l, err := s.db.DownloadLinkGetByHash(ctx, &db.DownloadLinkGetByHashParams{TokenHash: tokenHash(token)})
+	l, err := s.db.DownloadLinkGetByHash(ctx, &db.DownloadLinkGetByHashParams{TokenHash: portal.HashToken(token)})
 	if err != nil {
 		return false, mapErr(err)
 	}
 	if l.PasswordHash == "" {
 		return true, nil
 	}
-	return checkPassword(l.PasswordHash, password)
+	return portal.CheckPassword(l.PasswordHash, password)
 }
 
 func (s *webStore) LinkCountDownload(ctx context.Context, linkID string) error {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"net/mail"
 	"strconv"
 	"strings"
 	"time"
@@ -142,9 +141,6 @@ func (s *Server) packageCreate(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	u := currentUser(r)
-	if strings.TrimSpace(req.Name) == "" {
-		return errorf(http.StatusUnprocessableEntity, "invalid_name", "A package needs a name.")
-	}
 	pkg, tok, err := s.opt.Store.PackageCreate(r.Context(), PackageInput{
 		UserID: u.ID, Name: req.Name, Description: req.Description, SenderEmail: u.Email,
 	})
@@ -192,62 +188,42 @@ func (s *Server) packageFinalize(w http.ResponseWriter, r *http.Request) error {
 
 // ---- public portal flow ----
 
-// activePortal finds the portal behind {slug}; an inactive portal answers
-// like a closed door with a reason the uploader can act on.
-func (s *Server) activePortal(r *http.Request) (Portal, error) {
-	p, err := s.opt.Store.PortalGetBySlug(r.Context(), r.PathValue("slug"))
-	if err != nil {
-		return Portal{}, notFoundAs(err, "portal")
-	}
-	if !p.Active {
-		return Portal{}, errorf(http.StatusForbidden, "portal_inactive", "This portal is not accepting uploads right now; contact its owner.")
-	}
-	return p, nil
-}
-
+// portalCreatePackage leaves the portal's rules (active, password, sender
+// email) to the Store, and rate-limits wrong passwords per portal and
+// client: only wrong guesses spend the budget, so an uploader who knows the
+// password is never slowed down, and a blocked guesser learns nothing.
 func (s *Server) portalCreatePackage(w http.ResponseWriter, r *http.Request) error {
-	p, err := s.activePortal(r)
-	if err != nil {
-		return err
-	}
+	slug := r.PathValue("slug")
 	var req packageRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	if p.HasPassword {
-		if err := s.checkPassword(r, "portal:"+p.ID, func() (bool, error) {
-			return s.opt.Store.PortalCheckPassword(r.Context(), p.ID, req.Password)
-		}); err != nil {
-			return err
-		}
-	}
-	req.SenderEmail = strings.TrimSpace(req.SenderEmail)
-	if req.SenderEmail == "" {
-		return errorf(http.StatusUnprocessableEntity, "invalid_sender_email", "Your email address is required.")
-	}
-	if a, err := mail.ParseAddress(req.SenderEmail); err != nil || a.Address != req.SenderEmail {
-		return errorf(http.StatusUnprocessableEntity, "invalid_sender_email", "%q is not an email address like name@example.com.", req.SenderEmail)
-	}
-	if strings.TrimSpace(req.Name) == "" {
-		return errorf(http.StatusUnprocessableEntity, "invalid_name", "Give the package a name.")
+	key := "portal:" + slug + "|" + clientKey(r)
+	if s.passLimit.Blocked(key) {
+		return errTooManyAttempts
 	}
 	pkg, tok, err := s.opt.Store.PackageCreate(r.Context(), PackageInput{
-		PortalID: p.ID, Name: req.Name, Description: req.Description, SenderEmail: req.SenderEmail,
+		PortalSlug: slug, Password: req.Password, Name: req.Name, Description: req.Description, SenderEmail: req.SenderEmail,
 	})
 	if err != nil {
-		return fmt.Errorf("creating package on portal %s: %w", p.Slug, err)
+		var e *Error
+		if errors.As(err, &e) && e.Status == http.StatusUnauthorized && req.Password != "" {
+			s.passLimit.Fail(key)
+		}
+		return notFoundAs(err, "portal")
 	}
 	writeJSON(w, http.StatusCreated, createdPackage{Package: pkg, UploadToken: tok, UploadURL: uploadsPath})
 	return nil
 }
 
+var errTooManyAttempts = errorf(http.StatusTooManyRequests, "too_many_attempts", "Too many wrong passwords; wait a minute and try again.")
+
 // checkPassword runs a password check under the failure rate limit for key
-// and the caller's address: only wrong guesses spend the budget, so an
-// uploader who knows the password is never slowed down.
+// and the caller's address.
 func (s *Server) checkPassword(r *http.Request, key string, check func() (bool, error)) error {
 	k := key + "|" + clientKey(r)
 	if s.passLimit.Blocked(k) {
-		return errorf(http.StatusTooManyRequests, "too_many_attempts", "Too many wrong passwords; wait a minute and try again.")
+		return errTooManyAttempts
 	}
 	ok, err := check()
 	if err != nil {
@@ -388,7 +364,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		return err == nil, err
 	})
 	if err != nil {
-		var ae *apiError
+		var ae *Error
 		if errors.As(err, &ae) && ae.Code == "wrong_password" {
 			return errorf(http.StatusUnauthorized, "wrong_credentials", "The email or password is wrong.")
 		}

@@ -12,18 +12,19 @@ import (
 // maxJSONBody bounds a JSON request body: the API carries metadata, never bytes.
 const maxJSONBody = 1 << 20
 
-// apiError is an error with the HTTP status and stable code the client sees.
-type apiError struct {
+// Error is an error with the HTTP status and stable code the client sees; a
+// Store returns it for any refusal the domain makes (its message is shown).
+type Error struct {
 	Status  int
 	Code    string
 	Message string
 }
 
-func (e *apiError) Error() string { return e.Code + ": " + e.Message }
+func (e *Error) Error() string { return e.Code + ": " + e.Message }
 
 // errorf builds an apiError; message is a human sentence the caller can act on.
-func errorf(status int, code, format string, args ...any) *apiError {
-	return &apiError{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
+func errorf(status int, code, format string, args ...any) *Error {
+	return &Error{Status: status, Code: code, Message: fmt.Sprintf(format, args...)}
 }
 
 type errorBody struct {
@@ -48,9 +49,9 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 }
 
 // writeError answers with the contract's error body. Errors that are not an
-// *apiError become a 500 whose message hides the internals (they are logged).
+// *Error become a 500 whose message hides the internals (they are logged).
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
-	var ae *apiError
+	var ae *Error
 	if !errors.As(err, &ae) {
 		slog.Error("web: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = errorf(http.StatusInternalServerError, "internal", "The server failed to handle the request; it has been logged.")
@@ -93,6 +94,6 @@ func decodeJSON(r *http.Request, v any) error {
 
 // notFound is the one answer for anything that does not exist or that the
 // caller may not know exists.
-func notFound(what string) *apiError {
+func notFound(what string) *Error {
 	return errorf(http.StatusNotFound, "not_found", "No such %s.", what)
 }

@@ -184,21 +184,28 @@ func (m *memStore) PortalUpdate(_ context.Context, id string, in PortalInput) (P
 	return p, nil
 }
 
-func (m *memStore) PortalCheckPassword(_ context.Context, id, pw string) (bool, error) {
-	m.mu.Lock()
-	defer m.mu.Unlock()
-	want := m.portalPW[id]
-	return want == "" || want == pw, nil
-}
-
 func (m *memStore) PackageCreate(_ context.Context, in PackageInput) (Package, string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
 	p := &Package{ID: m.id("k"), Name: in.Name, Description: in.Description, SenderEmail: in.SenderEmail,
 		State: StateUploading, CreatedAt: time.Now().UTC().Truncate(time.Second), Files: []File{}}
-	if in.PortalID != "" {
-		pid := in.PortalID
-		p.PortalID = &pid
+	if in.PortalSlug != "" {
+		// The domain's portal rules, reduced to what these tests need.
+		var portal *Portal
+		for _, pt := range m.portals {
+			if pt.Slug == in.PortalSlug {
+				portal = &pt
+			}
+		}
+		switch {
+		case portal == nil:
+			return Package{}, "", ErrNotFound
+		case !portal.Active:
+			return Package{}, "", &Error{Status: 403, Code: "portal_inactive", Message: "Closed."}
+		case m.portalPW[portal.ID] != "" && m.portalPW[portal.ID] != in.Password:
+			return Package{}, "", &Error{Status: 401, Code: "password_incorrect", Message: "Wrong password."}
+		}
+		p.PortalID = &portal.ID
 	}
 	m.packages[p.ID] = p
 	tok := randToken()

@@ -90,8 +90,11 @@ const (
 )
 
 // PackageInput creates a package, from a portal or from a signed-in user.
+// The Store applies the domain's rules: an active portal, its upload
+// password (a wrong one is an *Error with Status 401), a sender email.
 type PackageInput struct {
-	PortalID    string // empty for a portal-less package
+	PortalSlug  string // empty for a portal-less package
+	Password    string // the portal's upload password
 	UserID      string // the signed-in creator of a portal-less package
 	Name        string
 	Description string
@@ -126,7 +129,8 @@ type LinkInput struct {
 	MaxDownloads int
 }
 
-// Sentinel errors a Store returns; anything else is a 500.
+// Sentinel errors a Store returns; besides these and *Error (a refusal with
+// its own status, code and message), anything else is a 500.
 var (
 	ErrNotFound     = errors.New("not found")
 	ErrUnauthorized = errors.New("unauthorized")
@@ -162,8 +166,6 @@ type Portals interface {
 	PortalGetBySlug(ctx context.Context, slug string) (Portal, error)
 	PortalList(ctx context.Context) ([]Portal, error)
 	PortalUpdate(ctx context.Context, id string, in PortalInput) (Portal, error)
-	// PortalCheckPassword compares in constant time; true when the portal has no password.
-	PortalCheckPassword(ctx context.Context, portalID, password string) (bool, error)
 }
 
 // Packages is the package part of the domain.

@@ -170,7 +170,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 
 // mapStoreError turns the Store's sentinel errors into API errors.
 func mapStoreError(err error) error {
-	var ae *apiError
+	var ae *Error
 	var ie *InvalidError
 	switch {
 	case errors.As(err, &ae):
