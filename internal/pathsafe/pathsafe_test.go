@@ -96,6 +96,7 @@ func TestCleanAcceptsAndNormalises(t *testing.T) {
 		{"folder only relative path", "a/b/", "c.txt", "a/b/c.txt", "a/b", "c.txt", 2, ""},
 		{"NFD becomes NFC", "Cafe\u0301/re\u0301sume\u0301.pdf", "", "Caf\u00e9/r\u00e9sum\u00e9.pdf", "Caf\u00e9", "r\u00e9sum\u00e9.pdf", 1, "CAFÉ/RÉSUMÉ.PDF"},
 		{"leading dot file", ".hidden", "", ".hidden", "", ".hidden", 0, ""},
+		{"name starting with two dots", "..0/..x", "", "..0/..x", "..0", "..x", 1, ""},
 		{"dots inside names", "v1.2..3/a..b", "", "v1.2..3/a..b", "v1.2..3", "a..b", 1, ""},
 		{"name starting with CON is fine", "CONTRACT.pdf", "", "CONTRACT.pdf", "", "CONTRACT.pdf", 0, ""},
 		{"COM10 is fine", "COM10", "", "COM10", "", "COM10", 0, ""},
@@ -220,7 +221,7 @@ func checkInvariants(t *testing.T, rel, name string) {
 	if !strings.HasPrefix(joined, root+string(filepath.Separator)) {
 		t.Fatalf("Join(%q) = %q escapes %q", s, joined, root)
 	}
-	if rel, err := filepath.Rel(root, joined); err != nil || strings.HasPrefix(rel, "..") {
+	if rel, err := filepath.Rel(root, joined); err != nil || rel == ".." || strings.HasPrefix(rel, ".."+string(filepath.Separator)) {
 		t.Fatalf("Join(%q) = %q is outside %q (rel %q)", s, joined, root, rel)
 	}
 }
