@@ -178,11 +178,16 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	var jobs []*job
 	var already int64
 	var concatNow []*job
+	var planErr error
 	if err := s.st.update(func() {
 		for i := range files {
 			f := &files[i]
 			fs := s.st.Files[f.Rel]
 			if fs != nil && (fs.Size != f.Size || fs.ModTime != f.ModTime.UnixNano()) {
+				if complete[f.Rel] {
+					planErr = fmt.Errorf("send %s: the file changed after the server received it complete; send the changed file in a new package (use another --name)", f.Rel)
+					return
+				}
 				s.log.Info("file changed since the last run; sending it again", "path", f.Rel)
 				s.dropStale(ctx, fs)
 				fs = nil
@@ -221,6 +226,9 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 		}
 	}); err != nil {
 		return res, err
+	}
+	if planErr != nil {
+		return res, planErr
 	}
 	s.prog.Total(res.Bytes, already)
 	defer s.prog.Close()
@@ -375,6 +383,9 @@ func (s *sender) pipeline(ctx context.Context, jobs []*job) error {
 	return g.Wait()
 }
 
+// hashRangeFn is hashRange, replaceable by tests that count hashing.
+var hashRangeFn = hashRange
+
 // hash fills in the job's SHA-256 unless the state already caches it.
 func (s *sender) hash(ctx context.Context, j *job) error {
 	if err := ctx.Err(); err != nil {
@@ -389,7 +400,7 @@ func (s *sender) hash(ctx context.Context, j *job) error {
 	if have != "" {
 		return nil
 	}
-	sum, err := hashRange(j.file.Abs, j.off, j.size)
+	sum, err := hashRangeFn(j.file.Abs, j.off, j.size)
 	if err != nil {
 		return err
 	}

@@ -315,3 +315,30 @@ func TestServerRefusalCarriesItsMessage(t *testing.T) {
 		t.Errorf("error = %v, want the server's 403 wrong_password message", err)
 	}
 }
+
+func TestFileChangedBetweenRunsIsSentAfresh(t *testing.T) {
+	srv := sendtest.Start(t)
+	dir := t.TempDir()
+	path := filepath.Join(dir, "clip.mov")
+	writeFile(t, path, 8<<20)
+	stateDir := t.TempDir()
+	opts := send.Options{Target: portal(t, srv), Paths: []string{path}, Streams: 1, StateDir: stateDir}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts.Progress = &cancelAfter{n: 2 << 20, cancel: cancel}
+	if _, err := send.Send(ctx, opts); !errors.Is(err, send.ErrInterrupted) {
+		t.Fatalf("first run: %v, want ErrInterrupted", err)
+	}
+
+	fresh := writeFile(t, path, 8<<20)
+	later := time.Now().Add(time.Minute)
+	if err := os.Chtimes(path, later, later); err != nil {
+		t.Fatal(err)
+	}
+	opts.Progress = nil
+	res, err := send.Send(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	assertPackage(t, srv, res.PackageID, map[string][]byte{"clip.mov": fresh})
+}

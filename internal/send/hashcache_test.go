@@ -1,0 +1,91 @@
+package send
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/json"
+	"errors"
+	"os"
+	"path/filepath"
+	"sync"
+	"sync/atomic"
+	"testing"
+
+	"github.com/ferryhq/ferry/internal/send/sendtest"
+)
+
+type cancelOnBytes struct {
+	nopProgress
+	mu     sync.Mutex
+	n      int64
+	cancel context.CancelFunc
+}
+
+func (c *cancelOnBytes) Add(_ string, d int64) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.n -= d; c.n <= 0 {
+		c.cancel()
+	}
+}
+
+func TestRerunDoesNotRehashWhatTheStateCaches(t *testing.T) {
+	srv := sendtest.Start(t)
+	dir := t.TempDir()
+	for name, size := range map[string]int{"a.bin": 3 << 20, "b.bin": 3 << 20, "c.bin": 3 << 20} {
+		b := make([]byte, size)
+		_, _ = rand.Read(b)
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var hashed atomic.Int64
+	hashRangeFn = func(path string, off, n int64) (string, error) {
+		hashed.Add(1)
+		return hashRange(path, off, n)
+	}
+	t.Cleanup(func() { hashRangeFn = hashRange })
+	target, _ := ParseTarget(srv.URL+"/p/demo", "")
+	stateDir := t.TempDir()
+	opts := Options{Target: target, Paths: []string{dir}, Streams: 2, Large: 1 << 20, StateDir: stateDir}
+
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts.Progress = &cancelOnBytes{n: 2 << 20, cancel: cancel}
+	if _, err := Send(ctx, opts); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("first run: %v, want ErrInterrupted", err)
+	}
+	entries, _ := os.ReadDir(stateDir)
+	if len(entries) != 1 {
+		t.Fatalf("state files = %d, want 1", len(entries))
+	}
+	b, err := os.ReadFile(filepath.Join(stateDir, entries[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	cached, parts := 0, 0
+	for _, fs := range st.Files {
+		for _, p := range fs.Parts {
+			parts++
+			if p.SHA256 != "" {
+				cached++
+			}
+		}
+	}
+	if cached == 0 || parts != 6 {
+		t.Fatalf("state caches %d hashes of %d parts; the test needs some cached", cached, parts)
+	}
+
+	hashed.Store(0)
+	opts.Progress = nil
+	if _, err := Send(context.Background(), opts); err != nil {
+		t.Fatal(err)
+	}
+	if got, want := hashed.Load(), int64(parts-cached); got != want {
+		t.Errorf("re-run hashed %d ranges, want %d (only those the state did not cache)", got, want)
+	}
+}
