@@ -33,7 +33,7 @@ func newEmulatorCmd() *cobra.Command {
 		Long: `Run an iconik emulator: the REST API ferry uses, emulated S3/GCS/Azure/B2 storages
 under /_storage/, real keyframes, and a browse page at /. State lives in --data and
 survives restarts. Credentials are printed at start and written to <data>/credentials.json.
-Faults are off unless a flag turns them on.`,
+Faults are off unless a flag turns them on. Seed format: internal/iconik/emulator/testdata/seed.example.yaml.`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
 			if faults.FailRate < 0 || faults.FailRate > 1 || faults.ProviderFailRate < 0 || faults.ProviderFailRate > 1 {
