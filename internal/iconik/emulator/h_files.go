@@ -514,7 +514,11 @@ func (s *Server) multipartURLs(c *call) {
 		c.planeFailed("presigning multipart URLs", err)
 		return
 	}
-	c.json(http.StatusOK, map[string]any{"complete_url": complete, "abort_url": abort, "list_parts_url": []any{}})
+	listParts := []any{}
+	if u, err := s.plane.S3ListPartsURL(st, str(f, "_key"), uploadID); err == nil {
+		listParts = append(listParts, u)
+	}
+	c.json(http.StatusOK, map[string]any{"complete_url": complete, "abort_url": abort, "list_parts_url": listParts})
 }
 
 func (s *Server) multipartCleanup(c *call) {

@@ -102,6 +102,13 @@ func TestS3MultipartThroughUploadHelpers(t *testing.T) {
 			}
 			complete.WriteString("</CompleteMultipartUpload>")
 			u := c.must(200, c.do("GET", base+"/multipart_url/?upload_id="+url.QueryEscape(initiated.UploadID)+"&type=complete_url", nil), "complete url")
+			lists, _ := u.Body["list_parts_url"].([]any)
+			if len(lists) != 1 {
+				t.Fatalf("list_parts_url: %s", u.Raw)
+			}
+			if resp, body := send(t, "GET", lists[0].(string), nil, nil); resp.StatusCode != 200 || !bytes.Contains(body, []byte("<PartNumber>2</PartNumber>")) {
+				t.Fatalf("list parts: %d %s", resp.StatusCode, body)
+			}
 			resp, body = send(t, "POST", u.str("complete_url"), []byte(complete.String()), map[string]string{"Content-Type": "application/xml"})
 			if resp.StatusCode != 200 || bytes.Contains(body, []byte("<Error>")) {
 				t.Fatalf("complete: %d %s", resp.StatusCode, body)
