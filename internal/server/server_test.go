@@ -2,16 +2,19 @@ package server
 
 import (
 	"archive/zip"
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"math/rand/v2"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -23,6 +26,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/config"
+	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/web"
 )
 
@@ -571,5 +575,171 @@ func TestPortalPackageCreationAnswersTheContract(t *testing.T) {
 	resp, body = h.req("POST", "/api/v1/portals", map[string]any{"name": "Twin", "slug": "dailies"}, h.admin()...)
 	if resp.StatusCode != 409 || !bytes.Contains(body, []byte("slug_taken")) {
 		t.Fatalf("taken slug: %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestStartupReconcilerRecordsUploadsWhoseCompletionWasLost(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein"})
+	pkg := h.newPackage("p")
+	h.srv.Close()
+	h.app.Close()
+
+	// A process whose completion step fails (as if it died there): the bytes
+	// are stored, the file is not recorded complete.
+	cfg := config.Default("")
+	cfg.DataDir = h.data
+	broken, err := Open(t.Context(), cfg, Options{NoSync: true, OnComplete: func(context.Context, db.Tx, *db.Package, *db.File) error {
+		return errors.New("simulated crash before commit")
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.srv = httptest.NewServer(broken.Handler())
+	data := []byte("bytes that arrived before the crash")
+	resp, body := h.tusUpload(pkg.UploadToken, map[string]string{"package_token": pkg.UploadToken, "relativePath": "a/b.mov"}, data)
+	if resp.StatusCode < 500 {
+		t.Fatalf("upload with a failing completion answered %d %s", resp.StatusCode, body)
+	}
+	p, err := (&webStore{db: broken.DB, svc: broken.Portal, now: time.Now}).PackageGet(t.Context(), pkg.Package.ID)
+	if err != nil || len(p.Files) != 1 || p.Files[0].State != "uploading" {
+		t.Fatalf("before restart: %+v %v", p, err)
+	}
+	h.srv.Close()
+	broken.Close()
+
+	// Restart: Open reconciles before serving.
+	again, err := Open(t.Context(), cfg, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer again.Close()
+	p, err = (&webStore{db: again.DB, svc: again.Portal, now: time.Now}).PackageGet(t.Context(), pkg.Package.ID)
+	if err != nil || len(p.Files) != 1 || p.Files[0].State != "complete" || p.Files[0].Size != int64(len(data)) {
+		t.Fatalf("after restart: %+v %v", p, err)
+	}
+	sum := sha256.Sum256(data)
+	if p.Files[0].SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("reconciled digest %s", p.Files[0].SHA256)
+	}
+}
+
+func TestHostilePathsOnParallelUploadsAreRefusedAtTheFinal(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein"})
+	pkg := h.newPackage("p")
+	tok := pkg.UploadToken
+	partial := func(data []byte) string {
+		t.Helper()
+		resp, body := h.req("POST", "/uploads/", data, "Tus-Resumable", "1.0.0", "Upload-Length", fmt.Sprint(len(data)),
+			"Upload-Concat", "partial", "Authorization", "Bearer "+tok, "Content-Type", "application/offset+octet-stream",
+			"Upload-Metadata", "package_token "+base64.StdEncoding.EncodeToString([]byte(tok)))
+		if resp.StatusCode != 201 {
+			t.Fatalf("partial: %d %s", resp.StatusCode, body)
+		}
+		u := resp.Header.Get("Location")
+		if i := strings.Index(u, "/uploads/"); i >= 0 {
+			u = u[i:]
+		}
+		return u
+	}
+	final := func(rel string, parts ...string) (*http.Response, []byte) {
+		return h.req("POST", "/uploads/", nil, "Tus-Resumable", "1.0.0", "Upload-Concat", "final;"+strings.Join(parts, " "),
+			"Authorization", "Bearer "+tok, "Upload-Metadata", "package_token "+base64.StdEncoding.EncodeToString([]byte(tok))+
+				",relativePath "+base64.StdEncoding.EncodeToString([]byte(rel)))
+	}
+	for _, rel := range []string{"../../escape.mov", "/abs/x.mov", "a\\..\\b.mov", "CON.mov", "a/./b.mov"} {
+		a, b := partial([]byte("first half ")), partial([]byte("second half"))
+		resp, body := final(rel, a, b)
+		if resp.StatusCode != 400 {
+			t.Errorf("final upload to %q: %d %s", rel, resp.StatusCode, body)
+		}
+	}
+	a, b := partial([]byte("first half ")), partial([]byte("second half"))
+	if resp, body := final("ok/joined.mov", a, b); resp.StatusCode != 201 {
+		t.Fatalf("a safe final upload was refused: %d %s", resp.StatusCode, body)
+	}
+	var got struct{ Package web.Package }
+	resp, body := h.req("GET", "/p/p/packages/"+pkg.Package.ID, nil, "Authorization", "Bearer "+tok)
+	h.mustJSON(resp, body, 200, &got)
+	if len(got.Package.Files) != 1 || got.Package.Files[0].Path != "ok/joined.mov" || got.Package.Files[0].State != "complete" || got.Package.Files[0].Size != 22 {
+		t.Fatalf("files after parallel uploads: %s", body)
+	}
+}
+
+func TestServeShutsDownGracefullyLettingAnUploadFinish(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein"})
+	pkg := h.newPackage("p")
+	cfg := config.Default("")
+	cfg.DataDir = h.data
+	cfg.Addr = "127.0.0.1:0"
+	h.srv.Close()
+	h.app.Close()
+	app, err := Open(t.Context(), cfg, Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer app.Close()
+	ctx, stop := context.WithCancel(t.Context())
+	addr := make(chan string, 1)
+	served := make(chan error, 1)
+	go func() { served <- app.Serve(ctx, func(a string) { addr <- a }) }()
+	base := "http://" + <-addr
+
+	// Create an upload, then start a PATCH whose body we hold open.
+	tok := pkg.UploadToken
+	req, _ := http.NewRequest("POST", base+"/uploads/", nil)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	const total, first = 3 << 20, 1<<20 + 1 // the store writes in 1 MiB buffers
+	body := bytes.Repeat([]byte("ferry"), total/5+1)[:total]
+	req.Header.Set("Upload-Length", fmt.Sprint(total))
+	req.Header.Set("Authorization", "Bearer "+tok)
+	req.Header.Set("Upload-Metadata", "relativePath "+base64.StdEncoding.EncodeToString([]byte("slow.mov")))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("create: %v %v", resp, err)
+	}
+	loc := resp.Header.Get("Location")
+	if strings.HasPrefix(loc, "/") {
+		loc = base + loc
+	}
+	// A raw connection, so the first half of the body is on the wire (and
+	// on disk) before the shutdown starts: Go's client would buffer it.
+	conn, err := net.Dial("tcp", strings.TrimPrefix(base, "http://"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	path := loc[strings.Index(loc, "/uploads/"):]
+	fmt.Fprintf(conn, "PATCH %s HTTP/1.1\r\nHost: x\r\nTus-Resumable: 1.0.0\r\nUpload-Offset: 0\r\nContent-Length: %d\r\n"+
+		"Content-Type: application/offset+octet-stream\r\nAuthorization: Bearer %s\r\n\r\n", path, total, tok)
+	if _, err := conn.Write(body[:first]); err != nil {
+		t.Fatal(err)
+	}
+	bin := filepath.Join(h.data, "uploads", path[len("/uploads/"):]+".bin")
+	for i := 0; ; i++ {
+		if st, err := os.Stat(bin); err == nil && st.Size() >= 1<<20 {
+			break
+		}
+		if i > 2000 {
+			t.Fatalf("the first bytes never reached %s", bin)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	stop() // SIGTERM arrives mid-upload
+	if _, err := conn.Write(body[first:]); err != nil {
+		t.Fatal(err)
+	}
+	resp, err = http.ReadResponse(bufio.NewReader(conn), nil)
+	if err != nil || resp.StatusCode != 204 {
+		t.Fatalf("the in-flight upload did not finish: %+v %v", resp, err)
+	}
+	if err := <-served; err != nil {
+		t.Fatalf("Serve after graceful shutdown: %v", err)
+	}
+	p, err := (&webStore{db: app.DB, svc: app.Portal, now: time.Now}).PackageGet(t.Context(), pkg.Package.ID)
+	if err != nil || len(p.Files) != 1 || p.Files[0].State != "complete" {
+		t.Fatalf("after shutdown: %+v %v", p, err)
 	}
 }
