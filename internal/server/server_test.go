@@ -27,6 +27,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/config"
 	"github.com/ferryhq/ferry/internal/db"
+	"github.com/ferryhq/ferry/internal/testbed"
 	"github.com/ferryhq/ferry/internal/web"
 )
 
@@ -40,14 +41,28 @@ type harness struct {
 	srv   *httptest.Server
 	token string
 	now   time.Time
+	cfg   config.Config
 }
 
-func newHarness(t *testing.T) *harness {
+// onEveryDatabase runs f on SQLite and on a real PostgreSQL (testbed).
+func onEveryDatabase(t *testing.T, f func(t *testing.T, h *harness)) {
+	t.Run("sqlite", func(t *testing.T) { f(t, newHarness(t)) })
+	t.Run("postgres", func(t *testing.T) {
+		pg := testbed.Postgres(t)
+		f(t, newHarnessOn(t, pg.CreateDatabase(t)))
+	})
+}
+
+func newHarness(t *testing.T) *harness { return newHarnessOn(t, "") }
+
+// newHarnessOn runs the App on the database dsn ("" = SQLite in the data dir).
+func newHarnessOn(t *testing.T, dsn string) *harness {
 	t.Helper()
 	h := &harness{t: t, root: t.TempDir(), now: time.Now().UTC()}
 	h.data = filepath.Join(h.root, "data")
 	cfg := config.Default("")
 	cfg.DataDir = h.data
+	cfg.DatabaseURL = dsn
 	if _, err := CreateUser(t.Context(), cfg, "admin@example.com", "correct horse battery"); err != nil {
 		t.Fatal(err)
 	}
@@ -61,6 +76,7 @@ func newHarness(t *testing.T) *harness {
 		t.Fatal(err)
 	}
 	h.app = app
+	h.cfg = cfg
 	h.srv = httptest.NewServer(app.Handler())
 	t.Cleanup(func() { h.srv.Close(); app.Close() })
 	return h
@@ -291,7 +307,10 @@ func TestHostilePathsAreRefusedBeforeAnyByteIsStored(t *testing.T) {
 }
 
 func TestUploadsAreRefusedBeforeStorageWhenThePortalSaysNo(t *testing.T) {
-	h := newHarness(t)
+	onEveryDatabase(t, testPortalLimits)
+}
+
+func testPortalLimits(t *testing.T, h *harness) {
 	p := h.portal(map[string]any{"name": "Limits", "slug": "limits", "password": "letmein",
 		"limits": map[string]any{"max_file_size": 100, "max_package_size": 150, "max_file_count": 3, "allowed_extensions": []string{"mov", "wav"}}})
 	pkg := h.newPackage("limits")
@@ -339,7 +358,10 @@ func TestUploadsAreRefusedBeforeStorageWhenThePortalSaysNo(t *testing.T) {
 }
 
 func TestNestedPackageUploadFinalizeAndZipDownloadByteForByte(t *testing.T) {
-	h := newHarness(t)
+	onEveryDatabase(t, testNestedPackage)
+}
+
+func testNestedPackage(t *testing.T, h *harness) {
 	h.portal(map[string]any{"name": "Dailies", "slug": "dailies", "password": "letmein", "retention_days": 7})
 	pkg := h.newPackage("dailies")
 	rng := rand.New(rand.NewPCG(3, 4))
