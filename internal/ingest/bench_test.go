@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
 	"fmt"
 	"io"
 	"log/slog"
@@ -27,6 +28,7 @@ import (
 // BenchmarkUpload1GiB sends 1 GiB over loopback HTTP/1.1 (FERRY_BENCH_BYTES overrides the size) to:
 //   - ref-1: a plain Go server doing io.Copy of the body into a file (the reference);
 //   - ref-4: the same reference with 4 concurrent bodies of a quarter each;
+//   - refsha-1: the reference also hashing with SHA-256 inline (the floor for any hashing receiver);
 //   - ingest-1: ingest, one tus stream (hashing on arrival);
 //   - ingest-4: ingest, 4 partial uploads + concatenation (each partial hashed on arrival);
 //   - stock-4: tusd's stock filestore, 4 partials + concatenation (copies every partial).
@@ -51,7 +53,11 @@ func BenchmarkUpload1GiB(b *testing.B) {
 	ref := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		f, err := os.Create(filepath.Join(refDir, strings.Trim(r.URL.Path, "/")))
 		if err == nil {
-			_, err = io.Copy(f, r.Body)
+			var w io.Writer = f
+			if r.URL.Query().Has("sha256") { // the least any hashing receiver must do
+				w = io.MultiWriter(f, sha256.New())
+			}
+			_, err = io.Copy(w, r.Body)
 			f.Close()
 		}
 		if err != nil {
@@ -90,6 +96,7 @@ func BenchmarkUpload1GiB(b *testing.B) {
 	variants := []variant{
 		{"ref-1", func() error { return refUpload(client, ref.URL, size, 1, block) }, refDir, false},
 		{"ref-4", func() error { return refUpload(client, ref.URL, size, 4, block) }, refDir, false},
+		{"refsha-1", func() error { return refUpload(client, ref.URL+"/sha", size, 1, block) }, refDir, false},
 		{"ingest-1", func() error { return tusUpload(client, ingSrv.URL+"/uploads/", size, 1, block) }, ingDir, true},
 		{"ingest-4", func() error { return tusUpload(client, ingSrv.URL+"/uploads/", size, 4, block) }, ingDir, true},
 		{"stock-4", func() error { return tusUpload(client, stockSrv.URL+"/uploads/", size, 4, block) }, stockDir, false},
@@ -214,7 +221,11 @@ func send(c *http.Client, method, url string, h map[string]string, r io.Reader, 
 
 func refUpload(c *http.Client, base string, size int64, streams int, block []byte) error {
 	return split(size, streams, func(i int, part int64) error {
-		_, err := send(c, "PUT", base+"/ref-"+strconv.Itoa(i), nil, body(block, part), part, http.StatusCreated)
+		u := base + "/ref-" + strconv.Itoa(i)
+		if strings.HasSuffix(base, "/sha") {
+			u = strings.TrimSuffix(base, "/sha") + "/ref-sha-" + strconv.Itoa(i) + "?sha256"
+		}
+		_, err := send(c, "PUT", u, nil, body(block, part), part, http.StatusCreated)
 		return err
 	})
 }
