@@ -29,6 +29,29 @@ type Queries interface {
 	APITokenListByUser(ctx context.Context, params *APITokenListByUserParams) ([]*APIToken, error)
 	APITokenTouch(ctx context.Context, params *APITokenTouchParams) error
 
+	ConnectionCreate(ctx context.Context, params *ConnectionCreateParams) (*Connection, error)
+	ConnectionDelete(ctx context.Context, params *ConnectionDeleteParams) error
+	ConnectionGetByID(ctx context.Context, params *ConnectionGetByIDParams) (*Connection, error)
+	ConnectionList(ctx context.Context, params *ConnectionListParams) ([]*Connection, error)
+	ConnectionSetState(ctx context.Context, params *ConnectionSetStateParams) (*Connection, error)
+	ConnectionUpdate(ctx context.Context, params *ConnectionUpdateParams) (*Connection, error)
+
+	DeliveryCollectionClaim(ctx context.Context, params *DeliveryCollectionClaimParams) (*DeliveryCollection, error)
+	DeliveryCollectionSet(ctx context.Context, params *DeliveryCollectionSetParams) (*DeliveryCollection, error)
+	DeliveryCreate(ctx context.Context, params *DeliveryCreateParams) (*Delivery, error)
+	DeliveryFileCreate(ctx context.Context, params *DeliveryFileCreateParams) (*DeliveryFile, error)
+	DeliveryFileGet(ctx context.Context, params *DeliveryFileGetParams) (*DeliveryFile, error)
+	DeliveryFileList(ctx context.Context, params *DeliveryFileListParams) ([]*DeliveryFile, error)
+	DeliveryFileRetryFailed(ctx context.Context, params *DeliveryFileRetryFailedParams) ([]*DeliveryFile, error)
+	DeliveryFileUpdate(ctx context.Context, params *DeliveryFileUpdateParams) (*DeliveryFile, error)
+	DeliveryGetByID(ctx context.Context, params *DeliveryGetByIDParams) (*Delivery, error)
+	DeliveryGetByPackageConnection(ctx context.Context, params *DeliveryGetByPackageConnectionParams) (*Delivery, error)
+	DeliveryListByPackage(ctx context.Context, params *DeliveryListByPackageParams) ([]*Delivery, error)
+	DeliverySetCollection(ctx context.Context, params *DeliverySetCollectionParams) (*Delivery, error)
+	DeliverySetFinalized(ctx context.Context, params *DeliverySetFinalizedParams) (*Delivery, error)
+	DeliverySetJob(ctx context.Context, params *DeliverySetJobParams) (*Delivery, error)
+	DeliverySetState(ctx context.Context, params *DeliverySetStateParams) (*Delivery, error)
+
 	DownloadLinkCreate(ctx context.Context, params *DownloadLinkCreateParams) (*DownloadLink, error)
 	DownloadLinkDelete(ctx context.Context, params *DownloadLinkDeleteParams) error
 	DownloadLinkGetByHash(ctx context.Context, params *DownloadLinkGetByHashParams) (*DownloadLink, error)

@@ -43,6 +43,8 @@ func Run(t *testing.T, open Open) {
 		{"InTxCommitsOrRollsBack", testInTx},
 		{"PackageAddUsageSerialisesConcurrentAdmissions", testConcurrentAdmission},
 		{"TimesRoundTripInUTCMicroseconds", testTimes},
+		{"ConnectionsRoundTripAndMarkBroken", testConnections},
+		{"DeliveriesResumeAndClaimOnce", testDeliveries},
 	}
 	for _, c := range cases {
 		run(t, c.name, func(t *testing.T) { c.fn(t, open(t)) })

@@ -1,0 +1,72 @@
+package dbtest
+
+import (
+	"context"
+	"errors"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/db"
+)
+
+// testDeliveries covers what exactly-once delivery leans on: one delivery per
+// (package, connection), one row per (delivery, file) keeping every iconik
+// id, one claim per (connection, parent, title), and one settling.
+func testDeliveries(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	p := mkPackage(t, s, "")
+	d := must(s.DeliveryCreate(ctx, &db.DeliveryCreateParams{PackageID: p.ID, ConnectionID: "c1", Origin: db.DeliveryOriginPortal, RootTitle: "Portal Downloads", PortalName: "Demo", CreatedAt: t0}))
+	if d.State != db.DeliveryQueued || d.Finalized || d.PortalName != "Demo" || d.SettledAt != nil {
+		t.Fatalf("created %+v", d)
+	}
+	again := must(s.DeliveryCreate(ctx, &db.DeliveryCreateParams{PackageID: p.ID, ConnectionID: "c1", Origin: db.DeliveryOriginSendToCloud, RootTitle: "MASV"}))
+	if again.ID != d.ID || again.Origin != db.DeliveryOriginPortal {
+		t.Fatalf("second create = %+v, want the first %+v", again, d)
+	}
+	f := must(s.DeliveryFileCreate(ctx, &db.DeliveryFileCreateParams{DeliveryID: d.ID, FileID: "f1", Path: "a/b.mov", Size: 7, SHA256: "ab", UploadID: "u1"}))
+	f.AssetID, f.Step, f.Pending, f.TransferState, f.BytesDone, f.KeyframesSkipped = "asset-1", "format", "format", `{"method":"S3"}`, 7, true
+	pendingAt := t0
+	f.PendingAt = &pendingAt
+	must(s.DeliveryFileUpdate(ctx, &db.DeliveryFileUpdateParams{File: f}))
+	f2 := must(s.DeliveryFileCreate(ctx, &db.DeliveryFileCreateParams{DeliveryID: d.ID, FileID: "f1", Path: "x"}))
+	if f2.AssetID != "asset-1" || f2.Path != "a/b.mov" || f2.Pending != "format" || !f2.PendingAt.Equal(t0) || f2.BytesDone != 7 || !f2.KeyframesSkipped || f2.TransferState != `{"method":"S3"}` {
+		t.Fatalf("re-create lost recorded ids: %+v", f2)
+	}
+	f2.State, f2.Error = db.DeliveryFileFailed, "boom"
+	failed := must(s.DeliveryFileUpdate(ctx, &db.DeliveryFileUpdateParams{File: f2}))
+	if failed.SettledAt == nil {
+		t.Fatalf("failed file not settled: %+v", failed)
+	}
+	retried := must(s.DeliveryFileRetryFailed(ctx, &db.DeliveryFileRetryFailedParams{DeliveryID: d.ID}))
+	if len(retried) != 1 || retried[0].State != db.DeliveryFileQueued || retried[0].AssetID != "asset-1" || retried[0].SettledAt != nil {
+		t.Fatalf("retried %+v", retried)
+	}
+	if list := must(s.DeliveryFileList(ctx, &db.DeliveryFileListParams{DeliveryID: d.ID})); len(list) != 1 {
+		t.Fatalf("list = %d rows", len(list))
+	}
+
+	c1 := must(s.DeliveryCollectionClaim(ctx, &db.DeliveryCollectionClaimParams{ConnectionID: "c1", ParentID: "root", Title: "Pkg", PackageID: "p1"}))
+	c2 := must(s.DeliveryCollectionClaim(ctx, &db.DeliveryCollectionClaimParams{ConnectionID: "c1", ParentID: "root", Title: "Pkg", PackageID: "p2"}))
+	if c1.PackageID != "p1" || c2.PackageID != "p1" {
+		t.Fatalf("claims %+v %+v: the first must win", c1, c2)
+	}
+	set := must(s.DeliveryCollectionSet(ctx, &db.DeliveryCollectionSetParams{ConnectionID: "c1", ParentID: "root", Title: "Pkg", CollectionID: "col-1"}))
+	if set.CollectionID != "col-1" || set.PendingAt != nil {
+		t.Fatalf("set %+v", set)
+	}
+
+	must(s.DeliverySetFinalized(ctx, &db.DeliverySetFinalizedParams{ID: d.ID}))
+	must(s.DeliverySetCollection(ctx, &db.DeliverySetCollectionParams{ID: d.ID, PackageTitle: "Pkg (2)", CollectionID: "col-2"}))
+	must(s.DeliverySetJob(ctx, &db.DeliverySetJobParams{ID: d.ID, IconikJobID: "job-1"}))
+	done := must(s.DeliverySetState(ctx, &db.DeliverySetStateParams{ID: d.ID, State: db.DeliveryDelivered, OnlyUnsettled: true, At: t0.Add(time.Minute)}))
+	if !done.Finalized || done.PackageTitle != "Pkg (2)" || done.CollectionID != "col-2" || done.IconikJobID != "job-1" || done.SettledAt == nil {
+		t.Fatalf("settled %+v", done)
+	}
+	_, err := s.DeliverySetState(ctx, &db.DeliverySetStateParams{ID: d.ID, State: db.DeliveryFailed, OnlyUnsettled: true})
+	if !errors.Is(err, db.ErrPrecondition) {
+		t.Fatalf("second settling: %v, want ErrPrecondition", err)
+	}
+	if list := must(s.DeliveryListByPackage(ctx, &db.DeliveryListByPackageParams{PackageID: p.ID})); len(list) != 1 || list[0].State != db.DeliveryDelivered {
+		t.Fatalf("list by package = %+v", list)
+	}
+}
