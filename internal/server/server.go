@@ -86,7 +86,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		return nil, err
 	}
 	a.Web, err = web.New(web.Options{
-		Store: &webStore{db: store, svc: a.Portal, now: opt.Now, onFinalize: opt.OnFinalize}, Blobs: blobs{a.Ingest}, Uploads: a.Ingest.Handler(),
+		Store: &webStore{db: store, svc: a.Portal, now: opt.Now, onFinalize: opt.OnFinalize}, Blobs: blobs{a.Ingest}, Uploads: a.guardTermination(a.Ingest.Handler()),
 		Logger: opt.Logger, SecureCookies: cfg.SecureCookies, SessionTTL: cfg.SessionTTL, Now: opt.Now, Secret: secret,
 	})
 	if err != nil {
@@ -132,6 +132,9 @@ func (a *App) Sweep(ctx context.Context) (uploads, packages int, err error) {
 	uploads, err = a.Ingest.Cleanup(ctx, a.cfg.UnfinishedUploadAge)
 	if err != nil {
 		return uploads, 0, fmt.Errorf("cleaning unfinished uploads: %w", err)
+	}
+	if _, err := a.cancelVanishedUploads(ctx, a.cfg.UnfinishedUploadAge); err != nil {
+		return uploads, 0, err
 	}
 	for {
 		// ExpireDue marks packages expired before their bytes go: a package

@@ -765,3 +765,86 @@ func TestServeShutsDownGracefullyLettingAnUploadFinish(t *testing.T) {
 		t.Fatalf("after shutdown: %+v %v", p, err)
 	}
 }
+
+func TestTerminationKeepsThePackageTrue(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein"})
+	pkg := h.newPackage("p")
+	tok := pkg.UploadToken
+	auth := []string{"Tus-Resumable", "1.0.0", "Authorization", "Bearer " + tok}
+	h.upload(tok, "done.mov", []byte("complete bytes"))
+	// An unfinished upload: created, 3 of 10 bytes sent.
+	resp, body := h.req("POST", "/uploads/", []byte("abc"), append(auth, "Upload-Length", "10", "Content-Type", "application/offset+octet-stream",
+		"Upload-Metadata", "relativePath "+base64.StdEncoding.EncodeToString([]byte("half.mov")))...)
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	half := resp.Header.Get("Location")
+	half = half[strings.Index(half, "/uploads/"):]
+	var got struct{ Package web.Package }
+	resp, body = h.req("GET", "/p/p/packages/"+pkg.Package.ID, nil, "Authorization", "Bearer "+tok)
+	h.mustJSON(resp, body, 200, &got)
+	var done string
+	for _, f := range got.Package.Files {
+		if f.Path == "done.mov" {
+			done = "/uploads/" + f.UploadID
+		}
+	}
+	if resp, body = h.req("POST", "/p/p/packages/"+pkg.Package.ID+"/finalize", nil, "Authorization", "Bearer "+tok); resp.StatusCode != 409 {
+		t.Fatalf("finalize with an unfinished file: %d %s", resp.StatusCode, body)
+	}
+	cases := []struct {
+		name, path string
+		hdr        []string
+		want       int
+	}{
+		{"a complete file cannot be terminated", done, auth, 409},
+		{"another token cannot terminate", half, []string{"Tus-Resumable", "1.0.0", "Authorization", "Bearer " + h.newPackage("p").UploadToken}, 403},
+		{"the owner terminates an unfinished upload", half, auth, 204},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := h.req("DELETE", tc.path, nil, tc.hdr...)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("got %d, want %d: %s", resp.StatusCode, tc.want, body)
+			}
+		})
+	}
+	resp, body = h.req("POST", "/p/p/packages/"+pkg.Package.ID+"/finalize", nil, "Authorization", "Bearer "+tok)
+	h.mustJSON(resp, body, 200, &got)
+	if len(got.Package.Files) != 1 || got.Package.FileCount != 1 || got.Package.TotalSize != int64(len("complete bytes")) {
+		t.Fatalf("after termination and finalize: %s", body)
+	}
+}
+
+func TestSweepCancelsFilesWhoseUnfinishedUploadWasDeleted(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein"})
+	pkg := h.newPackage("p")
+	tok := pkg.UploadToken
+	h.upload(tok, "done.mov", []byte("ok"))
+	resp, body := h.req("POST", "/uploads/", nil, "Tus-Resumable", "1.0.0", "Authorization", "Bearer "+tok, "Upload-Length", "10",
+		"Upload-Metadata", "relativePath "+base64.StdEncoding.EncodeToString([]byte("abandoned.mov")))
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	loc := resp.Header.Get("Location")
+	id := loc[strings.LastIndex(loc, "/")+1:]
+	if n, err := h.app.cancelVanishedUploads(t.Context(), time.Hour); err != nil || n != 0 {
+		t.Fatalf("an upload still on disk was cancelled: %d %v", n, err)
+	}
+	if err := h.app.Ingest.Delete(t.Context(), id); err != nil { // what the unfinished-upload sweeper does
+		t.Fatal(err)
+	}
+	if n, err := h.app.cancelVanishedUploads(t.Context(), time.Hour); err != nil || n != 0 {
+		t.Fatalf("a row younger than the age was cancelled: %d %v", n, err)
+	}
+	h.now = h.now.Add(2 * time.Hour)
+	if n, err := h.app.cancelVanishedUploads(t.Context(), time.Hour); err != nil || n != 1 {
+		t.Fatalf("cancelled %d, %v; want 1", n, err)
+	}
+	resp, body = h.req("POST", "/p/p/packages/"+pkg.Package.ID+"/finalize", nil, "Authorization", "Bearer "+tok)
+	if resp.StatusCode != 200 {
+		t.Fatalf("finalize after the sweep: %d %s", resp.StatusCode, body)
+	}
+}
