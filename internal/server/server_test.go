@@ -848,3 +848,65 @@ func TestSweepCancelsFilesWhoseUnfinishedUploadWasDeleted(t *testing.T) {
 		t.Fatalf("finalize after the sweep: %d %s", resp.StatusCode, body)
 	}
 }
+
+func TestDownloadLinksOnTheRealStore(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein"})
+	pkg := h.newPackage("p")
+	h.upload(pkg.UploadToken, "dir/a.mov", []byte("0123456789"))
+	link := func(body map[string]any) (int, string) {
+		var l struct{ URL string }
+		resp, b := h.req("POST", "/api/v1/packages/"+pkg.Package.ID+"/links", body, h.admin()...)
+		if resp.StatusCode == 201 {
+			json.Unmarshal(b, &l)
+		}
+		return resp.StatusCode, l.URL
+	}
+	if code, _ := link(map[string]any{}); code != 409 {
+		t.Fatalf("a link to an unfinished package: %d", code)
+	}
+	resp, body := h.req("POST", "/p/p/packages/"+pkg.Package.ID+"/finalize", nil, "Authorization", "Bearer "+pkg.UploadToken)
+	h.mustJSON(resp, body, 200, nil)
+	get := func(path string, hdr ...string) int {
+		resp, _ := h.req("GET", path, nil, hdr...)
+		return resp.StatusCode
+	}
+	cases := []struct {
+		name  string
+		link  map[string]any
+		steps func(u string) []int
+		want  []int
+	}{
+		{"limit counts zips and whole files, not resumed ranges", map[string]any{"max_downloads": 2}, func(u string) []int {
+			return []int{get(u + "/zip"), get(u), get(u+"/zip", "Range", "bytes=0-"), get(u + "/zip"), get(u)}
+		}, []int{200, 200, 200, 410, 410}},
+		{"expiry", map[string]any{"expires_in": "1h"}, func(u string) []int {
+			a := get(u + "/zip")
+			h.now = h.now.Add(2 * time.Hour)
+			defer func() { h.now = h.now.Add(-2 * time.Hour) }()
+			return []int{a, get(u + "/zip"), get(u)}
+		}, []int{200, 410, 410}},
+		{"password", map[string]any{"password": "open sesame"}, func(u string) []int {
+			return []int{get(u), get(u + "/zip"), get(u+"/zip", "X-Link-Password", "nope"), get(u+"/zip", "X-Link-Password", "open sesame")}
+		}, []int{401, 401, 401, 200}},
+		{"unguessable", map[string]any{}, func(u string) []int {
+			other := "A"
+			if strings.HasSuffix(u, "A") {
+				other = "B"
+			}
+			return []int{get(u[:len(u)-1] + other), get("/d/" + strings.Repeat("A", 43) + "/zip")}
+		}, []int{404, 404}},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			code, u := link(tc.link)
+			if code != 201 || len(strings.TrimPrefix(u, "/d/")) < 22 {
+				t.Fatalf("create link: %d %q", code, u)
+			}
+			got := tc.steps(u)
+			if fmt.Sprint(got) != fmt.Sprint(tc.want) {
+				t.Fatalf("statuses %v, want %v", got, tc.want)
+			}
+		})
+	}
+}
