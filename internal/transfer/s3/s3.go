@@ -174,7 +174,9 @@ func (u *Uploader) multipart(ctx context.Context, src transfer.Source, t transfe
 		return transfer.Result{}, fmt.Errorf("s3: read source: %w", err)
 	}
 	final := tr.State()
+	u.o.Logger.Debug("s3: parts acknowledged, completing", "parts", len(final.Parts))
 	etag, err := u.complete(ctx, t, uploadID, final.Parts)
+	u.o.Logger.Debug("s3: complete answered", "err", err)
 	if err != nil {
 		u.abortIfCanceled(ctx, t, uploadID)
 		return transfer.Result{}, err

@@ -30,7 +30,7 @@ type Proxy struct {
 	order      []string
 	failEvery  int
 	injected   int
-	corrupt    func(key string, attempt int) bool
+	corrupt    func(idx, attempt int) bool
 	corrupted  int
 	bodyBytes  int64
 	dataReqs   []string
@@ -101,8 +101,9 @@ func (p *Proxy) FailFirstAttemptEvery(k int) {
 	p.mu.Unlock()
 }
 
-// Corrupt flips one byte in the body of data requests for which f is true.
-func (p *Proxy) Corrupt(f func(key string, attempt int) bool) {
+// Corrupt flips one byte in the body of data requests for which f is true;
+// idx is the order in which the request's part (block, chunk) was first seen.
+func (p *Proxy) Corrupt(f func(idx, attempt int) bool) {
 	p.mu.Lock()
 	p.corrupt = f
 	p.mu.Unlock()
@@ -160,10 +161,15 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	host, path, _ := strings.Cut(rest, "/")
 	q := r.URL.RawQuery
 	gen := -1
-	if i := strings.LastIndex(q, genParam+"="); i >= 0 {
-		gen, _ = strconv.Atoi(q[i+len(genParam)+1:])
-		q = strings.TrimSuffix(q[:i], "&")
+	var kept []string
+	for _, kv := range strings.Split(q, "&") {
+		if v, ok := strings.CutPrefix(kv, genParam+"="); ok {
+			gen, _ = strconv.Atoi(v)
+			continue
+		}
+		kept = append(kept, kv)
 	}
+	q = strings.Join(kept, "&")
 	key := dataKey(r)
 	p.mu.Lock()
 	refuse := gen >= 0 && gen < p.expired
@@ -189,7 +195,7 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		attempt := p.seen[key]
 		idx := indexOf(p.order, key)
 		fail = p.failEvery > 0 && attempt == 1 && idx%p.failEvery == p.failEvery-1
-		corrupt = !fail && p.corrupt != nil && p.corrupt(key, attempt) && r.ContentLength > 0
+		corrupt = !fail && p.corrupt != nil && p.corrupt(idx, attempt) && r.ContentLength > 0
 		if fail {
 			p.injected++
 		}

@@ -1,0 +1,286 @@
+// Command transfer benchmarks ferry's S3 uploader against the references of
+// issue 4 in one run, on one Versity S3 gateway and one source file:
+// rclone copyto (best flags), aws-sdk-go-v2's transfermanager (16 MiB x 8)
+// and one presigned PUT of the whole file (the server's ceiling). Each
+// contender runs as a child process so that its peak RSS is its own
+// (getrusage of the child). It prints MB/s, ratios and peak RSS.
+//
+//	go run ./bench/transfer -size 2GiB
+//	go run ./bench/transfer -size 256MiB -providers azure   # Azurite
+//
+// It must never run in `go test`: it writes a file of -size bytes.
+package main
+
+import (
+	"encoding/json"
+	"flag"
+	"fmt"
+	"log"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+func main() {
+	log.SetFlags(0)
+	var (
+		sizeFlag   = flag.String("size", "2GiB", "source file size (B, KiB, MiB, GiB)")
+		parallel   = flag.Int("parallel", 8, "ferry: parts in flight")
+		partSize   = flag.String("part", "16MiB", "ferry: minimum part size")
+		providers  = flag.String("providers", "s3", "comma list: s3 (Versity: ferry, rclone, transfermanager, single PUT), azure (Azurite), gcs, b2 (emulator data plane)")
+		contenders = flag.String("contenders", "put,ferry,tm,rclone", "S3 contenders to run, in order")
+		rounds     = flag.Int("rounds", 1, "measurements per contender (the best is kept)")
+		child      = flag.String("child", "", "internal: run one contender in this process and print its JSON result")
+		spec       = flag.String("spec", "", "internal: JSON job for -child")
+	)
+	flag.Parse()
+	if *child != "" {
+		runChild(*child, *spec)
+		return
+	}
+	size, err := parseSize(*sizeFlag)
+	if err != nil {
+		log.Fatal(err)
+	}
+	ps, err := parseSize(*partSize)
+	if err != nil {
+		log.Fatal(err)
+	}
+	os.Unsetenv("AWS_CA_BUNDLE") // rclone 1.60 fails with it (TESTBED.md)
+
+	dir, err := os.MkdirTemp("", "ferry-bench-transfer-")
+	if err != nil {
+		log.Fatal(err)
+	}
+	defer os.RemoveAll(dir)
+	src := filepath.Join(dir, "src.bin")
+	log.Printf("writing %s source file...", human(size))
+	if err := writeRandom(src, size); err != nil {
+		log.Fatal(err)
+	}
+	job := Job{File: src, Size: size, Parallel: *parallel, PartSize: ps}
+	for _, p := range strings.Split(*providers, ",") {
+		switch strings.TrimSpace(p) {
+		case "s3":
+			benchS3(job, *rounds, *contenders)
+		case "azure":
+			benchAzure(job, *rounds)
+		case "gcs", "b2":
+			benchEmulator(job, strings.TrimSpace(p), *rounds)
+		default:
+			log.Fatalf("unknown provider %q", p)
+		}
+	}
+}
+
+// Job is what a child needs to run one contender.
+type Job struct {
+	File     string
+	Size     int64
+	Parallel int
+	PartSize int64
+	Key      string
+	// S3
+	Endpoint, Region, AccessKey, SecretKey, Bucket string
+	// URLs for emulator and Azure targets
+	URL string
+}
+
+// Outcome is a child's answer.
+type Outcome struct {
+	Seconds float64
+	SHA256  string `json:",omitempty"`
+	Note    string `json:",omitempty"`
+	Error   string `json:",omitempty"`
+}
+
+// Measure is one contender's figures.
+type Measure struct {
+	Name    string
+	Seconds float64
+	MBps    float64
+	RSSMiB  float64
+	CPU     float64
+	Note    string
+}
+
+// runChildProcess runs this binary as a child for contender name, returning
+// its outcome and peak RSS.
+func runChildProcess(name string, job Job) (Outcome, float64, error) {
+	b, _ := json.Marshal(job)
+	self, err := os.Executable()
+	if err != nil {
+		return Outcome{}, 0, err
+	}
+	cmd := exec.Command(self, "-child", name, "-spec", string(b))
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	out, err := cmd.Output()
+	rss := rssMiB(cmd.ProcessState)
+	defer func() { lastCPU = cpuSeconds(cmd.ProcessState) }()
+	if err != nil {
+		return Outcome{}, rss, fmt.Errorf("%s: %w", name, err)
+	}
+	var o Outcome
+	if err := json.Unmarshal(out, &o); err != nil {
+		return o, rss, fmt.Errorf("%s: bad child output %q: %w", name, out, err)
+	}
+	if o.Error != "" {
+		return o, rss, fmt.Errorf("%s: %s", name, o.Error)
+	}
+	return o, rss, nil
+}
+
+// runExternal times an external command and reads its peak RSS.
+func runExternal(name string, env []string, args ...string) (float64, float64, error) {
+	cmd := exec.Command(args[0], args[1:]...)
+	cmd.Env = append(os.Environ(), env...)
+	cmd.Stderr = os.Stderr
+	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
+	start := time.Now()
+	err := cmd.Run()
+	secs := time.Since(start).Seconds()
+	rss := rssMiB(cmd.ProcessState)
+	lastCPU = cpuSeconds(cmd.ProcessState)
+	if err != nil {
+		return 0, rss, fmt.Errorf("%s: %w", name, err)
+	}
+	return secs, rss, nil
+}
+
+// cpuSeconds is the child's user+system CPU time: on a 2-core machine every
+// client cycle is taken from the server.
+func cpuSeconds(ps *os.ProcessState) float64 {
+	if ps == nil {
+		return 0
+	}
+	return (ps.UserTime() + ps.SystemTime()).Seconds()
+}
+
+func rssMiB(ps *os.ProcessState) float64 {
+	if ps == nil {
+		return 0
+	}
+	if ru, ok := ps.SysUsage().(*syscall.Rusage); ok {
+		return float64(ru.Maxrss) / 1024 // KiB on Linux
+	}
+	return 0
+}
+
+// lastCPU is the CPU time of the last child run (the runs are sequential).
+var lastCPU float64
+
+// Contender is one way of uploading the source file.
+type Contender struct {
+	Name string
+	Run  func() (secs, rssMiB float64, note string, err error)
+}
+
+// measure runs every contender rounds times, round-robin so that a slow
+// moment of the shared machine hits all of them, flushing dirty pages before
+// each run so that one contender's writeback does not slow the next. The best
+// time of each is kept; RSS is the highest seen.
+func measure(size int64, rounds int, cs []Contender) []Measure {
+	ms := make([]Measure, len(cs))
+	for i, c := range cs {
+		ms[i].Name = c.Name
+	}
+	for r := 0; r < rounds; r++ {
+		for i, c := range cs {
+			if strings.HasPrefix(ms[i].Note, "failed") {
+				continue
+			}
+			syscall.Sync()
+			secs, rss, note, err := c.Run()
+			if err != nil {
+				log.Printf("  %s: FAILED: %v", c.Name, err)
+				ms[i].Note = "failed: " + err.Error()
+				continue
+			}
+			log.Printf("  round %d %-34s %7.2f s %8.1f MB/s  peak RSS %6.1f MiB  client CPU %5.2f s %s", r+1, c.Name, secs, float64(size)/1e6/secs, rss, lastCPU, note)
+			if ms[i].Seconds == 0 || secs < ms[i].Seconds {
+				ms[i].Seconds, ms[i].Note = secs, note
+				ms[i].MBps = float64(size) / 1e6 / secs
+				ms[i].CPU = lastCPU
+			}
+			ms[i].RSSMiB = max(ms[i].RSSMiB, rss)
+		}
+	}
+	return ms
+}
+
+func report(title string, ms []Measure, ratios [][2]string) {
+	fmt.Printf("\n== %s\n", title)
+	by := map[string]Measure{}
+	for _, m := range ms {
+		by[m.Name] = m
+		fmt.Printf("%-34s %8.1f MB/s  %7.2f s  peak RSS %6.1f MiB  client CPU %5.2f s  %s\n", m.Name, m.MBps, m.Seconds, m.RSSMiB, m.CPU, m.Note)
+	}
+	for _, r := range ratios {
+		a, b := by[r[0]], by[r[1]]
+		if a.MBps > 0 && b.MBps > 0 {
+			fmt.Printf("ratio %s / %s = %.2fx\n", r[0], r[1], a.MBps/b.MBps)
+		}
+	}
+}
+
+func parseSize(s string) (int64, error) {
+	units := []struct {
+		suf string
+		n   int64
+	}{{"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}, {"G", 1 << 30}, {"M", 1 << 20}, {"K", 1 << 10}, {"B", 1}}
+	for _, u := range units {
+		if v, ok := strings.CutSuffix(s, u.suf); ok {
+			n, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				return 0, fmt.Errorf("size %q: %w", s, err)
+			}
+			return int64(n * float64(u.n)), nil
+		}
+	}
+	return strconv.ParseInt(s, 10, 64)
+}
+
+func human(n int64) string {
+	switch {
+	case n >= 1<<30:
+		return fmt.Sprintf("%.2f GiB", float64(n)/(1<<30))
+	case n >= 1<<20:
+		return fmt.Sprintf("%.1f MiB", float64(n)/(1<<20))
+	}
+	return fmt.Sprintf("%d B", n)
+}
+
+func writeRandom(path string, size int64) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	buf := make([]byte, 4<<20)
+	seed := uint64(0x9e3779b97f4a7c15)
+	for off := int64(0); off < size; {
+		// xorshift: fast, incompressible enough for storage servers that do not compress.
+		for i := 0; i+8 <= len(buf); i += 8 {
+			seed ^= seed << 13
+			seed ^= seed >> 7
+			seed ^= seed << 17
+			for j := 0; j < 8; j++ {
+				buf[i+j] = byte(seed >> (8 * j))
+			}
+		}
+		n := int64(len(buf))
+		if size-off < n {
+			n = size - off
+		}
+		if _, err := f.Write(buf[:n]); err != nil {
+			return err
+		}
+		off += n
+	}
+	return f.Sync()
+}
