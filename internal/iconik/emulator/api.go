@@ -152,9 +152,8 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 		writeErrors(w, http.StatusNotFound, "Not found")
 		return
 	}
-	roles := s.rolesOf(tok, u)
 	for _, need := range specOps[best.key()].Roles {
-		if !slices.Contains(roles, need) {
+		if !u.IsAdmin && !slices.Contains(tok.Roles, need) {
 			writeErrors(w, s.opts.Faults.MissingRoleStatus, "Permission denied")
 			return
 		}

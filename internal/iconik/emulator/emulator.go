@@ -70,6 +70,8 @@ type Server struct {
 	// transcodeSlots bounds concurrent keyframe jobs: ffmpeg on a shared
 	// 2-core machine must not run once per file at the same time.
 	transcodeSlots chan struct{}
+	dirty          chan struct{} // a mutation awaits the snapshot writer
+	writerDone     chan struct{}
 	closed         bool
 }
 
@@ -128,16 +130,18 @@ func New(opts Options) (*Server, error) {
 	}
 	s.limits = newLimiter(opts.Faults.RateLimit)
 	s.faults = newFaultDice()
-	s.ctx, s.cancel = context.WithCancel(context.Background())
-	s.transcodeSlots = make(chan struct{}, 2)
 	if err := s.saveLocked(); err != nil {
 		return nil, err
 	}
 	if err := s.writeCredentials(); err != nil {
 		return nil, err
 	}
+	s.ctx, s.cancel = context.WithCancel(context.Background())
+	s.transcodeSlots = make(chan struct{}, 2)
+	s.dirty, s.writerDone = make(chan struct{}, 1), make(chan struct{})
 	s.handler = s.newHandler()
 	s.resumeJobs()
+	go s.snapshotWriter(s.ctx, s.writerDone)
 	return s, nil
 }
 
@@ -194,6 +198,7 @@ func (s *Server) Close() error {
 	s.mu.Unlock()
 	s.cancel()
 	s.jobs.Wait()
+	<-s.writerDone
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.saveLocked()

@@ -107,18 +107,14 @@ func (s *Server) fileSetCreate(c *call) {
 	if !s.commit(c) {
 		return
 	}
-	c.json(http.StatusCreated, s.renderFileSet(d))
+	out := public(d)
+	out["file_count"] = 0 // a new file set holds no files yet
+	c.json(http.StatusCreated, out)
 }
 
 func (s *Server) renderFileSet(d doc) doc {
 	out := public(d)
-	n := 0
-	for _, f := range s.st.Objects[kFiles] {
-		if str(f, "file_set_id") == str(d, "id") {
-			n++
-		}
-	}
-	out["file_count"] = n
+	out["file_count"] = s.fileCount()[str(d, "id")]
 	return out
 }
 
@@ -126,7 +122,12 @@ func (s *Server) fileSetList(c *call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	docs := s.st.list(kFileSets, func(d doc) bool { return str(d, "asset_id") == c.param("asset_id") })
-	c.cursorList(docs, s.renderFileSet)
+	counts := s.fileCount()
+	c.cursorList(docs, func(d doc) doc {
+		out := public(d)
+		out["file_count"] = counts[str(d, "id")]
+		return out
+	})
 }
 
 func (s *Server) fileSetDelete(c *call) {
@@ -653,3 +654,14 @@ func (s *Server) keyframeList(c *call) {
 }
 
 var errNoStorage = errors.New("the file has no storage")
+
+// fileCount counts files per file set in one pass over the files.
+func (s *Server) fileCount() map[string]int {
+	n := map[string]int{}
+	for _, f := range s.st.Objects[kFiles] {
+		if id := str(f, "file_set_id"); id != "" {
+			n[id]++
+		}
+	}
+	return n
+}

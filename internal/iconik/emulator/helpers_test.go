@@ -23,7 +23,7 @@ import (
 // deliberately bad requests (raw) get their response checked whenever the
 // spec declares its status, and otherwise must carry iconik's error shape.
 type client struct {
-	t    *testing.T
+	t    testing.TB
 	e    *emulatortest.Emulator
 	cred emulator.Credential
 	http *http.Client
@@ -32,7 +32,7 @@ type client struct {
 	rawHTTP *http.Client
 }
 
-func newClient(t *testing.T, e *emulatortest.Emulator, name string) *client {
+func newClient(t testing.TB, e *emulatortest.Emulator, name string) *client {
 	t.Helper()
 	spec, err := ispec.Load()
 	if err != nil {

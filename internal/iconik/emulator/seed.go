@@ -337,7 +337,7 @@ func storageDoc(ss SeedStorage) doc {
 // rolesOf is the role set a token acts with: everything for admins.
 func (s *Server) rolesOf(t *token, u *user) []string {
 	if u.IsAdmin {
-		return allSpecRoles()
+		return slices.Clone(allSpecRoles())
 	}
 	return slices.Clone(t.Roles)
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 )
 
 //go:generate go test -run TestSpecTablesMatchSpec -update .
@@ -34,7 +35,7 @@ func fp(f float64) *float64 { return &f }
 
 // allSpecRoles is every role string any operation of the spec requires: what
 // an admin holds.
-func allSpecRoles() []string {
+var allSpecRoles = sync.OnceValue(func() []string {
 	seen := map[string]bool{}
 	for _, o := range specOps {
 		for _, r := range o.Roles {
@@ -47,7 +48,7 @@ func allSpecRoles() []string {
 	}
 	slices.Sort(out)
 	return out
-}
+})
 
 // validate checks body against spec the way iconik does: required fields
 // (unless partial, as for PATCH), enum values and property types. Unknown

@@ -2,6 +2,7 @@ package emulator
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -17,10 +18,12 @@ import (
 )
 
 // The state is one JSON document, rewritten atomically (temp file, rename)
-// after every mutation. Why not SQLite: an emulator tenant holds test-
-// and demo-sized data, every object is already a JSON document in iconik's own
-// shape, and a readable snapshot makes a failing test easy to inspect; the cost
-// (rewrite per mutation) is small at that size and needs no schema migrations.
+// by a writer that coalesces mutations (at most one snapshot per
+// snapshotDelay) and once more on Close. Why not SQLite: an emulator tenant
+// holds test- and demo-sized data, every object is already a JSON document in
+// iconik's own shape, and a readable snapshot makes a failing test easy to
+// inspect, with no schema migrations. What a kill -9 can lose is the last
+// snapshotDelay of changes; a clean stop loses nothing.
 type state struct {
 	Secret   []byte                    `json:"secret"` // data-plane signing secret: URLs survive restarts
 	Seq      int64                     `json:"seq"`
@@ -101,9 +104,51 @@ func loadState(path string) (*state, error) {
 	return st, nil
 }
 
-// saveLocked writes the state; the caller holds s.mu (or owns s exclusively).
+// snapshotDelay is how long the writer waits for more mutations before it
+// writes one snapshot for all of them.
+const snapshotDelay = 200 * time.Millisecond
+
+// saveLocked writes the state now; the caller holds s.mu (or owns s exclusively).
 func (s *Server) saveLocked() error {
-	return writeJSONAtomic(s.statePath(), s.st, 0o600)
+	raw, err := json.Marshal(s.st)
+	if err != nil {
+		return fmt.Errorf("encoding emulator state: %w", err)
+	}
+	return writeFileAtomic(s.statePath(), raw, 0o600)
+}
+
+// markDirty asks the snapshot writer to save soon.
+func (s *Server) markDirty() {
+	select {
+	case s.dirty <- struct{}{}:
+	default: // a snapshot is already due
+	}
+}
+
+// snapshotWriter saves the state after mutations until ctx ends.
+func (s *Server) snapshotWriter(ctx context.Context, done chan<- struct{}) {
+	defer close(done)
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.dirty:
+		}
+		select {
+		case <-ctx.Done():
+			return // Close writes the final snapshot
+		case <-time.After(snapshotDelay):
+		}
+		s.mu.Lock()
+		raw, err := json.Marshal(s.st)
+		s.mu.Unlock()
+		if err == nil {
+			err = writeFileAtomic(s.statePath(), raw, 0o600)
+		}
+		if err != nil {
+			s.log.Error("saving iconik emulator state", "err", err)
+		}
+	}
 }
 
 func writeJSONAtomic(path string, v any, mode os.FileMode) error {
@@ -111,6 +156,10 @@ func writeJSONAtomic(path string, v any, mode os.FileMode) error {
 	if err != nil {
 		return fmt.Errorf("encoding %s: %w", path, err)
 	}
+	return writeFileAtomic(path, raw, mode)
+}
+
+func writeFileAtomic(path string, raw []byte, mode os.FileMode) error {
 	tmp, err := os.CreateTemp(filepath.Dir(path), "."+filepath.Base(path)+".*")
 	if err != nil {
 		return fmt.Errorf("writing %s: %w", path, err)

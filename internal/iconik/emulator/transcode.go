@@ -51,7 +51,7 @@ func (s *Server) runTranscode(ctx context.Context, jobID string) {
 	if f != nil {
 		fileName, key, assetID, versionID = str(f, "name"), str(f, "_key"), str(f, "asset_id"), str(f, "version_id")
 	}
-	_ = s.saveLocked()
+	s.markDirty()
 	s.mu.Unlock()
 
 	kfID := newID()
@@ -100,7 +100,7 @@ func (s *Server) runTranscode(ctx context.Context, jobID string) {
 	if err != nil {
 		s.log.Info("iconik emulator: keyframe job failed", "job", jobID, "file", fileName, "err", err)
 		s.applyJobPatch(job, map[string]any{"status": "FAILED", "error_message": err.Error()}, false)
-		_ = s.saveLocked()
+		s.markDirty()
 		return
 	}
 	st, _ := os.Stat(out)
@@ -115,7 +115,7 @@ func (s *Server) runTranscode(ctx context.Context, jobID string) {
 		"rotation": 0, "is_custom_keyframe": false, "is_public": false, "storage_id": nil, "storage_method": nil,
 		"time_code": nil, "date_created": t, "date_modified": t, "_job_id": jobID})
 	s.applyJobPatch(job, map[string]any{"status": "FINISHED", "progress_processed": 100, "message": "Keyframe created"}, false)
-	_ = s.saveLocked()
+	s.markDirty()
 }
 
 // makeKeyframe writes a JPEG thumbnail of src to out and returns its size.
@@ -254,7 +254,7 @@ func (s *Server) resumeJobs() {
 		changed = true
 	}
 	if changed {
-		_ = s.saveLocked()
+		s.markDirty()
 	}
 }
 
