@@ -24,6 +24,9 @@ type Config struct {
 	PublicURL string
 	// SecureCookies marks session cookies Secure (set it behind HTTPS).
 	SecureCookies bool
+	// TLSCert and TLSKey, both set, make the server speak HTTPS (and HTTP/2)
+	// itself instead of behind a TLS-terminating proxy.
+	TLSCert, TLSKey string
 	// ShutdownTimeout bounds a graceful shutdown before connections are cut.
 	ShutdownTimeout time.Duration
 	// CleanupInterval is how often unfinished uploads and expired packages are swept.
@@ -73,6 +76,8 @@ func (c *Config) settings() []setting {
 		{"database-url", "database URL (empty: SQLite in the data directory; postgres://... for PostgreSQL)", &c.DatabaseURL},
 		{"public-url", "base URL people reach this server at (used in links)", &c.PublicURL},
 		{"secure-cookies", "mark session cookies Secure (use behind HTTPS)", &c.SecureCookies},
+		{"tls-cert", "PEM certificate file: serve HTTPS (with --tls-key)", &c.TLSCert},
+		{"tls-key", "PEM private key file of --tls-cert", &c.TLSKey},
 		{"shutdown-timeout", "how long a graceful shutdown waits for requests", &c.ShutdownTimeout},
 		{"cleanup-interval", "how often unfinished uploads and expired packages are swept", &c.CleanupInterval},
 		{"unfinished-upload-age", "age after which an unfinished upload is deleted", &c.UnfinishedUploadAge},
@@ -170,6 +175,9 @@ func (c *Config) Validate() error {
 		if d <= 0 {
 			return fmt.Errorf("config: %s must be positive, got %s", name, d)
 		}
+	}
+	if (c.TLSCert == "") != (c.TLSKey == "") {
+		return fmt.Errorf("config: --tls-cert and --tls-key go together; one of them is empty")
 	}
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		return fmt.Errorf("config: --public-url %q must start with http:// or https://", c.PublicURL)

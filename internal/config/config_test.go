@@ -54,6 +54,7 @@ func TestMalformedSettingsAreRefusedWithTheirName(t *testing.T) {
 		{"bad log level", map[string]string{"FERRY_LOG_LEVEL": "loud"}, "--log-level"},
 		{"negative interval", map[string]string{"FERRY_CLEANUP_INTERVAL": "-1s"}, "--cleanup-interval"},
 		{"public url without scheme", map[string]string{"FERRY_PUBLIC_URL": "example.com"}, "--public-url"},
+		{"certificate without key", map[string]string{"FERRY_TLS_CERT": "c.pem"}, "--tls-key"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -187,7 +187,8 @@ func (a *App) sweepLoop(ctx context.Context, every time.Duration) {
 // HTTPServer builds the http.Server: no ReadTimeout or WriteTimeout (a 10 GiB
 // upload or zip download takes as long as it takes; tus bounds each body read
 // itself), a header timeout against slow-loris, and HTTP/2 flow-control
-// windows raised from 1 MiB so long-RTT uploads are not window-bound.
+// windows raised from 1 MiB so long-RTT uploads are not window-bound (HTTP/2
+// runs over TLS, --tls-cert/--tls-key).
 func (a *App) HTTPServer() *http.Server {
 	return &http.Server{
 		Addr:              a.cfg.Addr,
@@ -218,8 +219,14 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	defer func() { stopSweep(); wg.Wait() }()
 
 	errc := make(chan error, 1)
-	go func() { errc <- srv.Serve(ln) }()
-	a.log.Info("ferry is serving", "addr", "http://"+ln.Addr().String(), "data", a.cfg.DataDir)
+	scheme := "http"
+	if a.cfg.TLSCert != "" {
+		scheme = "https"
+		go func() { errc <- srv.ServeTLS(ln, a.cfg.TLSCert, a.cfg.TLSKey) }()
+	} else {
+		go func() { errc <- srv.Serve(ln) }()
+	}
+	a.log.Info("ferry is serving", "addr", scheme+"://"+ln.Addr().String(), "data", a.cfg.DataDir)
 	if ready != nil {
 		ready(ln.Addr().String())
 	}
