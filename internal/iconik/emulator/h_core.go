@@ -2,6 +2,8 @@ package emulator
 
 import (
 	"net/http"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"time"
@@ -499,6 +501,9 @@ func (s *Server) assetPurge(c *call) {
 	for _, kind := range []string{kFormats, kFileSets, kFiles, kKeyframes} {
 		for _, d := range s.st.list(kind, func(d doc) bool { return str(d, "asset_id") == id }) {
 			s.st.del(kind, str(d, "id"))
+			if kind == kKeyframes {
+				_ = os.Remove(filepath.Join(s.keyframeDir(), str(d, "id")+".jpg"))
+			}
 		}
 	}
 	for _, d := range s.st.list(kValues, func(d doc) bool { return str(d, "_object_id") == id }) {

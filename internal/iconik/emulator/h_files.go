@@ -49,8 +49,21 @@ func (s *Server) formatCreate(c *call) {
 	c.json(http.StatusCreated, public(d))
 }
 
+// assetOrNotFound answers 404 with msg when the path's asset does not exist.
+func (s *Server) assetOrNotFound(c *call, msg string) bool {
+	if s.st.get(kAssets, c.param("asset_id")) == nil {
+		c.fail(http.StatusNotFound, msg)
+		return false
+	}
+	return true
+}
+
 func (s *Server) formatList(c *call) {
 	s.mu.Lock()
+	if !s.assetOrNotFound(c, "Formats for this asset don't exist") {
+		s.mu.Unlock()
+		return
+	}
 	docs := s.st.list(kFormats, func(d doc) bool { return str(d, "asset_id") == c.param("asset_id") })
 	s.mu.Unlock()
 	c.cursorList(docs, public)
@@ -121,6 +134,9 @@ func (s *Server) renderFileSet(d doc) doc {
 func (s *Server) fileSetList(c *call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.assetOrNotFound(c, "FileSets for this asset don't exist") {
+		return
+	}
 	docs := s.st.list(kFileSets, func(d doc) bool { return str(d, "asset_id") == c.param("asset_id") })
 	counts := s.fileCount()
 	c.cursorList(docs, func(d doc) doc {
@@ -327,6 +343,9 @@ func (s *Server) fileOf(c *call, notFoundMsg string) doc {
 func (s *Server) fileList(c *call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
+	if !s.assetOrNotFound(c, "Files for this asset don't exist") {
+		return
+	}
 	docs := s.st.list(kFiles, func(d doc) bool { return str(d, "asset_id") == c.param("asset_id") })
 	c.cursorList(docs, s.renderFile)
 }
