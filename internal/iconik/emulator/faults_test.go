@@ -350,6 +350,8 @@ storages:
 		"tokens: [{name: t, user: nobody@x}]",
 		"storages: [{name: s, method: FTPS, purpose: FILES}]",
 		"unknown_key: 1",
+		"metadata_views: [{name: v, fields: [nope]}]",
+		"metadata_fields: [{name: n, label: N, field_type: blob}]",
 	}
 	for _, b := range bad {
 		if err := os.WriteFile(path, []byte(b), 0o600); err != nil {
@@ -373,5 +375,10 @@ func TestExampleSeedLoads(t *testing.T) {
 	}
 	if n := len(c.must(200, c.do("GET", "/API/files/v1/storages/?purpose=FILES", nil), "storages").objects()); n != 3 {
 		t.Fatalf("%d FILES storages, want 3", n)
+	}
+	c.must(200, c.do("GET", "/API/metadata/v1/fields/description/", nil), "seeded field")
+	views := c.must(200, c.do("GET", "/API/metadata/v1/views/", nil), "views").objects()
+	if len(views) != 1 || views[0]["name"] != "Ferry delivery" {
+		t.Fatalf("seeded views: %v", views)
 	}
 }

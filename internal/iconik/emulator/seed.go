@@ -19,6 +19,23 @@ type Seed struct {
 	Users    []SeedUser    `yaml:"users" json:"users"`
 	Tokens   []SeedToken   `yaml:"tokens" json:"tokens"`
 	Storages []SeedStorage `yaml:"storages" json:"storages"`
+	// Whether iconik has a "description" field by default is unknown
+	// (CONTRACT.md §6): none exists unless the seed declares it here.
+	Fields []SeedField `yaml:"metadata_fields" json:"metadata_fields"`
+	Views  []SeedView  `yaml:"metadata_views" json:"metadata_views"`
+}
+
+// SeedField is a metadata field.
+type SeedField struct {
+	Name      string `yaml:"name" json:"name"`
+	Label     string `yaml:"label" json:"label"`
+	FieldType string `yaml:"field_type" json:"field_type"` // text, string, ... (CONTRACT.md §2.11)
+}
+
+// SeedView is a metadata view listing fields by name.
+type SeedView struct {
+	Name   string   `yaml:"name" json:"name"`
+	Fields []string `yaml:"fields" json:"fields"`
 }
 
 // SeedUser is an iconik user.
@@ -220,6 +237,26 @@ func (s *Seed) Validate() error {
 			return fmt.Errorf("storage %s: status %q is not one of %v", st.Name, st.Status, storageStatuses)
 		}
 	}
+	fields := map[string]bool{}
+	for i, f := range s.Fields {
+		if f.Name == "" || f.Label == "" {
+			return fmt.Errorf("metadata field %d: name and label are required", i+1)
+		}
+		if !slices.Contains(fieldTypes, f.FieldType) {
+			return fmt.Errorf("metadata field %s: field_type %q is not one of %v", f.Name, f.FieldType, fieldTypes)
+		}
+		fields[f.Name] = true
+	}
+	for i, v := range s.Views {
+		if v.Name == "" {
+			return fmt.Errorf("metadata view %d: name is required", i+1)
+		}
+		for _, f := range v.Fields {
+			if !fields[f] {
+				return fmt.Errorf("metadata view %s: field %q is not declared under metadata_fields", v.Name, f)
+			}
+		}
+	}
 	return nil
 }
 
@@ -284,6 +321,31 @@ func (s *Server) applySeed(seed *Seed) error {
 		}
 		t.UserID = byEmail[sk.User].ID
 		t.Roles = expandRoles(sk.Roles)
+	}
+	t := now()
+	for _, sf := range seed.Fields {
+		if st.get(kFields, sf.Name) == nil {
+			st.put(kFields, doc{"id": sf.Name, "name": sf.Name, "label": sf.Label, "field_type": sf.FieldType,
+				"description": nil, "multi": false, "options": []any{}, "required": false, "read_only": false,
+				"auto_set": false, "hide_if_not_set": false, "is_block_field": false, "is_warning_field": false,
+				"representative": false, "sortable": false, "use_as_facet": false, "external_id": nil,
+				"source_url": nil, "min_value": nil, "max_value": nil, "mapped_field_name": nil,
+				"date_created": t, "date_modified": t})
+		}
+	}
+	for _, sv := range seed.Views {
+		exists := false
+		for _, d := range st.Objects[kViews] {
+			exists = exists || str(d, "name") == sv.Name
+		}
+		if exists {
+			continue
+		}
+		vfs := []any{}
+		for _, f := range sv.Fields {
+			vfs = append(vfs, map[string]any{"name": f, "label": str(st.get(kFields, f), "label")})
+		}
+		st.put(kViews, doc{"id": newID(), "name": sv.Name, "description": nil, "view_fields": vfs, "date_created": t, "date_modified": t})
 	}
 	for _, ss := range seed.Storages {
 		exists := false
