@@ -33,10 +33,12 @@ hashed (SHA-256) before its upload starts, and the hash is sent with it; the
 next file is hashed while the current one uploads.
 
 Parallelism: --streams N (default 4) is the number of simultaneous upload
-connections. Files smaller than 64 MiB are sent whole, up to N at a time;
-a file of 64 MiB or more is split into N equal parts sent in parallel and
-joined on the server (tus concatenation). On long links, more streams give
-more throughput: each connection is limited by its own window.
+connections. Files smaller than 64 MiB are sent whole, up to N at a time.
+A file of 64 MiB or more is split into max(N, size/256 MiB) equal parts, sent
+up to N at a time and joined on the server (tus concatenation); each part is
+hashed just before it is sent, so hashing overlaps the upload. On long links
+more streams give more throughput: each connection is limited by its own
+window.
 
 Resume: if the upload is interrupted (Ctrl-C, a dropped connection, a crash),
 run the same command again: the same --to, paths and --name continue the same

@@ -22,7 +22,8 @@ import (
 // Defaults, documented in `ferry send --help`.
 const (
 	DefaultStreams   = 4
-	DefaultLargeFile = 64 << 20 // files at least this big are split into --streams partial uploads
+	DefaultLargeFile = 64 << 20  // files at least this big are split into partial uploads
+	DefaultMaxPart   = 256 << 20 // no partial is bigger: a file splits into max(streams, size/256 MiB) parts
 	MaxStreams       = 64
 )
 
@@ -33,6 +34,7 @@ type Options struct {
 	Info    PackageInfo
 	Streams int   // simultaneous upload connections (default 4)
 	Large   int64 // split threshold (default 64 MiB)
+	MaxPart int64 // largest partial (default 256 MiB)
 
 	StateDir string       // default DefaultStateDir()
 	HTTP     *http.Client // default: HTTP/1.1 client tuned for uploads
@@ -56,19 +58,10 @@ type Result struct {
 // ErrInterrupted wraps a cancelled run: state is saved and a re-run resumes.
 var ErrInterrupted = errors.New("interrupted: run the same command again to resume")
 
-// NewHTTPClient returns the client Send uses by default. It speaks HTTP/1.1
-// only: every stream must be its own TCP connection, because on long links one
-// connection's window (and a per-connection rate cap) is what parallel streams
-// exist to multiply; HTTP/2 would multiplex them into one connection.
+// NewHTTPClient returns the client Send uses by default: HTTP/1.1, one TCP
+// connection per stream, bodies sent with sendfile (see tus.NewTransport).
 func NewHTTPClient(streams int) *http.Client {
-	t := http.DefaultTransport.(*http.Transport).Clone()
-	t.Protocols = new(http.Protocols)
-	t.Protocols.SetHTTP1(true)
-	t.MaxIdleConnsPerHost = streams + 4
-	t.WriteBufferSize = 256 << 10 // fewer, larger writes for multi-GiB bodies
-	t.ReadBufferSize = 64 << 10
-	t.ResponseHeaderTimeout = 10 * time.Minute // tusd answers a PATCH only when the body is in
-	return &http.Client{Transport: t}
+	return &http.Client{Transport: tus.NewTransport(streams)}
 }
 
 type job struct {
@@ -87,14 +80,15 @@ type partGroup struct {
 }
 
 type sender struct {
-	opts  Options
-	st    *State
-	api   *api
-	tus   *tus.Client
-	prog  Progress
-	log   *slog.Logger
-	sentM sync.Mutex
-	sent  int64
+	opts     Options
+	zeroCopy bool // opts.HTTP is ours (tus.NewTransport): sendfile with counted progress
+	st       *State
+	api      *api
+	tus      *tus.Client
+	prog     Progress
+	log      *slog.Logger
+	sentM    sync.Mutex
+	sent     int64
 
 	startedM sync.Mutex
 	started  map[string]bool
@@ -112,6 +106,10 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 	if opts.Large <= 0 {
 		opts.Large = DefaultLargeFile
 	}
+	if opts.MaxPart <= 0 {
+		opts.MaxPart = DefaultMaxPart
+	}
+	zeroCopy := opts.HTTP == nil
 	if opts.HTTP == nil {
 		opts.HTTP = NewHTTPClient(opts.Streams)
 	}
@@ -145,7 +143,7 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	s := &sender{opts: opts, st: st, api: &api{http: opts.HTTP, target: opts.Target}, prog: opts.Progress, log: opts.Log, started: map[string]bool{}}
+	s := &sender{opts: opts, zeroCopy: zeroCopy, st: st, api: &api{http: opts.HTTP, target: opts.Target}, prog: opts.Progress, log: opts.Log, started: map[string]bool{}}
 	res, err := s.run(ctx, files)
 	if err != nil && ctx.Err() != nil {
 		return res, fmt.Errorf("%w (%v)", ErrInterrupted, err)
@@ -172,6 +170,7 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 		MaxRetries: s.opts.MaxRetries,
 		Backoff:    s.opts.Backoff,
 		Log:        s.log,
+		ZeroCopy:   s.zeroCopy,
 	}
 
 	// Plan: reconcile every file with the state and the server's view.
@@ -204,12 +203,13 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 				already += f.Size
 				continue
 			}
-			if len(fs.Parts) == 0 && (f.Size < s.opts.Large || s.opts.Streams == 1 || fs.URL != "") {
+			n := partCount(f.Size, s.opts.Streams, s.opts.Large, s.opts.MaxPart)
+			if len(fs.Parts) == 0 && (n == 1 || fs.URL != "") {
 				jobs = append(jobs, &job{file: f, fs: fs, part: -1, size: f.Size})
 				continue
 			}
 			if len(fs.Parts) == 0 {
-				fs.Parts = splitParts(f.Size, s.opts.Streams)
+				fs.Parts = splitParts(f.Size, n)
 			}
 			g := &partGroup{}
 			for pi, p := range fs.Parts {
@@ -321,6 +321,20 @@ func (s *sender) dropStale(ctx context.Context, fs *FileState) {
 			}
 		}
 	}
+}
+
+// partCount decides how many partial uploads a file becomes. Small files go
+// whole. A large file is split into at least one part per stream (so one file
+// fills every connection) and into parts of at most maxPart even with one
+// stream: each part is hashed before it is sent (its SHA-256 is declared at
+// creation), so smaller parts let hashing part k+1 overlap sending part k
+// instead of hashing the whole file first. The server joins the parts without
+// copying (tus concatenation).
+func partCount(size int64, streams int, large, maxPart int64) int {
+	if size < large {
+		return 1
+	}
+	return max(streams, int((size+maxPart-1)/maxPart))
 }
 
 // splitParts cuts size into n nearly equal ranges.

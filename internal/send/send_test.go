@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/rand"
 	"errors"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -156,22 +157,37 @@ func TestSendNestedFolderSkipsJunkAndDeliversExactBytes(t *testing.T) {
 	assertPackage(t, srv, res.PackageID, want)
 }
 
-func TestLargeFileGoesInFourStreamsAndIsConcatenated(t *testing.T) {
-	srv := sendtest.Start(t)
-	dir := t.TempDir()
-	big := writeFile(t, filepath.Join(dir, "big.mxf"), 5<<20+7)
-	small := writeFile(t, filepath.Join(dir, "small.txt"), 1000)
-	res, err := send.Send(context.Background(), send.Options{Target: portal(t, srv),
-		Paths: []string{filepath.Join(dir, "big.mxf"), filepath.Join(dir, "small.txt")}, Streams: 4, Large: 1 << 20, StateDir: t.TempDir()})
-	if err != nil {
-		t.Fatal(err)
+func TestLargeFilesAreSplitIntoPartsAndConcatenated(t *testing.T) {
+	cases := []struct {
+		name      string
+		streams   int
+		maxPart   int64
+		wantParts int64
+	}{
+		{"four streams, one part each", 4, 0, 4},
+		{"one stream, parts capped at 2 MiB", 1, 2 << 20, 3},
+		{"two streams, parts capped at 1 MiB", 2, 1 << 20, 6},
 	}
-	assertPackage(t, srv, res.PackageID, map[string][]byte{"big.mxf": big, "small.txt": small})
-	if got := srv.Patches(); got != 5 {
-		t.Errorf("PATCH requests = %d, want 5 (4 partials of big.mxf + small.txt)", got)
-	}
-	if got, want := srv.Received(), int64(len(big)+len(small)); got != want {
-		t.Errorf("server received %d body bytes, want %d", got, want)
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			srv := sendtest.Start(t)
+			dir := t.TempDir()
+			big := writeFile(t, filepath.Join(dir, "big.mxf"), 5<<20+7)
+			small := writeFile(t, filepath.Join(dir, "small.txt"), 1000)
+			res, err := send.Send(context.Background(), send.Options{Target: portal(t, srv),
+				Paths:   []string{filepath.Join(dir, "big.mxf"), filepath.Join(dir, "small.txt")},
+				Streams: c.streams, Large: 1 << 20, MaxPart: c.maxPart, StateDir: t.TempDir()})
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertPackage(t, srv, res.PackageID, map[string][]byte{"big.mxf": big, "small.txt": small})
+			if got, want := srv.Patches(), c.wantParts+1; got != want {
+				t.Errorf("PATCH requests = %d, want %d (%d partials of big.mxf + small.txt)", got, want, c.wantParts)
+			}
+			if got, want := srv.Received(), int64(len(big)+len(small)); got != want {
+				t.Errorf("server received %d body bytes, want %d", got, want)
+			}
+		})
 	}
 }
 
@@ -260,9 +276,12 @@ func TestInterruptedUploadsAreRetried(t *testing.T) {
 	cases := []struct {
 		name  string
 		fault func(*sendtest.Server)
+		plain bool // a caller's own http.Client: bodies are read, not sent with sendfile
 	}{
-		{"connection dropped mid-PATCH", func(s *sendtest.Server) { s.DropConnectionAfter(1 << 20) }},
-		{"server answers 503", func(s *sendtest.Server) { s.FailPatches(2) }},
+		{"connection dropped mid-PATCH", func(s *sendtest.Server) { s.DropConnectionAfter(1 << 20) }, false},
+		{"server answers 503", func(s *sendtest.Server) { s.FailPatches(2) }, false},
+		{"connection dropped mid-PATCH, plain HTTP client", func(s *sendtest.Server) { s.DropConnectionAfter(1 << 20) }, true},
+		{"server answers 503, plain HTTP client", func(s *sendtest.Server) { s.FailPatches(2) }, true},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -270,8 +289,11 @@ func TestInterruptedUploadsAreRetried(t *testing.T) {
 			dir := t.TempDir()
 			data := writeFile(t, filepath.Join(dir, "clip.mov"), 3<<20)
 			c.fault(srv.Server)
-			res, err := send.Send(context.Background(), send.Options{Target: portal(t, srv), Paths: []string{filepath.Join(dir, "clip.mov")},
-				StateDir: t.TempDir(), Backoff: fastRetry})
+			opts := send.Options{Target: portal(t, srv), Paths: []string{filepath.Join(dir, "clip.mov")}, StateDir: t.TempDir(), Backoff: fastRetry}
+			if c.plain {
+				opts.HTTP = &http.Client{}
+			}
+			res, err := send.Send(context.Background(), opts)
 			if err != nil {
 				t.Fatal(err)
 			}

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"net/http"
 	"net/url"
+	"os"
 	"sort"
 	"strconv"
 	"strings"
@@ -24,6 +25,9 @@ type Client struct {
 	Header http.Header
 	// MaxRetries bounds consecutive failed attempts without progress (default 8).
 	MaxRetries int
+	// ZeroCopy sends *os.File sources with sendfile; set it only when HTTP
+	// uses NewTransport, whose connections count bytes for progress.
+	ZeroCopy bool
 	// Backoff returns the pause before retry attempt n (1-based); default
 	// exponential from 250 ms, capped at 15 s.
 	Backoff func(n int) time.Duration
@@ -319,9 +323,8 @@ func (c *Client) Upload(ctx context.Context, u string, src io.ReaderAt, base, si
 	reported := off
 	failures := 0
 	for off < size {
-		cr := &countingReader{r: io.NewSectionReader(src, base+off, size-off), fn: progress}
-		newOff, err := c.patch(ctx, u, cr, off, size-off)
-		reported += cr.stop()
+		newOff, sent, err := c.patchFrom(ctx, u, src, base, off, size-off, progress)
+		reported += sent
 		if err == nil {
 			off = newOff
 			failures = 0
@@ -357,6 +360,29 @@ func (c *Client) Upload(ctx context.Context, u string, src io.ReaderAt, base, si
 		reported = off
 	}
 	return nil
+}
+
+// patchFrom sends bytes [off, off+n) of the upload in one PATCH and returns
+// the server's new offset and how many bytes progress was told about.
+func (c *Client) patchFrom(ctx context.Context, u string, src io.ReaderAt, base, off, n int64, progress func(int64)) (int64, int64, error) {
+	if f, ok := src.(*os.File); ok && c.ZeroCopy {
+		// A fresh descriptor per request: the transport closes the body, and
+		// parallel parts of one file each need their own file position.
+		body, err := os.Open(f.Name())
+		if err != nil {
+			return 0, 0, fmt.Errorf("patch %s: %w", u, err)
+		}
+		defer body.Close()
+		if _, err := body.Seek(base+off, io.SeekStart); err != nil {
+			return 0, 0, fmt.Errorf("patch %s: %w", u, err)
+		}
+		a := &attempt{fn: progress}
+		newOff, err := c.patch(a.trace(ctx), u, newFileBody(body, n), off, n)
+		return newOff, a.stop(), err
+	}
+	cr := &countingReader{r: io.NewSectionReader(src, base+off, n), fn: progress}
+	newOff, err := c.patch(ctx, u, cr, off, n)
+	return newOff, cr.stop(), err
 }
 
 func (c *Client) patch(ctx context.Context, u string, body io.Reader, off, n int64) (int64, error) {
