@@ -2,6 +2,8 @@ package emulator
 
 import (
 	"bytes"
+	"crypto/subtle"
+	"errors"
 	"encoding/json"
 	"io"
 	"math"
@@ -24,7 +26,6 @@ type route struct {
 	method, service, pattern string
 	segs                     []string
 	handle                   func(*Server, *call)
-	partial                  bool // body is a partial update: required fields are not required
 	noBodyCheck              bool // body rules do not apply (checked by the handler)
 }
 
@@ -170,7 +171,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			dec := json.NewDecoder(bytes.NewReader(raw))
 			dec.UseNumber()
 			var v any
-			if err := dec.Decode(&v); err != nil {
+			err := dec.Decode(&v)
+			if err == nil && dec.Decode(new(any)) != io.EOF {
+				err = errors.New("data after the JSON value")
+			}
+			if err != nil {
 				c.fail(http.StatusBadRequest, "Invalid JSON in the request body: "+err.Error())
 				return
 			}
@@ -182,7 +187,9 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			c.body = m
 		}
 		if spec := specOps[best.key()].Body; spec != nil && !best.noBodyCheck {
-			if errs := spec.validate(c.body, best.partial || r.Method == http.MethodPatch); len(errs) > 0 {
+			// PATCH is a partial update: iconik's PATCH bodies reuse the full
+			// schemas, whose required fields are then not required.
+			if errs := spec.validate(c.body, r.Method == http.MethodPatch); len(errs) > 0 {
 				c.invalid(errs)
 				return
 			}
@@ -199,7 +206,7 @@ func (s *Server) authenticate(appID, tok string) (*token, *user) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	for _, t := range s.st.Tokens {
-		if t.AppID == appID && t.Token == tok {
+		if t.AppID == appID && subtle.ConstantTimeCompare([]byte(t.Token), []byte(tok)) == 1 {
 			u := s.st.userByID(t.UserID)
 			// Inactive and blocked users still authenticate, so that a client
 			// can read users/current and tell why it may not connect.

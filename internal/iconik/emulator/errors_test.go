@@ -26,6 +26,7 @@ func TestBadInputGetsIconikStatusAndErrorShape(t *testing.T) {
 		message                  string // list-shaped message expected
 	}{
 		{name: "malformed JSON", method: "POST", path: "/API/assets/v1/assets/", body: `{"title": `, status: 400},
+		{name: "data after the JSON value", method: "POST", path: "/API/assets/v1/assets/", body: `{"title": "x"} {}`, status: 400},
 		{name: "body not an object", method: "POST", path: "/API/assets/v1/assets/", body: `["x"]`, status: 400, field: "_schema"},
 		{name: "asset without title", method: "POST", path: "/API/assets/v1/assets/", body: `{"type": "ASSET"}`, status: 400, field: "title"},
 		{name: "asset with bad type enum", method: "POST", path: "/API/assets/v1/assets/", body: `{"title": "x", "type": "MOVIE"}`, status: 400, field: "type"},
