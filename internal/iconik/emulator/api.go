@@ -3,8 +3,8 @@ package emulator
 import (
 	"bytes"
 	"crypto/subtle"
-	"errors"
 	"encoding/json"
+	"errors"
 	"io"
 	"math"
 	"math/rand/v2"
