@@ -1,6 +1,7 @@
 package emulator_test
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"sync"
@@ -118,5 +119,29 @@ func TestEveryRouteAnswersPerSpec(t *testing.T) {
 		if !rec.hit[key] {
 			t.Errorf("route %s was not exercised", key)
 		}
+	}
+}
+
+func TestConcurrentClientsKeepEveryObject(t *testing.T) {
+	e := emulatortest.Start(t, emulator.Options{})
+	c := newClient(t, e, "admin")
+	coll := c.must(201, c.do("POST", "/API/assets/v1/collections/", map[string]any{"title": "busy"}), "collection").str("id")
+	var wg sync.WaitGroup
+	for g := range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for i := range 20 {
+				r := c.do("POST", "/API/assets/v1/assets/?assign_to_collection=true", map[string]any{"title": fmt.Sprintf("g%d-%d", g, i), "collection_id": coll})
+				if r.Status != 201 {
+					t.Errorf("create: %d %s", r.Status, r.Raw)
+					return
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	if r := c.must(200, c.do("GET", "/API/assets/v1/collections/"+coll+"/contents/?per_page=1", nil), "contents"); r.Body["total"] != float64(160) {
+		t.Fatalf("contents total %v, want 160", r.Body["total"])
 	}
 }
