@@ -200,7 +200,7 @@ func (a *App) HTTPServer() *http.Server {
 			MaxReceiveBufferPerConnection: 64 << 20,
 			MaxReceiveBufferPerStream:     16 << 20,
 		},
-		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelDebug),
+		ErrorLog: slog.NewLogLogger(a.log.Handler(), slog.LevelWarn),
 	}
 }
 

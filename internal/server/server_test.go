@@ -25,6 +25,11 @@ import (
 	"testing"
 	"time"
 
+	"github.com/getkin/kin-openapi/openapi3"
+	"github.com/getkin/kin-openapi/openapi3filter"
+	"github.com/getkin/kin-openapi/routers"
+	"github.com/getkin/kin-openapi/routers/gorillamux"
+
 	"github.com/ferryhq/ferry/internal/config"
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/testbed"
@@ -34,14 +39,15 @@ import (
 // harness runs a real App (SQLite, tus, web) over httptest, with its data
 // directory inside a root the tests watch for stray writes.
 type harness struct {
-	t     *testing.T
-	root  string
-	data  string
-	app   *App
-	srv   *httptest.Server
-	token string
-	now   time.Time
-	cfg   config.Config
+	t      *testing.T
+	root   string
+	data   string
+	app    *App
+	srv    *httptest.Server
+	token  string
+	now    time.Time
+	cfg    config.Config
+	router routers.Router
 }
 
 // onEveryDatabase runs f on SQLite and on a real PostgreSQL (testbed).
@@ -79,6 +85,7 @@ func newHarnessOn(t *testing.T, dsn string) *harness {
 	h.cfg = cfg
 	h.srv = httptest.NewServer(app.Handler())
 	t.Cleanup(func() { h.srv.Close(); app.Close() })
+	h.loadOpenAPI()
 	return h
 }
 
@@ -109,7 +116,50 @@ func (h *harness) req(method, path string, body any, hdr ...string) (*http.Respo
 	}
 	defer resp.Body.Close()
 	out, _ := io.ReadAll(resp.Body)
+	h.checkOpenAPI(req, resp, out)
 	return resp, out
+}
+
+// loadOpenAPI fetches the server's own OpenAPI document: from then on every
+// documented response a test receives is validated against it.
+func (h *harness) loadOpenAPI() {
+	h.t.Helper()
+	resp, err := http.Get(h.srv.URL + "/api/v1/openapi.json")
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	doc, err := openapi3.NewLoader().LoadFromData(b)
+	if err != nil {
+		h.t.Fatalf("loading the OpenAPI document: %v", err)
+	}
+	if err := doc.Validate(h.t.Context()); err != nil {
+		h.t.Fatalf("invalid OpenAPI document: %v", err)
+	}
+	if h.router, err = gorillamux.NewRouter(doc); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+func (h *harness) checkOpenAPI(req *http.Request, resp *http.Response, body []byte) {
+	h.t.Helper()
+	if h.router == nil {
+		return
+	}
+	route, params, err := h.router.FindRoute(req)
+	if err != nil {
+		return // not part of the documented API (tus, pages, downloads)
+	}
+	in := &openapi3filter.ResponseValidationInput{
+		RequestValidationInput: &openapi3filter.RequestValidationInput{Request: req, PathParams: params, Route: route},
+		Status:                 resp.StatusCode, Header: resp.Header,
+		Options: &openapi3filter.Options{IncludeResponseStatus: true},
+	}
+	in.SetBodyBytes(body)
+	if err := openapi3filter.ValidateResponse(h.t.Context(), in); err != nil {
+		h.t.Errorf("%s %s answered %d outside its OpenAPI description: %v", req.Method, req.URL.Path, resp.StatusCode, err)
+	}
 }
 
 func (h *harness) admin() []string { return []string{"Authorization", "Bearer " + h.token} }

@@ -82,7 +82,13 @@ func buildOpenAPI(routes []Route) ([]byte, error) {
 	schemas := openapi3.Schemas{}
 	gen := openapi3gen.NewGenerator(openapi3gen.CreateComponentSchemas(openapi3gen.ExportComponentSchemasOptions{
 		ExportComponentSchemas: true, ExportTopLevelSchema: true,
-	}), openapi3gen.CreateTypeNameGenerator(func(t reflect.Type) string { return t.Name() }))
+	}), openapi3gen.CreateTypeNameGenerator(func(t reflect.Type) string {
+		n := t.Name()
+		if n == "" {
+			return "" // an anonymous struct stays inline
+		}
+		return strings.ToUpper(n[:1]) + n[1:] // wire types unexported in Go are still named schemas
+	}))
 	ref := func(v any) (any, error) {
 		sr, err := gen.NewSchemaRefForValue(v, schemas)
 		if err != nil {

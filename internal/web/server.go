@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime/debug"
 	"strings"
 	"time"
 )
@@ -162,6 +163,17 @@ func (s *Server) wrap(rt Route) http.Handler {
 			}
 			ctx = context.WithValue(ctx, packageKey, pkgID)
 		}
+		defer func() {
+			// A bug in one handler answers 500 in the contract's shape and is
+			// logged with its stack, instead of a dropped connection.
+			if v := recover(); v != nil {
+				if v == http.ErrAbortHandler {
+					panic(v)
+				}
+				s.log.Error("web: handler panicked", "method", r.Method, "route", rt.Pattern, "panic", v, "stack", string(debug.Stack()))
+				writeError(w, r, errors.New("panic"))
+			}
+		}()
 		if err := rt.handle(w, r.WithContext(ctx)); err != nil {
 			writeError(w, r, mapStoreError(err))
 		}
