@@ -20,7 +20,7 @@ import (
 // Options configures an emulator. Zero values run out of the box except
 // DataDir, which is required.
 type Options struct {
-	DataDir string       // state + storage bytes live here; survives restarts
+	DataDir string       // state.json, credentials.json, storages/<id>/ (bytes), keyframes/; survives restarts
 	BaseURL string       // public base URL (http://127.0.0.1:PORT) used in next_url and upload URLs; or SetBaseURL later
 	Seed    *Seed        // nil = DefaultSeed()
 	Faults  Faults       // all off by default

@@ -4,36 +4,22 @@ import (
 	"bytes"
 	"flag"
 	"os"
-	"path/filepath"
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/iconik/emulator/internal/specgen"
+	"github.com/ferryhq/ferry/internal/iconik/ispec"
 )
 
 var update = flag.Bool("update", false, "rewrite spec_gen.go from iconik's OpenAPI files")
 
-// specDir finds ../shared/iconik/spec beside the repository (or
-// FERRY_ICONIK_SPEC), where the official specs live.
+// specDir is where ispec reads iconik's official specs.
 func specDir(t *testing.T) string {
 	t.Helper()
-	if d := os.Getenv("FERRY_ICONIK_SPEC"); d != "" {
-		return d
-	}
-	dir, err := os.Getwd()
+	dir, err := ispec.Dir()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		cand := filepath.Join(dir, "shared", "iconik", "spec")
-		if st, err := os.Stat(filepath.Join(cand, "assets.json")); err == nil && !st.IsDir() {
-			return cand
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Skip("iconik spec files not found (set FERRY_ICONIK_SPEC): cannot check spec_gen.go")
-		}
-		dir = parent
-	}
+	return dir
 }
 
 func TestSpecTablesMatchSpec(t *testing.T) {
