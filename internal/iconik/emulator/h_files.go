@@ -4,7 +4,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"os"
 	"path"
+	"path/filepath"
 	"strconv"
 	"strings"
 
@@ -153,6 +155,9 @@ func (s *Server) fileSetDelete(c *call) {
 	if d == nil || str(d, "asset_id") != c.param("asset_id") {
 		c.fail(http.StatusNotFound, "File set for this asset doesn't exist")
 		return
+	}
+	if !c.queryBool("keep_source", false) {
+		s.deleteObjects(d)
 	}
 	if c.queryBool("immediately", false) {
 		s.st.del(kFileSets, str(d, "id"))
@@ -683,4 +688,30 @@ func (s *Server) fileCount() map[string]int {
 		}
 	}
 	return n
+}
+
+// deleteObjects removes the stored objects of a file set's files, as iconik
+// does when a file set is deleted. Only the built-in plane's objects (files
+// under the storage's Dir, contract B) are removed; an external S3 server's
+// objects are left alone.
+func (s *Server) deleteObjects(fileSet doc) {
+	for _, f := range s.st.Objects[kFiles] {
+		if str(f, "file_set_id") != str(fileSet, "id") || str(f, "_key") == "" {
+			continue
+		}
+		st := s.st.get(kStorages, str(f, "storage_id"))
+		if st == nil {
+			continue
+		}
+		key := filepath.FromSlash(str(f, "_key"))
+		if !filepath.IsLocal(key) {
+			continue
+		}
+		p := filepath.Join(s.storageDir(str(st, "id")), key)
+		if fi, err := os.Stat(p); err == nil && fi.Mode().IsRegular() {
+			if err := os.Remove(p); err != nil {
+				s.log.Warn("iconik emulator: deleting a file set's object", "file", str(f, "id"), "err", err)
+			}
+		}
+	}
 }

@@ -199,3 +199,20 @@ func TestGCSAndAzureUploadURLs(t *testing.T) {
 	}
 	checkObject(t, e, c, "azure", "ferry/z/b.txt", data)
 }
+
+func TestFileSetDeleteRemovesItsObjectsUnlessKeepSource(t *testing.T) {
+	e := emulatortest.Start(t, emulator.Options{})
+	c := newClient(t, e, "admin")
+	for _, keep := range []bool{false, true} {
+		name := fmt.Sprintf("keep-%v.bin", keep)
+		asset, f := c.newFile("s3", "del", name, 3)
+		if resp := putS3(t, f.str("upload_url"), []byte("abc")); resp.StatusCode != 200 {
+			t.Fatalf("upload: %d", resp.StatusCode)
+		}
+		c.must(200, c.do("DELETE", fmt.Sprintf("/API/files/v1/assets/%s/file_sets/%s/?keep_source=%v", asset, f.str("file_set_id"), keep), nil), "delete file set")
+		_, _, err := e.OpenObject(c.storageID("s3"), "ferry/del/"+name)
+		if gone := err != nil; gone == keep {
+			t.Fatalf("keep_source=%v: object gone=%v (%v)", keep, gone, err)
+		}
+	}
+}
