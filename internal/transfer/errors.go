@@ -88,6 +88,10 @@ func (e *Error) Expired() bool {
 // match the bytes that were read.
 var ErrChecksum = errors.New("checksum mismatch")
 
+// ErrUnverified marks an upload the provider accepted without reporting any
+// checksum of the stored object, so the bytes could not be verified.
+var ErrUnverified = errors.New("provider reported no checksum of the stored object")
+
 // Redact returns u without its query and fragment: signed URLs carry their
 // signature (and GCS sessions their upload id) in the query.
 func Redact(u string) string {

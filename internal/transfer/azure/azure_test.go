@@ -11,6 +11,7 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob"
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/sas"
 
+	"github.com/ferryhq/ferry/internal/iconik/emulator/dataplane"
 	"github.com/ferryhq/ferry/internal/testbed"
 	"github.com/ferryhq/ferry/internal/transfer"
 	"github.com/ferryhq/ferry/internal/transfer/azure"
@@ -85,4 +86,10 @@ func azuriteHarness(t *testing.T) transfertest.Harness {
 
 func TestConformanceAzurite(t *testing.T) {
 	transfertest.Run(t, azuriteHarness(t))
+}
+
+func TestConformanceEmulatorAzure(t *testing.T) {
+	p := transfertest.StartPlane(t, dataplane.Options{})
+	st := dataplane.Storage{ID: "azure", Method: "AZURE", Dir: t.TempDir()}
+	transfertest.Run(t, p.Harness(st, func(o transfer.Options) transfer.Uploader { return azure.New(o) }, 1<<20))
 }

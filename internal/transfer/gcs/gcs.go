@@ -101,7 +101,19 @@ func (u *Uploader) upload(ctx context.Context, src transfer.Source, t transfer.G
 	for final == nil {
 		n := min(state.PartSize, size-offset)
 		var err error
-		final, offset, err = u.putChunk(ctx, src, session, int(offset/state.PartSize)+1, offset, n, size, tr)
+		var hashes string
+		if offset+n == size {
+			// The last chunk carries the whole file's hashes: GCS rejects
+			// the object if they do not match what it stored.
+			sums, err := scan.Wait(ctx)
+			if err != nil {
+				return transfer.Result{}, fmt.Errorf("gcs: read source: %w", err)
+			}
+			var crcb [4]byte
+			binary.BigEndian.PutUint32(crcb[:], crc.Sum32())
+			hashes = "crc32c=" + base64.StdEncoding.EncodeToString(crcb[:]) + ",md5=" + base64.StdEncoding.EncodeToString(sums[1])
+		}
+		final, offset, err = u.putChunk(ctx, src, session, int(offset/state.PartSize)+1, offset, n, size, hashes, tr)
 		if err != nil {
 			u.cancelIfCanceled(ctx, session)
 			return transfer.Result{}, err
@@ -125,6 +137,11 @@ func (u *Uploader) upload(ctx context.Context, src transfer.Source, t transfer.G
 	var crcb [4]byte
 	binary.BigEndian.PutUint32(crcb[:], crc.Sum32())
 	wantMD5, wantCRC := base64.StdEncoding.EncodeToString(sums[1]), base64.StdEncoding.EncodeToString(crcb[:])
+	if final.MD5Hash == "" && final.CRC32C == "" {
+		// Real GCS always reports md5Hash/crc32c (JSON) or x-goog-hash (XML):
+		// without them a damaged chunk would pass unnoticed.
+		return res, &transfer.Error{Provider: provider, Step: "finish upload", Err: transfer.ErrUnverified}
+	}
 	if final.MD5Hash != "" {
 		if final.MD5Hash != wantMD5 {
 			return res, &transfer.Error{Provider: provider, Step: "finish upload", Err: fmt.Errorf("%w: object md5Hash %s, file's %s", transfer.ErrChecksum, final.MD5Hash, wantMD5)}
@@ -249,7 +266,7 @@ func persisted(resp *http.Response) (int64, error) {
 // putChunk sends [off, off+n) and returns the new persisted offset, or the
 // object when this was the last chunk. After a failure it asks the session
 // where it stands and sends from there.
-func (u *Uploader) putChunk(ctx context.Context, src transfer.Source, session string, chunkNo int, off, n, size int64, tr *transfer.Tracker) (*object, int64, error) {
+func (u *Uploader) putChunk(ctx context.Context, src transfer.Source, session string, chunkNo int, off, n, size int64, hashes string, tr *transfer.Tracker) (*object, int64, error) {
 	var obj *object
 	newOff := off
 	err := u.o.Retry(ctx, func(attempt int, refresh bool) error {
@@ -280,6 +297,9 @@ func (u *Uploader) putChunk(ctx context.Context, src transfer.Source, session st
 			return fmt.Errorf("gcs: upload chunk: bad session URI %s: %w", transfer.Redact(session), err)
 		}
 		req.ContentLength = n
+		if last && hashes != "" {
+			req.Header.Set("X-Goog-Hash", hashes)
+		}
 		switch {
 		case n == 0:
 			req.Header.Set("Content-Range", fmt.Sprintf("bytes */%d", size))

@@ -3,6 +3,7 @@ package gcs_test
 import (
 	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -10,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/iconik/emulator/dataplane"
 	"github.com/ferryhq/ferry/internal/testbed"
 	"github.com/ferryhq/ferry/internal/transfer"
 	"github.com/ferryhq/ferry/internal/transfer/gcs"
@@ -72,4 +74,16 @@ func fakeGCSHarness(t *testing.T) transfertest.Harness {
 
 func TestConformanceFakeGCS(t *testing.T) {
 	transfertest.Run(t, fakeGCSHarness(t))
+}
+
+func TestConformanceEmulatorGCS(t *testing.T) {
+	p := transfertest.StartPlane(t, dataplane.Options{})
+	st := dataplane.Storage{ID: "gcs", Method: "GCS", Dir: t.TempDir()}
+	_, err := gcs.New(transfer.Options{}).Upload(context.Background(), transfer.Bytes([]byte("probe")), p.Target(st, "probe", 5, nil), transfer.Params{})
+	if errors.Is(err, transfer.ErrUnverified) {
+		// Real GCS reports md5Hash/crc32c of the stored object; without them
+		// no client can tell damaged bytes, so the uploader refuses success.
+		t.Skip("EMULATOR GAP: the data plane's GCS final answer has no md5Hash/crc32c (nor honours X-Goog-Hash): " + err.Error())
+	}
+	transfertest.Run(t, p.Harness(st, func(o transfer.Options) transfer.Uploader { return gcs.New(o) }, gcs.ChunkAlign))
 }

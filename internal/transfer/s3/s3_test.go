@@ -4,14 +4,13 @@ import (
 	"context"
 	"errors"
 	"io"
-	"log/slog"
-	"os"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	awss3 "github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/aws/aws-sdk-go-v2/service/s3/types"
 
+	"github.com/ferryhq/ferry/internal/iconik/emulator/dataplane"
 	"github.com/ferryhq/ferry/internal/testbed"
 	"github.com/ferryhq/ferry/internal/transfer"
 	"github.com/ferryhq/ferry/internal/transfer/s3"
@@ -24,10 +23,7 @@ func versityHarness(t *testing.T, signMD5 bool) transfertest.Harness {
 	client := srv.Client()
 	pre := &transfertest.S3Presigner{Endpoint: srv.Endpoint, Region: srv.Region, AccessKey: srv.AccessKey, SecretKey: srv.SecretKey, Bucket: bucket, SignMD5: signMD5}
 	return transfertest.Harness{
-		New: func(o transfer.Options) transfer.Uploader {
-			o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
-			return s3.New(o)
-		},
+		New:      newS3,
 		PartSize: s3.MinPartSize,
 		NewTarget: func(t *testing.T, key string, size int64, via func(string) string) transfer.Target {
 			return pre.Target(key, via)
@@ -43,13 +39,18 @@ func versityHarness(t *testing.T, signMD5 bool) transfertest.Harness {
 			}
 			return out.Body, true
 		},
-		Pending: func(t *testing.T, key string) int {
-			out, err := client.ListMultipartUploads(context.Background(), &awss3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(key)})
-			if err != nil {
-				t.Fatalf("list multipart uploads: %v", err)
-			}
-			return len(out.Uploads)
-		},
+		Pending: versityPending(srv, bucket),
+	}
+}
+
+func versityPending(srv *testbed.S3Server, bucket string) func(t *testing.T, key string) int {
+	client := srv.Client()
+	return func(t *testing.T, key string) int {
+		out, err := client.ListMultipartUploads(context.Background(), &awss3.ListMultipartUploadsInput{Bucket: aws.String(bucket), Prefix: aws.String(key)})
+		if err != nil {
+			t.Fatalf("list multipart uploads: %v", err)
+		}
+		return len(out.Uploads)
 	}
 }
 
@@ -72,4 +73,31 @@ func TestPartSizeGrowsSoFiveTiBFitsInTenThousandParts(t *testing.T) {
 			t.Errorf("size %d: part size %d outside S3 limits", size, ps)
 		}
 	}
+}
+
+func newS3(o transfer.Options) transfer.Uploader { return s3.New(o) }
+
+func TestConformanceEmulatorS3(t *testing.T) {
+	p := transfertest.StartPlane(t, dataplane.Options{})
+	st := dataplane.Storage{ID: "s3", Method: "S3", Dir: t.TempDir()}
+	transfertest.Run(t, p.Harness(st, newS3, s3.MinPartSize))
+}
+
+func TestConformanceEmulatorS3PartURLsSignedWithMD5(t *testing.T) {
+	p := transfertest.StartPlane(t, dataplane.Options{})
+	st := dataplane.Storage{ID: "s3", Method: "S3", Dir: t.TempDir(), Settings: map[string]any{"presign_md5_checksum": true}}
+	transfertest.Run(t, p.Harness(st, newS3, s3.MinPartSize))
+}
+
+// The emulator presigning for a real S3 server (Versity): what a tenant with
+// an S3-compatible storage gets.
+func TestConformanceEmulatorPresigningForVersity(t *testing.T) {
+	srv := testbed.Versity(t)
+	bucket := srv.NewBucket(t)
+	p := transfertest.StartPlane(t, dataplane.Options{})
+	st := dataplane.Storage{ID: "ext", Method: "S3", Dir: t.TempDir(), Settings: map[string]any{
+		"endpoint": srv.Endpoint, "bucket": bucket, "region": srv.Region, "access_key": srv.AccessKey, "secret_key": srv.SecretKey}}
+	h := p.Harness(st, newS3, s3.MinPartSize)
+	h.Pending = versityPending(srv, bucket)
+	transfertest.Run(t, h)
 }
