@@ -348,6 +348,7 @@ storages:
 	bad := []string{
 		"users: [{email: a@b, type: ROBOT}]",
 		"tokens: [{name: t, user: nobody@x}]",
+		"users: [{email: a@b}]\ntokens: [{name: t, user: a@b, app_id: not-a-uuid}]",
 		"storages: [{name: s, method: FTPS, purpose: FILES}]",
 		"unknown_key: 1",
 		"metadata_views: [{name: v, fields: [nope]}]",

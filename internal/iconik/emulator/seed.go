@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/goccy/go-yaml"
+	"github.com/google/uuid"
 )
 
 // Seed declares a tenant's users, application tokens and storages. It is
@@ -216,6 +217,11 @@ func (s *Seed) Validate() error {
 		names[t.Name] = true
 		if !emails[t.User] {
 			return fmt.Errorf("token %s: user %q is not declared under users", t.Name, t.User)
+		}
+		if t.AppID != "" {
+			if _, err := uuid.Parse(t.AppID); err != nil {
+				return fmt.Errorf("token %s: app_id %q is not a UUID (iconik application ids are)", t.Name, t.AppID)
+			}
 		}
 	}
 	snames := map[string]bool{}
