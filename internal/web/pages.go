@@ -1,7 +1,10 @@
 package web
 
 import (
+	"crypto/rand"
 	"embed"
+	"encoding/base64"
+	"fmt"
 	"html/template"
 	"log/slog"
 	"net/http"
@@ -14,11 +17,22 @@ var templateFS embed.FS
 
 var pages = template.Must(template.New("").Funcs(template.FuncMap{"size": humanSize}).ParseFS(templateFS, "templates/*.html"))
 
+// render writes a page. Scripts run only with the page's nonce (CSP), so
+// markup that slipped into a page could not run script.
 func render(w http.ResponseWriter, status int, name string, data any) {
+	renderNonce(w, status, name, data, "")
+}
+
+func renderNonce(w http.ResponseWriter, status int, name string, data any, nonce string) {
+	script := "'none'"
+	if nonce != "" {
+		script = "'nonce-" + nonce + "'"
+	}
 	w.Header().Set("Content-Type", "text/html; charset=utf-8")
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; frame-ancestors 'none'")
+	w.Header().Set("Referrer-Policy", "no-referrer") // download and portal URLs carry tokens and slugs
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src "+script+"; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'")
 	w.WriteHeader(status)
 	if err := pages.ExecuteTemplate(w, name, data); err != nil {
 		slog.Error("web: rendering page", "page", name, "err", err)
@@ -52,7 +66,12 @@ func (s *Server) portalPage(w http.ResponseWriter, r *http.Request) error {
 		render(w, http.StatusForbidden, "message.html", map[string]any{"Title": p.Name, "Message": "This portal is not accepting uploads right now; contact its owner."})
 		return nil
 	}
-	render(w, http.StatusOK, "portal.html", p)
+	nonce := make([]byte, 16)
+	if _, err := rand.Read(nonce); err != nil {
+		return fmt.Errorf("making a script nonce: %w", err)
+	}
+	n := base64.RawStdEncoding.EncodeToString(nonce)
+	renderNonce(w, http.StatusOK, "portal.html", map[string]any{"P": p, "Nonce": n}, n)
 	return nil
 }
 

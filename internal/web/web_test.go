@@ -416,3 +416,28 @@ func TestErrorsAreJSONEverywhere(t *testing.T) {
 		errorCode(t, body)
 	}
 }
+
+func TestPagesEscapeWhatSendersAndAdminsTyped(t *testing.T) {
+	f := newFixture(t)
+	evil := `<script>alert("x")</script>`
+	f.store.PortalCreate(t.Context(), PortalInput{Name: evil, Slug: "p", Active: ptr(true), WelcomeMessage: evil})
+	u, _ := f.linkFixture(map[string][]byte{"dir/" + `<img src=x onerror=alert(1)>.mov`: []byte("x")}, map[string]any{})
+	for _, path := range []string{"/p/p", u} {
+		resp, body := f.do("GET", path, nil)
+		if resp.StatusCode != 200 {
+			t.Fatalf("%s: %d", path, resp.StatusCode)
+		}
+		if bytes.Contains(body, []byte("<script>alert")) || bytes.Contains(body, []byte("<img src=x")) {
+			t.Fatalf("%s renders markup it was given:\n%s", path, body)
+		}
+		csp := resp.Header.Get("Content-Security-Policy")
+		if strings.Contains(csp, "unsafe-inline'; style") && strings.Contains(csp, "script-src 'unsafe-inline'") {
+			t.Fatalf("%s allows inline scripts: %s", path, csp)
+		}
+	}
+	resp, body := f.do("GET", "/p/p", nil)
+	m := regexp.MustCompile(`<script nonce="([^"]+)">`).FindSubmatch(body)
+	if m == nil || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "'nonce-"+string(m[1])+"'") {
+		t.Fatalf("the portal script does not carry the CSP nonce: %s", resp.Header.Get("Content-Security-Policy"))
+	}
+}
