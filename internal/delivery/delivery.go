@@ -1,0 +1,501 @@
+package delivery
+
+import (
+	"context"
+	"database/sql"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"sync"
+	"time"
+
+	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver/riversqlite"
+	"github.com/riverqueue/river/rivermigrate"
+	"github.com/riverqueue/river/rivertype"
+
+	"github.com/ferryhq/ferry/internal/db"
+	"github.com/ferryhq/ferry/internal/iconik"
+	"github.com/ferryhq/ferry/internal/portal"
+	"github.com/ferryhq/ferry/internal/transfer"
+	"github.com/ferryhq/ferry/internal/transfer/s3"
+)
+
+// Connection is what delivery needs to know of a Cloud Connect connection.
+type Connection struct {
+	ID            string
+	StorageID     string // the chosen iconik storage (purpose FILES)
+	StorageMethod string // S3 | GCS | AZURE | B2
+	// S3SignsMD5: the storage signs part URLs with Content-MD5
+	// (presign_md5_checksum).
+	S3SignsMD5 bool
+	// PortalRoot and SendRoot are the top-level collections (defaults
+	// "Portal Downloads" and "MASV").
+	PortalRoot, SendRoot string
+	// MetadataViewID and DescriptionField say where the description goes
+	// ("" view: no description is written; field default "description").
+	MetadataViewID, DescriptionField string
+}
+
+// Connections opens connections: internal/connect implements it.
+type Connections interface {
+	Client(ctx context.Context, id string) (*iconik.Client, Connection, error)
+}
+
+// Blob is a stored package file (ingest.Blob fits).
+type Blob interface {
+	io.ReaderAt
+	io.Closer
+	Size() int64
+}
+
+// Blobs opens stored files by upload id.
+type Blobs interface {
+	Open(ctx context.Context, uploadID string) (Blob, error)
+}
+
+// BlobsFunc adapts a function to Blobs.
+type BlobsFunc func(ctx context.Context, uploadID string) (Blob, error)
+
+// Open calls f.
+func (f BlobsFunc) Open(ctx context.Context, uploadID string) (Blob, error) { return f(ctx, uploadID) }
+
+// Event says a delivery settled (every file delivered or given up on).
+type Event struct {
+	Delivery *db.Delivery
+	Package  *db.Package
+	Files    []*db.DeliveryFile
+}
+
+// Options configure a Service. DB, Connections and Blobs are required.
+type Options struct {
+	DB          db.Store
+	Connections Connections
+	Blobs       Blobs
+	// Uploaders per storage method; nil gets S3 (and whatever else is
+	// registered by the caller).
+	Uploaders map[string]transfer.Uploader
+	// Workers is how many files are delivered at once on this machine
+	// (default 8); PerDelivery bounds one delivery's share (default 4).
+	Workers, PerDelivery int
+	// MaxAttempts is how often a file is tried before ferry gives up on it
+	// (default 10); attempts are spaced by RetryBackoff (default 1s doubling
+	// to 5 min).
+	MaxAttempts  int
+	RetryBackoff func(attempt int) time.Duration
+	// StepRetries is how often one step is retried in place on a transient
+	// error before the job is retried by River (default 4).
+	StepRetries int
+	// IndexGrace is how long a create whose answer was lost may take to show
+	// up in iconik's listings (its index lag) before ferry concludes it never
+	// happened and creates again (default 30s).
+	IndexGrace time.Duration
+	// PollInterval is how often River looks for new jobs (default 100ms).
+	PollInterval time.Duration
+	// OnSettled is told when a delivery settles (notifications). It runs in a
+	// River job, so it may run more than once for one delivery.
+	OnSettled func(ctx context.Context, ev Event) error
+	Logger    *slog.Logger
+	Now       func() time.Time
+}
+
+// Service delivers packages.
+type Service struct {
+	o       Options
+	log     *slog.Logger
+	river   *river.Client[*sql.Tx]
+	plan    *planner
+	running sync.Map // file key -> struct{}: one run per file in this process
+
+	semMu sync.Mutex
+	sems  map[string]chan struct{} // per delivery
+	locks keyedMutex               // per delivery: package collection, parent job
+}
+
+// New builds the Service and migrates River's tables (idempotent). Call
+// Start to work jobs; without Start it only inserts them.
+func New(ctx context.Context, o Options) (*Service, error) {
+	if o.DB == nil || o.Connections == nil || o.Blobs == nil {
+		return nil, errors.New("delivery: DB, Connections and Blobs are required")
+	}
+	if o.DB.Dialect() != db.DialectSQLite {
+		return nil, fmt.Errorf("delivery: River on %s is not wired yet; use SQLite", o.DB.Dialect())
+	}
+	if o.Workers <= 0 {
+		o.Workers = 8
+	}
+	if o.PerDelivery <= 0 {
+		o.PerDelivery = 4
+	}
+	if o.MaxAttempts <= 0 {
+		o.MaxAttempts = 10
+	}
+	if o.RetryBackoff == nil {
+		o.RetryBackoff = func(attempt int) time.Duration {
+			d := time.Second << min(max(attempt-1, 0), 9)
+			return min(d, 5*time.Minute)
+		}
+	}
+	if o.StepRetries <= 0 {
+		o.StepRetries = 4
+	}
+	if o.IndexGrace <= 0 {
+		o.IndexGrace = 30 * time.Second
+	}
+	if o.PollInterval <= 0 {
+		o.PollInterval = 100 * time.Millisecond
+	}
+	if o.Logger == nil {
+		o.Logger = slog.Default()
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Uploaders == nil {
+		o.Uploaders = map[string]transfer.Uploader{}
+	}
+	if o.Uploaders["S3"] == nil {
+		o.Uploaders["S3"] = s3.New(transfer.Options{Logger: o.Logger})
+	}
+	s := &Service{o: o, log: o.Logger.With("component", "delivery"), sems: map[string]chan struct{}{}}
+	s.plan = &planner{s: s}
+
+	driver := riversqlite.New(o.DB.SQLDB())
+	migrator, err := rivermigrate.New(driver, nil)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: River migrator: %w", err)
+	}
+	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
+		return nil, fmt.Errorf("delivery: migrating River's tables: %w", err)
+	}
+	workers := river.NewWorkers()
+	river.AddWorker(workers, &fileWorker{s: s})
+	river.AddWorker(workers, &settleWorker{s: s})
+	s.river, err = river.NewClient(driver, &river.Config{
+		Queues:      map[string]river.QueueConfig{queue: {MaxWorkers: o.Workers}},
+		Workers:     workers,
+		MaxAttempts: o.MaxAttempts,
+		// Transfers of terabytes take hours: no River timeout; shutdown
+		// cancels through the context instead.
+		JobTimeout:        -1,
+		RetryPolicy:       retryPolicy{o.RetryBackoff},
+		FetchPollInterval: o.PollInterval,
+		FetchCooldown:     min(o.PollInterval, 100*time.Millisecond),
+		Logger:            o.Logger.With("component", "river"),
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delivery: River client: %w", err)
+	}
+	return s, nil
+}
+
+// River returns the River client (for River UI).
+func (s *Service) River() *river.Client[*sql.Tx] { return s.river }
+
+const queue = "delivery"
+
+// Start works jobs until Stop. On SQLite one process owns the database, so
+// jobs left "running" by a process that died are this process's to resume:
+// they are made available again at once instead of after River's one-hour
+// rescue (every step is idempotent, so resuming is always safe).
+func (s *Service) Start(ctx context.Context) error {
+	res, err := s.o.DB.SQLDB().ExecContext(ctx,
+		`UPDATE river_job SET state = 'available', scheduled_at = $1 WHERE state = 'running' AND queue = $2`,
+		s.o.Now().UTC(), queue)
+	if err != nil {
+		return fmt.Errorf("delivery: resuming jobs of a previous run: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		s.log.Info("delivery: resuming jobs interrupted by a previous run", "jobs", n)
+	}
+	if err := s.river.Start(ctx); err != nil {
+		return fmt.Errorf("delivery: starting River: %w", err)
+	}
+	return nil
+}
+
+// Stop lets running jobs finish for up to grace, then cancels them (they
+// resume from their last recorded step on the next start).
+func (s *Service) Stop(ctx context.Context, grace time.Duration) error {
+	sctx, cancel := context.WithTimeout(ctx, grace)
+	defer cancel()
+	if err := s.river.Stop(sctx); err == nil {
+		return nil
+	}
+	return s.river.StopAndCancel(ctx)
+}
+
+type retryPolicy struct{ backoff func(int) time.Duration }
+
+func (p retryPolicy) NextRetry(job *rivertype.JobRow) time.Time {
+	return time.Now().Add(p.backoff(job.Attempt))
+}
+
+// ---- enqueueing (inside the portal's transactions) ----
+
+// OnComplete is portal.CompleteHook: with a portal's Deliver to Cloud a file's
+// delivery starts as soon as its upload completes.
+func (s *Service) OnComplete(ctx context.Context, tx db.Tx, pkg *db.Package, f *db.File) error {
+	if pkg.PortalID == "" {
+		return nil
+	}
+	p, err := tx.PortalGetByID(ctx, &db.PortalGetByIDParams{ID: pkg.PortalID})
+	if err != nil {
+		return fmt.Errorf("delivery: reading portal of package %s: %w", pkg.ID, err)
+	}
+	for _, cid := range p.ConnectionIDs {
+		d, err := s.createDelivery(ctx, tx, pkg, cid, db.DeliveryOriginPortal, p.Name)
+		if err != nil {
+			return err
+		}
+		if err := s.addFiles(ctx, tx, d, []*db.File{f}); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// OnFinalize is portal.FinalizeHook: every file gets its job (those already
+// running keep theirs), and the deliveries learn that the file list is final.
+func (s *Service) OnFinalize(ctx context.Context, tx db.Tx, fin *portal.Finalized) error {
+	if fin.Portal == nil {
+		return nil
+	}
+	for _, cid := range fin.Portal.ConnectionIDs {
+		d, err := s.createDelivery(ctx, tx, fin.Package, cid, db.DeliveryOriginPortal, fin.Portal.Name)
+		if err != nil {
+			return err
+		}
+		if err := s.addFiles(ctx, tx, d, fin.Files); err != nil {
+			return err
+		}
+		if err := s.finalize(ctx, tx, d); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// SendToCloud records a Send to Cloud request for a finalized package and
+// enqueues its files, in one transaction. A second request for the same
+// connection returns the existing delivery.
+func (s *Service) SendToCloud(ctx context.Context, packageID, connectionID string) (*db.Delivery, error) {
+	var out *db.Delivery
+	err := s.o.DB.InTx(ctx, func(tx db.Tx) error {
+		pkg, err := tx.PackageGetByID(ctx, &db.PackageGetByIDParams{ID: packageID})
+		if err != nil {
+			return fmt.Errorf("reading package %s: %w", packageID, err)
+		}
+		if pkg.State != db.PackageFinalized {
+			return fmt.Errorf("package %s is %s: %w", packageID, pkg.State, ErrNotFinalized)
+		}
+		files, err := tx.FileListByPackage(ctx, &db.FileListByPackageParams{PackageID: packageID})
+		if err != nil {
+			return err
+		}
+		d, err := s.createDelivery(ctx, tx, pkg, connectionID, db.DeliveryOriginSendToCloud, "")
+		if err != nil {
+			return err
+		}
+		if err := s.addFiles(ctx, tx, d, files); err != nil {
+			return err
+		}
+		if err := s.finalize(ctx, tx, d); err != nil {
+			return err
+		}
+		out, err = tx.DeliveryGetByID(ctx, &db.DeliveryGetByIDParams{ID: d.ID})
+		return err
+	})
+	if err != nil {
+		return nil, fmt.Errorf("delivery: send to cloud of package %s to connection %s: %w", packageID, connectionID, err)
+	}
+	return out, nil
+}
+
+// ErrNotFinalized refuses Send to Cloud of a package still uploading.
+var ErrNotFinalized = errors.New("package is not finalized")
+
+// createDelivery records the delivery. It must not call Connections: it runs
+// inside the portal's transaction, and on SQLite the pool's one connection is
+// that transaction. The root title is decided by the first job, from the
+// connection's settings, and then fixed.
+func (s *Service) createDelivery(ctx context.Context, tx db.Tx, pkg *db.Package, connectionID, origin, portalName string) (*db.Delivery, error) {
+	d, err := tx.DeliveryCreate(ctx, &db.DeliveryCreateParams{PackageID: pkg.ID, ConnectionID: connectionID, Origin: origin,
+		PortalName: portalName, CreatedAt: s.o.Now()})
+	if err != nil {
+		return nil, fmt.Errorf("delivery: recording delivery of package %s to connection %s: %w", pkg.ID, connectionID, err)
+	}
+	return d, nil
+}
+
+var uniqueStates = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
+	rivertype.JobStateRetryable, rivertype.JobStateScheduled}
+
+func (s *Service) addFiles(ctx context.Context, tx db.Tx, d *db.Delivery, files []*db.File) error {
+	var jobs []river.InsertManyParams
+	for _, f := range files {
+		if f.State != db.FileComplete {
+			continue
+		}
+		df, err := tx.DeliveryFileCreate(ctx, &db.DeliveryFileCreateParams{DeliveryID: d.ID, FileID: f.ID, Path: f.Path,
+			Size: f.Size, SHA256: f.SHA256, UploadID: f.UploadID, CreatedAt: s.o.Now()})
+		if err != nil {
+			return fmt.Errorf("delivery: recording file %s of delivery %s: %w", f.ID, d.ID, err)
+		}
+		if df.State != db.DeliveryFileQueued || df.Step != "" {
+			continue // already enqueued earlier (pipelined), or settled
+		}
+		jobs = append(jobs, river.InsertManyParams{Args: fileArgs{DeliveryID: d.ID, FileID: f.ID}, InsertOpts: fileInsertOpts()})
+	}
+	if len(jobs) == 0 {
+		return nil
+	}
+	if _, err := s.river.InsertManyTx(ctx, tx.SQLTx(), jobs); err != nil {
+		return fmt.Errorf("delivery: enqueueing %d file(s) of delivery %s: %w", len(jobs), d.ID, err)
+	}
+	return nil
+}
+
+func fileInsertOpts() *river.InsertOpts {
+	return &river.InsertOpts{Queue: queue, UniqueOpts: river.UniqueOpts{ByArgs: true, ByState: uniqueStates}}
+}
+
+// finalize marks the delivery's file list final, and settles it right away
+// when every file already settled (all delivered while uploading).
+func (s *Service) finalize(ctx context.Context, tx db.Tx, d *db.Delivery) error {
+	if d.Finalized {
+		return nil
+	}
+	d, err := tx.DeliverySetFinalized(ctx, &db.DeliverySetFinalizedParams{ID: d.ID})
+	if err != nil {
+		return err
+	}
+	return s.settleIfDone(ctx, tx, d)
+}
+
+// settleIfDone settles a finalized delivery whose files have all settled and
+// enqueues the settle job (parent iconik job, event). Callers commit their own
+// file's state before calling, so the last file to settle sees all others.
+func (s *Service) settleIfDone(ctx context.Context, q db.Tx, d *db.Delivery) error {
+	if !d.Finalized || d.SettledAt != nil {
+		return nil
+	}
+	files, err := q.DeliveryFileList(ctx, &db.DeliveryFileListParams{DeliveryID: d.ID})
+	if err != nil {
+		return err
+	}
+	var delivered, failed int
+	var lastErr string
+	for _, f := range files {
+		switch f.State {
+		case db.DeliveryFileDelivered:
+			delivered++
+		case db.DeliveryFileFailed:
+			failed++
+			lastErr = f.Path + ": " + f.Error
+		default:
+			return nil
+		}
+	}
+	state := db.DeliveryDelivered
+	switch {
+	case failed > 0 && delivered > 0:
+		state = db.DeliveryPartiallyFailed
+	case failed > 0:
+		state = db.DeliveryFailed
+	}
+	if failed == 0 {
+		lastErr = ""
+	}
+	_, err = q.DeliverySetState(ctx, &db.DeliverySetStateParams{ID: d.ID, State: state, Error: lastErr, OnlyUnsettled: true, At: s.o.Now()})
+	if errors.Is(err, db.ErrPrecondition) {
+		return nil // another file's job settled it
+	}
+	if err != nil {
+		return err
+	}
+	_, err = s.river.InsertTx(ctx, q.SQLTx(), settleArgs{DeliveryID: d.ID, SettledAt: s.o.Now().UnixNano()}, &river.InsertOpts{Queue: queue})
+	return err
+}
+
+// ---- status and retry ----
+
+// Status is a delivery as the API shows it.
+type Status struct {
+	Delivery  *db.Delivery
+	Files     []*db.DeliveryFile
+	BytesDone int64
+	Bytes     int64
+}
+
+// Get returns delivery id with its files.
+func (s *Service) Get(ctx context.Context, id string) (*Status, error) {
+	d, err := s.o.DB.DeliveryGetByID(ctx, &db.DeliveryGetByIDParams{ID: id})
+	if err != nil {
+		return nil, fmt.Errorf("delivery: reading delivery %s: %w", id, err)
+	}
+	files, err := s.o.DB.DeliveryFileList(ctx, &db.DeliveryFileListParams{DeliveryID: id})
+	if err != nil {
+		return nil, fmt.Errorf("delivery: reading files of delivery %s: %w", id, err)
+	}
+	st := &Status{Delivery: d, Files: files}
+	for _, f := range files {
+		st.Bytes += f.Size
+		st.BytesDone += f.BytesDone
+	}
+	return st, nil
+}
+
+// Retry puts the failed files of delivery id back in the queue; they resume
+// from their first unfinished step. It returns how many files were retried.
+func (s *Service) Retry(ctx context.Context, id string) (int, error) {
+	var n int
+	err := s.o.DB.InTx(ctx, func(tx db.Tx) error {
+		d, err := tx.DeliveryGetByID(ctx, &db.DeliveryGetByIDParams{ID: id})
+		if err != nil {
+			return err
+		}
+		files, err := tx.DeliveryFileRetryFailed(ctx, &db.DeliveryFileRetryFailedParams{DeliveryID: id, UpdatedAt: s.o.Now()})
+		if err != nil {
+			return err
+		}
+		if n = len(files); n == 0 {
+			return nil
+		}
+		if _, err := tx.DeliverySetState(ctx, &db.DeliverySetStateParams{ID: d.ID, State: db.DeliveryRunning, At: s.o.Now()}); err != nil {
+			return err
+		}
+		jobs := make([]river.InsertManyParams, 0, n)
+		for _, f := range files {
+			jobs = append(jobs, river.InsertManyParams{Args: fileArgs{DeliveryID: id, FileID: f.FileID}, InsertOpts: fileInsertOpts()})
+		}
+		_, err = s.river.InsertManyTx(ctx, tx.SQLTx(), jobs)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("delivery: retrying delivery %s: %w", id, err)
+	}
+	return n, nil
+}
+
+// keyedMutex serialises work per key (a delivery, a collection parent).
+type keyedMutex struct {
+	mu sync.Mutex
+	m  map[string]*sync.Mutex
+}
+
+func (k *keyedMutex) lock(key string) func() {
+	k.mu.Lock()
+	if k.m == nil {
+		k.m = map[string]*sync.Mutex{}
+	}
+	m := k.m[key]
+	if m == nil {
+		m = &sync.Mutex{}
+		k.m[key] = m
+	}
+	k.mu.Unlock()
+	m.Lock()
+	return m.Unlock
+}

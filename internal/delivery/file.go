@@ -1,0 +1,805 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"mime"
+	"net"
+	"net/http"
+	"path"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/riverqueue/river"
+
+	"github.com/ferryhq/ferry/internal/db"
+	"github.com/ferryhq/ferry/internal/iconik"
+	"github.com/ferryhq/ferry/internal/transfer"
+)
+
+// One file's delivery, top-down. Every step first looks at what is recorded,
+// then (only when a create was sent but its id not recorded: a crash window)
+// looks for the object in iconik, then creates it, then records it, before
+// the next step starts.
+
+// fileArgs is the River job of one file of one delivery.
+type fileArgs struct {
+	DeliveryID string `json:"delivery_id"`
+	FileID     string `json:"file_id"`
+}
+
+func (fileArgs) Kind() string { return "ferry_delivery_file" }
+
+type fileWorker struct {
+	river.WorkerDefaults[fileArgs]
+	s *Service
+}
+
+// Timeout: none. A file of terabytes takes hours; shutdown cancels.
+func (w *fileWorker) Timeout(*river.Job[fileArgs]) time.Duration { return -1 }
+
+func (w *fileWorker) Work(ctx context.Context, job *river.Job[fileArgs]) error {
+	s := w.s
+	key := job.Args.DeliveryID + "/" + job.Args.FileID
+	if _, busy := s.running.LoadOrStore(key, struct{}{}); busy {
+		return river.JobSnooze(time.Second) // a rescued duplicate: never two runs of one file
+	}
+	defer s.running.Delete(key)
+	release, ok := s.acquire(ctx, job.Args.DeliveryID)
+	if !ok {
+		return river.JobSnooze(200 * time.Millisecond)
+	}
+	defer release()
+	return s.deliverFile(ctx, job.Args, job.Attempt, job.MaxAttempts)
+}
+
+// acquire takes one of the delivery's PerDelivery slots, waiting briefly.
+func (s *Service) acquire(ctx context.Context, deliveryID string) (func(), bool) {
+	s.semMu.Lock()
+	sem := s.sems[deliveryID]
+	if sem == nil {
+		sem = make(chan struct{}, s.o.PerDelivery)
+		s.sems[deliveryID] = sem
+	}
+	s.semMu.Unlock()
+	t := time.NewTimer(time.Second)
+	defer t.Stop()
+	select {
+	case sem <- struct{}{}:
+		return func() { <-sem }, true
+	case <-t.C:
+		return nil, false
+	case <-ctx.Done():
+		return nil, false
+	}
+}
+
+// errPermanent marks failures that no retry can fix.
+type errPermanent struct{ err error }
+
+func (e *errPermanent) Error() string { return e.err.Error() }
+func (e *errPermanent) Unwrap() error { return e.err }
+
+func permanent(format string, a ...any) error { return &errPermanent{fmt.Errorf(format, a...)} }
+
+// transient reports whether err may go away by itself.
+func transient(err error) bool {
+	var wi *waitIndex
+	if errors.As(err, &wi) {
+		return true
+	}
+	var pe *errPermanent
+	if errors.As(err, &pe) {
+		return false
+	}
+	var ie *iconik.Error
+	if errors.As(err, &ie) {
+		return ie.Status == http.StatusTooManyRequests || ie.Status == http.StatusRequestTimeout || ie.Status >= 500
+	}
+	var te *transfer.Error
+	if errors.As(err, &te) {
+		return te.Retryable() || te.Expired()
+	}
+	var ne net.Error
+	return errors.As(err, &ne) || errors.Is(err, context.DeadlineExceeded)
+}
+
+// fileRun is one attempt at one file.
+type fileRun struct {
+	s      *Service
+	cl     *iconik.Client
+	conn   Connection
+	d      *db.Delivery
+	pkg    *db.Package
+	src    *db.File
+	f      *db.DeliveryFile
+	userID string       // the asset's creator, for the format
+	icFile *iconik.File // the file record with unused upload URLs
+}
+
+func (s *Service) deliverFile(ctx context.Context, a fileArgs, attempt, maxAttempts int) error {
+	q := s.o.DB
+	f, err := q.DeliveryFileGet(ctx, &db.DeliveryFileGetParams{DeliveryID: a.DeliveryID, FileID: a.FileID})
+	if errors.Is(err, db.ErrNotFound) {
+		return river.JobCancel(fmt.Errorf("delivery %s has no file %s", a.DeliveryID, a.FileID))
+	}
+	if err != nil {
+		return err
+	}
+	if f.State.Settled() {
+		return nil // a duplicate job: the file settled already
+	}
+	r := &fileRun{s: s, f: f}
+	if r.d, err = q.DeliveryGetByID(ctx, &db.DeliveryGetByIDParams{ID: a.DeliveryID}); err != nil {
+		return err
+	}
+	if r.pkg, err = q.PackageGetByID(ctx, &db.PackageGetByIDParams{ID: r.d.PackageID}); err != nil {
+		return err
+	}
+	if r.src, err = q.FileGetByID(ctx, &db.FileGetByIDParams{ID: f.FileID}); err != nil {
+		return err
+	}
+	if r.cl, r.conn, err = s.o.Connections.Client(ctx, r.d.ConnectionID); err != nil {
+		return r.settle(ctx, fmt.Errorf("opening connection %s: %w", r.d.ConnectionID, err), attempt, maxAttempts)
+	}
+	if r.d.State == db.DeliveryQueued {
+		if r.d, err = q.DeliverySetState(ctx, &db.DeliverySetStateParams{ID: r.d.ID, State: db.DeliveryRunning, OnlyUnsettled: true, At: s.o.Now()}); err != nil {
+			return err
+		}
+	}
+	f.State, f.Attempts = db.DeliveryFileRunning, attempt
+	if err := r.save(ctx); err != nil {
+		return err
+	}
+	return r.settle(ctx, r.steps(ctx), attempt, maxAttempts)
+}
+
+// settle records the outcome of this attempt: delivered, failed for good
+// (cleaned up in iconik), or to be retried by River.
+func (r *fileRun) settle(ctx context.Context, err error, attempt, maxAttempts int) error {
+	f := r.f
+	if err == nil {
+		f.State, f.Error, f.Step = db.DeliveryFileDelivered, "", stepDone
+		if err := r.save(ctx); err != nil {
+			return err
+		}
+		return r.s.settleDelivery(ctx, f.DeliveryID)
+	}
+	if ctx.Err() != nil {
+		return err // shutting down: resume later from the recorded step
+	}
+	var pe *errPermanent
+	if !errors.As(err, &pe) && attempt < maxAttempts {
+		f.Error = err.Error()
+		if serr := r.save(ctx); serr != nil {
+			return errors.Join(err, serr)
+		}
+		return err
+	}
+	r.s.log.Warn("delivery: giving up on file", "delivery", f.DeliveryID, "file", f.FileID, "path", f.Path, "err", err)
+	r.giveUp(ctx, err)
+	f.State, f.Error, f.Step = db.DeliveryFileFailed, err.Error(), stepGaveUp
+	if serr := r.save(ctx); serr != nil {
+		return errors.Join(err, serr)
+	}
+	if serr := r.s.settleDelivery(ctx, f.DeliveryID); serr != nil {
+		return serr
+	}
+	return river.JobCancel(err)
+}
+
+// giveUp marks the file FAILED in iconik with the reason and removes its
+// unfinished upload (best effort: the reason is recorded in ferry anyway).
+func (r *fileRun) giveUp(ctx context.Context, cause error) {
+	if r.cl == nil {
+		return
+	}
+	f := r.f
+	msg := cause.Error()
+	if f.IconikFileID != "" {
+		if _, err := r.cl.FilePatch(ctx, f.AssetID, f.IconikFileID, iconik.FilePatchParams{OriginalName: r.name(), DirectoryPath: r.dir(),
+			FileSetID: f.FileSetID, Type: "FILE", Status: "FAILED"}); err != nil {
+			r.s.log.Warn("delivery: marking iconik file failed", "file", f.IconikFileID, "err", err)
+		}
+	}
+	if f.AssetID != "" {
+		if err := r.cl.AssetUploadsDelete(ctx, f.AssetID); err != nil {
+			r.s.log.Warn("delivery: removing unfinished uploads", "asset", f.AssetID, "err", err)
+		}
+	}
+	if f.JobID != "" {
+		if _, err := r.cl.JobPatch(ctx, f.JobID, iconik.JobPatchParams{Type: "TRANSFER", Status: "FAILED", Title: f.Path, ErrorMessage: msg}); err != nil {
+			r.s.log.Warn("delivery: marking iconik job failed", "job", f.JobID, "err", err)
+		}
+	}
+}
+
+func (r *fileRun) save(ctx context.Context) error {
+	f, err := r.s.o.DB.DeliveryFileUpdate(ctx, &db.DeliveryFileUpdateParams{File: r.f})
+	if err != nil {
+		return fmt.Errorf("recording delivery of %s: %w", r.f.Path, err)
+	}
+	*r.f = *f // in place: steps hold r.f
+	return nil
+}
+
+// The steps after the creates, in order; f.Step names the next one.
+const (
+	stepUpload    = "upload"
+	stepClose     = "close"
+	stepKeyframes = "keyframes"
+	stepMetadata  = "metadata"
+	stepFinish    = "finish"
+	stepDone      = "done"
+	stepGaveUp    = "gave_up"
+)
+
+func (r *fileRun) steps(ctx context.Context) error {
+	if r.f.Step == stepGaveUp {
+		if err := r.retry(ctx, r.restart); err != nil {
+			return err
+		}
+	}
+	for _, step := range []func(context.Context) error{r.collection, r.asset, r.format, r.fileSet, r.file, r.job} {
+		if err := r.retry(ctx, step); err != nil {
+			return err
+		}
+	}
+	order := []struct {
+		name string
+		fn   func(context.Context) error
+	}{{stepUpload, r.upload}, {stepClose, r.close}, {stepKeyframes, r.keyframes}, {stepMetadata, r.metadata}, {stepFinish, r.finish}}
+	start := 0
+	for i, st := range order {
+		if st.name == r.f.Step {
+			start = i
+		}
+	}
+	for i := start; i < len(order); i++ {
+		if err := r.retry(ctx, order[i].fn); err != nil {
+			return fmt.Errorf("%s of %s: %w", order[i].name, r.f.Path, err)
+		}
+		next := stepDone
+		if i+1 < len(order) {
+			next = order[i+1].name
+		}
+		r.f.Step = next
+		if err := r.save(ctx); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// retry runs one idempotent step, retrying it in place on transient errors
+// before leaving the rest to River's retries.
+func (r *fileRun) retry(ctx context.Context, step func(context.Context) error) error {
+	for try := 1; ; try++ {
+		err := step(ctx)
+		if err == nil || !transient(err) || try > r.s.o.StepRetries || ctx.Err() != nil {
+			return err
+		}
+		d := time.Duration(try) * 250 * time.Millisecond
+		var wi *waitIndex
+		if errors.As(err, &wi) {
+			d = time.Second
+		}
+		r.s.log.Debug("delivery: step failed, retrying", "path", r.f.Path, "try", try, "err", err)
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(d):
+		}
+	}
+}
+
+func (r *fileRun) name() string { return path.Base(r.f.Path) }
+
+func (r *fileRun) folders() []string {
+	dir := path.Dir(r.f.Path)
+	if dir == "." || dir == "" {
+		return nil
+	}
+	return strings.Split(dir, "/")
+}
+
+// dir is the storage directory: the same tree as the collections.
+func (r *fileRun) dir() string {
+	parts := []string{r.d.RootTitle}
+	if r.d.Origin == db.DeliveryOriginPortal {
+		parts = append(parts, titleSafe(r.d.PortalName))
+	}
+	parts = append(parts, r.d.PackageTitle)
+	return path.Join(append(parts, r.folders()...)...)
+}
+
+func (r *fileRun) mimeType() string {
+	if t := mime.TypeByExtension(strings.ToLower(path.Ext(r.f.Path))); t != "" {
+		if i := strings.IndexByte(t, ';'); i >= 0 {
+			t = t[:i]
+		}
+		return t
+	}
+	return "application/octet-stream"
+}
+
+// pending records that a create of what is about to be sent, so a resumed
+// run looks for it before creating again.
+func (r *fileRun) pending(ctx context.Context, what string) error {
+	now := r.s.o.Now()
+	r.f.Pending, r.f.PendingAt = what, &now
+	return r.save(ctx)
+}
+
+// lost reports whether a create of what may have happened without its id
+// being recorded, and whether iconik's index may still hide it.
+func (r *fileRun) lost(what string) (maybe, young bool) {
+	if r.f.Pending != what || r.f.PendingAt == nil {
+		return false, false
+	}
+	return true, r.s.o.Now().Sub(*r.f.PendingAt) < r.s.o.IndexGrace
+}
+
+func (r *fileRun) recorded(ctx context.Context, set func()) error {
+	set()
+	r.f.Pending, r.f.PendingAt = "", nil
+	return r.save(ctx)
+}
+
+// restart prepares a file ferry gave up on for another try: the failed
+// iconik file record goes (a new one gets fresh upload URLs), the asset,
+// format, file set and job are kept.
+func (r *fileRun) restart(ctx context.Context) error {
+	f := r.f
+	if f.IconikFileID != "" {
+		if err := r.cl.FileDelete(ctx, f.AssetID, f.IconikFileID); err != nil && !isNotFound(err) {
+			return err
+		}
+	}
+	if f.JobID != "" {
+		if _, err := r.cl.JobPatch(ctx, f.JobID, iconik.JobPatchParams{Type: "TRANSFER", Status: "STARTED", Title: f.Path, ProgressProcessed: new(int64(0))}); err != nil {
+			return err
+		}
+	}
+	f.IconikFileID, f.TransferState, f.DeliveredSHA256, f.MD5, f.BytesDone, f.Step = "", "", "", "", 0, stepUpload
+	return r.save(ctx)
+}
+
+func isNotFound(err error) bool {
+	var ie *iconik.Error
+	return errors.As(err, &ie) && ie.Status == http.StatusNotFound
+}
+
+// ---- the creates ----
+
+func (r *fileRun) collection(ctx context.Context) error {
+	if r.f.CollectionID != "" && r.d.CollectionID != "" {
+		return nil
+	}
+	d, err := r.s.plan.packageCollection(ctx, r.cl, r.conn, r.d, r.pkg)
+	if err != nil {
+		return fmt.Errorf("resolving the collection of package %q: %w", r.pkg.Name, err)
+	}
+	r.d = d
+	if r.f.CollectionID != "" {
+		return nil
+	}
+	id, err := r.s.plan.folder(ctx, r.cl, r.conn, d, r.folders())
+	if err != nil {
+		return fmt.Errorf("resolving the collection of %s: %w", r.f.Path, err)
+	}
+	return r.recorded(ctx, func() { r.f.CollectionID = id })
+}
+
+func (r *fileRun) asset(ctx context.Context) error {
+	f := r.f
+	if f.AssetID != "" {
+		return nil
+	}
+	if maybe, young := r.lost("asset"); maybe {
+		for it, err := range r.cl.CollectionContentsList(ctx, f.CollectionID, iconik.CollectionContentsListParams{ObjectTypes: []string{"assets"}, ExternalID: f.FileID}) {
+			if err != nil {
+				return fmt.Errorf("looking for the asset of %s: %w", f.Path, err)
+			}
+			if it.ExternalID == f.FileID && it.Status != "DELETED" {
+				a, err := r.cl.AssetGet(ctx, it.ID)
+				if err != nil {
+					return err
+				}
+				return r.recorded(ctx, func() { r.setAsset(a) })
+			}
+		}
+		if young {
+			return &waitIndex{what: "the asset of " + f.Path}
+		}
+	}
+	if err := r.pending(ctx, "asset"); err != nil {
+		return err
+	}
+	a, err := r.cl.AssetCreate(ctx, iconik.AssetCreateParams{Title: r.name(), Type: "ASSET", CollectionID: f.CollectionID,
+		ExternalID: f.FileID, AssignToCollection: true})
+	if err != nil {
+		return fmt.Errorf("creating the asset of %s: %w", f.Path, err)
+	}
+	return r.recorded(ctx, func() { r.setAsset(a) })
+}
+
+func (r *fileRun) setAsset(a *iconik.Asset) {
+	r.f.AssetID, r.userID = a.ID, a.CreatedByUser
+	r.f.VersionID = a.DefaultVersionID
+	if r.f.VersionID == "" && len(a.Versions) > 0 {
+		r.f.VersionID = a.Versions[0].ID
+	}
+}
+
+func (r *fileRun) format(ctx context.Context) error {
+	f := r.f
+	if f.FormatID != "" {
+		return nil
+	}
+	if maybe, _ := r.lost("format"); maybe {
+		fm, err := r.cl.FormatGet(ctx, f.AssetID, "ORIGINAL")
+		if err == nil {
+			return r.recorded(ctx, func() { f.FormatID = fm.ID })
+		}
+		if !isNotFound(err) {
+			return err
+		}
+	}
+	if err := r.pending(ctx, "format"); err != nil {
+		return err
+	}
+	fm, err := r.cl.FormatCreate(ctx, f.AssetID, iconik.FormatCreateParams{Name: "ORIGINAL", UserID: r.userID, VersionID: f.VersionID,
+		Metadata: []map[string]any{{"internet_media_type": r.mimeType()}}, StorageMethods: []string{r.conn.StorageMethod}})
+	if err != nil {
+		return fmt.Errorf("creating the ORIGINAL format of %s: %w", f.Path, err)
+	}
+	return r.recorded(ctx, func() { f.FormatID = fm.ID })
+}
+
+func (r *fileRun) fileSet(ctx context.Context) error {
+	f := r.f
+	if f.FileSetID != "" {
+		return nil
+	}
+	if maybe, _ := r.lost("file_set"); maybe {
+		for fs, err := range r.cl.FileSetList(ctx, f.AssetID) {
+			if err != nil {
+				return err
+			}
+			if fs.FormatID == f.FormatID && fs.Status != "DELETED" {
+				return r.recorded(ctx, func() { f.FileSetID = fs.ID })
+			}
+		}
+	}
+	if err := r.pending(ctx, "file_set"); err != nil {
+		return err
+	}
+	fs, err := r.cl.FileSetCreate(ctx, f.AssetID, iconik.FileSetCreateParams{FormatID: f.FormatID, Name: r.name(), BaseDir: r.dir(),
+		StorageID: r.conn.StorageID, VersionID: f.VersionID, ComponentIDs: []string{}})
+	if err != nil {
+		return fmt.Errorf("creating the file set of %s: %w", f.Path, err)
+	}
+	return r.recorded(ctx, func() { f.FileSetID = fs.ID })
+}
+
+func (r *fileRun) file(ctx context.Context) error {
+	f := r.f
+	if f.IconikFileID != "" {
+		return nil
+	}
+	if maybe, _ := r.lost("file"); maybe {
+		for x, err := range r.cl.FileList(ctx, f.AssetID) {
+			if err != nil {
+				return err
+			}
+			if x.FileSetID == f.FileSetID && x.Status != "DELETED" && x.Status != "FAILED" {
+				return r.recorded(ctx, func() { f.IconikFileID = x.ID })
+			}
+		}
+	}
+	if err := r.pending(ctx, "file"); err != nil {
+		return err
+	}
+	p := iconik.FileCreateParams{OriginalName: r.name(), DirectoryPath: r.dir(), Type: "FILE", Size: f.Size, StorageID: r.conn.StorageID,
+		FileSetID: f.FileSetID, FormatID: f.FormatID, VersionID: f.VersionID, Checksum: f.MD5,
+		FileDateCreated: iconik.Time{Time: r.src.CreatedAt}}
+	if r.src.CompletedAt != nil {
+		p.FileDateModified = iconik.Time{Time: *r.src.CompletedAt}
+	}
+	x, err := r.cl.FileCreate(ctx, f.AssetID, p)
+	if err != nil {
+		return fmt.Errorf("creating the file record of %s: %w", f.Path, err)
+	}
+	r.icFile = x
+	return r.recorded(ctx, func() { f.IconikFileID = x.ID })
+}
+
+func (r *fileRun) job(ctx context.Context) error {
+	f := r.f
+	if f.JobID != "" {
+		return nil
+	}
+	parent, err := r.s.parentJob(ctx, r.cl, r.d)
+	if err != nil {
+		return err
+	}
+	if maybe, young := r.lost("job"); maybe {
+		for j, err := range r.cl.JobList(ctx, iconik.JobListParams{ObjectID: f.AssetID, Type: "TRANSFER"}) {
+			if err != nil {
+				return err
+			}
+			if j.Title == f.Path {
+				return r.recorded(ctx, func() { f.JobID = j.ID })
+			}
+		}
+		if young {
+			return &waitIndex{what: "the job of " + f.Path}
+		}
+	}
+	if err := r.pending(ctx, "job"); err != nil {
+		return err
+	}
+	j, err := r.cl.JobCreate(ctx, iconik.JobCreateParams{Type: "TRANSFER", Status: "STARTED", Title: f.Path, ObjectType: "assets",
+		ObjectID: f.AssetID, ParentID: parent, ProgressProcessed: new(int64(0)), ProgressTotal: new(f.Size),
+		StartedAt: iconik.Time{Time: r.s.o.Now()}})
+	if err != nil {
+		return fmt.Errorf("creating the transfer job of %s: %w", f.Path, err)
+	}
+	return r.recorded(ctx, func() { f.JobID = j.ID })
+}
+
+// parentJob returns the delivery's package-level iconik job, created once.
+func (s *Service) parentJob(ctx context.Context, cl *iconik.Client, d *db.Delivery) (string, error) {
+	if d.IconikJobID != "" {
+		return d.IconikJobID, nil
+	}
+	unlock := s.locks.lock("job|" + d.ID)
+	defer unlock()
+	d, err := s.o.DB.DeliveryGetByID(ctx, &db.DeliveryGetByIDParams{ID: d.ID})
+	if err != nil || d.IconikJobID != "" {
+		return d.IconikJobID, err
+	}
+	title := "Delivery of " + d.PackageTitle
+	if d.JobPendingAt != nil {
+		for j, err := range cl.JobList(ctx, iconik.JobListParams{ObjectID: d.CollectionID, Type: "TRANSFER"}) {
+			if err != nil {
+				return "", err
+			}
+			if j.Title == title {
+				_, err := s.o.DB.DeliverySetJob(ctx, &db.DeliverySetJobParams{ID: d.ID, IconikJobID: j.ID})
+				return j.ID, err
+			}
+		}
+		if s.o.Now().Sub(*d.JobPendingAt) < s.o.IndexGrace {
+			return "", &waitIndex{what: "the package's job"}
+		}
+	}
+	now := s.o.Now()
+	if _, err := s.o.DB.DeliverySetJob(ctx, &db.DeliverySetJobParams{ID: d.ID, PendingAt: &now}); err != nil {
+		return "", err
+	}
+	j, err := cl.JobCreate(ctx, iconik.JobCreateParams{Type: "TRANSFER", Status: "STARTED", Title: title, ObjectType: "collections",
+		ObjectID: d.CollectionID, StartedAt: iconik.Time{Time: now}})
+	if err != nil {
+		return "", fmt.Errorf("creating the package's transfer job: %w", err)
+	}
+	if _, err := s.o.DB.DeliverySetJob(ctx, &db.DeliverySetJobParams{ID: d.ID, IconikJobID: j.ID}); err != nil {
+		return "", err
+	}
+	return j.ID, nil
+}
+
+// ---- the bytes ----
+
+func (r *fileRun) upload(ctx context.Context) error {
+	f := r.f
+	up := r.s.o.Uploaders[r.conn.StorageMethod]
+	if up == nil {
+		return permanent("no uploader for storage method %q", r.conn.StorageMethod)
+	}
+	blob, err := r.s.o.Blobs.Open(ctx, f.UploadID)
+	if err != nil {
+		return permanent("opening the stored bytes of %s: %w", f.Path, err)
+	}
+	defer blob.Close()
+	if blob.Size() != f.Size {
+		return permanent("the stored %s holds %d bytes, %d were recorded", f.Path, blob.Size(), f.Size)
+	}
+	rec, fresh := r.icFile, true
+	if rec == nil {
+		rec, fresh = &iconik.File{ID: f.IconikFileID, AssetID: f.AssetID}, false
+	}
+	r.icFile = nil // its URLs are used now
+	tgt := newTarget(r.cl, rec, fresh, r.conn.StorageMethod, r.conn.S3SignsMD5)
+	var resume *transfer.State
+	if f.TransferState != "" {
+		resume = &transfer.State{}
+		if err := json.Unmarshal([]byte(f.TransferState), resume); err != nil {
+			resume = nil // unreadable: start over (the provider overwrites the same key)
+		}
+	}
+	src := newMD5Source(blob)
+	var sent atomic.Int64
+	stop := r.reportProgress(ctx, &sent)
+	res, err := up.Upload(ctx, src, tgt, transfer.Params{
+		Resume: resume,
+		Checkpoint: func(st transfer.State) error {
+			b, err := json.Marshal(st)
+			if err != nil {
+				return err
+			}
+			f.TransferState, f.BytesDone = string(b), sent.Load()
+			return r.save(ctx)
+		},
+		Progress: func(n int64) { sent.Store(n) },
+	})
+	stop()
+	if err != nil {
+		return fmt.Errorf("sending the bytes of %s: %w", f.Path, err)
+	}
+	if f.SHA256 != "" && !strings.EqualFold(res.SHA256, f.SHA256) {
+		return permanent("integrity: the SHA-256 sent to the storage (%s) differs from the one recorded at ingest (%s)", res.SHA256, f.SHA256)
+	}
+	f.DeliveredSHA256, f.MD5, f.BytesDone, f.TransferState = res.SHA256, src.Sum(), f.Size, ""
+	return r.save(ctx)
+}
+
+// reportProgress PATCHes the job's progress at most once a second while
+// bytes flow; the returned func stops it.
+func (r *fileRun) reportProgress(ctx context.Context, sent *atomic.Int64) func() {
+	ctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(time.Second)
+		defer t.Stop()
+		var last int64
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+			}
+			n := sent.Load()
+			if n == last {
+				continue
+			}
+			last = n
+			if _, err := r.cl.JobPatch(ctx, r.f.JobID, iconik.JobPatchParams{Type: "TRANSFER", Status: "STARTED", Title: r.f.Path,
+				ProgressProcessed: new(n), ProgressTotal: new(r.f.Size)}); err != nil && ctx.Err() == nil {
+				r.s.log.Debug("delivery: progress update failed", "path", r.f.Path, "err", err)
+			}
+		}
+	}()
+	return func() { cancel(); <-done }
+}
+
+// ---- after the bytes ----
+
+func (r *fileRun) close(ctx context.Context) error {
+	f := r.f
+	_, err := r.cl.FilePatch(ctx, f.AssetID, f.IconikFileID, iconik.FilePatchParams{OriginalName: r.name(), DirectoryPath: r.dir(),
+		FileSetID: f.FileSetID, Type: "FILE", Status: "CLOSED", Size: new(f.Size), Checksum: f.MD5})
+	return err
+}
+
+func (r *fileRun) keyframes(ctx context.Context) error {
+	f := r.f
+	mt := r.mimeType()
+	if !strings.HasPrefix(mt, "image/") && !strings.HasPrefix(mt, "video/") {
+		f.KeyframesSkipped = true
+		return nil
+	}
+	res, err := r.cl.KeyframesCreate(ctx, f.AssetID, f.IconikFileID, iconik.KeyframesCreateParams{})
+	if err != nil {
+		return err
+	}
+	f.KeyframeJobID, f.KeyframesSkipped = res.JobID, res.Ignored
+	return nil
+}
+
+func (r *fileRun) metadata(ctx context.Context) error {
+	if r.conn.MetadataViewID == "" {
+		return nil
+	}
+	field := r.conn.DescriptionField
+	if field == "" {
+		field = "description"
+	}
+	uploader := r.pkg.SenderEmail
+	if uploader == "" && r.pkg.CreatedByUserID != "" {
+		if u, err := r.s.o.DB.UserGetByID(ctx, &db.UserGetByIDParams{ID: r.pkg.CreatedByUserID}); err == nil {
+			uploader = u.Email
+		}
+	}
+	text := "Package: " + r.pkg.Name + "\nUploader: " + uploader
+	if r.d.Origin == db.DeliveryOriginPortal {
+		text += "\nPortal: " + r.d.PortalName
+	}
+	_, err := r.cl.MetadataValuesPut(ctx, r.f.AssetID, r.conn.MetadataViewID, iconik.MetadataValuesPutParams{StringValues: map[string]string{field: text}})
+	return err
+}
+
+func (r *fileRun) finish(ctx context.Context) error {
+	f := r.f
+	_, err := r.cl.JobPatch(ctx, f.JobID, iconik.JobPatchParams{Type: "TRANSFER", Status: "FINISHED", Title: f.Path,
+		ProgressProcessed: new(f.Size), ProgressTotal: new(f.Size), CompletedAt: iconik.Time{Time: r.s.o.Now()}})
+	return err
+}
+
+// ---- settling ----
+
+// settleDelivery settles the delivery when this was its last file.
+func (s *Service) settleDelivery(ctx context.Context, deliveryID string) error {
+	return s.o.DB.InTx(ctx, func(tx db.Tx) error {
+		d, err := tx.DeliveryGetByID(ctx, &db.DeliveryGetByIDParams{ID: deliveryID})
+		if err != nil {
+			return err
+		}
+		return s.settleIfDone(ctx, tx, d)
+	})
+}
+
+// settleArgs is the River job that closes the package-level iconik job and
+// emits the delivery's event once it settled.
+type settleArgs struct {
+	DeliveryID string `json:"delivery_id"`
+	SettledAt  int64  `json:"settled_at"` // distinguishes a settling after a retry
+}
+
+func (settleArgs) Kind() string { return "ferry_delivery_settled" }
+
+type settleWorker struct {
+	river.WorkerDefaults[settleArgs]
+	s *Service
+}
+
+func (w *settleWorker) Work(ctx context.Context, job *river.Job[settleArgs]) error {
+	s := w.s
+	d, err := s.o.DB.DeliveryGetByID(ctx, &db.DeliveryGetByIDParams{ID: job.Args.DeliveryID})
+	if err != nil {
+		return err
+	}
+	files, err := s.o.DB.DeliveryFileList(ctx, &db.DeliveryFileListParams{DeliveryID: d.ID})
+	if err != nil {
+		return err
+	}
+	pkg, err := s.o.DB.PackageGetByID(ctx, &db.PackageGetByIDParams{ID: d.PackageID})
+	if err != nil {
+		return err
+	}
+	if d.IconikJobID != "" {
+		cl, _, err := s.o.Connections.Client(ctx, d.ConnectionID)
+		if err != nil {
+			return err
+		}
+		var delivered int
+		for _, f := range files {
+			if f.State == db.DeliveryFileDelivered {
+				delivered++
+			}
+		}
+		status := map[db.DeliveryState]string{db.DeliveryDelivered: "FINISHED", db.DeliveryPartiallyFailed: "FINISHED_WITH_WARNING", db.DeliveryFailed: "FAILED"}[d.State]
+		if status == "" {
+			return nil // retried since: a later settling reports
+		}
+		p := iconik.JobPatchParams{Type: "TRANSFER", Status: status, Title: "Delivery of " + d.PackageTitle,
+			ProgressProcessed: new(int64(delivered)), ProgressTotal: new(int64(len(files))),
+			Message: fmt.Sprintf("%d of %d files delivered", delivered, len(files)), CompletedAt: iconik.Time{Time: s.o.Now()}}
+		if d.Error != "" {
+			p.ErrorMessage = d.Error
+		}
+		if _, err := cl.JobPatch(ctx, d.IconikJobID, p); err != nil {
+			return fmt.Errorf("closing the package's iconik job: %w", err)
+		}
+	}
+	s.log.Info("delivery: settled", "delivery", d.ID, "package", d.PackageID, "state", d.State)
+	if s.o.OnSettled != nil {
+		return s.o.OnSettled(ctx, Event{Delivery: d, Package: pkg, Files: files})
+	}
+	return nil
+}
