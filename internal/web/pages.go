@@ -70,7 +70,7 @@ func (s *Server) portalPage(w http.ResponseWriter, r *http.Request) error {
 	if _, err := rand.Read(nonce); err != nil {
 		return fmt.Errorf("making a script nonce: %w", err)
 	}
-	n := base64.RawStdEncoding.EncodeToString(nonce)
+	n := base64.RawURLEncoding.EncodeToString(nonce) // no "+" or "/": the template would escape them
 	renderNonce(w, http.StatusOK, "portal.html", map[string]any{"P": p, "Nonce": n}, n)
 	return nil
 }
