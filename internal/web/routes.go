@@ -36,6 +36,13 @@ func (s *Server) routeTable() []Route {
 		{"DELETE", "/api/v1/packages/{id}", Admin, "Delete a package and its stored bytes", s.packageDelete},
 		{"POST", "/api/v1/packages/{id}/finalize", Admin, "Finalize a package", s.packageFinalize},
 		{"POST", "/api/v1/packages/{id}/links", Admin, "Create a download link (expiry, password, download limit)", s.linkCreate},
+		{"POST", "/api/v1/connections/verify", Admin, "Check iconik credentials: the user, whether it qualifies, missing roles, every storage (nothing is saved)", s.connectionVerify},
+		{"GET", "/api/v1/connections", Admin, "List iconik connections (secrets are never returned)", s.connectionList},
+		{"POST", "/api/v1/connections", Admin, "Create an iconik connection; saved only when the credentials, roles and storage pass", s.connectionCreate},
+		{"GET", "/api/v1/connections/{id}", Admin, "Get an iconik connection", s.connectionGet},
+		{"PATCH", "/api/v1/connections/{id}", Admin, "Update an iconik connection (new credentials or storage are verified first)", s.connectionUpdate},
+		{"DELETE", "/api/v1/connections/{id}", Admin, "Delete an iconik connection no portal delivers to", s.connectionDelete},
+		{"POST", "/api/v1/connections/{id}/verify", Admin, "Re-verify a connection; marks it broken when iconik refuses it", s.connectionReverify},
 	}
 }
 

@@ -12,6 +12,7 @@ import (
 	"net"
 	"net/http"
 	"runtime/debug"
+	"slices"
 	"strings"
 	"time"
 )
@@ -29,6 +30,8 @@ type Options struct {
 	// Secret keys the MACs of unlock cookies; nil picks a random one (cookies
 	// then do not survive a restart).
 	Secret []byte
+	// Connections serves /api/v1/connections (nil: those routes answer 503).
+	Connections Connections
 }
 
 // Access says who may call a route.
@@ -105,12 +108,20 @@ func New(opt Options) (*Server, error) {
 		allowed[rt.Pattern] = append(allowed[rt.Pattern], rt.Method)
 	}
 	// ServeMux answers a wrong method in plain text; answer in JSON instead.
+	// The fallbacks name each method (not "any method"), so a literal path
+	// such as /api/v1/connections/verify can sit beside /api/v1/connections/{id}
+	// without the two patterns conflicting.
 	for pattern, methods := range allowed {
 		allow := strings.Join(methods, ", ")
-		s.mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
-			w.Header().Set("Allow", allow)
-			writeError(w, r, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed here; use %s.", r.Method, allow))
-		})
+		for _, m := range []string{"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "CONNECT", "TRACE"} {
+			if slices.Contains(methods, m) {
+				continue
+			}
+			s.mux.HandleFunc(m+" "+pattern, func(w http.ResponseWriter, r *http.Request) {
+				w.Header().Set("Allow", allow)
+				writeError(w, r, errorf(http.StatusMethodNotAllowed, "method_not_allowed", "%s is not allowed here; use %s.", r.Method, allow))
+			})
+		}
 	}
 	uploads := opt.Uploads
 	if uploads == nil {
