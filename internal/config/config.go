@@ -24,6 +24,11 @@ type Config struct {
 	PublicURL string
 	// SecureCookies marks session cookies Secure (set it behind HTTPS).
 	SecureCookies bool
+	// SecretKey is the master key (32 bytes, hex or base64) that seals
+	// secrets at rest and keys the server's MACs. Empty: a key file in
+	// DataDir is used, created on first start. Environment only
+	// (FERRY_SECRET_KEY): a flag would show it in the process list.
+	SecretKey string
 	// TLSCert and TLSKey, both set, make the server speak HTTPS (and HTTP/2)
 	// itself instead of behind a TLS-terminating proxy.
 	TLSCert, TLSKey string
@@ -67,22 +72,24 @@ func Default(xdgDataHome string) Config {
 type setting struct {
 	flag, usage string
 	ptr         any
+	envOnly     bool // secrets: never a flag (visible in ps)
 }
 
 func (c *Config) settings() []setting {
 	return []setting{
-		{"addr", "host:port to listen on", &c.Addr},
-		{"data", "data directory (database, uploads, secrets)", &c.DataDir},
-		{"database-url", "database URL (empty: SQLite in the data directory; postgres://... for PostgreSQL)", &c.DatabaseURL},
-		{"public-url", "base URL people reach this server at (used in links)", &c.PublicURL},
-		{"secure-cookies", "mark session cookies Secure (use behind HTTPS)", &c.SecureCookies},
-		{"tls-cert", "PEM certificate file: serve HTTPS (with --tls-key)", &c.TLSCert},
-		{"tls-key", "PEM private key file of --tls-cert", &c.TLSKey},
-		{"shutdown-timeout", "how long a graceful shutdown waits for requests", &c.ShutdownTimeout},
-		{"cleanup-interval", "how often unfinished uploads and expired packages are swept", &c.CleanupInterval},
-		{"unfinished-upload-age", "age after which an unfinished upload is deleted", &c.UnfinishedUploadAge},
-		{"session-ttl", "lifetime of a browser session", &c.SessionTTL},
-		{"log-level", "debug, info, warn or error", &c.LogLevel},
+		{"addr", "host:port to listen on", &c.Addr, false},
+		{"data", "data directory (database, uploads, secrets)", &c.DataDir, false},
+		{"database-url", "database URL (empty: SQLite in the data directory; postgres://... for PostgreSQL)", &c.DatabaseURL, false},
+		{"public-url", "base URL people reach this server at (used in links)", &c.PublicURL, false},
+		{"secure-cookies", "mark session cookies Secure (use behind HTTPS)", &c.SecureCookies, false},
+		{"secret-key", "master key sealing secrets at rest", &c.SecretKey, true},
+		{"tls-cert", "PEM certificate file: serve HTTPS (with --tls-key)", &c.TLSCert, false},
+		{"tls-key", "PEM private key file of --tls-cert", &c.TLSKey, false},
+		{"shutdown-timeout", "how long a graceful shutdown waits for requests", &c.ShutdownTimeout, false},
+		{"cleanup-interval", "how often unfinished uploads and expired packages are swept", &c.CleanupInterval, false},
+		{"unfinished-upload-age", "age after which an unfinished upload is deleted", &c.UnfinishedUploadAge, false},
+		{"session-ttl", "lifetime of a browser session", &c.SessionTTL, false},
+		{"log-level", "debug, info, warn or error", &c.LogLevel, false},
 	}
 }
 
@@ -140,7 +147,7 @@ func (c *Config) BindFlags(fs *pflag.FlagSet, names ...string) {
 		want[n] = true
 	}
 	for _, s := range c.settings() {
-		if len(want) > 0 && !want[s.flag] {
+		if s.envOnly || (len(want) > 0 && !want[s.flag]) {
 			continue
 		}
 		usage := s.usage + " [" + EnvName(s.flag) + "]"

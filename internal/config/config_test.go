@@ -68,3 +68,20 @@ func TestMalformedSettingsAreRefusedWithTheirName(t *testing.T) {
 		})
 	}
 }
+
+func TestSecretKeyComesOnlyFromTheEnvironment(t *testing.T) {
+	c, err := Load(func(k string) (string, bool) {
+		if k == "FERRY_SECRET_KEY" {
+			return "k3y", true
+		}
+		return "", false
+	})
+	if err != nil || c.SecretKey != "k3y" {
+		t.Fatalf("FERRY_SECRET_KEY not read: %q %v", c.SecretKey, err)
+	}
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	c.BindFlags(fs)
+	if fs.Lookup("secret-key") != nil {
+		t.Fatal("the secret key is offered as a flag, where ps would show it")
+	}
+}
