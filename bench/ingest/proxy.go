@@ -106,7 +106,9 @@ type chunk struct {
 // pipe copies src to dst through the delay line and the rate cap.
 func (p *wanProxy) pipe(dst, src net.Conn) {
 	const size = 64 << 10
-	lim := rate.NewLimiter(rate.Limit(p.rate), size)
+	// A 1 MiB bucket: timers oversleep on a busy machine, and a bucket of one
+	// chunk would turn every oversleep into lost rate; the average stays capped.
+	lim := rate.NewLimiter(rate.Limit(p.rate), 1<<20)
 	line := make(chan chunk, max(p.window/size, 1))
 	done := make(chan struct{})
 	go func() {
