@@ -2,7 +2,8 @@ package server
 
 import (
 	"context"
-	"crypto/rand"
+	"crypto/hmac"
+	"crypto/sha256"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -15,9 +16,12 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/config"
+	"github.com/ferryhq/ferry/internal/connect"
 	"github.com/ferryhq/ferry/internal/db"
+	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/ingest"
 	"github.com/ferryhq/ferry/internal/portal"
+	"github.com/ferryhq/ferry/internal/secret"
 	"github.com/ferryhq/ferry/internal/web"
 )
 
@@ -32,6 +36,9 @@ type Options struct {
 	// NoSync skips fsync of finished uploads (tests and benchmarks only).
 	NoSync bool
 	Now    func() time.Time
+	// Iconik is the template of the iconik clients Cloud Connect builds
+	// (transport, rate limit, retries); tests point it at the emulator.
+	Iconik iconik.Options
 }
 
 // App is a wired ferry server: database, upload engine and HTTP handler.
@@ -42,7 +49,9 @@ type App struct {
 	Portal *portal.Service
 	Ingest *ingest.Ingest
 	Web    *web.Server
-	now    func() time.Time
+	// Connect is Cloud Connect: delivery gets iconik clients from it.
+	Connect *connect.Service
+	now     func() time.Time
 }
 
 // Open opens (and migrates) the database under cfg.DataDir, builds the upload
@@ -80,14 +89,29 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		store.Close()
 		return nil, fmt.Errorf("starting the upload engine: %w", err)
 	}
-	secret, err := loadSecret(filepath.Join(dataDir, "secret.key"))
+	// The master key (cfg.SecretKey from FERRY_SECRET_KEY, else
+	// <data>/secret.key, created 0600 on first start) seals iconik tokens;
+	// keys for other purposes are derived from it.
+	key, err := secret.LoadKey(cfg.SecretKey, filepath.Join(dataDir, "secret.key"))
+	if err != nil {
+		store.Close()
+		return nil, fmt.Errorf("loading the server key: %w", err)
+	}
+	sealer, err := secret.NewSealer(key)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
+	a.Connect, err = connect.New(connect.Options{Store: store, Sealer: sealer, Logger: opt.Logger, Now: opt.Now, Client: opt.Iconik})
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
 	a.Web, err = web.New(web.Options{
-		Store: &webStore{db: store, svc: a.Portal, now: opt.Now, onFinalize: opt.OnFinalize}, Blobs: blobs{a.Ingest}, Uploads: a.guardTermination(a.Ingest.Handler()),
-		Logger: opt.Logger, SecureCookies: cfg.SecureCookies, SessionTTL: cfg.SessionTTL, Now: opt.Now, Secret: secret,
+		Store: &webStore{db: store, svc: a.Portal, conns: a.Connect, now: opt.Now, onFinalize: opt.OnFinalize},
+		Blobs: blobs{a.Ingest}, Uploads: a.guardTermination(a.Ingest.Handler()), Connections: a.Connect,
+		Logger: opt.Logger, SecureCookies: cfg.SecureCookies, SessionTTL: cfg.SessionTTL, Now: opt.Now,
+		Secret: derive(key, "web MAC v1"),
 	})
 	if err != nil {
 		store.Close()
@@ -100,24 +124,12 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	return a, nil
 }
 
-// loadSecret reads the server's MAC key, creating it on first start, so
-// unlock cookies survive restarts and are shared by replicas on one data dir.
-func loadSecret(path string) ([]byte, error) {
-	b, err := os.ReadFile(path)
-	if err == nil && len(b) >= 32 {
-		return b, nil
-	}
-	if err != nil && !errors.Is(err, os.ErrNotExist) {
-		return nil, fmt.Errorf("reading server secret %s: %w", path, err)
-	}
-	b = make([]byte, 32)
-	if _, err := rand.Read(b); err != nil {
-		return nil, fmt.Errorf("generating server secret: %w", err)
-	}
-	if err := os.WriteFile(path, b, 0o600); err != nil {
-		return nil, fmt.Errorf("writing server secret %s: %w", path, err)
-	}
-	return b, nil
+// derive makes a key for one purpose from the master key, so one secret is
+// all that replicas need to share.
+func derive(master []byte, purpose string) []byte {
+	m := hmac.New(sha256.New, master)
+	m.Write([]byte("ferry " + purpose))
+	return m.Sum(nil)
 }
 
 // Handler is the whole HTTP surface.

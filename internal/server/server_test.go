@@ -960,3 +960,11 @@ func TestDownloadLinksOnTheRealStore(t *testing.T) {
 		})
 	}
 }
+
+func TestPortalsDeliverOnlyToConnectionsThatExist(t *testing.T) {
+	h := newHarness(t)
+	resp, body := h.req("POST", "/api/v1/portals", map[string]any{"name": "P", "slug": "p", "connection_ids": []string{"no-such-connection"}}, h.admin()...)
+	if resp.StatusCode != 422 || !bytes.Contains(body, []byte("unknown_connection")) {
+		t.Fatalf("portal to a missing connection: %d %s", resp.StatusCode, body)
+	}
+}

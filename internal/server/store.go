@@ -8,6 +8,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/connect"
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/portal"
 	"github.com/ferryhq/ferry/internal/web"
@@ -19,6 +20,7 @@ import (
 type webStore struct {
 	db         db.Store
 	svc        *portal.Service
+	conns      *connect.Service
 	now        func() time.Time
 	onFinalize portal.FinalizeHook
 }
@@ -117,7 +119,25 @@ func portalInput(in web.PortalInput) portal.PortalInput {
 	}
 }
 
+// connectionsExist refuses a portal that would deliver to a connection that
+// does not exist.
+func (s *webStore) connectionsExist(ctx context.Context, ids []string) error {
+	if s.conns == nil || len(ids) == 0 {
+		return nil
+	}
+	if err := s.conns.Exist(ctx, ids); err != nil {
+		if ce := connect.AsError(err); ce != nil {
+			return &web.Error{Status: ce.Status, Code: ce.Code, Message: ce.Message}
+		}
+		return err
+	}
+	return nil
+}
+
 func (s *webStore) PortalCreate(ctx context.Context, in web.PortalInput) (web.Portal, error) {
+	if err := s.connectionsExist(ctx, in.ConnectionIDs); err != nil {
+		return web.Portal{}, err
+	}
 	p, err := s.svc.CreatePortal(ctx, portalInput(in))
 	if err != nil {
 		return web.Portal{}, mapErr(err)
@@ -126,6 +146,9 @@ func (s *webStore) PortalCreate(ctx context.Context, in web.PortalInput) (web.Po
 }
 
 func (s *webStore) PortalUpdate(ctx context.Context, id string, in web.PortalInput) (web.Portal, error) {
+	if err := s.connectionsExist(ctx, in.ConnectionIDs); err != nil {
+		return web.Portal{}, err
+	}
 	p, err := s.svc.UpdatePortal(ctx, id, portalInput(in))
 	if err != nil {
 		return web.Portal{}, mapErr(err)
