@@ -12,6 +12,8 @@ import (
 	"image/png"
 	"io"
 	"log/slog"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sort"
@@ -37,7 +39,8 @@ type env struct {
 	ctx    context.Context
 	store  db.Store
 	portal *portal.Service
-	emu    *emulatortest.Emulator
+	emu    *emulator.Server
+	url    string         // the emulator's base URL
 	cl     *iconik.Client // the test's own view of iconik
 	conns  *staticConns
 	svc    *delivery.Service
@@ -69,6 +72,7 @@ func (b fileBlob) Size() int64 { return b.size }
 
 type envOptions struct {
 	faults   emulator.Faults
+	wrap     func(http.Handler) http.Handler // in front of the emulator (extra faults)
 	dataDir  string
 	noSpec   bool // faults answer statuses the spec does not declare
 	services func(*delivery.Options)
@@ -88,7 +92,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err := os.MkdirAll(e.blobs, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	e.emu = emulatortest.Start(t, emulator.Options{Faults: o.faults, DataDir: o.dataDir, Logger: slog.New(slog.DiscardHandler)})
+	e.emu, e.url = startEmulator(t, emulator.Options{Faults: o.faults, DataDir: o.dataDir, Logger: slog.New(slog.DiscardHandler)}, o.wrap)
 	e.cl = e.client(t, o.noSpec)
 	e.conns = &staticConns{clients: map[string]*iconik.Client{}, conns: map[string]delivery.Connection{}}
 	opts := delivery.Options{
@@ -132,18 +136,51 @@ func newEnv(t *testing.T, o envOptions) *env {
 // client is an admin client of the emulator whose traffic is checked
 // against iconik's spec.
 func (e *env) client(t *testing.T, noSpec bool) *iconik.Client {
-	cred := e.emu.Cred("admin")
+	cred := e.cred("admin")
 	tr := ispec.Transport(t, nil)
 	if noSpec {
 		tr = ispec.TransportAllowing(t, nil, 429, 500, 502, 503)
 	}
-	cl, err := iconik.New(iconik.Options{BaseURL: e.emu.URL, AppID: cred.AppID, Token: cred.Token, Transport: tr,
+	cl, err := iconik.New(iconik.Options{BaseURL: e.url, AppID: cred.AppID, Token: cred.Token, Transport: tr,
 		Backoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, MaxAttempts: 8, RateLimit: -1,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}
 	return cl
+}
+
+// startEmulator runs an emulator for the test, behind wrap when given.
+func startEmulator(t *testing.T, opts emulator.Options, wrap func(http.Handler) http.Handler) (*emulator.Server, string) {
+	t.Helper()
+	if wrap == nil {
+		e := emulatortest.Start(t, opts)
+		return e.Server, e.URL
+	}
+	if opts.DataDir == "" {
+		opts.DataDir = t.TempDir()
+	}
+	s, err := emulator.New(opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(wrap(s.Handler()))
+	s.SetBaseURL(srv.URL)
+	t.Cleanup(func() {
+		srv.Close()
+		s.Close()
+	})
+	return s, srv.URL
+}
+
+func (e *env) cred(name string) emulator.Credential {
+	for _, c := range e.emu.Credentials() {
+		if c.Name == name {
+			return c
+		}
+	}
+	e.t.Fatalf("emulator has no credential %q", name)
+	return emulator.Credential{}
 }
 
 // connect registers connection id on the emulator's storage named storage,
