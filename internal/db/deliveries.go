@@ -31,7 +31,7 @@ type Delivery struct {
 	PackageID    string
 	ConnectionID string
 	Origin       string // DeliveryOriginPortal | DeliveryOriginSendToCloud
-	RootTitle    string // "Portal Downloads" or the Send to Cloud root
+	RootTitle    string // "Portal Downloads" or the Send to Cloud root; "" until resolved
 	PortalName   string // "" for Send to Cloud
 	State        DeliveryState
 	// Finalized: every file of the package is known (the package was
@@ -162,9 +162,10 @@ type DeliveryGetByIDParams struct{ ID string }
 type DeliveryGetByPackageConnectionParams struct{ PackageID, ConnectionID string }
 type DeliveryListByPackageParams struct{ PackageID string }
 
-// DeliverySetCollectionParams records the package's collection.
+// DeliverySetCollectionParams records the root title and the package's
+// collection.
 type DeliverySetCollectionParams struct {
-	ID, PackageTitle, CollectionID string
+	ID, RootTitle, PackageTitle, CollectionID string
 }
 
 // DeliverySetFinalizedParams marks that every file of the package is known.
@@ -212,8 +213,8 @@ func scanDelivery(r rowScanner) (*Delivery, error) {
 }
 
 func (q queries) DeliveryCreate(ctx context.Context, p *DeliveryCreateParams) (*Delivery, error) {
-	if p.PackageID == "" || p.ConnectionID == "" || p.RootTitle == "" {
-		return nil, fmt.Errorf("db: DeliveryCreate: package, connection and root title are required: %w", ErrConflict)
+	if p.PackageID == "" || p.ConnectionID == "" {
+		return nil, fmt.Errorf("db: DeliveryCreate: package and connection are required: %w", ErrConflict)
 	}
 	now := ts(p.CreatedAt)
 	d, err := one(ctx, q, "DeliveryCreate", ErrNotFound, scanDelivery,
@@ -243,8 +244,8 @@ func (q queries) DeliveryListByPackage(ctx context.Context, p *DeliveryListByPac
 
 func (q queries) DeliverySetCollection(ctx context.Context, p *DeliverySetCollectionParams) (*Delivery, error) {
 	return one(ctx, q, "DeliverySetCollection", ErrNotFound, scanDelivery,
-		"UPDATE deliveries SET package_title = $2, collection_id = $3, updated_at = $4 WHERE id = $1 RETURNING "+deliveryCols,
-		p.ID, p.PackageTitle, p.CollectionID, ts(time.Time{}))
+		"UPDATE deliveries SET root_title = $2, package_title = $3, collection_id = $4, updated_at = $5 WHERE id = $1 RETURNING "+deliveryCols,
+		p.ID, p.RootTitle, p.PackageTitle, p.CollectionID, ts(time.Time{}))
 }
 
 func (q queries) DeliverySetFinalized(ctx context.Context, p *DeliverySetFinalizedParams) (*Delivery, error) {

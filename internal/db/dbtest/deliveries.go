@@ -56,7 +56,7 @@ func testDeliveries(t *testing.T, s db.Store) {
 	}
 
 	must(s.DeliverySetFinalized(ctx, &db.DeliverySetFinalizedParams{ID: d.ID}))
-	must(s.DeliverySetCollection(ctx, &db.DeliverySetCollectionParams{ID: d.ID, PackageTitle: "Pkg (2)", CollectionID: "col-2"}))
+	must(s.DeliverySetCollection(ctx, &db.DeliverySetCollectionParams{ID: d.ID, RootTitle: "Portal Downloads", PackageTitle: "Pkg (2)", CollectionID: "col-2"}))
 	must(s.DeliverySetJob(ctx, &db.DeliverySetJobParams{ID: d.ID, IconikJobID: "job-1"}))
 	done := must(s.DeliverySetState(ctx, &db.DeliverySetStateParams{ID: d.ID, State: db.DeliveryDelivered, OnlyUnsettled: true, At: t0.Add(time.Minute)}))
 	if !done.Finalized || done.PackageTitle != "Pkg (2)" || done.CollectionID != "col-2" || done.IconikJobID != "job-1" || done.SettledAt == nil {
