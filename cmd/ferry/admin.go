@@ -35,6 +35,9 @@ func newAdminCmd() *cobra.Command {
 		Short: "Create an admin user (password read from a file, stdin with -, or prompted)",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if email == "" {
+				return usagef("--email is required")
+			}
 			pw, err := readPassword(cmd, passwordFile)
 			if err != nil {
 				return err
@@ -49,7 +52,6 @@ func newAdminCmd() *cobra.Command {
 	}
 	createUser.Flags().StringVar(&email, "email", "", "the user's email address (required)")
 	createUser.Flags().StringVar(&passwordFile, "password-file", "", "file holding the password, or - for standard input")
-	_ = createUser.MarkFlagRequired("email")
 
 	var tokEmail, tokName string
 	createToken := &cobra.Command{
@@ -57,6 +59,9 @@ func newAdminCmd() *cobra.Command {
 		Short: "Create an API token for a user; it is printed once and stored only hashed",
 		Args:  cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			if tokEmail == "" {
+				return usagef("--email is required")
+			}
 			tok, err := server.CreateAPIToken(cmd.Context(), cfg, tokEmail, tokName)
 			if err != nil {
 				return err
@@ -68,7 +73,6 @@ func newAdminCmd() *cobra.Command {
 	}
 	createToken.Flags().StringVar(&tokEmail, "email", "", "the user the token acts as (required)")
 	createToken.Flags().StringVar(&tokName, "name", "cli", "a name to recognise the token by")
-	_ = createToken.MarkFlagRequired("email")
 
 	admin.AddCommand(createUser, createToken)
 	return admin
