@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/http"
 	"sync"
 	"time"
 
@@ -20,6 +21,7 @@ import (
 	"github.com/ferryhq/ferry/internal/portal"
 	"github.com/ferryhq/ferry/internal/transfer"
 	"github.com/ferryhq/ferry/internal/transfer/s3"
+	"riverqueue.com/riverui"
 )
 
 // Connection is what delivery needs to know of a Cloud Connect connection.
@@ -107,6 +109,8 @@ type Service struct {
 	river   *river.Client[*sql.Tx]
 	plan    *planner
 	running sync.Map // file key -> struct{}: one run per file in this process
+
+	ui *riverui.Handler
 
 	semMu sync.Mutex
 	sems  map[string]chan struct{} // per delivery
@@ -212,7 +216,28 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.river.Start(ctx); err != nil {
 		return fmt.Errorf("delivery: starting River: %w", err)
 	}
+	ui, err := riverui.NewHandler(&riverui.HandlerOpts{Endpoints: riverui.NewEndpoints(s.river, nil), Prefix: JobsUIPrefix,
+		Logger: s.log.With("component", "riverui")})
+	if err != nil {
+		return fmt.Errorf("delivery: River UI: %w", err)
+	}
+	if err := ui.Start(ctx); err != nil {
+		return fmt.Errorf("delivery: starting River UI: %w", err)
+	}
+	s.ui = ui
 	return nil
+}
+
+// JobsUIPrefix is where River UI is mounted.
+const JobsUIPrefix = "/admin/jobs"
+
+// JobsUI is River UI for operators, mounted at JobsUIPrefix (nil before
+// Start). Whoever mounts it must allow admins only.
+func (s *Service) JobsUI() http.Handler {
+	if s.ui == nil {
+		return nil
+	}
+	return s.ui
 }
 
 // Stop lets running jobs finish for up to grace, then cancels them (they

@@ -18,6 +18,7 @@ import (
 	"github.com/ferryhq/ferry/internal/config"
 	"github.com/ferryhq/ferry/internal/connect"
 	"github.com/ferryhq/ferry/internal/db"
+	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/ingest"
 	"github.com/ferryhq/ferry/internal/portal"
@@ -39,6 +40,8 @@ type Options struct {
 	// Iconik is the template of the iconik clients Cloud Connect builds
 	// (transport, rate limit, retries); tests point it at the emulator.
 	Iconik iconik.Options
+	// Delivery tunes the delivery service (workers, retries); nil = defaults.
+	Delivery func(*delivery.Options)
 }
 
 // App is a wired ferry server: database, upload engine and HTTP handler.
@@ -51,6 +54,8 @@ type App struct {
 	Web    *web.Server
 	// Connect is Cloud Connect: delivery gets iconik clients from it.
 	Connect *connect.Service
+	// Delivery delivers packages into iconik (nil on PostgreSQL for now).
+	Delivery *delivery.Service
 	now     func() time.Time
 }
 
@@ -107,8 +112,12 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		store.Close()
 		return nil, err
 	}
+	if err := a.openDelivery(ctx, opt, g); err != nil {
+		store.Close()
+		return nil, err
+	}
 	a.Web, err = web.New(web.Options{
-		Store: &webStore{db: store, svc: a.Portal, conns: a.Connect, now: opt.Now, onFinalize: opt.OnFinalize},
+		Store: a.withDeliveries(&webStore{db: store, svc: a.Portal, conns: a.Connect, now: opt.Now, onFinalize: opt.OnFinalize}),
 		Blobs: blobs{a.Ingest}, Uploads: a.guardTermination(a.Ingest.Handler()), Connections: a.Connect,
 		Logger: opt.Logger, SecureCookies: cfg.SecureCookies, SessionTTL: cfg.SessionTTL, Now: opt.Now,
 		Secret: derive(key, "web MAC v1"),
@@ -225,6 +234,11 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 		return fmt.Errorf("listening on %s: %w", a.cfg.Addr, err)
 	}
 	srv := a.HTTPServer()
+	if err := a.startDelivery(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	defer a.stopDelivery()
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.sweepLoop(sweepCtx, a.cfg.CleanupInterval) })

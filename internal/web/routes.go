@@ -43,6 +43,11 @@ func (s *Server) routeTable() []Route {
 		{"PATCH", "/api/v1/connections/{id}", Admin, "Update an iconik connection (new credentials or storage are verified first)", s.connectionUpdate},
 		{"DELETE", "/api/v1/connections/{id}", Admin, "Delete an iconik connection no portal delivers to", s.connectionDelete},
 		{"POST", "/api/v1/connections/{id}/verify", Admin, "Re-verify a connection; marks it broken when iconik refuses it", s.connectionReverify},
+		{"GET", "/api/v1/deliveries/{id}", Admin, "Get a delivery: state, per-file state, bytes done, errors, iconik ids and collection id", s.deliveryGet},
+		{"POST", "/api/v1/deliveries/{id}/retry", Admin, "Retry the failed files of a delivery (each resumes from its first unfinished step)", s.deliveryRetry},
+		{"POST", "/api/v1/packages/{id}/deliveries", Admin, "Send to Cloud: deliver a finalized package to a connection ({\"connection_id\"})", s.deliverySend},
+		{"GET", "/admin/jobs/", Admin, "River UI: durable delivery jobs, for operators", s.jobsUI},
+		{"POST", "/admin/jobs/", Admin, "River UI actions (retry, cancel, delete jobs)", s.jobsUI},
 	}
 }
 

@@ -1,0 +1,169 @@
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/connect"
+	"github.com/ferryhq/ferry/internal/db"
+	"github.com/ferryhq/ferry/internal/delivery"
+	"github.com/ferryhq/ferry/internal/iconik"
+	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/web"
+)
+
+// openDelivery builds the delivery service (River on the Store's SQLite)
+// and hooks it into upload completion and finalize. On PostgreSQL delivery is
+// not wired yet: the server runs without it and says so.
+func (a *App) openDelivery(ctx context.Context, opt Options, g *gate) error {
+	o := delivery.Options{
+		DB: a.DB, Connections: deliveryConns{a.Connect}, Blobs: deliveryBlobs{a.Ingest},
+		Logger: a.log, Now: opt.Now,
+	}
+	if opt.Delivery != nil {
+		opt.Delivery(&o)
+	}
+	if a.DB.Dialect() != db.DialectSQLite {
+		a.log.Warn("deliveries into iconik are not available on PostgreSQL yet; packages are received but not delivered")
+		return nil
+	}
+	d, err := delivery.New(ctx, o)
+	if err != nil {
+		return fmt.Errorf("starting deliveries: %w", err)
+	}
+	a.Delivery = d
+	if g.onComplete == nil {
+		g.onComplete = d.OnComplete
+	}
+	return nil
+}
+
+// withDeliveries gives the web store the deliveries capability and the
+// finalize hook.
+func (a *App) withDeliveries(ws *webStore) web.Store {
+	if a.Delivery == nil {
+		return ws
+	}
+	if ws.onFinalize == nil {
+		ws.onFinalize = a.Delivery.OnFinalize
+	}
+	return &deliveryStore{webStore: ws, d: a.Delivery}
+}
+
+// startDelivery works delivery jobs until stopDelivery.
+func (a *App) startDelivery(ctx context.Context) error {
+	if a.Delivery == nil {
+		return nil
+	}
+	// River's own context must outlive the HTTP shutdown: stopDelivery ends it.
+	return a.Delivery.Start(context.WithoutCancel(ctx))
+}
+
+func (a *App) stopDelivery() {
+	if a.Delivery == nil {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout+5*time.Second)
+	defer cancel()
+	if err := a.Delivery.Stop(ctx, a.cfg.ShutdownTimeout); err != nil {
+		a.log.Warn("stopping delivery jobs", "err", err)
+	}
+}
+
+// deliveryConns adapts Cloud Connect to what delivery needs.
+type deliveryConns struct{ c *connect.Service }
+
+func (d deliveryConns) Client(ctx context.Context, id string) (*iconik.Client, delivery.Connection, error) {
+	cl, c, err := d.c.Client(ctx, id)
+	if err != nil {
+		return nil, delivery.Connection{}, err
+	}
+	return cl, delivery.Connection{ID: c.ID, StorageID: c.Storage.ID, StorageMethod: c.Storage.Method, PortalRoot: c.PortalRoot,
+		SendRoot: c.SendRoot, MetadataViewID: c.MetadataViewID, DescriptionField: c.MetadataField}, nil
+}
+
+// deliveryBlobs adapts ingest's Blob to delivery's (same methods, distinct types).
+type deliveryBlobs struct{ i *ingest.Ingest }
+
+func (b deliveryBlobs) Open(ctx context.Context, id string) (delivery.Blob, error) {
+	return b.i.Open(ctx, id)
+}
+
+// deliveryStore is the web store plus web.Deliveries.
+type deliveryStore struct {
+	*webStore
+	d *delivery.Service
+}
+
+var _ web.Deliveries = (*deliveryStore)(nil)
+
+func (s *deliveryStore) DeliveryGet(ctx context.Context, id string) (*web.Delivery, error) {
+	st, err := s.d.Get(ctx, id)
+	if err != nil {
+		return nil, deliveryErr(err)
+	}
+	return webDelivery(st), nil
+}
+
+func (s *deliveryStore) DeliveryRetry(ctx context.Context, id string) (int, error) {
+	n, err := s.d.Retry(ctx, id)
+	return n, deliveryErr(err)
+}
+
+func (s *deliveryStore) DeliverySend(ctx context.Context, packageID, connectionID string) (*web.Delivery, error) {
+	if _, err := s.conns.Get(ctx, connectionID); err != nil {
+		var ce *connect.Error
+		if errors.As(err, &ce) {
+			return nil, &web.Error{Status: ce.Status, Code: ce.Code, Message: ce.Message}
+		}
+		return nil, deliveryErr(err)
+	}
+	d, err := s.d.SendToCloud(ctx, packageID, connectionID)
+	if err != nil {
+		return nil, deliveryErr(err)
+	}
+	return s.DeliveryGet(ctx, d.ID)
+}
+
+func (s *deliveryStore) JobsUI() http.Handler { return s.d.JobsUI() }
+
+func deliveryErr(err error) error {
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, db.ErrNotFound):
+		return fmt.Errorf("%w: %w", web.ErrNotFound, err)
+	case errors.Is(err, delivery.ErrNotFinalized):
+		return fmt.Errorf("%w: %w", web.ErrConflict, err)
+	}
+	return err
+}
+
+func webDelivery(st *delivery.Status) *web.Delivery {
+	d := st.Delivery
+	out := &web.Delivery{ID: d.ID, PackageID: d.PackageID, ConnectionID: d.ConnectionID, Origin: d.Origin,
+		State: stateText(string(d.State)), CollectionID: d.CollectionID, IconikJobID: d.IconikJobID, Title: d.PackageTitle,
+		Bytes: st.Bytes, BytesDone: st.BytesDone, Error: d.Error, CreatedAt: d.CreatedAt, SettledAt: d.SettledAt,
+		Files: []web.DeliveryFile{}, Errors: []web.DeliveryError{}}
+	for _, f := range st.Files {
+		out.Files = append(out.Files, web.DeliveryFile{FileID: f.FileID, Path: f.Path, Size: f.Size, State: string(f.State), Step: f.Step,
+			BytesDone: f.BytesDone, Error: f.Error, CollectionID: f.CollectionID, AssetID: f.AssetID, FormatID: f.FormatID,
+			FileSetID: f.FileSetID, IconikFileID: f.IconikFileID, JobID: f.JobID, KeyframeJobID: f.KeyframeJobID,
+			KeyframesSkipped: f.KeyframesSkipped, SHA256: f.DeliveredSHA256})
+		if f.Error != "" {
+			out.Errors = append(out.Errors, web.DeliveryError{Path: f.Path, Message: f.Error})
+		}
+	}
+	return out
+}
+
+// stateText spells states as the API documents them ("partially failed").
+func stateText(s string) string {
+	if s == string(db.DeliveryPartiallyFailed) {
+		return "partially failed"
+	}
+	return s
+}

@@ -1,0 +1,180 @@
+package web
+
+import (
+	"context"
+	"errors"
+	"net/http"
+	"strings"
+	"time"
+)
+
+// Deliveries is an optional capability of the Store (discovered, not
+// assumed, like tusd's store extensions): deliveries into iconik. Without it
+// the delivery routes answer 503.
+type Deliveries interface {
+	// DeliveryGet returns a delivery with its files (ErrNotFound when unknown).
+	DeliveryGet(ctx context.Context, id string) (*Delivery, error)
+	// DeliveryRetry puts the failed files back in the queue and returns how many.
+	DeliveryRetry(ctx context.Context, id string) (int, error)
+	// DeliverySend is Send to Cloud: deliver a finalized package to a
+	// connection (ErrNotFound for an unknown package or connection,
+	// ErrConflict for a package still uploading).
+	DeliverySend(ctx context.Context, packageID, connectionID string) (*Delivery, error)
+	// JobsUI is River UI for operators (nil: not mounted).
+	JobsUI() http.Handler
+}
+
+// Delivery is one package delivered to one connection.
+type Delivery struct {
+	ID           string          `json:"id"`
+	PackageID    string          `json:"package_id"`
+	ConnectionID string          `json:"connection_id"`
+	Origin       string          `json:"origin"` // portal | send_to_cloud
+	State        string          `json:"state"`  // queued | running | delivered | partially failed | failed
+	CollectionID string          `json:"collection_id,omitempty"`
+	IconikJobID  string          `json:"iconik_job_id,omitempty"`
+	Title        string          `json:"title,omitempty"` // the package collection's title ("<name> (2)" when taken)
+	Bytes        int64           `json:"bytes"`
+	BytesDone    int64           `json:"bytes_done"`
+	Error        string          `json:"error,omitempty"`
+	CreatedAt    time.Time       `json:"created_at"`
+	SettledAt    *time.Time      `json:"settled_at,omitempty"`
+	Files        []DeliveryFile  `json:"files"`
+	Errors       []DeliveryError `json:"errors"`
+}
+
+// DeliveryFile is one file's delivery with the iconik ids it made.
+type DeliveryFile struct {
+	FileID           string `json:"file_id"`
+	Path             string `json:"path"`
+	Size             int64  `json:"size"`
+	State            string `json:"state"` // queued | running | delivered | failed
+	Step             string `json:"step,omitempty"`
+	BytesDone        int64  `json:"bytes_done"`
+	Error            string `json:"error,omitempty"`
+	CollectionID     string `json:"collection_id,omitempty"`
+	AssetID          string `json:"asset_id,omitempty"`
+	FormatID         string `json:"format_id,omitempty"`
+	FileSetID        string `json:"file_set_id,omitempty"`
+	IconikFileID     string `json:"iconik_file_id,omitempty"`
+	JobID            string `json:"job_id,omitempty"`
+	KeyframeJobID    string `json:"keyframe_job_id,omitempty"`
+	KeyframesSkipped bool   `json:"keyframes_skipped,omitempty"`
+	SHA256           string `json:"sha256,omitempty"`
+}
+
+// DeliveryError names a file that failed and why.
+type DeliveryError struct {
+	Path    string `json:"path"`
+	Message string `json:"message"`
+}
+
+func (s *Server) deliveries() (Deliveries, error) {
+	d, ok := s.opt.Store.(Deliveries)
+	if !ok {
+		return nil, errorf(http.StatusServiceUnavailable, "deliveries_unavailable", "Deliveries are not enabled on this server.")
+	}
+	return d, nil
+}
+
+func deliveryError(err error, what string) error {
+	var ae *Error
+	switch {
+	case errors.As(err, &ae):
+		return err
+	case errors.Is(err, ErrNotFound):
+		return errorf(http.StatusNotFound, "not_found", "There is no such %s.", what)
+	case errors.Is(err, ErrConflict):
+		return errorf(http.StatusConflict, "package_not_finalized", "The package is still uploading; finalize it before sending it to the cloud.")
+	}
+	return err
+}
+
+func (s *Server) deliveryGet(w http.ResponseWriter, r *http.Request) error {
+	ds, err := s.deliveries()
+	if err != nil {
+		return err
+	}
+	d, err := ds.DeliveryGet(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return deliveryError(err, "delivery")
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"delivery": d})
+	return nil
+}
+
+func (s *Server) deliveryRetry(w http.ResponseWriter, r *http.Request) error {
+	ds, err := s.deliveries()
+	if err != nil {
+		return err
+	}
+	n, err := ds.DeliveryRetry(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return deliveryError(err, "delivery")
+	}
+	d, err := ds.DeliveryGet(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return deliveryError(err, "delivery")
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"retried": n, "delivery": d})
+	return nil
+}
+
+func (s *Server) deliverySend(w http.ResponseWriter, r *http.Request) error {
+	ds, err := s.deliveries()
+	if err != nil {
+		return err
+	}
+	var in deliverySendRequest
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	if strings.TrimSpace(in.ConnectionID) == "" {
+		return errorf(http.StatusBadRequest, "connection_id_required", "Say which connection to send to: {\"connection_id\": \"...\"}.")
+	}
+	d, err := ds.DeliverySend(r.Context(), r.PathValue("id"), in.ConnectionID)
+	if err != nil {
+		return deliveryError(err, "package or connection")
+	}
+	writeJSON(w, http.StatusAccepted, map[string]any{"delivery": d})
+	return nil
+}
+
+// jobsUI serves River UI under /admin/jobs for admins.
+func (s *Server) jobsUI(w http.ResponseWriter, r *http.Request) error {
+	ds, err := s.deliveries()
+	if err != nil {
+		return err
+	}
+	h := ds.JobsUI()
+	if h == nil {
+		return errorf(http.StatusServiceUnavailable, "jobs_ui_unavailable", "The jobs UI is not enabled on this server.")
+	}
+	h.ServeHTTP(w, r)
+	return nil
+}
+
+type deliveryResponse struct {
+	Delivery Delivery `json:"delivery"`
+}
+type deliveryRetryResponse struct {
+	Retried  int      `json:"retried"`
+	Delivery Delivery `json:"delivery"`
+}
+type deliverySendRequest struct {
+	ConnectionID string `json:"connection_id"`
+}
+
+// The delivery routes are registered in the OpenAPI table here, beside their
+// types, as the connection routes are.
+func init() {
+	for k, v := range map[string][3]any{
+		"GET /api/v1/deliveries/{id}":           {nil, deliveryResponse{}, 200},
+		"POST /api/v1/deliveries/{id}/retry":    {nil, deliveryRetryResponse{}, 202},
+		"POST /api/v1/packages/{id}/deliveries": {deliverySendRequest{}, deliveryResponse{}, 202},
+	} {
+		e := apiSchemas[k]
+		e.req, e.resp, e.status = v[0], v[1], v[2].(int)
+		apiSchemas[k] = e
+	}
+}
