@@ -56,7 +56,7 @@ type App struct {
 	Connect *connect.Service
 	// Delivery delivers packages into iconik (nil on PostgreSQL for now).
 	Delivery *delivery.Service
-	now     func() time.Time
+	now      func() time.Time
 }
 
 // Open opens (and migrates) the database under cfg.DataDir, builds the upload
