@@ -3,6 +3,8 @@ package main
 import (
 	"context"
 	"crypto/rand"
+	"encoding/base64"
+	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
@@ -162,7 +164,37 @@ func sendWithFerry(c config, target, file string, streams int) (time.Duration, t
 	if err != nil {
 		return d, 0, fmt.Errorf("ferry send --streams %d: %w\n%s", streams, err, out.String())
 	}
+	deletePackage(c, target, strings.TrimSpace(out.String()))
 	return d, cpuOf(cmd), nil
+}
+
+// deletePackage removes a package the bench sent to a real server (admin API,
+// needs -token), so repeated runs do not fill its disk and page cache.
+func deletePackage(c config, target, id string) {
+	if c.target == "" || c.token == "" || id == "" {
+		return
+	}
+	tu, err := url.Parse(target)
+	if err != nil {
+		return
+	}
+	base := tu.Scheme + "://" + tu.Host
+	if i := strings.LastIndex(tu.Path, "/p/"); i >= 0 {
+		base += tu.Path[:i]
+	} else {
+		base += strings.TrimSuffix(tu.Path, "/")
+	}
+	req, _ := http.NewRequest(http.MethodDelete, base+"/api/v1/packages/"+url.PathEscape(id), nil)
+	req.Header.Set("Authorization", "Bearer "+c.token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Println("  could not delete package", id, err)
+		return
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		fmt.Println("  could not delete package", id, "HTTP", resp.StatusCode)
+	}
 }
 
 func cpuOf(cmd *exec.Cmd) time.Duration {
@@ -208,6 +240,13 @@ func lan(c config, target string) error {
 			results = append(results, r)
 		}
 	}
+	warm(src)
+	if r, err := curlTus(c, target, src); err != nil {
+		fmt.Println("  curl tus PATCH run skipped:", err)
+	} else {
+		results = append(results, r)
+	}
+	cleanStandIn(c)
 	for _, n := range []int{1, 4} {
 		warm(src)
 		d, cpu, err := sendWithFerry(c, target, src, n)
@@ -225,6 +264,9 @@ func lan(c config, target string) error {
 	}
 	fmt.Printf("LAN targets: best ferry / ceiling = %.2f (target >= 0.85): %s; 4 streams / 1 stream = %.2f (target >= 1): %s\n",
 		best.mbps()/results[0].mbps(), verdict(best.mbps()/results[0].mbps() >= 0.85), four.mbps()/one.mbps(), verdict(four.mbps() >= one.mbps()))
+	if own := find(results, "curl tus PATCH -> same server (its ceiling)"); own.bytes > 0 {
+		fmt.Printf("LAN: best ferry / the same server's own curl ceiling = %.2f\n", best.mbps()/own.mbps())
+	}
 	return nil
 }
 
@@ -389,6 +431,91 @@ func tusJS(c config, src string) (result, error) {
 		return result{}, fmt.Errorf("tus-js-client output %q: %w", b, err)
 	}
 	return result{name: "stock tusd + tus-js-client (Node, 1 stream)", bytes: c.size, dur: time.Duration(ns), cpu: cpuOf(cmd), note: "(upload only)"}, nil
+}
+
+// curlTus is the target server's own ceiling: one tus upload created by hand
+// and its bytes sent by curl in one PATCH (no hashing, no parts).
+func curlTus(c config, target, src string) (result, error) {
+	tu, err := url.Parse(target)
+	if err != nil {
+		return result{}, err
+	}
+	base := tu.Scheme + "://" + tu.Host
+	pkgURL, bearer := base+"/api/v1/packages", c.token
+	if i := strings.LastIndex(tu.Path, "/p/"); i >= 0 {
+		base += tu.Path[:i]
+		pkgURL, bearer = base+tu.Path[i:]+"/packages", ""
+	}
+	body := strings.NewReader(`{"name":"curl-ceiling","sender_email":"bench@example.com"}`)
+	req, _ := http.NewRequest(http.MethodPost, pkgURL, body)
+	req.Header.Set("Content-Type", "application/json")
+	if bearer != "" {
+		req.Header.Set("Authorization", "Bearer "+bearer)
+	}
+	var created struct {
+		Package struct {
+			ID string `json:"id"`
+		} `json:"package"`
+		UploadToken string `json:"upload_token"`
+		UploadURL   string `json:"upload_url"`
+	}
+	if err := doJSON(req, http.StatusCreated, &created); err != nil {
+		return result{}, fmt.Errorf("create package: %w", err)
+	}
+	defer deletePackage(c, target, created.Package.ID)
+	endpoint, err := tu.Parse(cmpOr(created.UploadURL, "/uploads/"))
+	if err != nil {
+		return result{}, err
+	}
+	st, err := os.Stat(src)
+	if err != nil {
+		return result{}, err
+	}
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	req, _ = http.NewRequest(http.MethodPost, endpoint.String(), nil)
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Authorization", "Bearer "+created.UploadToken)
+	req.Header.Set("Upload-Length", fmt.Sprint(st.Size()))
+	req.Header.Set("Upload-Metadata", "package_token "+b64(created.UploadToken)+",filename "+b64("lan.bin")+",relativePath "+b64("lan.bin"))
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return result{}, err
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated {
+		return result{}, fmt.Errorf("create upload: HTTP %d", resp.StatusCode)
+	}
+	loc, err := endpoint.Parse(resp.Header.Get("Location"))
+	if err != nil {
+		return result{}, err
+	}
+	start := time.Now()
+	cmd := exec.Command("curl", "-sS", "-f", "-X", "PATCH", "-T", src, "-H", "Expect:", "-H", "Tus-Resumable: 1.0.0",
+		"-H", "Upload-Offset: 0", "-H", "Content-Type: application/offset+octet-stream", "-H", "Authorization: Bearer "+created.UploadToken, loc.String())
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return result{}, fmt.Errorf("curl PATCH: %w: %s", err, b)
+	}
+	return result{name: "curl tus PATCH -> same server (its ceiling)", bytes: st.Size(), dur: time.Since(start), cpu: cpuOf(cmd)}, nil
+}
+
+func cmpOr(a, b string) string {
+	if a != "" {
+		return a
+	}
+	return b
+}
+
+func doJSON(req *http.Request, want int, out any) error {
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode != want {
+		return fmt.Errorf("HTTP %d: %s", resp.StatusCode, b)
+	}
+	return json.Unmarshal(b, out)
 }
 
 // panicTB lets testbed helpers run outside a test.
