@@ -450,7 +450,7 @@ func (s *Server) multipartPartURLs(c *call) {
 		c.invalid(map[string]string{"parts_num": "Must be between 1 and 10000."})
 		return
 	}
-	f, st, ok := s.uploadTarget(c, "S3")
+	f, st, ok := s.uploadTarget(c, "S3", "GCS")
 	if !ok {
 		return
 	}
@@ -463,6 +463,10 @@ func (s *Server) multipartPartURLs(c *call) {
 	var parts []int
 	for i := (page-1)*per + 1; i <= min(page*per, n); i++ {
 		parts = append(parts, i)
+	}
+	if st.Method == "GCS" {
+		s.gcsPartURLs(c, f, st, parts)
+		return
 	}
 	urls, err := s.plane.S3PartURLs(st, str(f, "_key"), c.q.Get("upload_id"), parts, nil)
 	if err != nil {
@@ -553,6 +557,10 @@ func (s *Server) multipartCleanup(c *call) {
 	if !ok {
 		return
 	}
+	if st.Method == "GCS" {
+		s.gcsCleanup(c, f, st)
+		return
+	}
 	if abort, set := c.body["abort_upload"].(bool); (abort || !set) && st.Method == "S3" {
 		if uploadID := str(c.body, "upload_id"); uploadID != "" {
 			if err := s.plane.S3Abort(st, str(f, "_key"), uploadID); err != nil {
@@ -562,12 +570,6 @@ func (s *Server) multipartCleanup(c *call) {
 		}
 	}
 	c.json(http.StatusOK, map[string]any{})
-}
-
-// multipartGCSUnsupported answers the GCS parallel-composite calls, which
-// contract B's data plane does not offer: the client uses resumable uploads.
-func (s *Server) multipartGCSUnsupported(c *call) {
-	c.fail(http.StatusNotImplemented, "GCS composite uploads are not supported by the emulator; use a resumable upload")
 }
 
 func (s *Server) b2Start(c *call) {

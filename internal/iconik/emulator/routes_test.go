@@ -76,8 +76,14 @@ func TestEveryRouteAnswersPerSpec(t *testing.T) {
 	c.must(200, c.do("POST", af+"/files/"+fid+"/multipart_url/s3/part/", map[string]any{"upload_id": uploadID, "parts": []any{map[string]any{"part_number": 1}}}), "s3 parts")
 	get(af + "/files/" + fid + "/multipart_url/?upload_id=" + uploadID)
 	c.must(200, c.do("POST", af+"/files/"+fid+"/multipart/cleanup/", map[string]any{"upload_id": uploadID, "abort_upload": true}), "cleanup")
-	c.must(501, c.do("POST", af+"/files/"+fid+"/multipart/gcs/compose_url/", map[string]any{}), "gcs compose")
-	c.must(501, c.do("POST", af+"/files/"+fid+"/multipart/", map[string]any{"parts_range": []string{}}), "gcs complete")
+	gAsset, gFile := c.newFile("gcs", "d", "g.bin", 1)
+	gf := "/API/files/v1/assets/" + gAsset + "/files/" + gFile.str("id")
+	gPart := get(gf + "/multipart_url/part/?parts_num=1").objects()[0]
+	if resp, body := send(t, "PUT", gPart["url"].(string), []byte("g"), nil); resp.StatusCode != 200 {
+		t.Fatalf("GCS part upload: %d %s", resp.StatusCode, body)
+	}
+	c.must(200, c.do("POST", gf+"/multipart/gcs/compose_url/", map[string]any{"content_type": "application/octet-stream"}), "gcs compose")
+	c.must(200, c.do("POST", gf+"/multipart/", map[string]any{"parts_range": []string{"1"}}), "gcs complete")
 	b2Asset, b2File := c.newFile("b2", "d", "x.bin", 1)
 	b2 := "/API/files/v1/assets/" + b2Asset + "/files/" + b2File.str("id") + "/multipart/b2/"
 	start := c.must(200, c.do("POST", b2+"start/", map[string]any{}), "b2 start")

@@ -82,6 +82,11 @@ func (p *Plane) serveGCSStart(w http.ResponseWriter, r *http.Request, sid, key s
 		writeGCSError(w, http.StatusNotFound, "notFound", "The specified bucket does not exist.")
 		return
 	}
+	if r.Method != http.MethodPost {
+		// The same object URL space serves the XML API's other object calls (composite uploads).
+		p.serveGCSObject(w, r, st, key)
+		return
+	}
 	if status, reason, msg := p.checkGoogSig(r.URL.Query(), "gcs-start", sid, key); status != 0 {
 		writeGCSError(w, status, reason, msg)
 		return
