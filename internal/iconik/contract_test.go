@@ -140,7 +140,6 @@ func TestContractBadTokenIsUnauthorized(t *testing.T) {
 // delivery is the state of one package's delivery (CONTRACT.md §4).
 type delivery struct {
 	c         *iconik.Client
-	e         *emulatortest.Emulator
 	storage   iconik.StorageChoice
 	viewID    string
 	parentJob *iconik.Job
