@@ -37,7 +37,7 @@ type Options struct {
 	MaxPart int64 // largest partial (default 256 MiB)
 
 	StateDir string       // default DefaultStateDir()
-	HTTP     *http.Client // default: HTTP/1.1 client tuned for uploads
+	HTTP     *http.Client // default: NewHTTPClient (adjust its tus.NewTransport for TLS roots)
 	Progress Progress     // default: none
 	Log      *slog.Logger
 
@@ -81,7 +81,7 @@ type partGroup struct {
 
 type sender struct {
 	opts     Options
-	zeroCopy bool // opts.HTTP is ours (tus.NewTransport): sendfile with counted progress
+	zeroCopy bool // opts.HTTP uses tus.NewTransport: sendfile with progress counted on the connection
 	st       *State
 	api      *api
 	tus      *tus.Client
@@ -109,10 +109,10 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 	if opts.MaxPart <= 0 {
 		opts.MaxPart = DefaultMaxPart
 	}
-	zeroCopy := opts.HTTP == nil
 	if opts.HTTP == nil {
 		opts.HTTP = NewHTTPClient(opts.Streams)
 	}
+	zeroCopy := tus.Counts(opts.HTTP.Transport)
 	if opts.Progress == nil {
 		opts.Progress = nopProgress{}
 	}

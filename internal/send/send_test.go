@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"errors"
 	"net/http"
 	"net/url"
@@ -17,6 +18,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/send"
 	"github.com/ferryhq/ferry/internal/send/sendtest"
+	"github.com/ferryhq/ferry/internal/send/tus"
 )
 
 func writeFile(t *testing.T, path string, size int) []byte {
@@ -363,4 +365,67 @@ func TestFileChangedBetweenRunsIsSentAfresh(t *testing.T) {
 		t.Fatal(err)
 	}
 	assertPackage(t, srv, res.PackageID, map[string][]byte{"clip.mov": fresh})
+}
+
+func TestProgressMovesDuringSendfileAndTLSUploads(t *testing.T) {
+	for _, useTLS := range []bool{false, true} {
+		name := map[bool]string{false: "http with sendfile", true: "https"}[useTLS]
+		t.Run(name, func(t *testing.T) {
+			tr := tus.NewTransport(4)
+			var srv *sendtest.TestServer
+			if useTLS {
+				srv = sendtest.StartTLS(t)
+				tr.TLSClientConfig = &tls.Config{RootCAs: srv.RootCAs}
+			} else {
+				srv = sendtest.Start(t)
+			}
+			dir := t.TempDir()
+			want := map[string][]byte{
+				"reel/big.mov":  writeFile(t, filepath.Join(dir, "reel/big.mov"), 6<<20+5),
+				"reel/note.txt": writeFile(t, filepath.Join(dir, "reel/note.txt"), 99),
+			}
+			var prog countingProgress
+			res, err := send.Send(context.Background(), send.Options{Target: portal(t, srv), Paths: []string{filepath.Join(dir, "reel")},
+				Streams: 2, Large: 1 << 20, StateDir: t.TempDir(), HTTP: &http.Client{Transport: tr}, Progress: &prog})
+			if err != nil {
+				t.Fatal(err)
+			}
+			assertPackage(t, srv, res.PackageID, want)
+			n, calls := prog.get()
+			if total := int64(6<<20 + 5 + 99); n != total {
+				t.Errorf("progress summed to %d bytes, want the package's %d", n, total)
+			}
+			if calls < 6 {
+				t.Errorf("progress was reported %d times for 3 PATCHes of up to 3 MiB; want steps during each body", calls)
+			}
+		})
+	}
+}
+
+// countingProgress sums what Progress was told and counts the reports.
+type countingProgress struct {
+	mu    sync.Mutex
+	n     int64
+	calls int
+}
+
+func (c *countingProgress) Total(int64, int64)      {}
+func (c *countingProgress) FileStart(string, int64) {}
+func (c *countingProgress) Resumed(_ string, n int64) {
+	c.mu.Lock()
+	c.n += n
+	c.mu.Unlock()
+}
+func (c *countingProgress) Add(_ string, n int64) {
+	c.mu.Lock()
+	c.n += n
+	c.calls++
+	c.mu.Unlock()
+}
+func (c *countingProgress) FileDone(string) {}
+func (c *countingProgress) Close()          {}
+func (c *countingProgress) get() (int64, int) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.n, c.calls
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
+	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
@@ -100,11 +101,17 @@ func (s *Server) ConnContext(ctx context.Context, c net.Conn) context.Context {
 // TestServer is a started stand-in.
 type TestServer struct {
 	*Server
-	URL string
+	URL     string
+	RootCAs *x509.CertPool // trusts the server's certificate (StartTLS only)
 }
 
 // Start runs the stand-in on 127.0.0.1 for one test, with a portal "demo" (no password).
-func Start(t testing.TB) *TestServer {
+func Start(t testing.TB) *TestServer { return start(t, false) }
+
+// StartTLS is Start over HTTPS with a self-signed certificate.
+func StartTLS(t testing.TB) *TestServer { return start(t, true) }
+
+func start(t testing.TB, useTLS bool) *TestServer {
 	t.Helper()
 	s, err := New(t.TempDir())
 	if err != nil {
@@ -113,9 +120,17 @@ func Start(t testing.TB) *TestServer {
 	s.AddPortal("demo", "")
 	hs := httptest.NewUnstartedServer(s.Handler())
 	hs.Config.ConnContext = s.ConnContext
-	hs.Start()
+	ts := &TestServer{Server: s}
+	if useTLS {
+		hs.StartTLS()
+		ts.RootCAs = x509.NewCertPool()
+		ts.RootCAs.AddCert(hs.Certificate())
+	} else {
+		hs.Start()
+	}
 	t.Cleanup(hs.Close)
-	return &TestServer{Server: s, URL: hs.URL}
+	ts.URL = hs.URL
+	return ts
 }
 
 // AddPortal makes /p/slug accept packages (with an upload password unless empty).

@@ -23,9 +23,11 @@ import (
 // count written bytes. HTTP/1.1 only: every stream must be its own TCP
 // connection, because on long links one connection's window (and any
 // per-connection rate cap) is what parallel streams exist to multiply.
+// Callers may adjust it (TLS roots, proxy) before use.
 func NewTransport(conns int) *http.Transport {
 	d := &net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}
 	t := http.DefaultTransport.(*http.Transport).Clone()
+	defer counting.Store(t, true)
 	t.DialContext = func(ctx context.Context, network, addr string) (net.Conn, error) {
 		c, err := d.DialContext(ctx, network, addr)
 		if err != nil {
@@ -40,6 +42,19 @@ func NewTransport(conns int) *http.Transport {
 	t.ReadBufferSize = 64 << 10
 	t.ResponseHeaderTimeout = 10 * time.Minute // tusd answers a PATCH only when the body is in
 	return t
+}
+
+// counting remembers the transports NewTransport made.
+var counting sync.Map
+
+// Counts reports whether rt came from NewTransport, so Client.ZeroCopy may be set.
+func Counts(rt http.RoundTripper) bool {
+	t, ok := rt.(*http.Transport)
+	if !ok {
+		return false
+	}
+	_, ok = counting.Load(t)
+	return ok
 }
 
 // countConn reports bytes written to whoever is attached.
