@@ -968,3 +968,65 @@ func TestPortalsDeliverOnlyToConnectionsThatExist(t *testing.T) {
 		t.Fatalf("portal to a missing connection: %d %s", resp.StatusCode, body)
 	}
 }
+
+func TestPackageListFiltersAndPages(t *testing.T) {
+	h := newHarness(t)
+	p := h.portal(map[string]any{"name": "P", "slug": "p"})
+	for i, sender := range []string{"a@example.com", "b@example.com", "a@example.com", "a@example.com", "c@example.com"} {
+		resp, body := h.req("POST", "/p/p/packages", map[string]string{"name": fmt.Sprint("pkg ", i), "sender_email": sender})
+		h.mustJSON(resp, body, 201, nil)
+	}
+	resp, body := h.req("POST", "/api/v1/packages", map[string]string{"name": "mine"}, h.admin()...)
+	h.mustJSON(resp, body, 201, nil)
+	type page struct {
+		Packages   []web.Package
+		NextCursor string `json:"next_cursor"`
+	}
+	list := func(q string) page {
+		var pg page
+		resp, body := h.req("GET", "/api/v1/packages?"+q, nil, h.admin()...)
+		h.mustJSON(resp, body, 200, &pg)
+		return pg
+	}
+	cases := []struct {
+		query string
+		want  int
+	}{
+		{"", 6},
+		{"portal_id=" + p.ID, 5},
+		{"sender_email=A@example.com", 3},
+		{"state=uploading&sender_email=b@example.com", 1},
+		{"state=finalized", 0},
+	}
+	for _, tc := range cases {
+		if got := list(tc.query); len(got.Packages) != tc.want || got.NextCursor != "" {
+			t.Errorf("?%s: %d packages (next %q), want %d", tc.query, len(got.Packages), got.NextCursor, tc.want)
+		}
+	}
+	seen := map[string]bool{}
+	cursor := ""
+	for pages := 0; ; pages++ {
+		pg := list("limit=4&cursor=" + cursor)
+		for _, p := range pg.Packages {
+			if seen[p.ID] {
+				t.Fatalf("package %s on two pages", p.ID)
+			}
+			seen[p.ID] = true
+		}
+		if pg.NextCursor == "" {
+			break
+		}
+		cursor = pg.NextCursor
+		if pages > 5 {
+			t.Fatal("pagination does not end")
+		}
+	}
+	if len(seen) != 6 {
+		t.Fatalf("paging saw %d packages, want 6", len(seen))
+	}
+	for _, bad := range []string{"limit=0", "limit=x", "state=lost", "cursor=-1"} {
+		if resp, body := h.req("GET", "/api/v1/packages?"+bad, nil, h.admin()...); resp.StatusCode != 400 {
+			t.Errorf("?%s: %d %s", bad, resp.StatusCode, body)
+		}
+	}
+}

@@ -243,39 +243,32 @@ func (s *webStore) PackageIDByUploadToken(ctx context.Context, token string) (st
 	return p.ID, nil
 }
 
-// PackageList pages by offset (the cursor is the offset). The database has
-// no sender filter yet, so sender_email is applied here over bounded pages.
+// PackageList pages by offset: the cursor is the offset of the next page.
 func (s *webStore) PackageList(ctx context.Context, f web.PackageFilter) ([]web.Package, string, error) {
 	offset := 0
 	if f.Cursor != "" {
 		n, err := strconv.Atoi(f.Cursor)
 		if err != nil || n < 0 {
-			return nil, "", &web.InvalidError{Field: "cursor", Message: "The cursor is not one this server handed out."}
+			return nil, "", &web.Error{Status: 400, Code: "invalid_cursor", Message: "The cursor is not one this server handed out."}
 		}
 		offset = n
 	}
-	sender := strings.ToLower(strings.TrimSpace(f.SenderEmail))
-	var out []web.Package
-	for scanned := 0; len(out) < f.Limit && scanned < 10000; {
-		page, err := s.db.PackageList(ctx, &db.PackageListParams{PortalID: f.PortalID, State: db.PackageState(f.State), Limit: f.Limit, Offset: offset})
-		if err != nil {
-			return nil, "", fmt.Errorf("listing packages: %w", err)
-		}
-		for _, p := range page {
-			offset++
-			if sender == "" || strings.EqualFold(p.SenderEmail, sender) {
-				out = append(out, toWebPackage(p, nil))
-				if len(out) == f.Limit {
-					break
-				}
-			}
-		}
-		scanned += len(page)
-		if len(page) < f.Limit {
-			return out, "", nil
-		}
+	// One more than asked tells whether another page exists.
+	page, err := s.db.PackageList(ctx, &db.PackageListParams{PortalID: f.PortalID, State: db.PackageState(f.State),
+		SenderEmail: strings.TrimSpace(f.SenderEmail), Limit: f.Limit + 1, Offset: offset})
+	if err != nil {
+		return nil, "", fmt.Errorf("listing packages: %w", err)
 	}
-	return out, strconv.Itoa(offset), nil
+	next := ""
+	if len(page) > f.Limit {
+		page = page[:f.Limit]
+		next = strconv.Itoa(offset + f.Limit)
+	}
+	out := make([]web.Package, 0, len(page))
+	for _, p := range page {
+		out = append(out, toWebPackage(p, nil))
+	}
+	return out, next, nil
 }
 
 // PackageDelete removes the package's rows in one transaction and returns
