@@ -472,6 +472,23 @@ func (s *Service) Get(ctx context.Context, id string) (*Status, error) {
 	return st, nil
 }
 
+// List returns the deliveries of package packageID with their files.
+func (s *Service) List(ctx context.Context, packageID string) ([]*Status, error) {
+	ds, err := s.o.DB.DeliveryListByPackage(ctx, &db.DeliveryListByPackageParams{PackageID: packageID})
+	if err != nil {
+		return nil, fmt.Errorf("delivery: listing deliveries of package %s: %w", packageID, err)
+	}
+	out := make([]*Status, 0, len(ds))
+	for _, d := range ds {
+		st, err := s.Get(ctx, d.ID)
+		if err != nil {
+			return nil, err
+		}
+		out = append(out, st)
+	}
+	return out, nil
+}
+
 // Retry puts the failed files of delivery id back in the queue; they resume
 // from their first unfinished step. It returns how many files were retried.
 func (s *Service) Retry(ctx context.Context, id string) (int, error) {

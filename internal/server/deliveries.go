@@ -108,6 +108,21 @@ func (s *deliveryStore) DeliveryGet(ctx context.Context, id string) (*web.Delive
 	return webDelivery(st), nil
 }
 
+func (s *deliveryStore) DeliveryList(ctx context.Context, packageID string) ([]web.Delivery, error) {
+	if _, err := s.db.PackageGetByID(ctx, &db.PackageGetByIDParams{ID: packageID}); err != nil {
+		return nil, deliveryErr(err)
+	}
+	list, err := s.d.List(ctx, packageID)
+	if err != nil {
+		return nil, deliveryErr(err)
+	}
+	out := make([]web.Delivery, 0, len(list))
+	for _, st := range list {
+		out = append(out, *webDelivery(st))
+	}
+	return out, nil
+}
+
 func (s *deliveryStore) DeliveryRetry(ctx context.Context, id string) (int, error) {
 	n, err := s.d.Retry(ctx, id)
 	return n, deliveryErr(err)

@@ -14,6 +14,9 @@ import (
 type Deliveries interface {
 	// DeliveryGet returns a delivery with its files (ErrNotFound when unknown).
 	DeliveryGet(ctx context.Context, id string) (*Delivery, error)
+	// DeliveryList returns the deliveries of a package (ErrNotFound for an
+	// unknown package).
+	DeliveryList(ctx context.Context, packageID string) ([]Delivery, error)
 	// DeliveryRetry puts the failed files back in the queue and returns how many.
 	DeliveryRetry(ctx context.Context, id string) (int, error)
 	// DeliverySend is Send to Cloud: deliver a finalized package to a
@@ -103,6 +106,19 @@ func (s *Server) deliveryGet(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
+func (s *Server) deliveryList(w http.ResponseWriter, r *http.Request) error {
+	ds, err := s.deliveries()
+	if err != nil {
+		return err
+	}
+	list, err := ds.DeliveryList(r.Context(), r.PathValue("id"))
+	if err != nil {
+		return deliveryError(err, "package")
+	}
+	writeJSON(w, http.StatusOK, deliveriesResponse{Deliveries: list})
+	return nil
+}
+
 func (s *Server) deliveryRetry(w http.ResponseWriter, r *http.Request) error {
 	ds, err := s.deliveries()
 	if err != nil {
@@ -157,6 +173,9 @@ func (s *Server) jobsUI(w http.ResponseWriter, r *http.Request) error {
 type deliveryResponse struct {
 	Delivery Delivery `json:"delivery"`
 }
+type deliveriesResponse struct {
+	Deliveries []Delivery `json:"deliveries"`
+}
 type deliveryRetryResponse struct {
 	Retried  int      `json:"retried"`
 	Delivery Delivery `json:"delivery"`
@@ -170,6 +189,7 @@ type deliverySendRequest struct {
 func init() {
 	for k, v := range map[string][3]any{
 		"GET /api/v1/deliveries/{id}":           {nil, deliveryResponse{}, 200},
+		"GET /api/v1/packages/{id}/deliveries":  {nil, deliveriesResponse{}, 200},
 		"POST /api/v1/deliveries/{id}/retry":    {nil, deliveryRetryResponse{}, 202},
 		"POST /api/v1/packages/{id}/deliveries": {deliverySendRequest{}, deliveryResponse{}, 202},
 	} {

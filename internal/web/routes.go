@@ -45,6 +45,7 @@ func (s *Server) routeTable() []Route {
 		{"POST", "/api/v1/connections/{id}/verify", Admin, "Re-verify a connection; marks it broken when iconik refuses it", s.connectionReverify},
 		{"GET", "/api/v1/deliveries/{id}", Admin, "Get a delivery: state, per-file state, bytes done, errors, iconik ids and collection id", s.deliveryGet},
 		{"POST", "/api/v1/deliveries/{id}/retry", Admin, "Retry the failed files of a delivery (each resumes from its first unfinished step)", s.deliveryRetry},
+		{"GET", "/api/v1/packages/{id}/deliveries", Admin, "List a package's deliveries into iconik", s.deliveryList},
 		{"POST", "/api/v1/packages/{id}/deliveries", Admin, "Send to Cloud: deliver a finalized package to a connection ({\"connection_id\"})", s.deliverySend},
 		{"GET", "/admin/jobs/", Admin, "River UI: durable delivery jobs, for operators", s.jobsUI},
 		{"POST", "/admin/jobs/", Admin, "River UI actions (retry, cancel, delete jobs)", s.jobsUI},
