@@ -654,3 +654,100 @@ func TestContractFaults(t *testing.T) {
 		}
 	})
 }
+
+func TestContractListsAndSearch(t *testing.T) {
+	e := emulatortest.Start(t, emulator.Options{})
+	ctx := context.Background()
+	c, _ := newClient(t, e, "admin", nil)
+
+	// Page list through the emulator's own next_url, 2 per page.
+	var want []string
+	for i := range 5 {
+		col, err := c.CollectionCreate(ctx, iconik.CollectionCreateParams{Title: fmt.Sprintf("root %d", i), ExternalID: fmt.Sprintf("ext-%d", i)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = append(want, col.ID)
+	}
+	var got []string
+	for col, err := range c.CollectionList(ctx, iconik.CollectionListParams{IsRoot: iconik.Bool(true), PerPage: 2}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		got = append(got, col.ID)
+	}
+	slices.Sort(got)
+	slices.Sort(want)
+	if !slices.Equal(got, want) {
+		t.Fatalf("paged roots %v, want %v", got, want)
+	}
+
+	// Search by a term.
+	hits, err := iconik.Collect(c.Search(ctx, iconik.SearchParams{DocTypes: []string{"collections"},
+		Filter: &iconik.SearchFilter{Operator: "AND", Terms: []iconik.SearchTerm{{Name: "external_id", Value: "ext-3"}}}}))
+	if err != nil || len(hits) != 1 || hits[0].Title != "root 3" {
+		t.Fatalf("search hits %+v, %v", hits, err)
+	}
+
+	// Cursor lists of an asset, and reads by id/name.
+	d := connect(t, ctx, c, "s3")
+	st, err := c.StorageGet(ctx, d.storage.ID)
+	if err != nil || st.Name != "s3" || st.Method != "S3" {
+		t.Fatalf("storage %+v, %v", st, err)
+	}
+	a, err := c.AssetCreate(ctx, iconik.AssetCreateParams{Title: "listed"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, err := c.AssetGet(ctx, a.ID); err != nil || g.Title != "listed" || g.VersionID() == "" {
+		t.Fatalf("asset %+v, %v", g, err)
+	}
+	f, err := c.FormatCreate(ctx, a.ID, iconik.FormatCreateParams{StorageMethods: []string{"S3"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if g, err := c.FormatGet(ctx, a.ID, "ORIGINAL"); err != nil || g.ID != f.ID {
+		t.Fatalf("format by name %+v, %v", g, err)
+	}
+	fs, err := c.FileSetCreate(ctx, a.ID, iconik.FileSetCreateParams{FormatID: f.ID, StorageID: d.storage.ID, Name: "x"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		if _, err := c.FileCreate(ctx, a.ID, iconik.FileCreateParams{OriginalName: fmt.Sprintf("f%d", i), StorageID: d.storage.ID, FileSetID: fs.ID, FormatID: f.ID}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if files, err := iconik.Collect(c.FileList(ctx, a.ID)); err != nil || len(files) != 3 {
+		t.Fatalf("files %d, %v", len(files), err)
+	}
+	if sets, err := iconik.Collect(c.FileSetList(ctx, a.ID)); err != nil || len(sets) != 1 {
+		t.Fatalf("file sets %d, %v", len(sets), err)
+	}
+	if fmts, err := iconik.Collect(c.FormatList(ctx, a.ID)); err != nil || len(fmts) != 1 {
+		t.Fatalf("formats %d, %v", len(fmts), err)
+	}
+	// Metadata fields by last_field_name, 1 per page.
+	for _, n := range []string{"alpha", "beta"} {
+		if _, err := c.MetadataFieldCreate(ctx, iconik.MetadataFieldCreateParams{Name: n, Label: n, FieldType: "string"}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	fields, err := iconik.Collect(c.MetadataFieldList(ctx, iconik.MetadataFieldListParams{PerPage: 1}))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, f := range fields {
+		names = append(names, f.Name)
+	}
+	for _, n := range []string{"alpha", "beta", "description"} {
+		if !slices.Contains(names, n) {
+			t.Errorf("fields %v lack %s", names, n)
+		}
+	}
+	// A 404 is an *Error the caller can test.
+	if _, err := c.AssetGet(ctx, "00000000-0000-1000-8000-000000000000"); !iconik.IsNotFound(err) {
+		t.Errorf("unknown asset: %v, want 404", err)
+	}
+}
