@@ -20,6 +20,7 @@ import (
 	"net/url"
 	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -749,5 +750,35 @@ func TestContractListsAndSearch(t *testing.T) {
 	// A 404 is an *Error the caller can test.
 	if _, err := c.AssetGet(ctx, "00000000-0000-1000-8000-000000000000"); !iconik.IsNotFound(err) {
 		t.Errorf("unknown asset: %v, want 404", err)
+	}
+}
+
+// recorder captures the spec mismatches ispec reports instead of failing the test.
+type recorder struct {
+	testing.TB
+	mu   sync.Mutex
+	errs []string
+}
+
+func (r *recorder) Errorf(format string, args ...any) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	r.errs = append(r.errs, fmt.Sprintf(format, args...))
+}
+
+// TestContractSpecCheckIsLive proves newClient's validation hook is on: a request the spec
+// rejects (a bad asset type) is reported, with method and path, while the emulator refuses it.
+func TestContractSpecCheckIsLive(t *testing.T) {
+	e := emulatortest.Start(t, emulator.Options{})
+	rec := &recorder{TB: t}
+	c, _ := newClient(rec, e, "admin", nil)
+	_, err := c.AssetCreate(context.Background(), iconik.AssetCreateParams{Title: "t", Type: "MOVIE"})
+	if !iconik.IsBadRequest(err) {
+		t.Errorf("emulator answer: %v, want 400", err)
+	}
+	rec.mu.Lock()
+	defer rec.mu.Unlock()
+	if len(rec.errs) == 0 || !strings.Contains(rec.errs[0], "POST /API/assets/v1/assets/") || !strings.Contains(rec.errs[0], "/type") {
+		t.Fatalf("spec mismatches reported: %q", rec.errs)
 	}
 }
