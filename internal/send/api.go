@@ -4,11 +4,13 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
 	"net/url"
 	"strings"
+	"time"
 )
 
 // Target is where a package goes: a portal (https://host/p/slug) or, with an
@@ -119,9 +121,14 @@ func (e *APIError) Error() string {
 }
 
 type api struct {
-	http   *http.Client
-	target Target
+	http    *http.Client
+	target  Target
+	backoff func(attempt int) time.Duration // nil: 500 ms doubling
 }
+
+// apiAttempts bounds tries of one package API call: a finalize lost to a
+// blip at the end of a long upload should not need a re-run.
+const apiAttempts = 5
 
 type createResp struct {
 	Package     Package `json:"package"`
@@ -129,20 +136,46 @@ type createResp struct {
 	UploadURL   string  `json:"upload_url"`
 }
 
+// call does one package API request, retrying network errors, 5xx and 429.
 func (a *api) call(ctx context.Context, op, method, u, bearer string, body, out any) error {
-	var rd io.Reader
+	var payload []byte
 	if body != nil {
 		b, err := json.Marshal(body)
 		if err != nil {
 			return fmt.Errorf("%s: %w", op, err)
 		}
-		rd = bytes.NewReader(b)
+		payload = b
+	}
+	for attempt := 1; ; attempt++ {
+		err := a.callOnce(ctx, op, method, u, bearer, payload, out)
+		var ae *APIError
+		transient := err != nil && ctx.Err() == nil &&
+			(!errors.As(err, &ae) || ae.Status >= 500 || ae.Status == http.StatusTooManyRequests)
+		if !transient || attempt == apiAttempts {
+			return err
+		}
+		d := 500 * time.Millisecond << (attempt - 1)
+		if a.backoff != nil {
+			d = a.backoff(attempt)
+		}
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(d):
+		}
+	}
+}
+
+func (a *api) callOnce(ctx context.Context, op, method, u, bearer string, payload []byte, out any) error {
+	var rd io.Reader
+	if payload != nil {
+		rd = bytes.NewReader(payload)
 	}
 	req, err := http.NewRequestWithContext(ctx, method, u, rd)
 	if err != nil {
 		return fmt.Errorf("%s: %w", op, err)
 	}
-	if body != nil {
+	if payload != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}
 	req.Header.Set("Accept", "application/json")

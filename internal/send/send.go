@@ -143,7 +143,7 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 	if err != nil {
 		return Result{}, err
 	}
-	s := &sender{opts: opts, zeroCopy: zeroCopy, st: st, api: &api{http: opts.HTTP, target: opts.Target}, prog: opts.Progress, log: opts.Log, started: map[string]bool{}}
+	s := &sender{opts: opts, zeroCopy: zeroCopy, st: st, api: &api{http: opts.HTTP, target: opts.Target, backoff: opts.Backoff}, prog: opts.Progress, log: opts.Log, started: map[string]bool{}}
 	res, err := s.run(ctx, files)
 	if err != nil && ctx.Err() != nil {
 		return res, fmt.Errorf("%w (%v)", ErrInterrupted, err)
@@ -246,6 +246,13 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	}
 	res.Sent = s.sent
 	pkg, err := s.api.finalize(ctx, s.st.PackageID, s.st.UploadToken)
+	var ae *APIError
+	if errors.As(err, &ae) && ae.Status == http.StatusConflict {
+		// A retried finalize whose first answer was lost: fine if it is finalized.
+		if p, gerr := s.api.get(ctx, s.st.PackageID, s.st.UploadToken); gerr == nil && p.State == "finalized" {
+			pkg, err = p, nil
+		}
+	}
 	if err != nil {
 		return res, err
 	}

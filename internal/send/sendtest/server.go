@@ -45,6 +45,7 @@ type Server struct {
 	packages map[string]*pkg
 	dropAt   int64 // received count at which to drop the connection once (0 = off)
 	fail5xx  int   // answer the next n PATCHes with 503
+	failAPI  int   // answer the next n package API calls with 503
 }
 
 type pkg struct {
@@ -80,12 +81,12 @@ func New(dir string) (*Server, error) {
 	s.mux = http.NewServeMux()
 	s.mux.Handle("/uploads/", http.StripPrefix("/uploads/", s.countPatches(h)))
 	s.mux.Handle("/uploads", http.StripPrefix("/uploads", s.countPatches(h)))
-	s.mux.HandleFunc("POST /p/{slug}/packages", s.createPackage)
-	s.mux.HandleFunc("GET /p/{slug}/packages/{id}", s.getPackage)
-	s.mux.HandleFunc("POST /p/{slug}/packages/{id}/finalize", s.finalize)
-	s.mux.HandleFunc("POST /api/v1/packages", s.createPackage)
-	s.mux.HandleFunc("GET /api/v1/packages/{id}", s.getPackage)
-	s.mux.HandleFunc("POST /api/v1/packages/{id}/finalize", s.finalize)
+	s.mux.HandleFunc("POST /p/{slug}/packages", s.faulty(s.createPackage))
+	s.mux.HandleFunc("GET /p/{slug}/packages/{id}", s.faulty(s.getPackage))
+	s.mux.HandleFunc("POST /p/{slug}/packages/{id}/finalize", s.faulty(s.finalize))
+	s.mux.HandleFunc("POST /api/v1/packages", s.faulty(s.createPackage))
+	s.mux.HandleFunc("GET /api/v1/packages/{id}", s.faulty(s.getPackage))
+	s.mux.HandleFunc("POST /api/v1/packages/{id}/finalize", s.faulty(s.finalize))
 	// tusd's handler drains CompleteUploads only if notified; nothing to drain here.
 	return s, nil
 }
@@ -154,6 +155,13 @@ func (s *Server) DropConnectionAfter(n int64) {
 	s.mu.Unlock()
 }
 
+// FailAPI answers the next n package API requests (create, get, finalize) with 503.
+func (s *Server) FailAPI(n int) {
+	s.mu.Lock()
+	s.failAPI = n
+	s.mu.Unlock()
+}
+
 // FailPatches answers the next n PATCH requests with 503 before reading them.
 func (s *Server) FailPatches(n int) {
 	s.mu.Lock()
@@ -194,6 +202,23 @@ func (s *Server) Packages() []string {
 		ids = append(ids, id)
 	}
 	return ids
+}
+
+// faulty answers 503 while FailAPI's budget lasts.
+func (s *Server) faulty(h http.HandlerFunc) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		s.mu.Lock()
+		fail := s.failAPI > 0
+		if fail {
+			s.failAPI--
+		}
+		s.mu.Unlock()
+		if fail {
+			writeErr(w, http.StatusServiceUnavailable, "unavailable", "Injected failure: try again.")
+			return
+		}
+		h(w, r)
+	}
 }
 
 func (s *Server) countPatches(next http.Handler) http.Handler {
