@@ -310,6 +310,8 @@ func (c *Client) do(ctx context.Context, k call) (int, error) {
 			}
 		case status >= 500:
 			retry = k.idempotent()
+			// A 503 may say when to come back; that beats guessing.
+			wait = retryAfter(header.Get("Retry-After"), c.opts.MaxRetryAfter)
 		}
 		if !retry || last {
 			return status, apiErr

@@ -383,3 +383,27 @@ func TestEveryCallSendsTheTrailingSlash(t *testing.T) {
 		}
 	}
 }
+
+func TestRetryAfterParsing(t *testing.T) {
+	cases := []struct {
+		in   string
+		want time.Duration
+	}{
+		{"", 0},
+		{"2", 2 * time.Second},
+		{"0.5", 500 * time.Millisecond},
+		{"-3", 0},
+		{"soon", 0},
+		{"99999", time.Minute}, // capped
+		{time.Now().Add(-time.Hour).UTC().Format(http.TimeFormat), 0},
+	}
+	for _, tc := range cases {
+		if got := retryAfter(tc.in, time.Minute); got != tc.want {
+			t.Errorf("retryAfter(%q) = %v, want %v", tc.in, got, tc.want)
+		}
+	}
+	future := time.Now().Add(30 * time.Second).UTC().Format(http.TimeFormat)
+	if got := retryAfter(future, time.Minute); got <= 0 || got > 31*time.Second {
+		t.Errorf("retryAfter(HTTP date 30s ahead) = %v", got)
+	}
+}
