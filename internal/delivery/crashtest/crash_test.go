@@ -1,0 +1,455 @@
+package crashtest
+
+import (
+	"bytes"
+	"crypto/md5"
+	"crypto/sha256"
+	"encoding/base64"
+	"encoding/hex"
+	"encoding/json"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"math/rand/v2"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/iconik"
+)
+
+var (
+	runs  = flag.Int("crash.runs", 20, "SIGKILL/restart cycles during the delivery")
+	seed  = flag.Uint64("crash.seed", 1, "seed of the kill moments and file sizes")
+	files = flag.Int("crash.files", 50, "files in the package")
+)
+
+var ferryBin string
+
+// TestMain builds the ferry binary once for every test of the package.
+func TestMain(m *testing.M) {
+	flag.Parse()
+	dir, err := os.MkdirTemp("", "ferry-crashtest-")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	ferryBin = filepath.Join(dir, "ferry")
+	build := exec.Command("go", "build", "-o", ferryBin, "github.com/ferryhq/ferry/cmd/ferry")
+	build.Stdout, build.Stderr = os.Stderr, os.Stderr
+	if err := build.Run(); err != nil {
+		fmt.Fprintln(os.Stderr, "building ferry:", err)
+		os.RemoveAll(dir)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().String()
+}
+
+// proc is one child process.
+type proc struct {
+	cmd  *exec.Cmd
+	done chan struct{}
+}
+
+func start(t *testing.T, logPath string, args ...string) *proc {
+	t.Helper()
+	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := exec.Command(ferryBin, args...)
+	cmd.Stdout, cmd.Stderr = logf, logf
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	p := &proc{cmd: cmd, done: make(chan struct{})}
+	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
+	t.Cleanup(p.kill)
+	return p
+}
+
+func (p *proc) kill() {
+	select {
+	case <-p.done:
+		return
+	default:
+	}
+	p.cmd.Process.Signal(syscall.SIGKILL)
+	<-p.done
+}
+
+func waitHTTP(t *testing.T, url string, p *proc) {
+	t.Helper()
+	deadline := time.Now().Add(60 * time.Second)
+	for time.Now().Before(deadline) {
+		select {
+		case <-p.done:
+			t.Fatalf("%s exited before answering %s", p.cmd.Path, url)
+		default:
+		}
+		resp, err := http.Get(url)
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode == 200 {
+				return
+			}
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Fatalf("%s did not answer", url)
+}
+
+// api calls ferry's JSON API.
+type api struct {
+	t     *testing.T
+	base  string
+	token string
+}
+
+func (a *api) do(method, p, bearer string, in, out any) int {
+	a.t.Helper()
+	var body io.Reader
+	if in != nil {
+		b, _ := json.Marshal(in)
+		body = bytes.NewReader(b)
+	}
+	req, _ := http.NewRequest(method, a.base+p, body)
+	req.Header.Set("Content-Type", "application/json")
+	if bearer == "" {
+		bearer = a.token
+	}
+	req.Header.Set("Authorization", "Bearer "+bearer)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		a.t.Fatalf("%s %s: %v", method, p, err)
+	}
+	defer resp.Body.Close()
+	b, _ := io.ReadAll(resp.Body)
+	if resp.StatusCode >= 300 {
+		a.t.Fatalf("%s %s: %d %s", method, p, resp.StatusCode, b)
+	}
+	if out != nil {
+		if err := json.Unmarshal(b, out); err != nil {
+			a.t.Fatalf("%s %s: %v: %s", method, p, err, b)
+		}
+	}
+	return resp.StatusCode
+}
+
+// tusUpload sends one whole file with creation-with-upload.
+func tusUpload(t *testing.T, base, token, relPath string, data []byte) {
+	t.Helper()
+	sum := sha256.Sum256(data)
+	meta := []string{}
+	for k, v := range map[string]string{"package_token": token, "filename": path.Base(relPath), "relativePath": relPath, "sha256": hex.EncodeToString(sum[:])} {
+		meta = append(meta, k+" "+base64.StdEncoding.EncodeToString([]byte(v)))
+	}
+	req, _ := http.NewRequest("POST", base+"/uploads/", bytes.NewReader(data))
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Upload-Length", strconv.Itoa(len(data)))
+	req.Header.Set("Upload-Metadata", strings.Join(meta, ","))
+	req.Header.Set("Content-Type", "application/offset+octet-stream")
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatalf("uploading %s: %v", relPath, err)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Upload-Offset") != strconv.Itoa(len(data)) {
+		t.Fatalf("uploading %s: %d offset %q: %s", relPath, resp.StatusCode, resp.Header.Get("Upload-Offset"), b)
+	}
+}
+
+type deliveryJSON struct {
+	ID           string `json:"id"`
+	State        string `json:"state"`
+	CollectionID string `json:"collection_id"`
+	IconikJobID  string `json:"iconik_job_id"`
+	Files        []struct {
+		FileID string `json:"file_id"`
+		Path   string `json:"path"`
+		State  string `json:"state"`
+		Error  string `json:"error"`
+		SHA256 string `json:"sha256"`
+		Asset  string `json:"asset_id"`
+	} `json:"files"`
+}
+
+// TestDeliveryResumesAfterSIGKILLWithoutDuplicates uploads a package through
+// the real server, kills `ferry serve` with SIGKILL at seeded random moments
+// of its delivery, restarts it each time, and then checks iconik: every file
+// delivered, no object twice, every checksum equal.
+func TestDeliveryResumesAfterSIGKILLWithoutDuplicates(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and kills the real binary")
+	}
+	rnd := rand.New(rand.NewPCG(*seed, 99))
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "processes.log")
+	t.Cleanup(func() {
+		if t.Failed() {
+			b, _ := os.ReadFile(logPath)
+			t.Logf("process logs (last 6000 bytes):\n%s", b[max(0, len(b)-6000):])
+		}
+	})
+
+	// iconik: its own process, which the kills never touch. Its latency
+	// stretches the delivery so the kills land in the middle of it.
+	emuAddr, emuDir := freeAddr(t), filepath.Join(dir, "iconik")
+	emu := start(t, logPath, "iconik-emulator", "--addr", emuAddr, "--data", emuDir, "--latency", "30ms")
+	waitHTTP(t, "http://"+emuAddr+"/", emu)
+	var creds []struct {
+		Name, AppID, Token string
+	}
+	b, err := os.ReadFile(filepath.Join(emuDir, "credentials.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var raw []map[string]any
+	if err := json.Unmarshal(b, &raw); err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range raw {
+		creds = append(creds, struct{ Name, AppID, Token string }{fmt.Sprint(c["name"]), fmt.Sprint(c["app_id"]), fmt.Sprint(c["token"])})
+	}
+	admin := creds[slices.IndexFunc(creds, func(c struct{ Name, AppID, Token string }) bool { return c.Name == "admin" })]
+	ic, err := iconik.New(iconik.Options{BaseURL: "http://" + emuAddr, AppID: admin.AppID, Token: admin.Token, RateLimit: -1, Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := t.Context()
+	var storageID string
+	for st, err := range ic.StorageList(ctx, iconik.StorageListParams{Purpose: "FILES", Method: "S3"}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		storageID = st.ID
+	}
+
+	// ferry: an admin and its API token, then the server.
+	data := filepath.Join(dir, "ferry")
+	mk := exec.Command(ferryBin, "admin", "create-user", "--data", data, "--email", "admin@crash.test", "--password-file", "-")
+	mk.Stdin = strings.NewReader("crash-test-password\n")
+	if out, err := mk.CombinedOutput(); err != nil {
+		t.Fatalf("create-user: %v: %s", err, out)
+	}
+	tok, err := exec.Command(ferryBin, "admin", "create-token", "--data", data, "--email", "admin@crash.test").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := freeAddr(t)
+	serve := func() *proc {
+		p := start(t, logPath, "serve", "--data", data, "--addr", addr, "--log-level", "warn", "--delivery-index-grace", "500ms")
+		waitHTTP(t, "http://"+addr+"/healthz", p)
+		return p
+	}
+	ferry := serve()
+	a := &api{t: t, base: "http://" + addr, token: strings.TrimSpace(string(tok))}
+
+	var conn struct {
+		Connection struct{ ID string } `json:"connection"`
+	}
+	a.do("POST", "/api/v1/connections", "", map[string]any{"name": "emulator", "base_url": "http://" + emuAddr, "app_id": admin.AppID,
+		"token": admin.Token, "storage_id": storageID}, &conn)
+	a.do("POST", "/api/v1/portals", "", map[string]any{"name": "Crash", "slug": "crash", "active": true, "connection_ids": []string{conn.Connection.ID}}, nil)
+	var created struct {
+		Package struct {
+			ID string `json:"id"`
+		} `json:"package"`
+		UploadToken string `json:"upload_token"`
+	}
+	a.do("POST", "/p/crash/packages", "", map[string]any{"name": "Fifty", "sender_email": "crash@example.com"}, &created)
+	sent := map[string][]byte{}
+	for i := range *files {
+		p := fmt.Sprintf("set %d/part %d/file-%02d.bin", i%4, i%3, i)
+		data := make([]byte, 512+rnd.IntN(24<<10))
+		for j := range data {
+			data[j] = byte(rnd.Uint32())
+		}
+		sent[p] = data
+		tusUpload(t, a.base, created.UploadToken, p, data)
+	}
+	a.do("POST", "/p/crash/packages/"+created.Package.ID+"/finalize", created.UploadToken, nil, nil)
+	var list struct {
+		Deliveries []deliveryJSON `json:"deliveries"`
+	}
+	a.do("GET", "/api/v1/packages/"+created.Package.ID+"/deliveries", "", nil, &list)
+	if len(list.Deliveries) != 1 {
+		t.Fatalf("%d deliveries, want 1", len(list.Deliveries))
+	}
+	id := list.Deliveries[0].ID
+
+	midDelivery := 0
+	for run := range *runs {
+		time.Sleep(time.Duration(20+rnd.IntN(400)) * time.Millisecond)
+		var d struct {
+			Delivery deliveryJSON `json:"delivery"`
+		}
+		a.do("GET", "/api/v1/deliveries/"+id, "", nil, &d)
+		if d.Delivery.State == "queued" || d.Delivery.State == "running" {
+			midDelivery++
+		}
+		ferry.kill()
+		t.Logf("run %d: SIGKILL with the delivery %s", run+1, d.Delivery.State)
+		ferry = serve()
+	}
+
+	var d struct {
+		Delivery deliveryJSON `json:"delivery"`
+	}
+	deadline := time.Now().Add(3 * time.Minute)
+	for {
+		a.do("GET", "/api/v1/deliveries/"+id, "", nil, &d)
+		if d.Delivery.State != "queued" && d.Delivery.State != "running" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("delivery still %s", d.Delivery.State)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	t.Logf("%d of %d kills landed while the delivery was unsettled", midDelivery, *runs)
+	if midDelivery == 0 {
+		t.Fatalf("no kill landed during the delivery: the test proved nothing")
+	}
+	if d.Delivery.State != "delivered" || len(d.Delivery.Files) != len(sent) {
+		for _, f := range d.Delivery.Files {
+			t.Logf("%s: %s %s", f.Path, f.State, f.Error)
+		}
+		t.Fatalf("delivery %s with %d files, want delivered with %d", d.Delivery.State, len(d.Delivery.Files), len(sent))
+	}
+
+	// iconik: no object twice, every file's bytes and checksums equal.
+	var assets []string
+	var walk func(id, at string)
+	walk = func(cid, at string) {
+		var titles []string
+		for it, err := range ic.CollectionContentsList(ctx, cid, iconik.CollectionContentsListParams{}) {
+			if err != nil {
+				t.Fatal(err)
+			}
+			titles = append(titles, it.ObjectType+":"+it.Title)
+			if it.ObjectType == "collections" {
+				walk(it.ID, at+it.Title+"/")
+				continue
+			}
+			assets = append(assets, it.ExternalID)
+			checkAsset(t, ic, it.ID, at+it.Title, sent[at+it.Title], emuDir, storageID)
+		}
+		sorted := slices.Sorted(slices.Values(titles))
+		if len(slices.Compact(slices.Clone(sorted))) != len(sorted) {
+			t.Fatalf("collection %q holds duplicates: %q", at, sorted)
+		}
+	}
+	walk(d.Delivery.CollectionID, "")
+	if len(assets) != len(sent) || len(slices.Compact(slices.Sorted(slices.Values(assets)))) != len(sent) {
+		t.Fatalf("%d assets (%d distinct external ids), want %d", len(assets), len(slices.Compact(slices.Sorted(slices.Values(assets)))), len(sent))
+	}
+	for _, f := range d.Delivery.Files {
+		sum := sha256.Sum256(sent[f.Path])
+		if f.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Fatalf("%s: delivered sha256 %s, sent %x", f.Path, f.SHA256, sum)
+		}
+	}
+	roots := 0
+	for c, err := range ic.CollectionList(ctx, iconik.CollectionListParams{IsRoot: new(true)}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Title == "Portal Downloads" {
+			roots++
+		}
+	}
+	parents := 0
+	for _, err := range ic.JobList(ctx, iconik.JobListParams{ObjectID: d.Delivery.CollectionID, Type: "TRANSFER"}) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		parents++
+	}
+	if roots != 1 || parents != 1 {
+		t.Fatalf("%d Portal Downloads roots and %d package jobs, want 1 each", roots, parents)
+	}
+}
+
+// checkAsset: one format, file set, file and transfer job; the file CLOSED
+// with the MD5 and size of what was sent, and the same bytes in the storage.
+func checkAsset(t *testing.T, ic *iconik.Client, assetID, relPath string, data []byte, emuDir, storageID string) {
+	t.Helper()
+	ctx := t.Context()
+	n := func(seq func(yield func(struct{}, error) bool)) int {
+		c := 0
+		for _, err := range seq {
+			if err != nil {
+				t.Fatal(err)
+			}
+			c++
+		}
+		return c
+	}
+	formats := n(func(y func(struct{}, error) bool) {
+		for _, err := range ic.FormatList(ctx, assetID) {
+			if !y(struct{}{}, err) {
+				return
+			}
+		}
+	})
+	sets := n(func(y func(struct{}, error) bool) {
+		for _, err := range ic.FileSetList(ctx, assetID) {
+			if !y(struct{}{}, err) {
+				return
+			}
+		}
+	})
+	jobs := n(func(y func(struct{}, error) bool) {
+		for _, err := range ic.JobList(ctx, iconik.JobListParams{ObjectID: assetID, Type: "TRANSFER"}) {
+			if !y(struct{}{}, err) {
+				return
+			}
+		}
+	})
+	var fs []iconik.File
+	for f, err := range ic.FileList(ctx, assetID) {
+		if err != nil {
+			t.Fatal(err)
+		}
+		fs = append(fs, f)
+	}
+	if formats != 1 || sets != 1 || jobs != 1 || len(fs) != 1 {
+		t.Fatalf("%s: %d formats, %d file sets, %d files, %d jobs; want one of each", relPath, formats, sets, len(fs), jobs)
+	}
+	sum := md5.Sum(data)
+	if fs[0].Status != "CLOSED" || fs[0].Checksum != hex.EncodeToString(sum[:]) || int64(fs[0].Size) != int64(len(data)) {
+		t.Fatalf("%s: iconik file %s checksum %s size %d, want CLOSED %x %d", relPath, fs[0].Status, fs[0].Checksum, fs[0].Size, sum, len(data))
+	}
+	stored, err := os.ReadFile(filepath.Join(emuDir, "storages", storageID, "ferry", fs[0].DirectoryPath, fs[0].OriginalName))
+	if err != nil {
+		t.Fatalf("%s: reading the stored object: %v", relPath, err)
+	}
+	if !bytes.Equal(stored, data) {
+		t.Fatalf("%s: the storage holds %d bytes that differ from the %d sent", relPath, len(stored), len(data))
+	}
+}
