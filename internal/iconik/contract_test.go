@@ -554,6 +554,78 @@ func TestContractUploadHelpers(t *testing.T) {
 			t.Fatal(err)
 		}
 	})
+	t.Run("GCS parallel composite: part URLs, compose URL, complete", func(t *testing.T) {
+		f := newFile("gcs")
+		parts, err := c.S3PartURLs(ctx, f.AssetID, f.ID, iconik.S3PartURLsParams{PartsNum: 2})
+		if err != nil || len(parts) != 2 {
+			t.Fatalf("part urls %+v, %v", parts, err)
+		}
+		for i, p := range parts {
+			req, _ := http.NewRequestWithContext(ctx, "PUT", p.URL, strings.NewReader(fmt.Sprint("part", i+1, ";")))
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("PUT part %d: %d", p.Number, resp.StatusCode)
+			}
+		}
+		cu, err := c.GCSComposeURL(ctx, f.AssetID, f.ID, iconik.GCSComposeURLParams{ContentType: "application/octet-stream"})
+		if err != nil || cu.ComposeURL == "" || cu.Key == "" {
+			t.Fatalf("compose url %+v, %v", cu, err)
+		}
+		if err := c.GCSMultipartComplete(ctx, f.AssetID, f.ID, iconik.GCSMultipartCompleteParams{PartsRange: []string{"1-2"}}); err != nil {
+			t.Fatal(err)
+		}
+		rc, _, err := e.OpenObject(f.StorageID, cu.Key)
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _ := io.ReadAll(rc)
+		rc.Close()
+		if string(got) != "part1;part2;" {
+			t.Fatalf("composed object %q", got)
+		}
+	})
+	t.Run("B2 large file in two parts, finished", func(t *testing.T) {
+		f := newFile("b2")
+		l, err := c.B2LargeStart(ctx, f.AssetID, f.ID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// B2's smallest part is 5 MB (all but the last).
+		parts := [][]byte{bytes.Repeat([]byte("a"), 5_000_000), []byte("tail")}
+		var sha1s []string
+		for i, data := range parts {
+			sum := sha1.Sum(data)
+			sha1s = append(sha1s, hex.EncodeToString(sum[:]))
+			req, _ := http.NewRequestWithContext(ctx, "POST", l.UploadURL, bytes.NewReader(data))
+			req.Header.Set("Authorization", l.AuthorizationToken)
+			req.Header.Set("X-Bz-Part-Number", fmt.Sprint(i+1))
+			req.Header.Set("X-Bz-Content-Sha1", sha1s[i])
+			resp, err := http.DefaultClient.Do(req)
+			if err != nil {
+				t.Fatal(err)
+			}
+			body, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if resp.StatusCode != 200 {
+				t.Fatalf("part %d upload: %d %s", i+1, resp.StatusCode, body)
+			}
+		}
+		if err := c.B2LargeFinish(ctx, f.AssetID, f.ID, iconik.B2LargeFinishParams{UploadFileID: l.UploadFileID, SHA1List: sha1s}); err != nil {
+			t.Fatal(err)
+		}
+	})
+	t.Run("S3 part URLs signed with checksums", func(t *testing.T) {
+		f := newFile("s3")
+		parts, err := c.S3PartURLs(ctx, f.AssetID, f.ID, iconik.S3PartURLsParams{UploadID: "any", Parts: []iconik.S3PartChecksum{
+			{PartNumber: 1, Checksum: "1B2M2Y8AsgTpgAmY7PhCfg=="}, {PartNumber: 2}}})
+		if err != nil || len(parts) != 2 || parts[0].Number != 1 || parts[1].URL == "" {
+			t.Fatalf("checksummed part urls %+v, %v", parts, err)
+		}
+	})
 	t.Run("fresh upload URLs", func(t *testing.T) {
 		f := newFile("b2")
 		g, err := c.FileGet(ctx, f.AssetID, f.ID, iconik.FileGetParams{GenerateSignedPostURL: true})
