@@ -1,0 +1,243 @@
+// Command delivery benchmarks ferry's delivery into iconik against the
+// in-process iconik emulator, reporting ratios measured in the same run:
+//
+//  1. throughput: N small files (default 1,000 of 1 KiB) with the emulator at
+//     --rate-limit 45 --latency 50ms. The bound is the iconik calls made
+//     divided by the rate limit: total time / bound (target <= 1.15) and
+//     calls per file (target <= 11).
+//  2. pipelining: a 100-file package whose files complete one after another
+//     (as an upload would finish them), without faults: the time from the
+//     last file's last byte to the delivery settling (target <= 2 s).
+//
+// Run: go run ./bench/delivery [-files 1000] [-pipeline-files 100]
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"flag"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync/atomic"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/db"
+	"github.com/ferryhq/ferry/internal/delivery"
+	"github.com/ferryhq/ferry/internal/iconik"
+	"github.com/ferryhq/ferry/internal/iconik/emulator"
+	"github.com/ferryhq/ferry/internal/portal"
+)
+
+func main() {
+	files := flag.Int("files", 1000, "files in the throughput run")
+	size := flag.Int("size", 1024, "bytes per file in the throughput run")
+	rateLimit := flag.Float64("rate-limit", 45, "emulator (and client) requests per second per App-ID")
+	latency := flag.Duration("latency", 50*time.Millisecond, "emulator latency per API call")
+	workers := flag.Int("workers", 16, "delivery workers (files at once)")
+	pipeFiles := flag.Int("pipeline-files", 100, "files in the pipelining run")
+	pipeEvery := flag.Duration("pipeline-every", 200*time.Millisecond, "time between two files completing in the pipelining run (the upload's pace)")
+	flag.Parse()
+	ctx := context.Background()
+
+	fmt.Printf("throughput: %d files of %d B, emulator --rate-limit %g --latency %s, %d workers\n", *files, *size, *rateLimit, *latency, *workers)
+	r, err := run(ctx, emulator.Faults{RateLimit: *rateLimit, Latency: *latency}, *rateLimit, *workers, *files, *size, 0)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "throughput run:", err)
+		os.Exit(1)
+	}
+	bound := time.Duration(float64(r.calls) / *rateLimit * float64(time.Second))
+	fmt.Printf("  total %s, iconik calls %d (%.2f per file, target <= 11; 429s %d), bound calls/%g = %s, total/bound = %.3f (target <= 1.15)\n",
+		r.total.Round(time.Millisecond), r.calls, float64(r.calls)/float64(*files), r.tooMany, *rateLimit, bound.Round(time.Millisecond),
+		float64(r.total)/float64(bound))
+
+	fmt.Printf("pipelining: %d files completing every %s, no faults (client limit %g/s)\n", *pipeFiles, *pipeEvery, *rateLimit)
+	p, err := run(ctx, emulator.Faults{}, *rateLimit, *workers, *pipeFiles, *size, *pipeEvery)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "pipelining run:", err)
+		os.Exit(1)
+	}
+	fmt.Printf("  upload span %s, delivered %s after the last byte (target <= 2s), iconik calls %d\n",
+		p.uploadSpan.Round(time.Millisecond), p.afterLast.Round(time.Millisecond), p.calls)
+}
+
+type result struct {
+	total, uploadSpan, afterLast time.Duration
+	calls, tooMany               int64
+}
+
+type blob struct {
+	*os.File
+	size int64
+}
+
+func (b blob) Size() int64 { return b.size }
+
+type conns struct {
+	cl *iconik.Client
+	c  delivery.Connection
+}
+
+func (c conns) Client(context.Context, string) (*iconik.Client, delivery.Connection, error) {
+	return c.cl, c.c, nil
+}
+
+func run(ctx context.Context, faults emulator.Faults, clientRate float64, workers, n, size int, every time.Duration) (*result, error) {
+	dir, err := os.MkdirTemp("", "ferry-bench-delivery-")
+	if err != nil {
+		return nil, err
+	}
+	defer os.RemoveAll(dir)
+	quiet := slog.New(slog.DiscardHandler)
+
+	emu, err := emulator.New(emulator.Options{DataDir: filepath.Join(dir, "iconik"), Faults: faults, Logger: quiet})
+	if err != nil {
+		return nil, err
+	}
+	defer emu.Close()
+	var calls, tooMany atomic.Int64
+	count := emu.Handler()
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if strings.HasPrefix(r.URL.Path, "/API/") {
+			calls.Add(1)
+			cw := &codeWriter{ResponseWriter: w}
+			count.ServeHTTP(cw, r)
+			if cw.code == http.StatusTooManyRequests {
+				tooMany.Add(1)
+			}
+			return
+		}
+		count.ServeHTTP(w, r)
+	}))
+	defer srv.Close()
+	emu.SetBaseURL(srv.URL)
+	var cred emulator.Credential
+	for _, c := range emu.Credentials() {
+		if c.Name == "admin" {
+			cred = c
+		}
+	}
+	// A fresh App-ID per run would be better; the emulator's seed makes one
+	// per data directory, so each run has its own limiter anyway.
+	cl, err := iconik.New(iconik.Options{BaseURL: srv.URL, AppID: cred.AppID, Token: cred.Token, RateLimit: clientRate, Logger: quiet})
+	if err != nil {
+		return nil, err
+	}
+	var conn delivery.Connection
+	for st, err := range cl.StorageList(ctx, iconik.StorageListParams{Purpose: "FILES", Method: "S3"}) {
+		if err != nil {
+			return nil, err
+		}
+		conn = delivery.Connection{ID: "bench", StorageID: st.ID, StorageMethod: st.Method}
+	}
+	if _, err := cl.MetadataFieldCreate(ctx, iconik.MetadataFieldCreateParams{Name: "description", Label: "Description", FieldType: "text"}); err != nil {
+		return nil, err
+	}
+	v, err := cl.MetadataViewCreate(ctx, iconik.MetadataViewCreateParams{Name: "ferry", ViewFields: []iconik.MetadataViewField{{Name: "description"}}})
+	if err != nil {
+		return nil, err
+	}
+	conn.MetadataViewID = v.ID
+	calls.Store(0) // setup calls are not delivery calls
+
+	store, err := db.Open(ctx, filepath.Join(dir, "ferry.db"), db.Options{Logger: quiet})
+	if err != nil {
+		return nil, err
+	}
+	defer store.Close()
+	blobs := filepath.Join(dir, "blobs")
+	os.MkdirAll(blobs, 0o700)
+	done := make(chan struct{}, 1)
+	svc, err := delivery.New(ctx, delivery.Options{DB: store, Connections: conns{cl, conn}, Workers: workers, PerDelivery: workers,
+		Blobs: delivery.BlobsFunc(func(_ context.Context, id string) (delivery.Blob, error) {
+			f, err := os.Open(filepath.Join(blobs, id))
+			if err != nil {
+				return nil, err
+			}
+			st, _ := f.Stat()
+			return blob{f, st.Size()}, nil
+		}),
+		Logger:    quiet,
+		OnSettled: func(context.Context, delivery.Event) error { done <- struct{}{}; return nil },
+	})
+	if err != nil {
+		return nil, err
+	}
+	if err := svc.Start(ctx); err != nil {
+		return nil, err
+	}
+	defer svc.Stop(ctx, 10*time.Second)
+
+	ps := portal.New(store, portal.Options{})
+	if _, err := ps.CreatePortal(ctx, portal.PortalInput{Name: "Bench", Slug: "bench", Active: true, ConnectionIDs: []string{"bench"}}); err != nil {
+		return nil, err
+	}
+	pkg, tok, err := ps.CreatePackage(ctx, portal.NewPackage{PortalSlug: "bench", Name: "Bench", SenderEmail: "b@example.com"})
+	if err != nil {
+		return nil, err
+	}
+	data := make([]byte, size)
+	for i := range n {
+		p := fmt.Sprintf("folder %d/sub %d/file-%04d.bin", i%10, i%7, i)
+		copy(data, fmt.Sprintf("file %d ", i))
+		sum := sha256.Sum256(data)
+		up := fmt.Sprintf("up-%d", i)
+		if _, err := ps.Admit(ctx, portal.Upload{Token: tok, RelativePath: p, Filename: filepath.Base(p), Size: int64(size), SHA256: fmt.Sprintf("%x", sum), UploadID: up}); err != nil {
+			return nil, err
+		}
+		if err := os.WriteFile(filepath.Join(blobs, up), data, 0o600); err != nil {
+			return nil, err
+		}
+	}
+	files, err := store.FileListByPackage(ctx, &db.FileListByPackageParams{PackageID: pkg.ID})
+	if err != nil {
+		return nil, err
+	}
+	start := time.Now()
+	var last time.Time
+	for i, f := range files {
+		if i > 0 && every > 0 {
+			time.Sleep(every)
+		}
+		sum := sha256.New()
+		b, _ := os.ReadFile(filepath.Join(blobs, f.UploadID))
+		sum.Write(b)
+		if _, err := ps.CompleteFile(ctx, portal.Completion{FileRef: portal.FileRef{FileID: f.ID, UploadID: f.UploadID}, Size: int64(len(b)), SHA256: sum.Sum(nil)}, svc.OnComplete); err != nil {
+			return nil, err
+		}
+		last = time.Now()
+	}
+	if _, err := ps.Finalize(ctx, pkg.ID, svc.OnFinalize); err != nil {
+		return nil, err
+	}
+	select {
+	case <-done:
+	case <-time.After(30 * time.Minute):
+		return nil, fmt.Errorf("delivery did not settle")
+	}
+	end := time.Now()
+	ds, err := store.DeliveryListByPackage(ctx, &db.DeliveryListByPackageParams{PackageID: pkg.ID})
+	if err != nil {
+		return nil, err
+	}
+	if len(ds) != 1 || ds[0].State != db.DeliveryDelivered {
+		return nil, fmt.Errorf("delivery ended %v", ds)
+	}
+	return &result{total: end.Sub(start), uploadSpan: last.Sub(start), afterLast: end.Sub(last), calls: calls.Load(), tooMany: tooMany.Load()}, nil
+}
+
+type codeWriter struct {
+	http.ResponseWriter
+	code int
+}
+
+func (c *codeWriter) WriteHeader(code int) {
+	c.code = code
+	c.ResponseWriter.WriteHeader(code)
+}
+
+func (c *codeWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
