@@ -135,8 +135,15 @@ type packageRequest struct {
 	Password    string `json:"password"`
 }
 
+// adminPackageRequest creates a portal-less package: the sender is the
+// signed-in user.
+type adminPackageRequest struct {
+	Name        string `json:"name"`
+	Description string `json:"description"`
+}
+
 func (s *Server) packageCreate(w http.ResponseWriter, r *http.Request) error {
-	var req packageRequest
+	var req adminPackageRequest
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}

@@ -31,7 +31,7 @@ var apiSchemas = map[string]struct {
 	"PATCH /api/v1/portals/{id}":            {PortalInput{}, portalResponse{}, 200},
 	"DELETE /api/v1/portals/{id}":           {nil, nil, 204},
 	"GET /api/v1/packages":                  {nil, packagesResponse{}, 200},
-	"POST /api/v1/packages":                 {packageRequest{}, createdPackage{}, 201},
+	"POST /api/v1/packages":                 {adminPackageRequest{}, createdPackage{}, 201},
 	"GET /api/v1/packages/{id}":             {nil, packageResponse{}, 200},
 	"DELETE /api/v1/packages/{id}":          {nil, nil, 204},
 	"POST /api/v1/packages/{id}/finalize":   {nil, packageResponse{}, 200},
