@@ -145,6 +145,11 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 	}
 	s := &sender{opts: opts, zeroCopy: zeroCopy, st: st, api: &api{http: opts.HTTP, target: opts.Target, backoff: opts.Backoff}, prog: opts.Progress, log: opts.Log, started: map[string]bool{}}
 	res, err := s.run(ctx, files)
+	if err != nil {
+		if ferr := st.flush(); ferr != nil {
+			err = errors.Join(err, ferr)
+		}
+	}
 	if err != nil && ctx.Err() != nil {
 		return res, fmt.Errorf("%w (%v)", ErrInterrupted, err)
 	}

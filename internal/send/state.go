@@ -11,6 +11,7 @@ import (
 	"path/filepath"
 	"sort"
 	"sync"
+	"time"
 )
 
 // State is what a re-run needs to continue: the package, its upload token and
@@ -24,8 +25,10 @@ type State struct {
 	UploadURL   string                `json:"upload_url,omitempty"` // absolute tus endpoint
 	Files       map[string]*FileState `json:"files"`                // by package path
 
-	mu   sync.Mutex
-	path string
+	mu    sync.Mutex
+	path  string
+	dirty bool
+	saved time.Time
 }
 
 // FileState is one file's progress.
@@ -110,18 +113,43 @@ func (s *State) saveLocked() error {
 	if err := os.Rename(tmp, s.path); err != nil {
 		return fmt.Errorf("save resume state: %w", err)
 	}
+	s.dirty, s.saved = false, time.Now()
 	return nil
 }
 
-// update changes the state under its lock and saves it.
+// saveEvery throttles saves: each writes the whole state, so saving on every
+// change would cost O(files^2) for a package of many small files. A crash
+// (not an interrupt: Send flushes) loses at most this much bookkeeping, which
+// costs a re-upload of those few files, never a wrong result.
+const saveEvery = time.Second
+
+// update changes the state under its lock and saves it if the last save is
+// older than saveEvery.
 func (s *State) update(fn func()) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	fn()
+	s.dirty = true
+	if time.Since(s.saved) < saveEvery {
+		return nil
+	}
+	return s.saveLocked()
+}
+
+// flush saves pending changes.
+func (s *State) flush() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if !s.dirty {
+		return nil
+	}
 	return s.saveLocked()
 }
 
 func (s *State) remove() error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.dirty = false
 	if err := os.Remove(s.path); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("remove resume state: %w", err)
 	}
