@@ -46,6 +46,10 @@ package, without re-sending or re-hashing what is done. Resume state lives in
 the user cache directory (ferry/send/) and is removed once the package is
 finalized. Network errors and server errors (5xx) are retried with backoff.
 
+Progress goes to standard error: bars per file and in total (speed, ETA) when
+it is a terminal, plain lines every 5 seconds otherwise. The package id is the
+only thing printed on standard output (id=$(ferry send ...) works).
+
 Without a portal, send to a server's admin API: --to https://host --token T.
 
 Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
@@ -76,8 +80,8 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 			var prog send.Progress
 			switch {
 			case quiet:
-			case isTerminal(out):
-				prog = send.NewBars(out)
+			case isTerminal(errOut):
+				prog = send.NewBars(errOut)
 			default:
 				prog = send.NewLines(errOut, 5*time.Second)
 			}
@@ -104,15 +108,18 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 	f := cmd.Flags()
 	f.StringVar(&to, "to", "", "portal URL (https://host/p/slug), or server URL with --token")
 	f.StringVar(&token, "token", "", "API token, to send to a server's admin API without a portal (or set FERRY_TOKEN)")
-	f.StringVar(&password, "password", "", "the portal's upload password, if it has one")
+	f.StringVar(&password, "password", "", "the portal's upload password, if it has one (or set FERRY_PASSWORD, which other users cannot see)")
 	f.StringVar(&name, "name", "", "package name")
 	f.StringVar(&email, "email", "", "your email address (the sender)")
 	f.StringVar(&message, "message", "", "a message for the recipients (package description)")
-	f.IntVar(&streams, "streams", send.DefaultStreams, "simultaneous upload connections; files >= 64 MiB are split into this many parts")
+	f.IntVar(&streams, "streams", send.DefaultStreams, "simultaneous upload connections; files >= 64 MiB are split into at least this many parts of at most 256 MiB")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output; print only the package id")
 	cmd.PreRun = func(*cobra.Command, []string) {
 		if token == "" {
 			token = os.Getenv("FERRY_TOKEN")
+		}
+		if password == "" {
+			password = os.Getenv("FERRY_PASSWORD")
 		}
 	}
 	return cmd

@@ -22,14 +22,15 @@ type Bars struct {
 
 // barClock feeds mpb's moving-average speed with samples of at least
 // sampleEvery: per-read samples (tens of KiB, bursty as socket buffers fill)
-// would make the speed and ETA jump around.
+// would make the speed and ETA jump around. (The average shows after ten
+// samples: about a second.)
 type barClock struct {
 	bar     *mpb.Bar
 	last    time.Time
 	pending int64
 }
 
-const sampleEvery = 250 * time.Millisecond
+const sampleEvery = 100 * time.Millisecond
 
 func (b *barClock) add(n int64) {
 	b.pending += n
@@ -58,8 +59,8 @@ func (b *Bars) newBar(name string, size int64, opts ...mpb.BarOption) *barClock 
 	opts = append(opts,
 		mpb.PrependDecorators(decor.Name(name, decor.WC{C: decor.DindentRight | decor.DextraSpace}),
 			decor.Counters(decor.SizeB1024(0), "% .1f / % .1f")),
-		mpb.AppendDecorators(decor.EwmaSpeed(decor.SizeB1024(0), "% .1f", 60),
-			decor.Name(" ETA "), decor.EwmaETA(decor.ET_STYLE_GO, 60)))
+		mpb.AppendDecorators(decor.OnComplete(decor.EwmaSpeed(decor.SizeB1024(0), "% .1f", 60), "done"),
+			decor.OnComplete(decor.Name(" ETA "), ""), decor.OnComplete(decor.EwmaETA(decor.ET_STYLE_GO, 60), "")))
 	return &barClock{bar: b.p.AddBar(size, opts...), last: time.Now()}
 }
 
