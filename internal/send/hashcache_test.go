@@ -1,10 +1,12 @@
 package send
 
 import (
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
 	"errors"
+	"net/http"
 	"os"
 	"path/filepath"
 	"sync"
@@ -12,6 +14,7 @@ import (
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/send/sendtest"
+	"github.com/ferryhq/ferry/internal/send/tus"
 )
 
 type cancelOnBytes struct {
@@ -87,5 +90,53 @@ func TestRerunDoesNotRehashWhatTheStateCaches(t *testing.T) {
 	}
 	if got, want := hashed.Load(), int64(parts-cached); got != want {
 		t.Errorf("re-run hashed %d ranges, want %d (only those the state did not cache)", got, want)
+	}
+}
+
+func TestRerunResendsAFinishedPartTheServerLost(t *testing.T) {
+	srv := sendtest.Start(t)
+	dir := t.TempDir()
+	data := make([]byte, 4<<20)
+	_, _ = rand.Read(data)
+	path := filepath.Join(dir, "clip.mov")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target, _ := ParseTarget(srv.URL+"/p/demo", "")
+	stateDir := t.TempDir()
+	opts := Options{Target: target, Paths: []string{path}, Streams: 1, Large: 1 << 20, MaxPart: 1 << 20, StateDir: stateDir}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	opts.Progress = &cancelOnBytes{n: 5 << 19, cancel: cancel} // 2.5 MiB: two parts done
+	if _, err := Send(ctx, opts); !errors.Is(err, ErrInterrupted) {
+		t.Fatalf("first run: %v, want ErrInterrupted", err)
+	}
+	entries, _ := os.ReadDir(stateDir)
+	b, err := os.ReadFile(filepath.Join(stateDir, entries[0].Name()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var st State
+	if err := json.Unmarshal(b, &st); err != nil {
+		t.Fatal(err)
+	}
+	first := st.Files["clip.mov"].Parts[0]
+	if !first.Done {
+		t.Fatalf("part 0 not finished after the first run: %+v", st.Files["clip.mov"].Parts)
+	}
+	c := &tus.Client{HTTP: http.DefaultClient}
+	if err := c.Terminate(context.Background(), first.URL); err != nil {
+		t.Fatal(err)
+	}
+
+	opts.Progress = nil
+	res, err := Send(context.Background(), opts)
+	if err != nil {
+		t.Fatalf("re-run: %v", err)
+	}
+	_, files := srv.PackageState(res.PackageID)
+	got, err := files["clip.mov"].Bytes()
+	if err != nil || !bytes.Equal(got, data) {
+		t.Errorf("server holds different bytes after the re-run (err %v)", err)
 	}
 }

@@ -218,6 +218,11 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 			}
 			g := &partGroup{}
 			for pi, p := range fs.Parts {
+				if p.Done && !s.partStillThere(ctx, p.URL, p.Size) {
+					s.log.Info("a finished part of the previous run is gone from the server; sending it again", "path", f.Rel, "part", pi)
+					fs.Parts[pi].Done, fs.Parts[pi].URL, fs.Parts[pi].Sent = false, "", 0
+					p = fs.Parts[pi]
+				}
 				if p.Done {
 					already += p.Size
 					continue
@@ -316,6 +321,17 @@ func (s *sender) openPackage(ctx context.Context) (map[string]bool, error) {
 		return nil, err
 	}
 	return complete, nil
+}
+
+// partStillThere checks, on a re-run, that a part recorded as finished is
+// still whole on the server: the concatenation would fail on every re-run
+// otherwise. Only a clear "gone" answer counts; other errors surface later.
+func (s *sender) partStillThere(ctx context.Context, u string, size int64) bool {
+	off, _, err := s.tus.Offset(ctx, u)
+	if errors.Is(err, tus.ErrNotFound) {
+		return false
+	}
+	return err != nil || off == size
 }
 
 // dropStale forgets uploads of a file that changed, terminating them best-effort
