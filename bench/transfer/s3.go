@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"runtime/pprof"
 	"strings"
 	"time"
 
@@ -92,6 +93,13 @@ func presigner(job Job) *transfertest.S3Presigner {
 }
 
 func runChild(name, spec string) {
+	if path := os.Getenv("FERRY_BENCH_CPUPROFILE"); path != "" {
+		f, err := os.Create(path + "." + name)
+		if err == nil {
+			_ = pprof.StartCPUProfile(f)
+			defer pprof.StopCPUProfile()
+		}
+	}
 	var job Job
 	if err := json.Unmarshal([]byte(spec), &job); err != nil {
 		log.Fatalf("child %s: bad spec: %v", name, err)

@@ -3,10 +3,14 @@ package transfer
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash"
 	"io"
+	"os"
+	"runtime"
 	"slices"
 	"sync"
+	"syscall"
 	"time"
 
 	"golang.org/x/sync/errgroup"
@@ -137,24 +141,129 @@ func (t *Tracker) State() State {
 	return s
 }
 
-// Body returns part's bytes as a request body that counts progress.
-// The range is read straight from the source: nothing is buffered.
-func (t *Tracker) Body(src Source, p Part) io.Reader {
-	return &countingReader{r: io.NewSectionReader(src, p.Off, p.Size), t: t, part: p.Number}
+// RangeOpener is an optional Source capability: a file that can be opened
+// again at an offset, so that each part gets its own descriptor and goes out
+// with sendfile(2), page cache to socket, without passing through user space.
+type RangeOpener interface {
+	OpenAt(off int64) (*os.File, error)
+}
+
+// ZeroCopy reports whether parts of src go out with sendfile (then senders
+// cannot hash what they send: the Scanner hashes instead).
+func ZeroCopy(src Source) bool {
+	_, ok := src.(RangeOpener)
+	return ok
+}
+
+// Body returns part's bytes as a request body that counts progress. With h,
+// it hashes what is sent (while the bytes go out: no second read). Without
+// h, a RangeOpener source is sent with sendfile and progress is read from
+// the descriptor's offset as the kernel advances it. Nothing is buffered.
+// The HTTP transport closes the body; close it yourself if no request is made.
+func (t *Tracker) Body(src Source, p Part, h hash.Hash) io.ReadCloser {
+	if ro, ok := src.(RangeOpener); ok && h == nil && p.Size > 0 {
+		if f, err := ro.OpenAt(p.Off); err == nil {
+			b := &fileBody{f: f, t: t, part: p.Number, start: p.Off, end: p.Off + p.Size, stop: make(chan struct{})}
+			go b.watch()
+			return b
+		}
+	}
+	return &countingReader{r: io.NewSectionReader(src, p.Off, p.Size), t: t, h: h, part: p.Number}
 }
 
 type countingReader struct {
 	r    io.Reader
 	t    *Tracker
+	h    hash.Hash
 	part int
 }
 
 func (c *countingReader) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
 	if n > 0 {
+		if c.h != nil {
+			c.h.Write(b[:n])
+		}
 		c.t.Sent(c.part, int64(n))
 	}
 	return n, err
+}
+
+func (c *countingReader) Close() error { return nil }
+
+// fileBody is a part on its own descriptor. net/http hands a body that
+// implements syscall.Conn to sendfile (net.sendFile accepts any syscall.Conn
+// behind the transport's io.LimitedReader); Read serves the few bytes the
+// transport reads itself and stops at the part's end.
+type fileBody struct {
+	f          *os.File
+	t          *Tracker
+	part       int
+	start, end int64
+	mu         sync.Mutex
+	reported   int64
+	stop       chan struct{}
+	once       sync.Once
+}
+
+func (b *fileBody) SyscallConn() (syscall.RawConn, error) { return b.f.SyscallConn() }
+
+func (b *fileBody) Read(p []byte) (int, error) {
+	off, err := b.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return 0, err
+	}
+	left := b.end - off
+	if left <= 0 {
+		return 0, io.EOF
+	}
+	if int64(len(p)) > left {
+		p = p[:left]
+	}
+	n, err := b.f.Read(p)
+	b.poll()
+	return n, err
+}
+
+// poll reports the bytes the kernel has sent so far (the descriptor's offset).
+func (b *fileBody) poll() {
+	off, err := b.f.Seek(0, io.SeekCurrent)
+	if err != nil {
+		return
+	}
+	b.mu.Lock()
+	if d := min(off, b.end) - b.start - b.reported; d > 0 {
+		b.reported += d
+		b.t.Sent(b.part, d)
+	}
+	b.mu.Unlock()
+}
+
+func (b *fileBody) watch() {
+	tick := time.NewTicker(50 * time.Millisecond)
+	defer tick.Stop()
+	for {
+		select {
+		case <-b.stop:
+			return
+		case <-tick.C:
+			b.poll()
+		}
+	}
+}
+
+func (b *fileBody) Close() error {
+	b.once.Do(func() {
+		close(b.stop)
+		b.poll()
+		b.f.Close()
+	})
+	return nil
+}
+
+// Each adapts a hash constructor to NewScanner's per-part form.
+func Each(newHash func() hash.Hash) func(int) hash.Hash {
+	return func(int) hash.Hash { return newHash() }
 }
 
 // RunParts sends parts with at most parallelism in flight, in order of
@@ -195,7 +304,7 @@ func RunParts(ctx context.Context, parallelism int, parts []Part, done func(Part
 type Scanner struct {
 	src     Source
 	parts   []Part
-	newPart func() hash.Hash
+	newPart func(i int) hash.Hash
 	whole   []hash.Hash
 
 	mu      sync.Mutex
@@ -208,8 +317,9 @@ type Scanner struct {
 }
 
 // NewScanner prepares a scan of parts (which must cover src in order).
-// newPart may be nil (no per-part digest). whole[0] should be SHA-256.
-func NewScanner(src Source, parts []Part, newPart func() hash.Hash, whole ...hash.Hash) *Scanner {
+// newPart gives the hash for part index i, or nil for none (newPart itself
+// may be nil). whole[0] should be SHA-256.
+func NewScanner(src Source, parts []Part, newPart func(i int) hash.Hash, whole ...hash.Hash) *Scanner {
 	s := &Scanner{src: src, parts: parts, newPart: newPart, whole: whole,
 		wake: make(chan struct{}, 1), digests: make([][]byte, len(parts)),
 		ready: make([]chan struct{}, len(parts)), done: make(chan struct{})}
@@ -242,11 +352,16 @@ func (s *Scanner) Run(ctx context.Context) {
 }
 
 func (s *Scanner) run(ctx context.Context) error {
+	// The whole-file hashes are sequential by nature; per-part digests are
+	// independent, so they run on every core alongside (each re-reads its
+	// part from the page cache the sequential pass just filled).
+	workers := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	var wg sync.WaitGroup
+	var partErr error
+	var errOnce sync.Once
+	defer wg.Wait()
 	buf := make([]byte, 1<<20)
-	ws := make([]io.Writer, len(s.whole))
-	for i, h := range s.whole {
-		ws[i] = h
-	}
+	mw := io.MultiWriter(hashWriters(s.whole)...)
 	for i, p := range s.parts {
 		for {
 			s.mu.Lock()
@@ -262,24 +377,49 @@ func (s *Scanner) run(ctx context.Context) error {
 			}
 		}
 		var ph hash.Hash
-		w := ws
 		if s.newPart != nil {
-			ph = s.newPart()
-			w = append(slices.Clip(ws), ph)
+			ph = s.newPart(i)
 		}
-		mw := io.MultiWriter(w...)
-		if _, err := io.CopyBuffer(mw, io.NewSectionReader(s.src, p.Off, p.Size), buf); err != nil {
-			return err
+		if ph == nil {
+			close(s.ready[i])
+		} else {
+			select {
+			case workers <- struct{}{}:
+			case <-ctx.Done():
+				return context.Cause(ctx)
+			}
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				defer func() { <-workers }()
+				b := make([]byte, 256<<10)
+				if _, err := io.CopyBuffer(ph, io.NewSectionReader(s.src, p.Off, p.Size), b); err != nil {
+					errOnce.Do(func() { partErr = fmt.Errorf("hash part %d: %w", p.Number, err) })
+					return
+				}
+				s.digests[i] = ph.Sum(nil)
+				close(s.ready[i])
+			}()
 		}
-		if ph != nil {
-			s.digests[i] = ph.Sum(nil)
+		if len(s.whole) > 0 {
+			if _, err := io.CopyBuffer(mw, io.NewSectionReader(s.src, p.Off, p.Size), buf); err != nil {
+				return err
+			}
 		}
-		close(s.ready[i])
 		if ctx.Err() != nil {
 			return context.Cause(ctx)
 		}
 	}
-	return nil
+	wg.Wait()
+	return partErr
+}
+
+func hashWriters(hs []hash.Hash) []io.Writer {
+	ws := make([]io.Writer, len(hs))
+	for i, h := range hs {
+		ws[i] = h
+	}
+	return ws
 }
 
 // PartDigest waits for part index i's digest.

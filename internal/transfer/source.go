@@ -3,6 +3,7 @@ package transfer
 import (
 	"bytes"
 	"fmt"
+	"io"
 	"os"
 )
 
@@ -24,6 +25,26 @@ func OpenFile(path string) (*FileSource, error) {
 		return nil, fmt.Errorf("stat transfer source %s: %w", path, err)
 	}
 	return &FileSource{File: f, size: st.Size()}, nil
+}
+
+// OpenAt opens the file again, positioned at off, for a zero-copy send of
+// one part (see RangeOpener). It refuses a path that now names another file.
+func (f *FileSource) OpenAt(off int64) (*os.File, error) {
+	g, err := os.Open(f.Name())
+	if err != nil {
+		return nil, err
+	}
+	a, errA := f.Stat()
+	b, errB := g.Stat()
+	if errA != nil || errB != nil || !os.SameFile(a, b) {
+		g.Close()
+		return nil, fmt.Errorf("reopen %s: no longer the same file", f.Name())
+	}
+	if _, err := g.Seek(off, io.SeekStart); err != nil {
+		g.Close()
+		return nil, err
+	}
+	return g, nil
 }
 
 // Size is the file's size when it was opened.

@@ -83,7 +83,7 @@ func withQuery(sas string, kv ...string) string {
 func (u *Uploader) putBlob(ctx context.Context, src transfer.Source, t transfer.AzureTarget, p transfer.Params) (transfer.Result, error) {
 	size := src.Size()
 	parts := transfer.PlanParts(size, max(size, 1))
-	scan := transfer.NewScanner(src, parts, md5.New, sha256.New())
+	scan := transfer.NewScanner(src, parts, transfer.Each(md5.New), sha256.New())
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	scan.Allow(1)
@@ -110,10 +110,11 @@ func (u *Uploader) putBlob(ctx context.Context, src transfer.Source, t transfer.
 		}
 		var body io.Reader = http.NoBody
 		if size > 0 {
-			body = tr.Body(src, transfer.Part{Number: 1, Size: size})
+			body = tr.Body(src, transfer.Part{Number: 1, Size: size}, nil)
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, sas, body)
 		if err != nil {
+			closeBody(body)
 			return fmt.Errorf("azure: put blob: bad SAS URL %s: %w", transfer.Redact(sas), err)
 		}
 		req.ContentLength = size
@@ -170,7 +171,7 @@ func (u *Uploader) blocks(ctx context.Context, src transfer.Source, t transfer.A
 		}
 	}
 	tr := transfer.NewTracker(p, state)
-	scan := transfer.NewScanner(src, parts, md5.New, sha256.New())
+	scan := transfer.NewScanner(src, parts, transfer.Each(md5.New), sha256.New())
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	lead := 2 * u.o.Parallelism
@@ -241,8 +242,10 @@ func (u *Uploader) putBlock(ctx context.Context, src transfer.Source, t transfer
 		if err != nil {
 			return fmt.Errorf("azure: get blob URL: %w", err)
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, withQuery(sas, "comp", "block", "blockid", id), tr.Body(src, pt))
+		body := tr.Body(src, pt, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, withQuery(sas, "comp", "block", "blockid", id), body)
 		if err != nil {
+			body.Close()
 			return fmt.Errorf("azure: put block %d: bad SAS URL %s: %w", pt.Number, transfer.Redact(sas), err)
 		}
 		req.ContentLength = pt.Size
@@ -305,4 +308,10 @@ type block struct {
 func drain(resp *http.Response) {
 	_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 1<<20))
 	resp.Body.Close()
+}
+
+func closeBody(r io.Reader) {
+	if c, ok := r.(io.Closer); ok {
+		c.Close()
+	}
 }

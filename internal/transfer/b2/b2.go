@@ -99,7 +99,7 @@ func readInfo(resp *http.Response, step string, part int) (fileInfo, error) {
 func (u *Uploader) small(ctx context.Context, src transfer.Source, t transfer.B2Target, p transfer.Params) (transfer.Result, error) {
 	size := src.Size()
 	parts := transfer.PlanParts(size, max(size, 1))
-	scan := transfer.NewScanner(src, parts, sha1.New, sha256.New())
+	scan := transfer.NewScanner(src, parts, transfer.Each(sha1.New), sha256.New())
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	scan.Allow(1)
@@ -125,10 +125,13 @@ func (u *Uploader) small(ctx context.Context, src transfer.Source, t transfer.B2
 		}
 		var body io.Reader = http.NoBody
 		if size > 0 {
-			body = tr.Body(src, transfer.Part{Number: 1, Size: size})
+			body = tr.Body(src, transfer.Part{Number: 1, Size: size}, nil)
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPost, up.URL, body)
 		if err != nil {
+			if c, ok := body.(io.Closer); ok {
+				c.Close()
+			}
 			return fmt.Errorf("b2: upload file: bad upload URL %s: %w", transfer.Redact(up.URL), err)
 		}
 		req.ContentLength = size
@@ -232,7 +235,7 @@ func (u *Uploader) large(ctx context.Context, src transfer.Source, t transfer.B2
 			done[ps.Number] = ps.SHA1
 		}
 	}
-	scan := transfer.NewScanner(src, parts, sha1.New, sha256.New())
+	scan := transfer.NewScanner(src, parts, transfer.Each(sha1.New), sha256.New())
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	lead := 2 * u.o.Parallelism
@@ -293,8 +296,10 @@ func (u *Uploader) sendPart(ctx context.Context, src transfer.Source, pt transfe
 		if err != nil {
 			return err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.UploadURL, tr.Body(src, pt))
+		body := tr.Body(src, pt, nil)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPost, l.UploadURL, body)
 		if err != nil {
+			body.Close()
 			return fmt.Errorf("b2: upload part %d: bad upload URL %s: %w", pt.Number, transfer.Redact(l.UploadURL), err)
 		}
 		req.ContentLength = pt.Size

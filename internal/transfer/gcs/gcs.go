@@ -290,10 +290,13 @@ func (u *Uploader) putChunk(ctx context.Context, src transfer.Source, session st
 		last := off+n == size
 		var body io.Reader = http.NoBody
 		if n > 0 {
-			body = tr.Body(src, transfer.Part{Number: chunkNo, Off: off, Size: n})
+			body = tr.Body(src, transfer.Part{Number: chunkNo, Off: off, Size: n}, nil)
 		}
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, session, body)
 		if err != nil {
+			if c, ok := body.(io.Closer); ok {
+				c.Close()
+			}
 			return fmt.Errorf("gcs: upload chunk: bad session URI %s: %w", transfer.Redact(session), err)
 		}
 		req.ContentLength = n

@@ -10,6 +10,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"net/http"
 	"slices"
@@ -72,8 +73,15 @@ func (u *Uploader) Upload(ctx context.Context, src transfer.Source, target trans
 
 func (u *Uploader) put(ctx context.Context, src transfer.Source, t transfer.S3Target, p transfer.Params) (transfer.Result, error) {
 	size := src.Size()
-	whole := transfer.Part{Number: 1, Size: size}
-	scan := transfer.NewScanner(src, transfer.PlanParts(size, max(size, 1)), nil, sha256.New(), md5.New())
+	all := transfer.Part{Number: 1, Size: size}
+	// With a zero-copy source the bytes never pass through user space while
+	// sent: the scanner's MD5 checks the ETag. Otherwise the sender hashes.
+	zc := transfer.ZeroCopy(src)
+	whole := []hash.Hash{sha256.New()}
+	if zc {
+		whole = append(whole, md5.New())
+	}
+	scan := transfer.NewScanner(src, transfer.PlanParts(size, max(size, 1)), nil, whole...)
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	scan.Allow(1)
@@ -81,16 +89,23 @@ func (u *Uploader) put(ctx context.Context, src transfer.Source, t transfer.S3Ta
 
 	tr := transfer.NewTracker(p, transfer.State{Method: "S3", Size: size})
 	var etag string
+	var sum []byte
 	err := u.o.Retry(ctx, func(attempt int, refresh bool) error {
 		if attempt > 1 {
 			tr.Retrying(1)
+		}
+		var h hash.Hash
+		if !zc {
+			h = md5.New()
 		}
 		url, err := t.S3PutURL(ctx)
 		if err != nil {
 			return fmt.Errorf("s3: get upload URL: %w", err)
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, tr.Body(src, whole))
+		body := tr.Body(src, all, h)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, body)
 		if err != nil {
+			body.Close()
 			return fmt.Errorf("s3: put object: bad upload URL %s: %w", transfer.Redact(url), err)
 		}
 		req.ContentLength = size
@@ -104,6 +119,19 @@ func (u *Uploader) put(ctx context.Context, src transfer.Source, t transfer.S3Ta
 		}
 		drain(resp)
 		etag = strings.Trim(resp.Header.Get("ETag"), `"`)
+		if h != nil {
+			sum = h.Sum(nil)
+		} else {
+			sums, err := scan.Wait(ctx)
+			if err != nil {
+				return fmt.Errorf("s3: read source: %w", err)
+			}
+			sum = sums[1]
+		}
+		if isMD5(etag) && etag != hex.EncodeToString(sum) {
+			return &transfer.Error{Provider: provider, Step: "put object", Status: resp.StatusCode,
+				Err: fmt.Errorf("%w: server ETag %s, MD5 of the bytes sent %x", transfer.ErrChecksum, etag, sum)}
+		}
 		return nil
 	})
 	if err != nil {
@@ -115,9 +143,6 @@ func (u *Uploader) put(ctx context.Context, src transfer.Source, t transfer.S3Ta
 	}
 	res := transfer.Result{Size: size, SHA256: hex.EncodeToString(sums[0]), ETag: etag}
 	if isMD5(etag) {
-		if etag != hex.EncodeToString(sums[1]) {
-			return res, &transfer.Error{Provider: provider, Step: "put object", Err: fmt.Errorf("%w: ETag %s, MD5 read %x", transfer.ErrChecksum, etag, sums[1])}
-		}
 		res.Checked = append(res.Checked, "etag-md5")
 	}
 	return res, nil
@@ -150,7 +175,19 @@ func (u *Uploader) multipart(ctx context.Context, src transfer.Source, t transfe
 		}
 	}
 
-	scan := transfer.NewScanner(src, parts, md5.New, sha256.New())
+	signMD5 := t.S3SignsMD5()
+	// Part MD5s: when the URLs are signed with them, the scanner hashes each
+	// part before it is sent; otherwise each sender hashes its part while
+	// sending (spread over the senders, no second read) and the scanner only
+	// hashes parts resumed from the saved state, to prove they are our bytes.
+	md5s := &partSums{sums: make([][]byte, len(parts))}
+	zc := transfer.ZeroCopy(src)
+	scan := transfer.NewScanner(src, parts, func(i int) hash.Hash {
+		if _, resumed := done[i+1]; signMD5 || resumed || zc {
+			return md5.New()
+		}
+		return nil
+	}, sha256.New())
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
 	lead := 2 * u.o.Parallelism
@@ -158,12 +195,11 @@ func (u *Uploader) multipart(ctx context.Context, src transfer.Source, t transfe
 	go scan.Run(sctx)
 
 	urls := &urlCache{t: t, uploadID: uploadID, last: len(parts)}
-	signMD5 := t.S3SignsMD5()
 	err := transfer.RunParts(ctx, u.o.Parallelism, parts,
 		func(p transfer.Part) bool { _, ok := done[p.Number]; return ok },
 		func(i int) { scan.Allow(i + lead) },
 		func(ctx context.Context, part transfer.Part) error {
-			return u.sendPart(ctx, src, part, scan, urls, signMD5, tr)
+			return u.sendPart(ctx, src, part, scan, urls, signMD5 || zc, signMD5, md5s, tr)
 		})
 	if err != nil {
 		u.abortIfCanceled(ctx, t, uploadID)
@@ -172,6 +208,16 @@ func (u *Uploader) multipart(ctx context.Context, src transfer.Source, t transfe
 	sums, err := scan.Wait(ctx)
 	if err != nil {
 		return transfer.Result{}, fmt.Errorf("s3: read source: %w", err)
+	}
+	for i := range parts {
+		if ps, resumed := done[i+1]; resumed {
+			d, _ := scan.PartDigest(ctx, i)
+			if isMD5(ps.ETag) && ps.ETag != hex.EncodeToString(d) {
+				return transfer.Result{}, &transfer.Error{Provider: provider, Step: "resume", Part: i + 1,
+					Err: fmt.Errorf("%w: saved part ETag %s, MD5 of the file's part %x", transfer.ErrChecksum, ps.ETag, d)}
+			}
+			md5s.set(i, d)
+		}
 	}
 	final := tr.State()
 	u.o.Logger.Debug("s3: parts acknowledged, completing", "parts", len(final.Parts))
@@ -185,7 +231,7 @@ func (u *Uploader) multipart(ctx context.Context, src transfer.Source, t transfe
 		Checked: []string{"part-etag-md5"}}
 	// The multipart ETag is MD5(MD5(part1)..MD5(partN))-N: it proves the
 	// server assembled the parts we hashed, resumed ones included.
-	if want := multipartETag(scan, parts); strings.Contains(etag, "-") && isMD5(strings.Split(etag, "-")[0]) {
+	if want := md5s.multipartETag(); strings.Contains(etag, "-") && isMD5(strings.Split(etag, "-")[0]) {
 		if etag != want {
 			return res, &transfer.Error{Provider: provider, Step: "complete multipart upload", Err: fmt.Errorf("%w: object ETag %s, expected %s", transfer.ErrChecksum, etag, want)}
 		}
@@ -194,17 +240,34 @@ func (u *Uploader) multipart(ctx context.Context, src transfer.Source, t transfe
 	return res, nil
 }
 
-func multipartETag(scan *transfer.Scanner, parts []transfer.Part) string {
-	h := md5.New()
-	for i := range parts {
-		d, _ := scan.PartDigest(context.Background(), i)
-		h.Write(d)
-	}
-	return fmt.Sprintf("%x-%d", h.Sum(nil), len(parts))
+// partSums holds each part's MD5 as it becomes known.
+type partSums struct {
+	mu   sync.Mutex
+	sums [][]byte
 }
 
-func (u *Uploader) sendPart(ctx context.Context, src transfer.Source, part transfer.Part, scan *transfer.Scanner, urls *urlCache, signMD5 bool, tr *transfer.Tracker) error {
+func (p *partSums) set(i int, d []byte) {
+	p.mu.Lock()
+	p.sums[i] = d
+	p.mu.Unlock()
+}
+
+func (p *partSums) multipartETag() string {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	h := md5.New()
+	for _, d := range p.sums {
+		h.Write(d)
+	}
+	return fmt.Sprintf("%x-%d", h.Sum(nil), len(p.sums))
+}
+
+// sendPart sends one part. scanned says the scanner hashes the part (signed
+// URLs need the MD5 first; zero-copy sends never see the bytes); otherwise
+// the part is hashed while it is sent.
+func (u *Uploader) sendPart(ctx context.Context, src transfer.Source, part transfer.Part, scan *transfer.Scanner, urls *urlCache, scanned, signMD5 bool, md5s *partSums, tr *transfer.Tracker) error {
 	var md5b64 string
+	var signed []byte
 	if signMD5 {
 		// The URL is signed with the part's MD5: hash first, then send (the
 		// second read comes from the page cache).
@@ -212,9 +275,13 @@ func (u *Uploader) sendPart(ctx context.Context, src transfer.Source, part trans
 		if err != nil {
 			return fmt.Errorf("s3: hash part %d: %w", part.Number, err)
 		}
-		md5b64 = base64.StdEncoding.EncodeToString(d)
+		md5b64, signed = base64.StdEncoding.EncodeToString(d), d
 	}
 	return u.o.Retry(ctx, func(attempt int, refresh bool) error {
+		var h hash.Hash
+		if !scanned {
+			h = md5.New()
+		}
 		if attempt > 1 {
 			tr.Retrying(part.Number)
 		}
@@ -222,8 +289,10 @@ func (u *Uploader) sendPart(ctx context.Context, src transfer.Source, part trans
 		if err != nil {
 			return err
 		}
-		req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, tr.Body(src, part))
+		body := tr.Body(src, part, h)
+		req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, body)
 		if err != nil {
+			body.Close()
 			return fmt.Errorf("s3: upload part %d: bad part URL %s: %w", part.Number, transfer.Redact(url), err)
 		}
 		req.ContentLength = part.Size
@@ -239,14 +308,20 @@ func (u *Uploader) sendPart(ctx context.Context, src transfer.Source, part trans
 		if etag == "" {
 			return &transfer.Error{Provider: provider, Step: "upload part", Part: part.Number, Status: resp.StatusCode, Err: errors.New("answer has no ETag")}
 		}
-		d, err := scan.PartDigest(ctx, part.Number-1)
-		if err != nil {
-			return fmt.Errorf("s3: hash part %d: %w", part.Number, err)
+		d := signed
+		switch {
+		case h != nil:
+			d = h.Sum(nil)
+		case d == nil:
+			if d, err = scan.PartDigest(ctx, part.Number-1); err != nil {
+				return fmt.Errorf("s3: hash part %d: %w", part.Number, err)
+			}
 		}
 		if isMD5(etag) && etag != hex.EncodeToString(d) {
 			return &transfer.Error{Provider: provider, Step: "upload part", Part: part.Number, Status: resp.StatusCode,
 				Err: fmt.Errorf("%w: server ETag %s, MD5 of the part read %x", transfer.ErrChecksum, etag, d)}
 		}
+		md5s.set(part.Number-1, d)
 		if err := tr.Acked(transfer.PartState{Number: part.Number, Size: part.Size, ETag: etag}); err != nil {
 			return fmt.Errorf("s3: checkpoint part %d: %w", part.Number, err)
 		}

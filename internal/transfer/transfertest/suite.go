@@ -85,6 +85,20 @@ func Run(t *testing.T, h Harness) {
 		})
 	}
 
+	t.Run("SendsFromAPlainReaderAt", func(t *testing.T) {
+		h.skip(t)
+		// A source that cannot be reopened (a concatenated upload) is read
+		// with io.SectionReader and hashed while sent, not sent with sendfile.
+		s := newSetup(t, h, 2*ps+1)
+		var prog progressLog
+		res, err := s.up.Upload(context.Background(), plainSource{s.src}, s.target, transfer.Params{Progress: prog.add})
+		if err != nil {
+			t.Fatalf("upload from a plain ReaderAt: %v", err)
+		}
+		s.checkStored(t, res)
+		prog.check(t, s.src.Size())
+	})
+
 	t.Run("RefreshesExpiredURLsMidUpload", func(t *testing.T) {
 		h.skip(t)
 		s := newSetup(t, h, 8*ps+ps/2) // more parts than in flight: later ones use URLs issued before the expiry
@@ -263,6 +277,12 @@ func checkErr(t *testing.T, err error) {
 		t.Errorf("error %q does not say which provider and step", msg)
 	}
 }
+
+// plainSource hides FileSource's OpenAt.
+type plainSource struct{ f *transfer.FileSource }
+
+func (p plainSource) ReadAt(b []byte, off int64) (int, error) { return p.f.ReadAt(b, off) }
+func (p plainSource) Size() int64                             { return p.f.Size() }
 
 type setup struct {
 	up     transfer.Uploader
