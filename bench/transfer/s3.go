@@ -57,6 +57,24 @@ func benchS3(job Job, rounds int, contenders string) {
 			cs = append(cs, Contender{"single presigned PUT (ceiling)", child("s3-put")})
 		case "ferry":
 			cs = append(cs, Contender{"ferry s3", child("s3-ferry")})
+		case "ferry4", "ferry16", "ferry32m":
+			// variants to choose the defaults: fewer/more parts in flight, bigger parts
+			v := job
+			switch c {
+			case "ferry4":
+				v.Parallel = 4
+			case "ferry16":
+				v.Parallel = 16
+			case "ferry32m":
+				v.PartSize = 32 << 20
+			}
+			cs = append(cs, Contender{fmt.Sprintf("ferry s3 %d x %s", v.Parallel, human(v.PartSize)), func() (float64, float64, string, error) {
+				j := v
+				j.Key = "bench/" + c
+				defer cleanup(j.Key)
+				o, rss, err := runChildProcess("s3-ferry", j)
+				return o.Seconds, rss, o.Note, err
+			}})
 		case "tm":
 			cs = append(cs, Contender{"aws transfermanager 16MiB x 8", child("s3-tm")})
 		case "rclone":
