@@ -20,6 +20,9 @@ import (
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/portal"
 	"github.com/ferryhq/ferry/internal/transfer"
+	"github.com/ferryhq/ferry/internal/transfer/azure"
+	"github.com/ferryhq/ferry/internal/transfer/b2"
+	"github.com/ferryhq/ferry/internal/transfer/gcs"
 	"github.com/ferryhq/ferry/internal/transfer/s3"
 	"riverqueue.com/riverui"
 )
@@ -75,8 +78,8 @@ type Options struct {
 	DB          db.Store
 	Connections Connections
 	Blobs       Blobs
-	// Uploaders per storage method; nil gets S3 (and whatever else is
-	// registered by the caller).
+	// Uploaders per storage method (S3, GCS, AZURE, B2); missing ones get
+	// the transfer package's with default options.
 	Uploaders map[string]transfer.Uploader
 	// Workers is how many files are delivered at once on this machine
 	// (default 8); PerDelivery bounds one delivery's share (default 4).
@@ -159,8 +162,15 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if o.Uploaders == nil {
 		o.Uploaders = map[string]transfer.Uploader{}
 	}
-	if o.Uploaders["S3"] == nil {
-		o.Uploaders["S3"] = s3.New(transfer.Options{Logger: o.Logger})
+	for method, mk := range map[string]func(transfer.Options) transfer.Uploader{
+		"S3":    func(o transfer.Options) transfer.Uploader { return s3.New(o) },
+		"GCS":   func(o transfer.Options) transfer.Uploader { return gcs.New(o) },
+		"AZURE": func(o transfer.Options) transfer.Uploader { return azure.New(o) },
+		"B2":    func(o transfer.Options) transfer.Uploader { return b2.New(o) },
+	} {
+		if o.Uploaders[method] == nil {
+			o.Uploaders[method] = mk(transfer.Options{Logger: o.Logger})
+		}
 	}
 	s := &Service{o: o, log: o.Logger.With("component", "delivery"), sems: map[string]chan struct{}{}}
 	s.plan = &planner{s: s}
@@ -510,7 +520,7 @@ func (s *Service) Retry(ctx context.Context, id string) (int, error) {
 		}
 		jobs := make([]river.InsertManyParams, 0, n)
 		for _, f := range files {
-			jobs = append(jobs, river.InsertManyParams{Args: fileArgs{DeliveryID: id, FileID: f.FileID}, InsertOpts: fileInsertOpts()})
+			jobs = append(jobs, river.InsertManyParams{Args: fileArgs{DeliveryID: id, FileID: f.FileID, Retry: s.o.Now().UnixNano()}, InsertOpts: fileInsertOpts()})
 		}
 		_, err = s.river.InsertManyTx(ctx, tx.SQLTx(), jobs)
 		return err

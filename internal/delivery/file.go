@@ -29,6 +29,10 @@ import (
 type fileArgs struct {
 	DeliveryID string `json:"delivery_id"`
 	FileID     string `json:"file_id"`
+	// Retry is 0 for the first delivery and the time of a retry request
+	// otherwise: River keeps unique keys of finished jobs, so a retry needs
+	// args of its own, while the enqueues of upload and finalize dedupe.
+	Retry int64 `json:"retry,omitempty"`
 }
 
 func (fileArgs) Kind() string { return "ferry_delivery_file" }

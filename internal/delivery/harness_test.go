@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/hex"
 	"errors"
 	"fmt"
@@ -238,10 +239,11 @@ func (e *env) createPortal(name string, connIDs ...string) *db.Portal {
 }
 
 type pkgHandle struct {
-	pkg   *db.Package
-	token string
-	files map[string][]byte
-	ids   map[string]string // path -> ferry file id
+	pkg     *db.Package
+	token   string
+	files   map[string][]byte
+	ids     map[string]string // path -> ferry file id
+	uploads map[string]string // path -> upload id (the stored bytes)
 }
 
 func (e *env) newPackage(slug, name, sender string) *pkgHandle {
@@ -258,12 +260,19 @@ func (e *env) newPackage(slug, name, sender string) *pkgHandle {
 	if err != nil {
 		e.t.Fatal(err)
 	}
-	return &pkgHandle{pkg: pkg, token: tok, files: map[string][]byte{}, ids: map[string]string{}}
+	return &pkgHandle{pkg: pkg, token: tok, files: map[string][]byte{}, ids: map[string]string{}, uploads: map[string]string{}}
 }
 
 // put uploads one file the way ingest records it: admitted, bytes stored,
 // completion recorded with the computed SHA-256 (and the delivery hook).
 func (e *env) put(h *pkgHandle, path string, data []byte) {
+	e.t.Helper()
+	e.putStored(h, path, data, data)
+}
+
+// putStored records data as the file's content (size, SHA-256) while the
+// store holds stored: damage the package store suffered after ingest.
+func (e *env) putStored(h *pkgHandle, path string, data, stored []byte) {
 	e.t.Helper()
 	up := fmt.Sprintf("up-%d", e.upload.Add(1))
 	sum := sha256.Sum256(data)
@@ -271,7 +280,8 @@ func (e *env) put(h *pkgHandle, path string, data []byte) {
 	if err != nil {
 		e.t.Fatalf("admitting %s: %v", path, err)
 	}
-	if err := os.WriteFile(filepath.Join(e.blobs, up), data, 0o600); err != nil {
+	h.uploads[path] = up
+	if err := os.WriteFile(filepath.Join(e.blobs, up), stored, 0o600); err != nil {
 		e.t.Fatal(err)
 	}
 	f, err := e.portal.CompleteFile(e.ctx, portal.Completion{FileRef: portal.FileRef{FileID: adm.File.ID, UploadID: up}, Size: int64(len(data)), SHA256: sum[:]}, e.svc.OnComplete)
@@ -293,7 +303,13 @@ func (e *env) finalize(h *pkgHandle) {
 // connection conn to settle and emit its event.
 func (e *env) settled(h *pkgHandle, conn string) *delivery.Status {
 	e.t.Helper()
-	deadline := time.Now().Add(2 * time.Minute)
+	return e.settledN(h, conn, 1)
+}
+
+// settledN waits for the delivery's n-th settling (after n-1 retries).
+func (e *env) settledN(h *pkgHandle, conn string, n int) *delivery.Status {
+	e.t.Helper()
+	deadline := time.Now().Add(time.Minute)
 	for {
 		d, err := e.store.DeliveryGetByPackageConnection(e.ctx, &db.DeliveryGetByPackageConnectionParams{PackageID: h.pkg.ID, ConnectionID: conn})
 		e.mu.Lock()
@@ -302,7 +318,7 @@ func (e *env) settled(h *pkgHandle, conn string) *delivery.Status {
 			evs = e.events[d.ID]
 		}
 		e.mu.Unlock()
-		if err == nil && d.SettledAt != nil && evs > 0 {
+		if err == nil && d.SettledAt != nil && evs >= n {
 			st, err := e.svc.Get(e.ctx, d.ID)
 			if err != nil {
 				e.t.Fatal(err)
@@ -313,6 +329,24 @@ func (e *env) settled(h *pkgHandle, conn string) *delivery.Status {
 			e.t.Fatal(err)
 		}
 		if time.Now().After(deadline) {
+			if d != nil {
+				files, _ := e.store.DeliveryFileList(e.ctx, &db.DeliveryFileListParams{DeliveryID: d.ID})
+				for _, f := range files {
+					e.t.Logf("%s: %s step %q pending %q: %s", f.Path, f.State, f.Step, f.Pending, f.Error)
+				}
+				e.t.Logf("delivery %+v, events %d", d, evs)
+				rows, err := e.store.SQLDB().QueryContext(e.ctx, "SELECT id, kind, state, args, attempt, errors FROM river_job ORDER BY id")
+				if err == nil {
+					for rows.Next() {
+						var id, attempt int
+						var kind, state, args string
+						var errs sql.NullString
+						rows.Scan(&id, &kind, &state, &args, &attempt, &errs)
+						e.t.Logf("river job %d %s %s %s attempt %d errors %s", id, kind, state, args, attempt, errs.String)
+					}
+					rows.Close()
+				}
+			}
 			e.t.Fatalf("delivery of %s to %s did not settle", h.pkg.Name, conn)
 		}
 		time.Sleep(50 * time.Millisecond)
