@@ -21,7 +21,7 @@ import (
 func (a *App) openDelivery(ctx context.Context, opt Options, g *gate) error {
 	o := delivery.Options{
 		DB: a.DB, Connections: deliveryConns{a.Connect}, Blobs: deliveryBlobs{a.Ingest},
-		Logger: a.log, Now: opt.Now,
+		Logger: a.log,
 	}
 	if opt.Delivery != nil {
 		opt.Delivery(&o)
