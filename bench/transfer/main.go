@@ -31,7 +31,7 @@ func main() {
 		sizeFlag   = flag.String("size", "2GiB", "source file size (B, KiB, MiB, GiB)")
 		parallel   = flag.Int("parallel", 8, "ferry: parts in flight")
 		partSize   = flag.String("part", "16MiB", "ferry: minimum part size")
-		providers  = flag.String("providers", "s3", "comma list: s3 (Versity: ferry, rclone, transfermanager, single PUT), azure (Azurite), gcs, b2 (emulator data plane)")
+		providers  = flag.String("providers", "s3", "comma list: s3 (Versity: ferry, rclone, transfermanager, single PUT), azure (Azurite), fakegcs (fake-gcs-server, <= 64 MiB), gcs, b2 (emulator data plane)")
 		contenders = flag.String("contenders", "put,ferry,tm,rclone", "S3 contenders to run, in order")
 		rounds     = flag.Int("rounds", 1, "measurements per contender (the best is kept)")
 		child      = flag.String("child", "", "internal: run one contender in this process and print its JSON result")
@@ -69,6 +69,8 @@ func main() {
 			benchS3(job, *rounds, *contenders)
 		case "azure":
 			benchAzure(job, *rounds)
+		case "fakegcs":
+			benchFakeGCS(job, *rounds)
 		case "gcs", "b2":
 			benchEmulator(job, strings.TrimSpace(p), *rounds)
 		default:

@@ -180,7 +180,8 @@ func childRun(name string, job Job) (note, sum string, err error) {
 		}
 		defer f.Close()
 		client := awss3.New(awss3.Options{BaseEndpoint: aws.String(job.Endpoint), Region: job.Region, UsePathStyle: true,
-			Credentials: credentials.NewStaticCredentialsProvider(job.AccessKey, job.SecretKey, "")})
+			Credentials: credentials.NewStaticCredentialsProvider(job.AccessKey, job.SecretKey, ""),
+			HTTPClient:  &http.Client{Transport: timedTransport{http.DefaultTransport}}})
 		tm := transfermanager.New(client, func(o *transfermanager.Options) {
 			o.PartSizeBytes = 16 << 20
 			o.Concurrency = 8
@@ -198,4 +199,18 @@ func childLogger() *slog.Logger {
 		return nil
 	}
 	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
+}
+
+// timedTransport logs how long CompleteMultipartUpload takes (FERRY_BENCH_DEBUG),
+// to split a contender's time between parts and the server's assembly.
+type timedTransport struct{ rt http.RoundTripper }
+
+func (t timedTransport) RoundTrip(r *http.Request) (*http.Response, error) {
+	if os.Getenv("FERRY_BENCH_DEBUG") == "" || r.Method != http.MethodPost || !r.URL.Query().Has("uploadId") {
+		return t.rt.RoundTrip(r)
+	}
+	start := time.Now()
+	resp, err := t.rt.RoundTrip(r)
+	log.Printf("  transfermanager: complete took %.2fs", time.Since(start).Seconds())
+	return resp, err
 }
