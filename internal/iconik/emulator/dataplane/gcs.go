@@ -1,11 +1,14 @@
 package dataplane
 
 import (
+	"crypto/md5"
 	"crypto/subtle"
+	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"hash/crc32"
 	"io"
 	"net/http"
 	"net/url"
@@ -217,7 +220,12 @@ func (p *Plane) serveGCSSession(w http.ResponseWriter, r *http.Request, sid, ses
 	}
 	data := filepath.Join(dir, "data")
 	if m.Done {
-		p.gcsDone(w, st, m)
+		dst, err := objectPath(st, m.Key)
+		if err != nil {
+			writeGCSError(w, http.StatusInternalServerError, "backendError", "locating the object failed")
+			return
+		}
+		p.gcsDone(w, st, m, dst)
 		return
 	}
 	fi, err := os.Stat(data)
@@ -283,7 +291,7 @@ func (p *Plane) serveGCSSession(w http.ResponseWriter, r *http.Request, sid, ses
 		}
 		m.Done = true
 		writeGCSMeta(dir, m)
-		p.gcsDone(w, st, m)
+		p.gcsDone(w, st, m, dst)
 		return
 	}
 	writeGCSMeta(dir, m)
@@ -324,11 +332,39 @@ func appendChunk(data string, body io.Reader, skip, want, oldSize int64) (int64,
 	return n, f.Close()
 }
 
-func (p *Plane) gcsDone(w http.ResponseWriter, st Storage, m gcsMeta) {
+func (p *Plane) gcsDone(w http.ResponseWriter, st Storage, m gcsMeta, dst string) {
+	// Real GCS reports the object's MD5 and CRC32C (base64, CRC big-endian) in the
+	// JSON and in x-goog-hash, and clients verify them. The emulator hashes the
+	// published object once here rather than keeping hash state per session
+	// across chunks: one extra read, simpler, and only on the final chunk.
+	md5b64, crcb64, err := gcsHashes(dst)
+	if err != nil {
+		writeGCSError(w, http.StatusInternalServerError, "backendError", "hashing the object failed")
+		return
+	}
+	w.Header().Set("x-goog-hash", "crc32c="+crcb64+",md5="+md5b64)
 	w.Header().Set("Content-Type", "application/json; charset=UTF-8")
 	w.WriteHeader(http.StatusOK)
 	json.NewEncoder(w).Encode(map[string]any{
 		"kind": "storage#object", "bucket": st.ID, "name": m.Key,
 		"size": strconv.FormatInt(m.Total, 10), "timeCreated": m.Created.Format(time.RFC3339Nano),
+		"md5Hash": md5b64, "crc32c": crcb64,
 	})
+}
+
+// gcsHashes returns an object's MD5 and CRC32C (Castagnoli) as GCS encodes them.
+func gcsHashes(path string) (md5b64, crcb64 string, err error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", "", err
+	}
+	defer f.Close()
+	m, c := md5.New(), crc32.New(crc32.MakeTable(crc32.Castagnoli))
+	bp := copyBufs.Get().(*[]byte)
+	_, err = io.CopyBuffer(io.MultiWriter(m, c), f, *bp)
+	copyBufs.Put(bp)
+	if err != nil {
+		return "", "", err
+	}
+	return base64.StdEncoding.EncodeToString(m.Sum(nil)), base64.StdEncoding.EncodeToString(c.Sum(nil)), nil
 }

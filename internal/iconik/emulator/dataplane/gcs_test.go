@@ -1,7 +1,11 @@
 package dataplane
 
 import (
+	"crypto/md5"
+	"encoding/base64"
+	"encoding/binary"
 	"fmt"
+	"hash/crc32"
 	"net/http"
 	"net/url"
 	"strings"
@@ -55,6 +59,14 @@ func TestGCSResumableUploadResumesAfterAStatusQuery(t *testing.T) {
 	}
 	if status, _, body = putChunk(t, session, data[3*chunk:], 3*chunk, len(data)); status != http.StatusOK || !strings.Contains(body, `"storage#object"`) {
 		t.Fatalf("final chunk: %d %s", status, body)
+	}
+	// Like real GCS, the final answer reports the object's MD5 and CRC32C for the client to check.
+	sumMD5 := md5.Sum(data)
+	crc := crc32.Checksum(data, crc32.MakeTable(crc32.Castagnoli))
+	wantMD5 := base64.StdEncoding.EncodeToString(sumMD5[:])
+	wantCRC := base64.StdEncoding.EncodeToString(binary.BigEndian.AppendUint32(nil, crc))
+	if !strings.Contains(body, `"md5Hash":"`+wantMD5+`"`) || !strings.Contains(body, `"crc32c":"`+wantCRC+`"`) {
+		t.Fatalf("final chunk answer lacks the object's hashes md5 %s crc32c %s: %s", wantMD5, wantCRC, body)
 	}
 	if got := readBack(t, f.p, st, key); string(got) != string(data) {
 		t.Fatal("read back differs from the uploaded bytes")
