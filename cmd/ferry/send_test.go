@@ -7,7 +7,9 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 
 	"github.com/ferryhq/ferry/internal/send/sendtest"
 )
@@ -142,5 +144,46 @@ func TestSendCommandShowsServerRefusalAndExits1(t *testing.T) {
 				t.Errorf("the password was printed: %q", stderr)
 			}
 		})
+	}
+}
+
+func TestSendCommandResumesAfterCtrlC(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	srv := sendtest.Start(t)
+	srv.Throttle(4 << 20) // 4 MiB/s: the upload is still running when Ctrl-C comes
+	dir := t.TempDir()
+	data := make([]byte, 6<<20)
+	_, _ = rand.Read(data)
+	if err := os.WriteFile(filepath.Join(dir, "clip.mov"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	args := []string{"send", filepath.Join(dir, "clip.mov"), "--to", srv.URL + "/p/demo", "--email", "me@example.com"}
+
+	go func() {
+		for srv.Received() < 1<<20 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		_ = syscall.Kill(os.Getpid(), syscall.SIGINT) // caught by ferry send's signal handler
+	}()
+	code, _, stderr := runCaptured(t, args...)
+	if code != 1 || !strings.Contains(stderr, "run the same command again to resume") {
+		t.Fatalf("interrupted run: exit %d, stderr %q; want exit 1 and a resume hint", code, stderr)
+	}
+	first := srv.Received()
+	if first >= int64(len(data)) {
+		t.Fatalf("the first run delivered all %d bytes; the test needs an interrupted upload", first)
+	}
+
+	srv.Throttle(0)
+	code, stdout, stderr := runCaptured(t, args...)
+	if code != 0 {
+		t.Fatalf("re-run: exit %d, stderr:\n%s", code, stderr)
+	}
+	if got := srv.Received(); got != int64(len(data)) {
+		t.Errorf("server received %d bytes over both runs, want exactly %d (first run %d)", got, len(data), first)
+	}
+	_, files := srv.PackageState(strings.TrimSpace(stdout))
+	if got, err := files["clip.mov"].Bytes(); err != nil || !bytes.Equal(got, data) {
+		t.Errorf("server bytes differ after resume (err %v)", err)
 	}
 }

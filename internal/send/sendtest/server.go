@@ -46,6 +46,7 @@ type Server struct {
 	dropAt   int64 // received count at which to drop the connection once (0 = off)
 	fail5xx  int   // answer the next n PATCHes with 503
 	failAPI  int   // answer the next n package API calls with 503
+	rate     int64 // PATCH body bytes per second (0 = unlimited)
 }
 
 type pkg struct {
@@ -155,6 +156,14 @@ func (s *Server) DropConnectionAfter(n int64) {
 	s.mu.Unlock()
 }
 
+// Throttle limits how fast PATCH bodies are read (bytes per second, 0 = off),
+// so a test can interrupt an upload midway.
+func (s *Server) Throttle(bytesPerSec int64) {
+	s.mu.Lock()
+	s.rate = bytesPerSec
+	s.mu.Unlock()
+}
+
 // FailAPI answers the next n package API requests (create, get, finalize) with 503.
 func (s *Server) FailAPI(n int) {
 	s.mu.Lock()
@@ -251,8 +260,14 @@ type countingBody struct {
 func (b *countingBody) Read(p []byte) (int, error) {
 	s := b.s
 	s.mu.Lock()
-	dropAt := s.dropAt
+	dropAt, rate := s.dropAt, s.rate
 	s.mu.Unlock()
+	if rate > 0 {
+		if len(p) > 32<<10 {
+			p = p[:32<<10]
+		}
+		time.Sleep(time.Duration(int64(len(p)) * int64(time.Second) / rate))
+	}
 	if dropAt > 0 {
 		if room := dropAt - s.received.Load(); room <= 0 {
 			s.mu.Lock()
