@@ -89,7 +89,8 @@ func TestConformanceAzurite(t *testing.T) {
 }
 
 func TestConformanceEmulatorAzure(t *testing.T) {
+	dir := t.TempDir() // before the plane: cleanups run last-first, so the plane stops writing before dir goes
 	p := transfertest.StartPlane(t, dataplane.Options{})
-	st := dataplane.Storage{ID: "azure", Method: "AZURE", Dir: t.TempDir()}
+	st := dataplane.Storage{ID: "azure", Method: "AZURE", Dir: dir}
 	transfertest.Run(t, p.Harness(st, func(o transfer.Options) transfer.Uploader { return azure.New(o) }, 1<<20))
 }

@@ -13,8 +13,9 @@ import (
 // checks Authorization, X-Bz-File-Name, X-Bz-Content-Sha1, part numbers and
 // the SHA-1 list, is the server.
 func TestConformanceEmulatorB2(t *testing.T) {
+	dir := t.TempDir() // before the plane: cleanups run last-first, so the plane stops writing before dir goes
 	p := transfertest.StartPlane(t, dataplane.Options{})
-	st := dataplane.Storage{ID: "b2", Method: "B2", Dir: t.TempDir()}
+	st := dataplane.Storage{ID: "b2", Method: "B2", Dir: dir}
 	transfertest.Run(t, p.Harness(st, func(o transfer.Options) transfer.Uploader { return b2.New(o) }, b2.MinPartSize))
 }
 

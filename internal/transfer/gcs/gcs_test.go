@@ -77,8 +77,9 @@ func TestConformanceFakeGCS(t *testing.T) {
 }
 
 func TestConformanceEmulatorGCS(t *testing.T) {
+	dir := t.TempDir() // before the plane: cleanups run last-first, so the plane stops writing before dir goes
 	p := transfertest.StartPlane(t, dataplane.Options{})
-	st := dataplane.Storage{ID: "gcs", Method: "GCS", Dir: t.TempDir()}
+	st := dataplane.Storage{ID: "gcs", Method: "GCS", Dir: dir}
 	_, err := gcs.New(transfer.Options{}).Upload(context.Background(), transfer.Bytes([]byte("probe")), p.Target(st, "probe", 5, nil), transfer.Params{})
 	if errors.Is(err, transfer.ErrUnverified) {
 		// Real GCS reports md5Hash/crc32c of the stored object; without them

@@ -176,10 +176,11 @@ func (u *Uploader) multipart(ctx context.Context, src transfer.Source, t transfe
 	}
 
 	signMD5 := t.S3SignsMD5()
-	// Part MD5s: when the URLs are signed with them, the scanner hashes each
-	// part before it is sent; otherwise each sender hashes its part while
-	// sending (spread over the senders, no second read) and the scanner only
-	// hashes parts resumed from the saved state, to prove they are our bytes.
+	// Part MD5s: the scanner hashes each part (on every core, from the page
+	// cache) when the URLs are signed with them (needed before sending) or
+	// when parts go out with sendfile (the bytes never reach user space);
+	// otherwise each sender hashes its part while sending. Parts resumed from
+	// the saved state are always hashed, to prove they are our bytes.
 	md5s := &partSums{sums: make([][]byte, len(parts))}
 	zc := transfer.ZeroCopy(src)
 	scan := transfer.NewScanner(src, parts, func(i int) hash.Hash {

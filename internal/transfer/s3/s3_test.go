@@ -78,14 +78,16 @@ func TestPartSizeGrowsSoFiveTiBFitsInTenThousandParts(t *testing.T) {
 func newS3(o transfer.Options) transfer.Uploader { return s3.New(o) }
 
 func TestConformanceEmulatorS3(t *testing.T) {
+	dir := t.TempDir() // before the plane: cleanups run last-first, so the plane stops writing before dir goes
 	p := transfertest.StartPlane(t, dataplane.Options{})
-	st := dataplane.Storage{ID: "s3", Method: "S3", Dir: t.TempDir()}
+	st := dataplane.Storage{ID: "s3", Method: "S3", Dir: dir}
 	transfertest.Run(t, p.Harness(st, newS3, s3.MinPartSize))
 }
 
 func TestConformanceEmulatorS3PartURLsSignedWithMD5(t *testing.T) {
+	dir := t.TempDir() // before the plane: cleanups run last-first, so the plane stops writing before dir goes
 	p := transfertest.StartPlane(t, dataplane.Options{})
-	st := dataplane.Storage{ID: "s3", Method: "S3", Dir: t.TempDir(), Settings: map[string]any{"presign_md5_checksum": true}}
+	st := dataplane.Storage{ID: "s3", Method: "S3", Dir: dir, Settings: map[string]any{"presign_md5_checksum": true}}
 	transfertest.Run(t, p.Harness(st, newS3, s3.MinPartSize))
 }
 
@@ -94,8 +96,9 @@ func TestConformanceEmulatorS3PartURLsSignedWithMD5(t *testing.T) {
 func TestConformanceEmulatorPresigningForVersity(t *testing.T) {
 	srv := testbed.Versity(t)
 	bucket := srv.NewBucket(t)
+	dir := t.TempDir() // before the plane: cleanups run last-first, so the plane stops writing before dir goes
 	p := transfertest.StartPlane(t, dataplane.Options{})
-	st := dataplane.Storage{ID: "ext", Method: "S3", Dir: t.TempDir(), Settings: map[string]any{
+	st := dataplane.Storage{ID: "ext", Method: "S3", Dir: dir, Settings: map[string]any{
 		"endpoint": srv.Endpoint, "bucket": bucket, "region": srv.Region, "access_key": srv.AccessKey, "secret_key": srv.SecretKey}}
 	h := p.Harness(st, newS3, s3.MinPartSize)
 	h.Pending = versityPending(srv, bucket)
