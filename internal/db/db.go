@@ -41,7 +41,9 @@ type Queries interface {
 	DeliveryCreate(ctx context.Context, params *DeliveryCreateParams) (*Delivery, error)
 	DeliveryFileCreate(ctx context.Context, params *DeliveryFileCreateParams) (*DeliveryFile, error)
 	DeliveryFileGet(ctx context.Context, params *DeliveryFileGetParams) (*DeliveryFile, error)
+	DeliveryFileLease(ctx context.Context, params *DeliveryFileLeaseParams) error
 	DeliveryFileList(ctx context.Context, params *DeliveryFileListParams) ([]*DeliveryFile, error)
+	DeliveryFileRelease(ctx context.Context, params *DeliveryFileReleaseParams) error
 	DeliveryFileRetryFailed(ctx context.Context, params *DeliveryFileRetryFailedParams) ([]*DeliveryFile, error)
 	DeliveryFileUpdate(ctx context.Context, params *DeliveryFileUpdateParams) (*DeliveryFile, error)
 	DeliveryGetByID(ctx context.Context, params *DeliveryGetByIDParams) (*Delivery, error)

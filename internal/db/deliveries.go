@@ -148,6 +148,24 @@ type DeliveryFileCreateParams struct {
 type DeliveryFileGetParams struct{ DeliveryID, FileID string }
 type DeliveryFileListParams struct{ DeliveryID string }
 
+// DeliveryFileLeaseParams takes or extends Owner's lease on a file until
+// Until, unless another owner holds one that has not expired at Now
+// (ErrPrecondition). Owner "" with Until zero releases any lease (Force) or
+// only Owner's own. Replicas use it so that a job River rescued while its
+// first run is alive never runs twice at once.
+type DeliveryFileLeaseParams struct {
+	DeliveryID, FileID string
+	Owner              string
+	Until, Now         time.Time
+}
+
+// DeliveryFileReleaseParams drops Owner's lease on one file; Owner "" drops
+// every lease (a process that owns the whole database, at start).
+type DeliveryFileReleaseParams struct {
+	DeliveryID, FileID string
+	Owner              string
+}
+
 // DeliveryFileRetryFailedParams puts the failed files of a delivery back in
 // the queue (keeping their iconik ids) and returns them.
 type DeliveryFileRetryFailedParams struct {
@@ -311,6 +329,25 @@ func (q queries) DeliveryFileGet(ctx context.Context, p *DeliveryFileGetParams) 
 func (q queries) DeliveryFileList(ctx context.Context, p *DeliveryFileListParams) ([]*DeliveryFile, error) {
 	return many(ctx, q, "DeliveryFileList", scanDeliveryFile,
 		"SELECT "+deliveryFileCols+" FROM delivery_files WHERE delivery_id = $1 ORDER BY path, file_id", p.DeliveryID)
+}
+
+func (q queries) DeliveryFileLease(ctx context.Context, p *DeliveryFileLeaseParams) error {
+	_, err := q.exec(ctx, "DeliveryFileLease", ErrPrecondition,
+		`UPDATE delivery_files SET lease_owner = $3, lease_until = $4
+		WHERE delivery_id = $1 AND file_id = $2 AND (lease_owner = $3 OR lease_owner = '' OR lease_until IS NULL OR lease_until < $5)`,
+		p.DeliveryID, p.FileID, p.Owner, ts(p.Until), ts(p.Now))
+	return err
+}
+
+func (q queries) DeliveryFileRelease(ctx context.Context, p *DeliveryFileReleaseParams) error {
+	if p.Owner == "" {
+		_, err := q.exec(ctx, "DeliveryFileRelease", nil, "UPDATE delivery_files SET lease_owner = '', lease_until = NULL WHERE lease_owner <> ''")
+		return err
+	}
+	_, err := q.exec(ctx, "DeliveryFileRelease", nil,
+		"UPDATE delivery_files SET lease_owner = '', lease_until = NULL WHERE delivery_id = $1 AND file_id = $2 AND lease_owner = $3",
+		p.DeliveryID, p.FileID, p.Owner)
+	return err
 }
 
 func (q queries) DeliveryFileRetryFailed(ctx context.Context, p *DeliveryFileRetryFailedParams) ([]*DeliveryFile, error) {

@@ -2,7 +2,9 @@ package delivery
 
 import (
 	"context"
+	"crypto/rand"
 	"database/sql"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -12,6 +14,8 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
+	"github.com/riverqueue/river/riverdriver"
+	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
 	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
@@ -113,7 +117,8 @@ type Service struct {
 	plan    *planner
 	running sync.Map // file key -> struct{}: one run per file in this process
 
-	ui *riverui.Handler
+	ui    *riverui.Handler
+	owner string // this process, for file leases
 
 	semMu sync.Mutex
 	sems  map[string]chan struct{} // per delivery
@@ -125,9 +130,6 @@ type Service struct {
 func New(ctx context.Context, o Options) (*Service, error) {
 	if o.DB == nil || o.Connections == nil || o.Blobs == nil {
 		return nil, errors.New("delivery: DB, Connections and Blobs are required")
-	}
-	if o.DB.Dialect() != db.DialectSQLite {
-		return nil, fmt.Errorf("delivery: River on %s is not wired yet; use SQLite", o.DB.Dialect())
 	}
 	if o.Workers <= 0 {
 		o.Workers = 8
@@ -172,10 +174,25 @@ func New(ctx context.Context, o Options) (*Service, error) {
 			o.Uploaders[method] = mk(transfer.Options{Logger: o.Logger})
 		}
 	}
-	s := &Service{o: o, log: o.Logger.With("component", "delivery"), sems: map[string]chan struct{}{}}
+	id := make([]byte, 8)
+	if _, err := rand.Read(id); err != nil {
+		return nil, err
+	}
+	s := &Service{o: o, log: o.Logger.With("component", "delivery"), sems: map[string]chan struct{}{}, owner: hex.EncodeToString(id)}
 	s.plan = &planner{s: s}
 
-	driver := riversqlite.New(o.DB.SQLDB())
+	// Both drivers run on the Store's own *sql.DB, so jobs are inserted in
+	// ferry's transactions (River's InsertTx with tx.SQLTx()).
+	var driver riverdriver.Driver[*sql.Tx] = riversqlite.New(o.DB.SQLDB())
+	// On SQLite one process owns the database (see Start); on PostgreSQL
+	// replicas share it, so a job whose replica died is rescued by River after
+	// a while, and the file lease keeps a rescued job from running beside a
+	// live one.
+	rescue := time.Duration(0)
+	if o.DB.Dialect() == db.DialectPostgres {
+		driver = riverdatabasesql.New(o.DB.SQLDB())
+		rescue = 5 * time.Minute
+	}
 	migrator, err := rivermigrate.New(driver, nil)
 	if err != nil {
 		return nil, fmt.Errorf("delivery: River migrator: %w", err)
@@ -196,7 +213,9 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		RetryPolicy:       retryPolicy{o.RetryBackoff},
 		FetchPollInterval: o.PollInterval,
 		FetchCooldown:     min(o.PollInterval, 100*time.Millisecond),
-		Logger:            o.Logger.With("component", "river"),
+		// JobTimeout -1 would otherwise leave River's one-hour default.
+		RescueStuckJobsAfter: rescue,
+		Logger:               o.Logger.With("component", "river"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delivery: River client: %w", err)
@@ -212,16 +231,13 @@ const queue = "delivery"
 // Start works jobs until Stop. On SQLite one process owns the database, so
 // jobs left "running" by a process that died are this process's to resume:
 // they are made available again at once instead of after River's one-hour
-// rescue (every step is idempotent, so resuming is always safe).
+// rescue (every step is idempotent, so resuming is always safe). On
+// PostgreSQL, River rescues the jobs of a dead replica after 5 minutes.
 func (s *Service) Start(ctx context.Context) error {
-	res, err := s.o.DB.SQLDB().ExecContext(ctx,
-		`UPDATE river_job SET state = 'available', scheduled_at = $1 WHERE state = 'running' AND queue = $2`,
-		s.o.Now().UTC(), queue)
-	if err != nil {
-		return fmt.Errorf("delivery: resuming jobs of a previous run: %w", err)
-	}
-	if n, _ := res.RowsAffected(); n > 0 {
-		s.log.Info("delivery: resuming jobs interrupted by a previous run", "jobs", n)
+	if s.o.DB.Dialect() == db.DialectSQLite {
+		if err := s.resumeOrphans(ctx); err != nil {
+			return err
+		}
 	}
 	if err := s.river.Start(ctx); err != nil {
 		return fmt.Errorf("delivery: starting River: %w", err)
@@ -236,6 +252,21 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	s.ui = ui
 	return nil
+}
+
+// resumeOrphans makes the jobs and file leases a dead process left behind
+// (SQLite: this process owns the database) available at once.
+func (s *Service) resumeOrphans(ctx context.Context) error {
+	res, err := s.o.DB.SQLDB().ExecContext(ctx,
+		`UPDATE river_job SET state = 'available', scheduled_at = $1 WHERE state = 'running' AND queue = $2`,
+		s.o.Now().UTC(), queue)
+	if err != nil {
+		return fmt.Errorf("delivery: resuming jobs of a previous run: %w", err)
+	}
+	if n, _ := res.RowsAffected(); n > 0 {
+		s.log.Info("delivery: resuming jobs interrupted by a previous run", "jobs", n)
+	}
+	return s.o.DB.DeliveryFileRelease(ctx, &db.DeliveryFileReleaseParams{})
 }
 
 // JobsUIPrefix is where River UI is mounted.

@@ -14,6 +14,7 @@ import (
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/iconik"
+	"github.com/ferryhq/ferry/internal/testbed"
 	"github.com/ferryhq/ferry/internal/transfer"
 )
 
@@ -27,6 +28,13 @@ func TestDeliveryMirrorsThePackageIntoIconik(t *testing.T) {
 			testMirror(t, newEnv(t, envOptions{services: func(o *delivery.Options) { o.MaxAttempts = 3 }}), method)
 		})
 	}
+}
+
+// TestDeliveryOnPostgreSQL runs the same delivery with River and ferry's
+// tables on a real PostgreSQL (the scale-out database).
+func TestDeliveryOnPostgreSQL(t *testing.T) {
+	pg := testbed.Postgres(t)
+	testMirror(t, newEnv(t, envOptions{dsn: pg.CreateDatabase(t), services: func(o *delivery.Options) { o.MaxAttempts = 3 }}), "S3")
 }
 
 func testMirror(t *testing.T, e *env, method string) {

@@ -57,7 +57,64 @@ func (w *fileWorker) Work(ctx context.Context, job *river.Job[fileArgs]) error {
 		return river.JobSnooze(200 * time.Millisecond)
 	}
 	defer release()
-	return s.deliverFile(ctx, job.Args, job.Attempt, job.MaxAttempts)
+	lctx, unlease, err := s.lease(ctx, job.Args)
+	if errors.Is(err, db.ErrPrecondition) {
+		if _, gerr := s.o.DB.DeliveryFileGet(ctx, &db.DeliveryFileGetParams{DeliveryID: job.Args.DeliveryID, FileID: job.Args.FileID}); errors.Is(gerr, db.ErrNotFound) {
+			return river.JobCancel(fmt.Errorf("delivery %s has no file %s", job.Args.DeliveryID, job.Args.FileID))
+		}
+		return river.JobSnooze(leaseTTL / 4) // another replica runs it
+	}
+	if err != nil {
+		return err
+	}
+	defer unlease()
+	return s.deliverFile(lctx, job.Args, job.Attempt, job.MaxAttempts)
+}
+
+// leaseTTL bounds how long a file stays claimed by a replica that stopped
+// renewing its lease (it renews every quarter of it).
+const leaseTTL = 2 * time.Minute
+
+var errLeaseLost = errors.New("another replica took over this file")
+
+// lease claims the file for this process while the returned context lives,
+// renewing the claim; losing it cancels the context.
+func (s *Service) lease(ctx context.Context, a fileArgs) (context.Context, func(), error) {
+	take := func(ctx context.Context) error {
+		now := time.Now()
+		return s.o.DB.DeliveryFileLease(ctx, &db.DeliveryFileLeaseParams{DeliveryID: a.DeliveryID, FileID: a.FileID, Owner: s.owner,
+			Until: now.Add(leaseTTL), Now: now})
+	}
+	if err := take(ctx); err != nil {
+		return nil, nil, err
+	}
+	lctx, cancel := context.WithCancelCause(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		t := time.NewTicker(leaseTTL / 4)
+		defer t.Stop()
+		for {
+			select {
+			case <-lctx.Done():
+				return
+			case <-t.C:
+			}
+			if err := take(lctx); errors.Is(err, db.ErrPrecondition) {
+				cancel(errLeaseLost)
+				return
+			} else if err != nil && lctx.Err() == nil {
+				s.log.Warn("delivery: renewing a file lease", "delivery", a.DeliveryID, "file", a.FileID, "err", err)
+			}
+		}
+	}()
+	return lctx, func() {
+		cancel(nil)
+		<-done
+		if err := s.o.DB.DeliveryFileRelease(context.WithoutCancel(ctx), &db.DeliveryFileReleaseParams{DeliveryID: a.DeliveryID, FileID: a.FileID, Owner: s.owner}); err != nil {
+			s.log.Warn("delivery: releasing a file lease", "delivery", a.DeliveryID, "file", a.FileID, "err", err)
+		}
+	}, nil
 }
 
 // acquire takes one of the delivery's PerDelivery slots, waiting briefly.

@@ -74,6 +74,7 @@ func (b fileBlob) Size() int64 { return b.size }
 type envOptions struct {
 	faults   emulator.Faults
 	wrap     func(http.Handler) http.Handler // in front of the emulator (extra faults)
+	dsn      string                          // database; "" = SQLite in a temp dir
 	dataDir  string
 	noSpec   bool // faults answer statuses the spec does not declare
 	services func(*delivery.Options)
@@ -83,7 +84,11 @@ func newEnv(t *testing.T, o envOptions) *env {
 	t.Helper()
 	ctx := t.Context()
 	dir := t.TempDir()
-	store, err := db.Open(ctx, filepath.Join(dir, "ferry.db"), db.Options{Logger: slog.New(slog.DiscardHandler)})
+	dsn := o.dsn
+	if dsn == "" {
+		dsn = filepath.Join(dir, "ferry.db")
+	}
+	store, err := db.Open(ctx, dsn, db.Options{Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)
 	}

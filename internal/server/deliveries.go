@@ -15,9 +15,8 @@ import (
 	"github.com/ferryhq/ferry/internal/web"
 )
 
-// openDelivery builds the delivery service (River on the Store's SQLite)
-// and hooks it into upload completion and finalize. On PostgreSQL delivery is
-// not wired yet: the server runs without it and says so.
+// openDelivery builds the delivery service (River on the Store's own
+// database) and hooks it into upload completion and finalize.
 func (a *App) openDelivery(ctx context.Context, opt Options, g *gate) error {
 	o := delivery.Options{
 		DB: a.DB, Connections: deliveryConns{a.Connect}, Blobs: deliveryBlobs{a.Ingest},
@@ -25,10 +24,6 @@ func (a *App) openDelivery(ctx context.Context, opt Options, g *gate) error {
 	}
 	if opt.Delivery != nil {
 		opt.Delivery(&o)
-	}
-	if a.DB.Dialect() != db.DialectSQLite {
-		a.log.Warn("deliveries into iconik are not available on PostgreSQL yet; packages are received but not delivered")
-		return nil
 	}
 	d, err := delivery.New(ctx, o)
 	if err != nil {

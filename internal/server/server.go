@@ -54,7 +54,7 @@ type App struct {
 	Web    *web.Server
 	// Connect is Cloud Connect: delivery gets iconik clients from it.
 	Connect *connect.Service
-	// Delivery delivers packages into iconik (nil on PostgreSQL for now).
+	// Delivery delivers packages into iconik.
 	Delivery *delivery.Service
 	now      func() time.Time
 }

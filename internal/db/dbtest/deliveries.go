@@ -45,6 +45,35 @@ func testDeliveries(t *testing.T, s db.Store) {
 		t.Fatalf("list = %d rows", len(list))
 	}
 
+	// Leases: one owner at a time until expiry; released ones are free.
+	lease := func(owner string, until, now time.Time) error {
+		return s.DeliveryFileLease(ctx, &db.DeliveryFileLeaseParams{DeliveryID: d.ID, FileID: "f1", Owner: owner, Until: until, Now: now})
+	}
+	if err := lease("a", t0.Add(time.Minute), t0); err != nil {
+		t.Fatal(err)
+	}
+	if err := lease("b", t0.Add(2*time.Minute), t0.Add(30*time.Second)); !errors.Is(err, db.ErrPrecondition) {
+		t.Fatalf("second owner took a live lease: %v", err)
+	}
+	if err := lease("a", t0.Add(3*time.Minute), t0.Add(30*time.Second)); err != nil {
+		t.Fatalf("owner could not extend its lease: %v", err)
+	}
+	if err := lease("b", t0.Add(5*time.Minute), t0.Add(4*time.Minute)); err != nil {
+		t.Fatalf("expired lease not taken over: %v", err)
+	}
+	if err := s.DeliveryFileRelease(ctx, &db.DeliveryFileReleaseParams{DeliveryID: d.ID, FileID: "f1", Owner: "b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := lease("c", t0.Add(time.Minute), t0); err != nil {
+		t.Fatalf("released lease not free: %v", err)
+	}
+	if err := s.DeliveryFileRelease(ctx, &db.DeliveryFileReleaseParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if err := lease("d", t0.Add(time.Minute), t0); err != nil {
+		t.Fatalf("lease not free after releasing all: %v", err)
+	}
+
 	c1 := must(s.DeliveryCollectionClaim(ctx, &db.DeliveryCollectionClaimParams{ConnectionID: "c1", ParentID: "root", Title: "Pkg", PackageID: "p1"}))
 	c2 := must(s.DeliveryCollectionClaim(ctx, &db.DeliveryCollectionClaimParams{ConnectionID: "c1", ParentID: "root", Title: "Pkg", PackageID: "p2"}))
 	if c1.PackageID != "p1" || c2.PackageID != "p1" {

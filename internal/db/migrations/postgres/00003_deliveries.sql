@@ -53,6 +53,8 @@ CREATE TABLE delivery_files (
     delivered_sha256  TEXT NOT NULL DEFAULT '',
     error             TEXT NOT NULL DEFAULT '',
     attempts          BIGINT NOT NULL DEFAULT 0,
+    lease_owner       TEXT NOT NULL DEFAULT '',
+    lease_until       TIMESTAMPTZ,
     created_at        TIMESTAMPTZ NOT NULL,
     updated_at        TIMESTAMPTZ NOT NULL,
     settled_at        TIMESTAMPTZ,

@@ -53,6 +53,8 @@ CREATE TABLE delivery_files (
     delivered_sha256  TEXT NOT NULL DEFAULT '',
     error             TEXT NOT NULL DEFAULT '',
     attempts          INTEGER NOT NULL DEFAULT 0,
+    lease_owner       TEXT NOT NULL DEFAULT '',
+    lease_until       TIMESTAMP,
     created_at        TIMESTAMP NOT NULL,
     updated_at        TIMESTAMP NOT NULL,
     settled_at        TIMESTAMP,
