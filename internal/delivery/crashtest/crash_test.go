@@ -100,6 +100,16 @@ func (p *proc) kill() {
 	<-p.done
 }
 
+// stop ends the process gracefully (SIGTERM) and waits for it.
+func (p *proc) stop(t *testing.T) {
+	p.cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.done:
+	case <-time.After(30 * time.Second):
+		t.Fatalf("%s did not stop on SIGTERM", p.cmd.Path)
+	}
+}
+
 func waitHTTP(t *testing.T, url string, p *proc) {
 	t.Helper()
 	deadline := time.Now().Add(60 * time.Second)
