@@ -15,12 +15,17 @@ import (
 
 const testToken = "secret-token-value"
 
-// newTestClient returns a client for srv with fast retries and a unique App-ID (the limiter
-// registry is process-wide).
+// appSeq makes App-IDs unique per client even when a test runs twice (-count): the limiter
+// registry is process-wide and would carry one run's spent tokens into the next.
+var appSeq atomic.Int64
+
+func uniqueApp(name string) string { return fmt.Sprintf("app-%s-%d", name, appSeq.Add(1)) }
+
+// newTestClient returns a client for srv with fast retries and a unique App-ID.
 func newTestClient(t *testing.T, srv *httptest.Server, tweak func(*Options)) *Client {
 	t.Helper()
 	o := Options{
-		BaseURL: srv.URL, AppID: "app-" + t.Name(), Token: testToken,
+		BaseURL: srv.URL, AppID: uniqueApp(t.Name()), Token: testToken,
 		RateLimit: -1, Backoff: time.Millisecond, MaxBackoff: 5 * time.Millisecond, MaxAttempts: 4,
 	}
 	if tweak != nil {
@@ -175,7 +180,7 @@ func TestRetryAfterIsHonouredOn429(t *testing.T) {
 }
 
 func TestA429PausesEveryClientOfTheAppID(t *testing.T) {
-	l := limiterFor("app-pause-"+t.Name(), -1)
+	l := limiterFor(uniqueApp("pause"), -1)
 	l.pause(time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
@@ -190,7 +195,8 @@ func TestRateLimiterIsSharedPerAppID(t *testing.T) {
 	mk := func(app string, rate float64) *Client {
 		return newTestClient(t, srv, func(o *Options) { o.AppID, o.RateLimit = app, rate })
 	}
-	a1, a2, b := mk("shared-A", 20), mk("shared-A", 10), mk("shared-B", 20)
+	appA, appB := uniqueApp("A"), uniqueApp("B")
+	a1, a2, b := mk(appA, 20), mk(appA, 10), mk(appB, 20)
 	if a1.limiter != a2.limiter {
 		t.Error("clients with the same App-ID have different limiters")
 	}
@@ -204,7 +210,7 @@ func TestRateLimiterIsSharedPerAppID(t *testing.T) {
 		t.Errorf("App-ID B limit = %v, want 20", got)
 	}
 	// Default when unset.
-	d := newTestClient(t, srv, func(o *Options) { o.AppID, o.RateLimit = "shared-default", 0 })
+	d := newTestClient(t, srv, func(o *Options) { o.AppID, o.RateLimit = uniqueApp("default"), 0 })
 	if got := d.limiter.lim.Limit(); got != DefaultRateLimit {
 		t.Errorf("default limit = %v, want %v", got, DefaultRateLimit)
 	}
