@@ -714,6 +714,8 @@ func (r *fileRun) upload(ctx context.Context) error {
 func (r *fileRun) reportProgress(ctx context.Context, sent *atomic.Int64) func() {
 	ctx, cancel := context.WithCancel(ctx)
 	done := make(chan struct{})
+	// Copies: checkpoints rewrite r.f while the bytes flow.
+	jobID, title, size := r.f.JobID, r.f.Path, r.f.Size
 	go func() {
 		defer close(done)
 		t := time.NewTicker(time.Second)
@@ -730,9 +732,9 @@ func (r *fileRun) reportProgress(ctx context.Context, sent *atomic.Int64) func()
 				continue
 			}
 			last = n
-			if _, err := r.cl.JobPatch(ctx, r.f.JobID, iconik.JobPatchParams{Type: "TRANSFER", Status: "STARTED", Title: r.f.Path,
-				ProgressProcessed: new(n), ProgressTotal: new(r.f.Size)}); err != nil && ctx.Err() == nil {
-				r.s.log.Debug("delivery: progress update failed", "path", r.f.Path, "err", err)
+			if _, err := r.cl.JobPatch(ctx, jobID, iconik.JobPatchParams{Type: "TRANSFER", Status: "STARTED", Title: title,
+				ProgressProcessed: new(n), ProgressTotal: new(size)}); err != nil && ctx.Err() == nil {
+				r.s.log.Debug("delivery: progress update failed", "path", title, "err", err)
 			}
 		}
 	}()
