@@ -32,6 +32,7 @@ var (
 	runs  = flag.Int("crash.runs", 20, "SIGKILL/restart cycles during the delivery")
 	seed  = flag.Uint64("crash.seed", 1, "seed of the kill moments and file sizes")
 	files = flag.Int("crash.files", 50, "files in the package")
+	big   = flag.Int("crash.big", 2, "extra files of 20 MiB (S3 multipart: two parts of 16 MiB, resumed from the saved upload state)")
 )
 
 var ferryBin string
@@ -297,6 +298,15 @@ func TestDeliveryResumesAfterSIGKILLWithoutDuplicates(t *testing.T) {
 		p := fmt.Sprintf("set %d/part %d/file-%02d.bin", i%4, i%3, i)
 		data := make([]byte, 512+rnd.IntN(24<<10))
 		for j := range data {
+			data[j] = byte(rnd.Uint32())
+		}
+		sent[p] = data
+		tusUpload(t, a.base, created.UploadToken, p, data)
+	}
+	for i := range *big {
+		p := fmt.Sprintf("big/file-%d.bin", i)
+		data := make([]byte, 20<<20)
+		for j := 0; j < len(data); j += 4096 {
 			data[j] = byte(rnd.Uint32())
 		}
 		sent[p] = data
