@@ -15,6 +15,11 @@ import (
 	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/testbed"
+	"github.com/ferryhq/ferry/internal/transfer"
+	"github.com/ferryhq/ferry/internal/transfer/azure"
+	"github.com/ferryhq/ferry/internal/transfer/b2"
+	"github.com/ferryhq/ferry/internal/transfer/gcs"
+	"github.com/ferryhq/ferry/internal/transfer/s3"
 )
 
 // TestDeliveryMirrorsThePackageIntoIconik runs the whole delivery for each
@@ -24,7 +29,13 @@ import (
 func TestDeliveryMirrorsThePackageIntoIconik(t *testing.T) {
 	for _, method := range []string{"S3", "GCS", "AZURE", "B2"} {
 		t.Run(method, func(t *testing.T) {
-			testMirror(t, newEnv(t, envOptions{services: func(o *delivery.Options) { o.MaxAttempts = 3 }}), method)
+			testMirror(t, newEnv(t, envOptions{services: func(o *delivery.Options) {
+				o.MaxAttempts = 3
+				// Parts of 5 MiB, so the 12 MiB file goes in parts on every
+				// provider (S3 multipart, GCS chunks, Azure blocks, B2 large file).
+				po := transfer.Options{PartSize: 5 << 20}
+				o.Uploaders = map[string]transfer.Uploader{"S3": s3.New(po), "GCS": gcs.New(po), "AZURE": azure.New(po), "B2": b2.New(po)}
+			}}), method)
 		})
 	}
 }
@@ -47,6 +58,7 @@ func testMirror(t *testing.T, e *env, method string) {
 		"cam A/day 1/notes.txt":    bytes.Repeat([]byte("n"), 3000),
 		"cam A/day 1/deep/x.bin":   bytes.Repeat([]byte{7}, 70_000),
 		"cam B/only/one more.json": []byte(`{"a":1}`),
+		"cam B/only/big.bin":       bytes.Repeat([]byte("0123456789abcdef"), (12<<20)/16),
 	}
 	h := e.newPackage("demo-portal", "Shoot 1", "sender@example.com")
 	for p, b := range files {
@@ -65,7 +77,7 @@ func testMirror(t *testing.T, e *env, method string) {
 		t.Fatalf("package collection %s, delivery recorded %s", pkgCol, st.Delivery.CollectionID)
 	}
 	want := []string{"cam A/", "cam A/day 1/", "cam A/day 1/clip.png", "cam A/day 1/deep/", "cam A/day 1/deep/x.bin",
-		"cam A/day 1/notes.txt", "cam A/readme.md", "cam B/", "cam B/only/", "cam B/only/one more.json", "top.txt"}
+		"cam A/day 1/notes.txt", "cam A/readme.md", "cam B/", "cam B/only/", "cam B/only/big.bin", "cam B/only/one more.json", "top.txt"}
 	if got := e.tree(pkgCol, ""); !reflect.DeepEqual(got, want) {
 		t.Fatalf("collection tree\n got %q\nwant %q", got, want)
 	}
