@@ -686,7 +686,7 @@ func (r *fileRun) upload(ctx context.Context) error {
 	src := newMD5Source(blob)
 	var sent atomic.Int64
 	stop := r.reportProgress(ctx, &sent)
-	res, err := up.Upload(ctx, src, tgt, transfer.Params{
+	res, err := up.Upload(ctx, uploadSource(src), tgt, transfer.Params{
 		Resume: resume,
 		Checkpoint: func(st transfer.State) error {
 			b, err := json.Marshal(st)

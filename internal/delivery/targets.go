@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"fmt"
 	"hash"
+	"os"
 	"sync"
 
 	"github.com/ferryhq/ferry/internal/iconik"
@@ -218,6 +219,24 @@ type md5Source struct {
 }
 
 func newMD5Source(src transfer.Source) *md5Source { return &md5Source{src: src, h: md5.New()} }
+
+// md5RangeSource keeps a zero-copy source zero-copy: parts go out with
+// sendfile from their own descriptors, while the uploader's in-order scan
+// (through ReadAt) still feeds the MD5.
+type md5RangeSource struct {
+	*md5Source
+	ro transfer.RangeOpener
+}
+
+func (m md5RangeSource) OpenAt(off int64) (*os.File, error) { return m.ro.OpenAt(off) }
+
+// uploadSource wraps m for the uploader, keeping src's optional capabilities.
+func uploadSource(m *md5Source) transfer.Source {
+	if ro, ok := m.src.(transfer.RangeOpener); ok {
+		return md5RangeSource{m, ro}
+	}
+	return m
+}
 
 func (m *md5Source) Size() int64 { return m.src.Size() }
 
