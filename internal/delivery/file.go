@@ -683,6 +683,15 @@ func (r *fileRun) upload(ctx context.Context) error {
 			resume = nil // unreadable: start over (the provider overwrites the same key)
 		}
 	}
+	if resume != nil && resume.Method == "B2" && resume.UploadID != "" {
+		// Continuing a started B2 large file needs a part URL for it, which
+		// iconik hands out only when asked with its upload_file_id, and the
+		// client cannot ask that yet: cancel it and start afresh.
+		if err := tgt.B2CancelLarge(ctx, resume.UploadID); err != nil {
+			r.s.log.Warn("delivery: cancelling an interrupted B2 large file", "path", f.Path, "err", err)
+		}
+		resume = nil
+	}
 	src := newMD5Source(blob)
 	var sent atomic.Int64
 	stop := r.reportProgress(ctx, &sent)
