@@ -43,6 +43,15 @@ type Config struct {
 	SessionTTL time.Duration
 	// LogLevel is one of debug, info, warn, error.
 	LogLevel string
+	// Demo runs the whole loop on this machine (`ferry serve` only): an
+	// iconik emulator in-process, a seeded admin and a demo portal.
+	Demo bool
+	// DeliveryWorkers is how many files are delivered into iconik at once on
+	// this machine; DeliveryPerPackage bounds one delivery's share of them.
+	DeliveryWorkers, DeliveryPerPackage int
+	// DeliveryIndexGrace is how long iconik may take to list an object whose
+	// creation answer was lost before ferry creates it again.
+	DeliveryIndexGrace time.Duration
 }
 
 // envPrefix prefixes every environment variable ferry reads.
@@ -64,6 +73,9 @@ func Default(xdgDataHome string) Config {
 		UnfinishedUploadAge: 7 * 24 * time.Hour,
 		SessionTTL:          7 * 24 * time.Hour,
 		LogLevel:            "info",
+		DeliveryWorkers:     8,
+		DeliveryPerPackage:  4,
+		DeliveryIndexGrace:  30 * time.Second,
 	}
 }
 
@@ -90,6 +102,10 @@ func (c *Config) settings() []setting {
 		{"unfinished-upload-age", "age after which an unfinished upload is deleted", &c.UnfinishedUploadAge, false},
 		{"session-ttl", "lifetime of a browser session", &c.SessionTTL, false},
 		{"log-level", "debug, info, warn or error", &c.LogLevel, false},
+		{"demo", "run the whole loop on this machine: an iconik emulator in-process, a seeded admin, a connection to its S3 storage and a portal /p/demo delivering to it (credentials printed and written to <data>/demo.json)", &c.Demo, false},
+		{"delivery-workers", "files delivered into iconik at once on this machine", &c.DeliveryWorkers, false},
+		{"delivery-per-package", "files of one delivery sent at once", &c.DeliveryPerPackage, false},
+		{"delivery-index-grace", "how long iconik may take to list an object whose creation answer was lost, before ferry creates it again", &c.DeliveryIndexGrace, false},
 	}
 }
 
@@ -124,6 +140,12 @@ func set(ptr any, v string) error {
 			return fmt.Errorf("%q is not a boolean", v)
 		}
 		*p = b
+	case *int:
+		n, err := strconv.Atoi(v)
+		if err != nil {
+			return fmt.Errorf("%q is not a whole number", v)
+		}
+		*p = n
 	case *time.Duration:
 		d, err := time.ParseDuration(v)
 		if err != nil {
@@ -156,6 +178,8 @@ func (c *Config) BindFlags(fs *pflag.FlagSet, names ...string) {
 			fs.StringVar(p, s.flag, *p, usage)
 		case *bool:
 			fs.BoolVar(p, s.flag, *p, usage)
+		case *int:
+			fs.IntVar(p, s.flag, *p, usage)
 		case *time.Duration:
 			fs.DurationVar(p, s.flag, *p, usage)
 		}
@@ -178,9 +202,15 @@ func (c *Config) Validate() error {
 	for name, d := range map[string]time.Duration{
 		"--shutdown-timeout": c.ShutdownTimeout, "--cleanup-interval": c.CleanupInterval,
 		"--unfinished-upload-age": c.UnfinishedUploadAge, "--session-ttl": c.SessionTTL,
+		"--delivery-index-grace": c.DeliveryIndexGrace,
 	} {
 		if d <= 0 {
 			return fmt.Errorf("config: %s must be positive, got %s", name, d)
+		}
+	}
+	for name, n := range map[string]int{"--delivery-workers": c.DeliveryWorkers, "--delivery-per-package": c.DeliveryPerPackage} {
+		if n <= 0 {
+			return fmt.Errorf("config: %s must be positive, got %d", name, n)
 		}
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {

@@ -10,17 +10,26 @@ import (
 
 func TestPrecedenceDefaultsThenEnvironmentThenFlags(t *testing.T) {
 	cases := []struct {
-		name     string
-		env      map[string]string
-		args     []string
-		wantAddr string
-		wantData string
-		wantTTL  time.Duration
+		name string
+		env  map[string]string
+		args []string
+		want func(*Config) // edits the defaults into the expected Config
 	}{
-		{"defaults run out of the box", nil, nil, "127.0.0.1:8080", ".data", 7 * 24 * time.Hour},
-		{"xdg data home moves the data dir", map[string]string{"XDG_DATA_HOME": "/x"}, nil, "127.0.0.1:8080", "/x/ferry", 7 * 24 * time.Hour},
-		{"environment overrides defaults", map[string]string{"FERRY_ADDR": ":9", "FERRY_DATA": "/d", "FERRY_SESSION_TTL": "1h"}, nil, ":9", "/d", time.Hour},
-		{"flags override environment", map[string]string{"FERRY_ADDR": ":9", "FERRY_DATA": "/d"}, []string{"--addr", ":10", "--data=/f"}, ":10", "/f", 7 * 24 * time.Hour},
+		{"defaults run out of the box", nil, nil, func(*Config) {}},
+		{"xdg data home moves the data dir", map[string]string{"XDG_DATA_HOME": "/x"}, nil, func(c *Config) { c.DataDir = "/x/ferry" }},
+		{"environment overrides defaults", map[string]string{"FERRY_ADDR": ":9", "FERRY_DATA": "/d", "FERRY_SESSION_TTL": "1h"}, nil,
+			func(c *Config) { c.Addr, c.DataDir, c.SessionTTL = ":9", "/d", time.Hour }},
+		{"flags override environment", map[string]string{"FERRY_ADDR": ":9", "FERRY_DATA": "/d"}, []string{"--addr", ":10", "--data=/f"},
+			func(c *Config) { c.Addr, c.DataDir = ":10", "/f" }},
+		{"delivery settings and demo from the environment",
+			map[string]string{"FERRY_DELIVERY_WORKERS": "3", "FERRY_DELIVERY_PER_PACKAGE": "2", "FERRY_DELIVERY_INDEX_GRACE": "5s", "FERRY_DEMO": "true"}, nil,
+			func(c *Config) {
+				c.DeliveryWorkers, c.DeliveryPerPackage, c.DeliveryIndexGrace, c.Demo = 3, 2, 5*time.Second, true
+			}},
+		{"delivery flags override the environment",
+			map[string]string{"FERRY_DELIVERY_WORKERS": "3", "FERRY_DEMO": "true"},
+			[]string{"--delivery-workers=16", "--delivery-per-package", "1", "--delivery-index-grace=1m", "--demo=false"},
+			func(c *Config) { c.DeliveryWorkers, c.DeliveryPerPackage, c.DeliveryIndexGrace = 16, 1, time.Minute }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -33,13 +42,27 @@ func TestPrecedenceDefaultsThenEnvironmentThenFlags(t *testing.T) {
 			if err := fs.Parse(tc.args); err != nil {
 				t.Fatal(err)
 			}
-			if c.Addr != tc.wantAddr || c.DataDir != tc.wantData || c.SessionTTL != tc.wantTTL {
-				t.Fatalf("got addr=%q data=%q ttl=%s, want %q %q %s", c.Addr, c.DataDir, c.SessionTTL, tc.wantAddr, tc.wantData, tc.wantTTL)
+			want := Default("")
+			tc.want(&want)
+			if c != want {
+				t.Fatalf("got  %+v\nwant %+v", c, want)
 			}
 			if err := c.Validate(); err != nil {
 				t.Fatalf("valid config refused: %v", err)
 			}
 		})
+	}
+}
+
+func TestEverySettingIsAFlagNamingItsVariable(t *testing.T) {
+	var c Config
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	c.BindFlags(fs)
+	for _, name := range []string{"demo", "delivery-workers", "delivery-per-package", "delivery-index-grace", "addr"} {
+		f := fs.Lookup(name)
+		if f == nil || !strings.Contains(f.Usage, "["+EnvName(name)+"]") {
+			t.Errorf("flag --%s missing or its help does not name %s: %+v", name, EnvName(name), f)
+		}
 	}
 }
 
@@ -54,6 +77,10 @@ func TestMalformedSettingsAreRefusedWithTheirName(t *testing.T) {
 		{"bad log level", map[string]string{"FERRY_LOG_LEVEL": "loud"}, "--log-level"},
 		{"negative interval", map[string]string{"FERRY_CLEANUP_INTERVAL": "-1s"}, "--cleanup-interval"},
 		{"public url without scheme", map[string]string{"FERRY_PUBLIC_URL": "example.com"}, "--public-url"},
+		{"delivery workers not a number", map[string]string{"FERRY_DELIVERY_WORKERS": "many"}, "FERRY_DELIVERY_WORKERS"},
+		{"no delivery workers", map[string]string{"FERRY_DELIVERY_WORKERS": "0"}, "--delivery-workers"},
+		{"negative per-package share", map[string]string{"FERRY_DELIVERY_PER_PACKAGE": "-1"}, "--delivery-per-package"},
+		{"zero index grace", map[string]string{"FERRY_DELIVERY_INDEX_GRACE": "0s"}, "--delivery-index-grace"},
 		{"certificate without key", map[string]string{"FERRY_TLS_CERT": "c.pem"}, "--tls-key"},
 	}
 	for _, tc := range cases {

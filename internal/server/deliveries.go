@@ -20,7 +20,8 @@ import (
 func (a *App) openDelivery(ctx context.Context, opt Options, g *gate) error {
 	o := delivery.Options{
 		DB: a.DB, Connections: deliveryConns{a.Connect}, Blobs: deliveryBlobs{a.Ingest},
-		Logger: a.log,
+		Logger:  a.log,
+		Workers: a.cfg.DeliveryWorkers, PerDelivery: a.cfg.DeliveryPerPackage, IndexGrace: a.cfg.DeliveryIndexGrace,
 	}
 	if opt.Delivery != nil {
 		opt.Delivery(&o)

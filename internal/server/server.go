@@ -40,7 +40,8 @@ type Options struct {
 	// Iconik is the template of the iconik clients Cloud Connect builds
 	// (transport, rate limit, retries); tests point it at the emulator.
 	Iconik iconik.Options
-	// Delivery tunes the delivery service (workers, retries); nil = defaults.
+	// Delivery tunes the delivery service beyond the Config's delivery
+	// settings (retries, clocks; tests); nil = the Config's settings only.
 	Delivery func(*delivery.Options)
 }
 
