@@ -2,6 +2,7 @@ package server
 
 import (
 	"context"
+	"encoding/json"
 	"log/slog"
 	"strings"
 	"testing"
@@ -137,6 +138,61 @@ func TestDeliveriesThroughTheAPI(t *testing.T) {
 	resp, _ = h.req("GET", "/admin/jobs/", nil)
 	if resp.StatusCode != 401 {
 		t.Fatalf("River UI without credentials: %d", resp.StatusCode)
+	}
+	testJobsUIActionsFromASignedInAdmin(t, h)
+}
+
+// testJobsUIActionsFromASignedInAdmin: River UI's browser app sends its
+// actions with fetch, a session cookie and no ferry CSRF token. Same-origin
+// ones work; cross-site and foreign-origin ones and anonymous ones do not.
+func testJobsUIActionsFromASignedInAdmin(t *testing.T, h *harness) {
+	resp, body := h.req("POST", "/login", map[string]string{"email": "admin@example.com", "password": "correct horse battery"})
+	if resp.StatusCode != 200 {
+		t.Fatalf("login: %d %s", resp.StatusCode, body)
+	}
+	var cookie string
+	for _, c := range resp.Cookies() {
+		if c.Name == "ferry_session" {
+			cookie = c.Name + "=" + c.Value
+		}
+	}
+	if cookie == "" {
+		t.Fatal("login set no session cookie")
+	}
+	var jobs struct {
+		Data []struct {
+			ID    json.RawMessage `json:"id"`
+			State string          `json:"state"`
+		} `json:"data"`
+	}
+	resp, body = h.req("GET", "/admin/jobs/api/jobs?state=completed", nil, "Cookie", cookie)
+	if resp.StatusCode != 200 || json.Unmarshal(body, &jobs) != nil || len(jobs.Data) == 0 {
+		t.Fatalf("listing completed jobs through River UI: %d %.300s", resp.StatusCode, body)
+	}
+	retry := map[string]any{"ids": []json.RawMessage{jobs.Data[0].ID}}
+	for _, tc := range []struct {
+		name         string
+		method, path string
+		body         any
+		hdr          []string
+		want         int
+	}{
+		{"cross-site retry", "POST", "/admin/jobs/api/jobs/retry", retry, []string{"Cookie", cookie, "Sec-Fetch-Site", "cross-site"}, 403},
+		{"retry from a foreign origin", "POST", "/admin/jobs/api/jobs/retry", retry, []string{"Cookie", cookie, "Origin", "https://evil.example"}, 403},
+		{"anonymous retry", "POST", "/admin/jobs/api/jobs/retry", retry, []string{"Sec-Fetch-Site", "same-origin"}, 401},
+		{"same-origin retry", "POST", "/admin/jobs/api/jobs/retry", retry, []string{"Cookie", cookie, "Sec-Fetch-Site", "same-origin"}, 200},
+		{"same-origin queue pause", "PUT", "/admin/jobs/api/queues/delivery/pause", nil, []string{"Cookie", cookie, "Sec-Fetch-Site", "same-origin"}, 200},
+		{"cross-site queue resume", "PUT", "/admin/jobs/api/queues/delivery/resume", nil, []string{"Cookie", cookie, "Sec-Fetch-Site", "cross-site"}, 403},
+		{"same-origin queue resume", "PUT", "/admin/jobs/api/queues/delivery/resume", nil, []string{"Cookie", cookie, "Sec-Fetch-Site", "same-origin"}, 200},
+		// The exemption from the CSRF token is River UI's alone.
+		{"ferry API still wants the token", "POST", "/api/v1/deliveries/no-such-delivery/retry", nil, []string{"Cookie", cookie, "Sec-Fetch-Site", "same-origin"}, 403},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			resp, body := h.req(tc.method, tc.path, tc.body, tc.hdr...)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("%s %s: %d, want %d: %.300s", tc.method, tc.path, resp.StatusCode, tc.want, body)
+			}
+		})
 	}
 }
 

@@ -47,8 +47,10 @@ func (s *Server) routeTable() []Route {
 		{"POST", "/api/v1/deliveries/{id}/retry", Admin, "Retry the failed files of a delivery (each resumes from its first unfinished step)", s.deliveryRetry},
 		{"GET", "/api/v1/packages/{id}/deliveries", Admin, "List a package's deliveries into iconik", s.deliveryList},
 		{"POST", "/api/v1/packages/{id}/deliveries", Admin, "Send to Cloud: deliver a finalized package to a connection ({\"connection_id\"})", s.deliverySend},
-		{"GET", "/admin/jobs/", Admin, "River UI: durable delivery jobs, for operators", s.jobsUI},
-		{"POST", "/admin/jobs/", Admin, "River UI actions (retry, cancel, delete jobs)", s.jobsUI},
+		{"GET", jobsUIPath, Admin, "River UI: durable delivery jobs, for operators", s.jobsUI},
+		{"POST", jobsUIPath, Admin, "River UI actions (retry, cancel, delete jobs)", s.jobsUI},
+		{"PUT", jobsUIPath, Admin, "River UI actions (pause, resume a queue)", s.jobsUI},
+		{"PATCH", jobsUIPath, Admin, "River UI actions (a queue's concurrency)", s.jobsUI},
 	}
 }
 

@@ -160,7 +160,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 		ctx := r.Context()
 		switch rt.Access {
 		case Admin:
-			u, err := s.authAdmin(w, r)
+			u, err := s.authAdmin(w, r, rt.Pattern == jobsUIPath)
 			if err != nil {
 				writeError(w, r, err)
 				return
@@ -241,10 +241,18 @@ func bearer(r *http.Request) (string, bool) {
 var errAuthRequired = errorf(http.StatusUnauthorized, "unauthorized",
 	"Sign in, or send Authorization: Bearer <api token>.")
 
+// jobsUIPath is where River UI is mounted. Its browser app sends its actions
+// with fetch and knows nothing of ferry's CSRF token.
+const jobsUIPath = "/admin/jobs/"
+
 // authAdmin accepts an API token (CLI, scripts) or a session cookie
-// (browser). A browser's state-changing request must also carry the session's
-// CSRF token and pass Go's cross-origin check.
-func (s *Server) authAdmin(w http.ResponseWriter, r *http.Request) (User, error) {
+// (browser). A browser's state-changing request must also pass Go's
+// cross-origin check and carry the session's CSRF token, unless originOnly:
+// then the cross-origin check alone guards it. That is enough for River UI:
+// browsers mark every request with Sec-Fetch-Site (or Origin), so another
+// site's form or fetch is refused, and a request without either header comes
+// from no browser, so it cannot ride on a visitor's cookie.
+func (s *Server) authAdmin(w http.ResponseWriter, r *http.Request, originOnly bool) (User, error) {
 	if tok, ok := bearer(r); ok {
 		u, err := s.opt.Store.UserByAPIToken(r.Context(), tok)
 		if err != nil {
@@ -263,6 +271,9 @@ func (s *Server) authAdmin(w http.ResponseWriter, r *http.Request) (User, error)
 	if !safeMethod(r.Method) {
 		if err := s.originGuard.Check(r); err != nil {
 			return User{}, errorf(http.StatusForbidden, "cross_origin", "Cross-origin requests are refused.")
+		}
+		if originOnly {
+			return u, nil
 		}
 		got := r.Header.Get(csrfHeader)
 		if got == "" {
