@@ -1,0 +1,13 @@
+// Command delivery benchmarks ferry's delivery into iconik against the
+// in-process iconik emulator, reporting ratios measured in the same run:
+//
+//  1. throughput: N small files (default 1,000 of 1 KiB) with the emulator at
+//     --rate-limit 45 --latency 50ms. The bound is the iconik calls made
+//     divided by the rate limit: total time / bound (target <= 1.15) and
+//     calls per file (target <= 11).
+//  2. pipelining: a 100-file package whose files complete one after another
+//     (as an upload would finish them), without faults: the time from the
+//     last file's last byte to the delivery settling (target <= 2 s).
+//
+// Run: go run ./bench/delivery [-files 1000] [-pipeline-files 100]
+package main
