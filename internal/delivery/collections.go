@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"strconv"
-	"strings"
 	"sync"
 
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/iconik"
+	"github.com/ferryhq/ferry/internal/pathsafe"
 )
 
 // planner resolves collection paths: each level is looked up before it is
@@ -175,11 +175,10 @@ func (p *planner) folder(ctx context.Context, cl *iconik.Client, conn Connection
 }
 
 // titleSafe keeps a title usable as one path segment of the storage
-// directory: "/" would split it.
+// directory and the collection tree. Portal and package names are checked
+// with pathsafe.Segment when they are set; this is the last line of
+// defence for a name stored before that check ("..", a NUL, "CON"), which
+// pathsafe.SafeSegment maps to a harmless folder name.
 func titleSafe(s string) string {
-	s = strings.TrimSpace(strings.ReplaceAll(s, "/", "-"))
-	if s == "" {
-		return "untitled"
-	}
-	return s
+	return pathsafe.SafeSegment(s)
 }

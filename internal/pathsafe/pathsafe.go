@@ -64,7 +64,12 @@ func CodeOf(err error) Code {
 }
 
 func refuse(code Code, path, format string, args ...any) *Error {
-	return &Error{Code: code, Message: fmt.Sprintf("path %s: ", quote(path)) + fmt.Sprintf(format, args...)}
+	return refuseAs("path", code, path, format, args...)
+}
+
+// refuseAs is refuse for what (a "path" or a "name").
+func refuseAs(what string, code Code, s, format string, args ...any) *Error {
+	return &Error{Code: code, Message: fmt.Sprintf("%s %s: ", what, quote(s)) + fmt.Sprintf(format, args...)}
 }
 
 // quote renders untrusted input for a message: escaped, and cut short so a
@@ -199,25 +204,99 @@ func Parse(s string) (Path, error) {
 		}
 	}
 	for seg := range strings.SplitSeq(s, "/") {
-		if err := checkSegment(s, seg); err != nil {
+		if err := checkSegment("path", s, seg); err != nil {
 			return Path{}, err
 		}
 	}
 	return Path{s: s}, nil
 }
 
-func checkSegment(full, seg string) error {
+// Segment validates a name that becomes exactly one folder of a storage
+// path, such as a package or portal name in iconik's directory_path
+// ("Portal Downloads/<portal>/<package>/..."), and returns it normalised to
+// NFC. It applies the segment rules of Parse: no "/" or "\", not "." or
+// "..", no control or bidi characters, no trailing dot or space, no Windows
+// device name, at most MaxSegmentBytes. Unlike a file path, a name may hold
+// ":" (a title like "Dailies: day 3"); it is an ordinary character in
+// object keys and iconik titles.
+func Segment(name string) (string, error) {
+	if name == "" {
+		return "", &Error{Code: CodeEmpty, Message: "name is empty"}
+	}
+	if !utf8.ValidString(name) {
+		return "", refuseAs("name", CodeInvalidUTF8, name, "the name is not valid UTF-8")
+	}
+	name = norm.NFC.String(name)
+	for _, r := range name {
+		switch {
+		case r == '/':
+			return "", refuseAs("name", CodeSeparatorInName, name, "a name cannot contain \"/\": it would split the folder")
+		case r == '\\':
+			return "", refuseAs("name", CodeBackslash, name, "a backslash is not allowed in a name")
+		case unicode.IsControl(r) || isBidiControl(r):
+			return "", refuseAs("name", CodeControlCharacter, name, "control character %U is not allowed in a name", r)
+		}
+	}
+	if err := checkSegment("name", name, name); err != nil {
+		return "", err
+	}
+	return name, nil
+}
+
+// SafeSegment maps any title to one that Segment accepts, for callers that
+// must not fail (a title read back from an older database): control and
+// bidi characters are dropped, "/" and "\" become "-", trailing dots and
+// spaces are trimmed, the name is cut to MaxSegmentBytes, and a name that is
+// still refused ("..", "CON") is prefixed with "_". An empty result is
+// "untitled".
+func SafeSegment(name string) string {
+	name = strings.ToValidUTF8(name, "\uFFFD")
+	name = strings.Map(func(r rune) rune {
+		switch {
+		case r == '/' || r == '\\':
+			return '-'
+		case unicode.IsControl(r) || isBidiControl(r):
+			return -1
+		}
+		return r
+	}, norm.NFC.String(name))
+	name = strings.TrimSpace(name)
+	if len(name) > MaxSegmentBytes {
+		cut := MaxSegmentBytes
+		for cut > 0 && !utf8.RuneStart(name[cut]) {
+			cut--
+		}
+		name = name[:cut]
+	}
+	name = strings.TrimRight(name, ". ")
+	if name == "" {
+		return "untitled"
+	}
+	if _, err := Segment(name); err != nil {
+		// Only a reserved name is left ("CON", "nul.txt"); a prefix frees it.
+		name = "_" + name
+		if len(name) > MaxSegmentBytes {
+			name = strings.TrimRight(name[:MaxSegmentBytes-3], ". ")
+		}
+		if _, err := Segment(name); err != nil {
+			return "untitled"
+		}
+	}
+	return name
+}
+
+func checkSegment(what, full, seg string) error {
 	switch {
 	case seg == "":
-		return refuse(CodeEmptySegment, full, "empty folder name (a leading, doubled or trailing \"/\")")
+		return refuseAs(what, CodeEmptySegment, full, "empty folder name (a leading, doubled or trailing \"/\")")
 	case seg == "." || seg == "..":
-		return refuse(CodeDotSegment, full, "%q is not allowed as a folder or file name", seg)
+		return refuseAs(what, CodeDotSegment, full, "%q is not allowed as a folder or file name", seg)
 	case len(seg) > MaxSegmentBytes:
-		return refuse(CodeSegmentTooLong, full, "a name is %d bytes long; the limit is %d", len(seg), MaxSegmentBytes)
+		return refuseAs(what, CodeSegmentTooLong, full, "a name is %d bytes long; the limit is %d", len(seg), MaxSegmentBytes)
 	case strings.HasSuffix(seg, ".") || strings.HasSuffix(seg, " "):
-		return refuse(CodeTrailingDotSpace, full, "name %s ends with a dot or a space, which Windows drops", quote(seg))
+		return refuseAs(what, CodeTrailingDotSpace, full, "name %s ends with a dot or a space, which Windows drops", quote(seg))
 	case isReservedName(seg):
-		return refuse(CodeReservedName, full, "name %s is reserved for a device on Windows", quote(seg))
+		return refuseAs(what, CodeReservedName, full, "name %s is reserved for a device on Windows", quote(seg))
 	}
 	return nil
 }

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 	"unicode"
+	"unicode/utf8"
 
 	"golang.org/x/text/unicode/norm"
 )
@@ -234,4 +235,101 @@ func FuzzClean(f *testing.F) {
 		f.Add(seed[0], seed[1])
 	}
 	f.Fuzz(func(t *testing.T, rel, name string) { checkInvariants(t, rel, name) })
+}
+
+func TestSegmentRefusesNamesThatAreNotOneFolder(t *testing.T) {
+	cases := []struct {
+		name, in string
+		wantCode Code
+	}{
+		{"empty", "", CodeEmpty},
+		{"parent", "..", CodeDotSegment},
+		{"dot", ".", CodeDotSegment},
+		{"NUL", "cam\x00A", CodeControlCharacter},
+		{"ESC", "\x1b[31mred", CodeControlCharacter},
+		{"newline", "a\nb", CodeControlCharacter},
+		{"right-to-left override", "evil\u202Egpj", CodeControlCharacter},
+		{"slash", "a/b", CodeSeparatorInName},
+		{"traversal with slash", "../x", CodeSeparatorInName},
+		{"backslash", `a\b`, CodeBackslash},
+		{"trailing dot", "Dailies.", CodeTrailingDotSpace},
+		{"trailing space", "Dailies ", CodeTrailingDotSpace},
+		{"three dots", "...", CodeTrailingDotSpace},
+		{"CON", "CON", CodeReservedName},
+		{"lpt1 with extension", "lpt1.txt", CodeReservedName},
+		{"very long", strings.Repeat("é", 128), CodeSegmentTooLong},
+		{"invalid UTF-8", "a\xffb", CodeInvalidUTF8},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			got, err := Segment(tc.in)
+			if err == nil {
+				t.Fatalf("Segment(%q) = %q, want refusal %s", tc.in, got, tc.wantCode)
+			}
+			if c := CodeOf(err); c != tc.wantCode {
+				t.Fatalf("code = %s (%v), want %s", c, err, tc.wantCode)
+			}
+			if strings.ContainsFunc(err.Error(), unicode.IsControl) {
+				t.Fatalf("message carries a raw control character: %q", err.Error())
+			}
+		})
+	}
+}
+
+func TestSegmentAcceptsAndNormalisesGoodNames(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"Dailies", "Dailies"},
+		{"Café crème", "Café crème"},
+		{"Cafe\u0301", "Caf\u00e9"}, // decomposed é becomes NFC
+		{"Shoot 🎬 day 3", "Shoot 🎬 day 3"},
+		{"Dailies: day 3", "Dailies: day 3"},
+		{".hidden", ".hidden"},
+		{"CONFIG", "CONFIG"},
+		{"Package from s@example.com 2026-01-02 15:04", "Package from s@example.com 2026-01-02 15:04"},
+		{strings.Repeat("a", MaxSegmentBytes), strings.Repeat("a", MaxSegmentBytes)},
+	}
+	for _, tc := range cases {
+		got, err := Segment(tc.in)
+		if err != nil {
+			t.Errorf("Segment(%q): %v", tc.in, err)
+			continue
+		}
+		if got != tc.want {
+			t.Errorf("Segment(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+}
+
+func TestSafeSegmentMapsEveryTitleToOneAcceptedFolder(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"Dailies", "Dailies"},
+		{"  cam A  ", "cam A"},
+		{"a/b", "a-b"},
+		{`a\b`, "a-b"},
+		{"..", "untitled"},
+		{".", "untitled"},
+		{"", "untitled"},
+		{"cam\x00A", "camA"},
+		{"\x1b[31mred", "[31mred"},
+		{"Dailies...", "Dailies"},
+		{"CON", "_CON"},
+		{"nul.txt", "_nul.txt"},
+		{"Shoot 🎬", "Shoot 🎬"},
+		{"Cafe\u0301", "Caf\u00e9"},
+		{"a\xffb", "a\uFFFDb"},
+	}
+	for _, tc := range cases {
+		if got := SafeSegment(tc.in); got != tc.want {
+			t.Errorf("SafeSegment(%q) = %q, want %q", tc.in, got, tc.want)
+		}
+	}
+	long := SafeSegment(strings.Repeat("é", 200))
+	if len(long) > MaxSegmentBytes || !utf8.ValidString(long) {
+		t.Errorf("SafeSegment of a long name = %d bytes (valid UTF-8: %v)", len(long), utf8.ValidString(long))
+	}
+	for _, in := range []string{"..", "a/../b", "CON .txt", strings.Repeat("x.", 300), "\u202E..", " . "} {
+		if _, err := Segment(SafeSegment(in)); err != nil {
+			t.Errorf("Segment(SafeSegment(%q)) refused: %v", in, err)
+		}
+	}
 }

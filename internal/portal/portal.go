@@ -114,6 +114,11 @@ func ValidatePortal(in *PortalInput) error {
 	if in.Name == "" || utf8.RuneCountInString(in.Name) > MaxNameLen {
 		return invalid("name", "invalid_name", "A portal needs a name of 1 to %d characters.", MaxNameLen)
 	}
+	name, err := folderName("portal", in.Name)
+	if err != nil {
+		return err
+	}
+	in.Name = name
 	in.Slug = strings.ToLower(strings.TrimSpace(in.Slug))
 	if !slugRE.MatchString(in.Slug) {
 		return invalid("slug", "invalid_slug", "Slug %q must be 1-64 lower-case letters, digits and inner hyphens (it becomes the address /p/<slug>).", in.Slug)
@@ -351,6 +356,12 @@ func (s *Service) CreatePackage(ctx context.Context, in NewPackage) (*db.Package
 	if utf8.RuneCountInString(name) > MaxNameLen {
 		return nil, "", invalid("name", "invalid_name", "A package name is limited to %d characters.", MaxNameLen)
 	}
+	if name != "" {
+		var err error
+		if name, err = folderName("package", name); err != nil {
+			return nil, "", err
+		}
+	}
 	if utf8.RuneCountInString(in.Description) > MaxDescriptionLen {
 		return nil, "", invalid("description", "invalid_description", "The description is limited to %d characters.", MaxDescriptionLen)
 	}
@@ -370,6 +381,17 @@ func (s *Service) CreatePackage(ctx context.Context, in NewPackage) (*db.Package
 		return nil, "", fmt.Errorf("portal: creating package %q: %w", name, err)
 	}
 	return p, tok, nil
+}
+
+// folderName checks a portal or package name that becomes one folder of
+// the delivered tree (iconik's directory_path and collection titles:
+// "Portal Downloads/<portal>/<package>/...") and returns it in NFC.
+func folderName(what, name string) (string, error) {
+	n, err := pathsafe.Segment(name)
+	if err != nil {
+		return "", invalid("name", "invalid_name", "The %s name becomes a folder name and cannot be used: %v. Choose another name.", what, err)
+	}
+	return n, nil
 }
 
 // DefaultPackageName names a package its sender did not name.

@@ -6,10 +6,13 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"net/http"
 	"path/filepath"
+	"strings"
 	"sync"
 	"testing"
 	"time"
+	"unicode"
 
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/testbed"
@@ -648,5 +651,59 @@ func TestAdmitLimitsHoldUnderConcurrencyOnPostgres(t *testing.T) {
 	}
 	if admitted != 5 || refused != 11 || p.FileCount != 5 || p.TotalSize != 500 {
 		t.Fatalf("admitted %d refused %d; package %d files %d bytes; want 5, 11, 5, 500", admitted, refused, p.FileCount, p.TotalSize)
+	}
+}
+
+// A package or portal name becomes one folder of the delivered tree
+// (Portal Downloads/<portal>/<package>/...), so it must be one safe segment.
+func TestNamesThatAreNotOneSafeFolderAreRefused(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	p := f.portal(t, "open", db.Limits{}, "")
+	cases := []struct {
+		name, in string
+		wantOK   string // "" = refused with invalid_name
+	}{
+		{"parent", "..", ""},
+		{"dot", ".", ""},
+		{"NUL", "cam\x00A", ""},
+		{"ESC", "\x1b[2Jcam", ""},
+		{"slash", "a/b", ""},
+		{"backslash", `a\b`, ""},
+		{"trailing dot", "Dailies.", ""},
+		{"device name", "CON", ""},
+		{"very long", strings.Repeat("é", 150), ""},
+		{"accents", "Café crème", "Café crème"},
+		{"decomposed accent becomes NFC", "Cafe\u0301", "Caf\u00e9"},
+		{"emoji", "Shoot 🎬 day 3", "Shoot 🎬 day 3"},
+		{"colon", "Dailies: day 3", "Dailies: day 3"},
+	}
+	for i, c := range cases {
+		t.Run("package "+c.name, func(t *testing.T) {
+			pkg, _, err := f.svc.CreatePackage(ctx, NewPackage{PortalSlug: "open", SenderEmail: "s@example.com", Name: c.in})
+			if c.wantOK == "" {
+				wantCode(t, err, "invalid_name")
+				if e := AsError(err); e.Status != http.StatusBadRequest || strings.ContainsFunc(e.Message, unicode.IsControl) {
+					t.Fatalf("status %d, message %q", e.Status, e.Message)
+				}
+				return
+			}
+			if err != nil || pkg.Name != c.wantOK {
+				t.Fatalf("CreatePackage(%q) = %v, %v; want name %q", c.in, pkg, err, c.wantOK)
+			}
+		})
+		t.Run("portal "+c.name, func(t *testing.T) {
+			slug := fmt.Sprintf("p%d", i)
+			got, err := f.svc.CreatePortal(ctx, PortalInput{Name: c.in, Slug: slug})
+			_, uerr := f.svc.UpdatePortal(ctx, p.ID, PortalInput{Name: c.in, Slug: "open", Active: true})
+			if c.wantOK == "" {
+				wantCode(t, err, "invalid_name")
+				wantCode(t, uerr, "invalid_name")
+				return
+			}
+			if err != nil || uerr != nil || got.Name != c.wantOK {
+				t.Fatalf("CreatePortal(%q) = %v, %v; UpdatePortal: %v", c.in, got, err, uerr)
+			}
+		})
 	}
 }
