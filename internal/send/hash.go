@@ -1,6 +1,7 @@
 package send
 
 import (
+	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"fmt"
@@ -31,4 +32,51 @@ func hashRange(path string, off, n int64) (string, error) {
 		return "", fmt.Errorf("hash %s: file shrank while reading (%d of %d bytes at %d)", path, got, n, off)
 	}
 	return hex.EncodeToString(h.Sum(nil)), nil
+}
+
+// hashSplit reads the file at path once, in order, and returns the SHA-256
+// of the whole file and of each part's range (parts cover the file in order,
+// as splitParts makes them). One pass feeds both hashers, so a split file is
+// read once for its part digests (declared on each partial) and its whole
+// digest (declared on the final, which the server records for delivery to
+// confirm).
+func hashSplit(ctx context.Context, path string, size int64, parts []Part) (string, []string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return "", nil, fmt.Errorf("hash %s: %w", path, err)
+	}
+	defer f.Close()
+	buf := hashBufs.Get().(*[]byte)
+	defer hashBufs.Put(buf)
+	whole := sha256.New()
+	sums := make([]string, len(parts))
+	var off int64
+	for i, p := range parts {
+		if p.Offset != off {
+			return "", nil, fmt.Errorf("hash %s: part %d starts at %d, want %d", path, i, p.Offset, off)
+		}
+		h := sha256.New()
+		w := io.MultiWriter(h, whole)
+		for done := int64(0); done < p.Size; {
+			if err := ctx.Err(); err != nil {
+				return "", nil, err
+			}
+			n := min(int64(len(*buf)), p.Size-done)
+			got, err := io.ReadFull(f, (*buf)[:n])
+			if err == io.ErrUnexpectedEOF || err == io.EOF {
+				return "", nil, fmt.Errorf("hash %s: file shrank while reading (%d of %d bytes)", path, off+done+int64(got), size)
+			}
+			if err != nil {
+				return "", nil, fmt.Errorf("hash %s at %d: %w", path, off+done, err)
+			}
+			_, _ = w.Write((*buf)[:got])
+			done += int64(got)
+		}
+		sums[i] = hex.EncodeToString(h.Sum(nil))
+		off += p.Size
+	}
+	if off != size {
+		return "", nil, fmt.Errorf("hash %s: parts cover %d of %d bytes", path, off, size)
+	}
+	return hex.EncodeToString(whole.Sum(nil)), sums, nil
 }

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"net/http"
@@ -47,7 +49,11 @@ func TestRerunDoesNotRehashWhatTheStateCaches(t *testing.T) {
 		hashed.Add(1)
 		return hashRange(path, off, n)
 	}
-	t.Cleanup(func() { hashRangeFn = hashRange })
+	hashSplitFn = func(ctx context.Context, path string, size int64, parts []Part) (string, []string, error) {
+		hashed.Add(1)
+		return hashSplit(ctx, path, size, parts)
+	}
+	t.Cleanup(func() { hashRangeFn, hashSplitFn = hashRange, hashSplit })
 	target, _ := ParseTarget(srv.URL+"/p/demo", "")
 	stateDir := t.TempDir()
 	opts := Options{Target: target, Paths: []string{dir}, Streams: 2, Large: 1 << 20, StateDir: stateDir}
@@ -70,17 +76,21 @@ func TestRerunDoesNotRehashWhatTheStateCaches(t *testing.T) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatal(err)
 	}
+	// Each file is split in two and hashed in one pass for its parts and
+	// the whole: the state caches all three digests or none.
 	cached, parts := 0, 0
 	for _, fs := range st.Files {
+		parts += len(fs.Parts)
+		all := fs.SHA256 != ""
 		for _, p := range fs.Parts {
-			parts++
-			if p.SHA256 != "" {
-				cached++
-			}
+			all = all && p.SHA256 != ""
+		}
+		if all {
+			cached++
 		}
 	}
 	if cached == 0 || parts != 6 {
-		t.Fatalf("state caches %d hashes of %d parts; the test needs some cached", cached, parts)
+		t.Fatalf("state caches the hashes of %d files (%d parts); the test needs some cached", cached, parts)
 	}
 
 	hashed.Store(0)
@@ -88,8 +98,68 @@ func TestRerunDoesNotRehashWhatTheStateCaches(t *testing.T) {
 	if _, err := Send(context.Background(), opts); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := hashed.Load(), int64(parts-cached); got != want {
-		t.Errorf("re-run hashed %d ranges, want %d (only those the state did not cache)", got, want)
+	if got, want := hashed.Load(), int64(len(st.Files)-cached); got != want {
+		t.Errorf("re-run hashed %d files, want %d (only those the state did not cache)", got, want)
+	}
+}
+
+func TestSplitFileIsHashedInOnePassAndItsFinalDeclaresTheWholeSHA256(t *testing.T) {
+	srv := sendtest.Start(t)
+	srv.VerifyHashes = true
+	dir := t.TempDir()
+	data := make([]byte, 5<<20+3)
+	_, _ = rand.Read(data)
+	path := filepath.Join(dir, "clip.mov")
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	var ranges, splits atomic.Int64
+	hashRangeFn = func(path string, off, n int64) (string, error) {
+		ranges.Add(1)
+		return hashRange(path, off, n)
+	}
+	hashSplitFn = func(ctx context.Context, path string, size int64, parts []Part) (string, []string, error) {
+		splits.Add(1)
+		return hashSplit(ctx, path, size, parts)
+	}
+	t.Cleanup(func() { hashRangeFn, hashSplitFn = hashRange, hashSplit })
+	target, _ := ParseTarget(srv.URL+"/p/demo", "")
+	res, err := Send(context.Background(), Options{Target: target, Paths: []string{path}, Streams: 4, Large: 1 << 20, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ranges.Load() != 0 || splits.Load() != 1 {
+		t.Errorf("hashing read %d ranges and %d whole files, want one whole-file pass", ranges.Load(), splits.Load())
+	}
+	_, files := srv.PackageState(res.PackageID)
+	want := sha256.Sum256(data)
+	if got := files["clip.mov"].SHA256; got != hex.EncodeToString(want[:]) {
+		t.Errorf("the final declared sha256 %q, want the whole file's %x", got, want)
+	}
+}
+
+func TestHashSplitMatchesSeparateHashes(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "f")
+	data := make([]byte, 3<<20+5)
+	_, _ = rand.Read(data)
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	parts := splitParts(int64(len(data)), 3)
+	whole, sums, err := hashSplit(context.Background(), path, int64(len(data)), parts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if w := sha256.Sum256(data); whole != hex.EncodeToString(w[:]) {
+		t.Errorf("whole = %s, want %x", whole, w)
+	}
+	for i, p := range parts {
+		if w := sha256.Sum256(data[p.Offset : p.Offset+p.Size]); sums[i] != hex.EncodeToString(w[:]) {
+			t.Errorf("part %d = %s, want %x", i, sums[i], w)
+		}
+	}
+	if _, _, err := hashSplit(context.Background(), path, int64(len(data))+1, splitParts(int64(len(data))+1, 3)); err == nil {
+		t.Error("a file shorter than its parts hashed without error")
 	}
 }
 

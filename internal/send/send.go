@@ -73,10 +73,14 @@ type job struct {
 	group *partGroup // non-nil for partials
 }
 
-// partGroup tracks a split file's partials; the last one to finish concatenates.
+// partGroup tracks a split file's partials; the last one to finish
+// concatenates. The first of its jobs to be hashed hashes the whole file
+// (hashOnce), the others wait for it and find their digests in the state.
 type partGroup struct {
-	mu      sync.Mutex
-	pending int
+	mu       sync.Mutex
+	pending  int
+	hashOnce sync.Once
+	hashErr  error
 }
 
 type sender struct {
@@ -425,19 +429,25 @@ func (s *sender) pipeline(ctx context.Context, jobs []*job) error {
 	return g.Wait()
 }
 
-// hashRangeFn is hashRange, replaceable by tests that count hashing.
-var hashRangeFn = hashRange
+// hashRangeFn and hashSplitFn are hashRange and hashSplit, replaceable by
+// tests that count hashing.
+var (
+	hashRangeFn = hashRange
+	hashSplitFn = hashSplit
+)
 
-// hash fills in the job's SHA-256 unless the state already caches it.
+// hash fills in the job's SHA-256 unless the state already caches it. A
+// part's job hashes its whole file once for all the file's parts.
 func (s *sender) hash(ctx context.Context, j *job) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if j.part >= 0 {
+		j.group.hashOnce.Do(func() { j.group.hashErr = s.hashSplit(ctx, j) })
+		return j.group.hashErr
+	}
 	s.st.mu.Lock()
 	have := j.fs.SHA256
-	if j.part >= 0 {
-		have = j.fs.Parts[j.part].SHA256
-	}
 	s.st.mu.Unlock()
 	if have != "" {
 		return nil
@@ -446,11 +456,30 @@ func (s *sender) hash(ctx context.Context, j *job) error {
 	if err != nil {
 		return err
 	}
+	return s.st.update(func() { j.fs.SHA256 = sum })
+}
+
+// hashSplit fills in a split file's whole and per-part digests in one
+// sequential read, unless the state caches all of them.
+func (s *sender) hashSplit(ctx context.Context, j *job) error {
+	s.st.mu.Lock()
+	cached := j.fs.SHA256 != ""
+	for _, p := range j.fs.Parts {
+		cached = cached && p.SHA256 != ""
+	}
+	parts := append([]Part(nil), j.fs.Parts...)
+	s.st.mu.Unlock()
+	if cached {
+		return nil
+	}
+	whole, sums, err := hashSplitFn(ctx, j.file.Abs, j.file.Size, parts)
+	if err != nil {
+		return err
+	}
 	return s.st.update(func() {
-		if j.part >= 0 {
-			j.fs.Parts[j.part].SHA256 = sum
-		} else {
-			j.fs.SHA256 = sum
+		j.fs.SHA256 = whole
+		for i := range j.fs.Parts {
+			j.fs.Parts[i].SHA256 = sums[i]
 		}
 	})
 }
@@ -601,8 +630,23 @@ func (s *sender) concat(ctx context.Context, j *job) error {
 		urls[i] = p.URL
 	}
 	endpoint := s.st.UploadURL
+	whole := j.fs.SHA256
 	s.st.mu.Unlock()
-	u, err := s.tus.Concat(ctx, endpoint, urls, s.meta(j.file))
+	if whole == "" {
+		// A state written before the whole digest was kept: hash it now,
+		// so the final still declares what delivery must confirm.
+		sum, err := hashRangeFn(j.file.Abs, 0, j.file.Size)
+		if err != nil {
+			return err
+		}
+		if err := s.st.update(func() { j.fs.SHA256 = sum }); err != nil {
+			return err
+		}
+		whole = sum
+	}
+	meta := s.meta(j.file)
+	meta["sha256"] = whole
+	u, err := s.tus.Concat(ctx, endpoint, urls, meta)
 	if err != nil {
 		return fmt.Errorf("send %s: %w", j.file.Rel, err)
 	}

@@ -35,7 +35,7 @@ type State struct {
 type FileState struct {
 	Size    int64  `json:"size"`
 	ModTime int64  `json:"mtime_ns"`
-	SHA256  string `json:"sha256,omitempty"` // whole file (single-stream uploads)
+	SHA256  string `json:"sha256,omitempty"` // whole file (declared on a single upload, or on a split file's final)
 	URL     string `json:"url,omitempty"`    // whole upload, or the final concatenation
 	Parts   []Part `json:"parts,omitempty"`
 	Done    bool   `json:"done,omitempty"`

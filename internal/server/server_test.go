@@ -32,6 +32,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/config"
 	"github.com/ferryhq/ferry/internal/db"
+	"github.com/ferryhq/ferry/internal/send"
 	"github.com/ferryhq/ferry/internal/testbed"
 	"github.com/ferryhq/ferry/internal/web"
 )
@@ -1028,5 +1029,39 @@ func TestPackageListFiltersAndPages(t *testing.T) {
 		if resp, body := h.req("GET", "/api/v1/packages?"+bad, nil, h.admin()...); resp.StatusCode != 400 {
 			t.Errorf("?%s: %d %s", bad, resp.StatusCode, body)
 		}
+	}
+}
+
+// `ferry send` splits a large file into partials; the server must admit
+// them (their metadata names the file) and record the whole-file SHA-256
+// the final declares, so delivery has a digest to confirm.
+func TestFerrySendOfASplitFileRecordsTheWholeFileSHA256(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "Send", "slug": "send", "password": "letmein",
+		"limits": map[string]any{"max_file_size": 8 << 20, "max_package_size": 16 << 20, "denied_extensions": []string{"exe"}}})
+	dir := t.TempDir()
+	data := randBytes(rand.New(rand.NewPCG(3, 4)), 5<<20+11)
+	if err := os.WriteFile(filepath.Join(dir, "clip.mov"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target, err := send.ParseTarget(h.srv.URL+"/p/send", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := send.Send(context.Background(), send.Options{Target: target, Paths: []string{dir},
+		Info: send.PackageInfo{Email: "s@example.com", Password: "letmein"}, Streams: 4, Large: 1 << 20, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	files, err := h.app.DB.FileListByPackage(t.Context(), &db.FileListByPackageParams{PackageID: res.PackageID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(data)
+	if len(files) != 1 || files[0].Path != filepath.Base(dir)+"/clip.mov" || files[0].State != db.FileComplete || files[0].Size != int64(len(data)) {
+		t.Fatalf("files after ferry send: %+v", files)
+	}
+	if files[0].SHA256 != hex.EncodeToString(want[:]) {
+		t.Fatalf("recorded sha256 %q, want the whole file's %x", files[0].SHA256, want)
 	}
 }
