@@ -228,7 +228,9 @@ type md5RangeSource struct {
 	ro transfer.RangeOpener
 }
 
-func (m md5RangeSource) OpenAt(off int64) (*os.File, error) { return m.ro.OpenAt(off) }
+func (m md5RangeSource) OpenRange(off, n int64) (*os.File, int64, error) {
+	return m.ro.OpenRange(off, n)
+}
 
 // uploadSource wraps m for the uploader, keeping src's optional capabilities.
 func uploadSource(m *md5Source) transfer.Source {

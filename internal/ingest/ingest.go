@@ -72,6 +72,8 @@ type Checksums struct {
 }
 
 // Blob reads a finished upload. A final upload reads its partials in order (no copy was made).
+// Open's blobs also have OpenRange (transfer.RangeOpener: a range within one part file goes out
+// with sendfile), which delivery finds by type assertion.
 type Blob interface {
 	io.ReaderAt
 	io.Closer

@@ -141,15 +141,22 @@ func (t *Tracker) State() State {
 	return s
 }
 
-// RangeOpener is an optional Source capability: a file that can be opened
-// again at an offset, so that each part gets its own descriptor and goes out
-// with sendfile(2), page cache to socket, without passing through user space.
+// RangeOpener is an optional Source capability: a source stored in files
+// whose byte range can be opened on a descriptor of its own, so that each
+// part goes out with sendfile(2), page cache to socket, without passing
+// through user space.
 type RangeOpener interface {
-	OpenAt(off int64) (*os.File, error)
+	// OpenRange returns a new descriptor (the caller closes it) of a file that
+	// holds the source's bytes [off, off+n) at [pos, pos+n), positioned at
+	// pos. The source may be several files (an upload made of parts): a range
+	// no one file holds is an error, and then that part is read through
+	// ReadAt instead, so callers must not rely on every part going zero-copy.
+	OpenRange(off, n int64) (f *os.File, pos int64, err error)
 }
 
-// ZeroCopy reports whether parts of src go out with sendfile (then senders
-// cannot hash what they send: the Scanner hashes instead).
+// ZeroCopy reports whether parts of src may go out with sendfile (then
+// senders cannot hash what they send: the Scanner hashes every part instead,
+// also those that fall back to ReadAt).
 func ZeroCopy(src Source) bool {
 	_, ok := src.(RangeOpener)
 	return ok
@@ -162,8 +169,8 @@ func ZeroCopy(src Source) bool {
 // The HTTP transport closes the body; close it yourself if no request is made.
 func (t *Tracker) Body(src Source, p Part, h hash.Hash) io.ReadCloser {
 	if ro, ok := src.(RangeOpener); ok && h == nil && p.Size > 0 {
-		if f, err := ro.OpenAt(p.Off); err == nil {
-			b := &fileBody{f: f, t: t, part: p.Number, start: p.Off, end: p.Off + p.Size, stop: make(chan struct{})}
+		if f, pos, err := ro.OpenRange(p.Off, p.Size); err == nil {
+			b := &fileBody{f: f, t: t, part: p.Number, start: pos, end: pos + p.Size, stop: make(chan struct{})}
 			go b.watch()
 			return b
 		}

@@ -27,9 +27,20 @@ func OpenFile(path string) (*FileSource, error) {
 	return &FileSource{File: f, size: st.Size()}, nil
 }
 
-// OpenAt opens the file again, positioned at off, for a zero-copy send of
-// one part (see RangeOpener). It refuses a path that now names another file.
-func (f *FileSource) OpenAt(off int64) (*os.File, error) {
+// OpenRange opens the file again, positioned at off, for a zero-copy send of
+// one part (see RangeOpener); the file holds every range at its own offset.
+func (f *FileSource) OpenRange(off, n int64) (*os.File, int64, error) {
+	if off < 0 || n < 0 || off+n > f.size {
+		return nil, 0, fmt.Errorf("open range [%d, %d) of %s: outside its %d bytes", off, off+n, f.Name(), f.size)
+	}
+	g, err := reopen(f.File, off)
+	return g, off, err
+}
+
+// reopen opens f's path again on a new descriptor positioned at off (a
+// descriptor's offset is shared, so each sendfile needs its own). It refuses
+// a path that now names another file.
+func reopen(f *os.File, off int64) (*os.File, error) {
 	g, err := os.Open(f.Name())
 	if err != nil {
 		return nil, err
@@ -42,7 +53,7 @@ func (f *FileSource) OpenAt(off int64) (*os.File, error) {
 	}
 	if _, err := g.Seek(off, io.SeekStart); err != nil {
 		g.Close()
-		return nil, err
+		return nil, fmt.Errorf("reopen %s at %d: %w", f.Name(), off, err)
 	}
 	return g, nil
 }

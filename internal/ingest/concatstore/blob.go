@@ -111,3 +111,44 @@ func (s *Store) openRecord(r *record) (*Blob, error) {
 	}
 	return b, nil
 }
+
+// OpenRange opens the part file holding the blob's bytes [off, off+n) on a
+// descriptor of its own, positioned at the range's offset within that file
+// (pos), so a sender can hand it to sendfile(2) (transfer.RangeOpener). A
+// range that spans two parts is refused: a descriptor reads one file, and the
+// caller then reads that range through ReadAt. With parts of hundreds of MiB
+// that is one send in many, so no range splitting is worth its complexity.
+func (b *Blob) OpenRange(off, n int64) (f *os.File, pos int64, err error) {
+	if off < 0 || n < 0 || off+n > b.size {
+		return nil, 0, fmt.Errorf("concatstore: opening range [%d, %d) of a %d-byte upload: out of bounds", off, off+n, b.size)
+	}
+	i := sort.Search(len(b.starts), func(i int) bool { return b.starts[i] > off }) - 1
+	end := b.size
+	if i+1 < len(b.starts) {
+		end = b.starts[i+1]
+	}
+	if off+n > end {
+		return nil, 0, fmt.Errorf("concatstore: range [%d, %d) spans parts %d and %d: %w", off, off+n, i, i+1, ErrRangeSpansParts)
+	}
+	pos = off - b.starts[i]
+	// A new descriptor, not the shared one: sendfile advances its offset,
+	// and other ranges are being read at the same time.
+	g, err := os.Open(b.files[i].Name())
+	if err != nil {
+		return nil, 0, fmt.Errorf("concatstore: reopening part %d: %w", i, err)
+	}
+	was, errA := b.files[i].Stat()
+	now, errB := g.Stat()
+	if errA != nil || errB != nil || !os.SameFile(was, now) {
+		g.Close()
+		return nil, 0, fmt.Errorf("concatstore: reopening part %d: %s is no longer the same file", i, g.Name())
+	}
+	if _, err := g.Seek(pos, io.SeekStart); err != nil {
+		g.Close()
+		return nil, 0, fmt.Errorf("concatstore: seeking part %d to %d: %w", i, pos, err)
+	}
+	return g, pos, nil
+}
+
+// ErrRangeSpansParts is OpenRange's answer for a range no one part file holds.
+var ErrRangeSpansParts = errors.New("the range spans part files")

@@ -278,7 +278,7 @@ func checkErr(t *testing.T, err error) {
 	}
 }
 
-// plainSource hides FileSource's OpenAt.
+// plainSource hides FileSource's OpenRange.
 type plainSource struct{ f *transfer.FileSource }
 
 func (p plainSource) ReadAt(b []byte, off int64) (int, error) { return p.f.ReadAt(b, off) }
