@@ -49,8 +49,23 @@ type Connection struct {
 
 // Connections opens connections: internal/connect implements it.
 type Connections interface {
+	// Client returns the connection's iconik client. For a connection marked
+	// broken it returns an error matching ErrConnectionBroken.
 	Client(ctx context.Context, id string) (*iconik.Client, Connection, error)
 }
+
+// BrokenMarker is implemented by Connections that can record that iconik
+// refused a connection for good (its token or a role), so that Client
+// refuses it from then on and people see why. It is a separate interface
+// so that a Connections without a state (a benchmark's) still fits.
+type BrokenMarker interface {
+	MarkBroken(ctx context.Context, id, reason string) error
+}
+
+// ErrConnectionBroken is matched (errors.Is) by the error Connections.Client
+// returns for a connection marked broken: a retry would only repeat the
+// refusal, so the file fails at once.
+var ErrConnectionBroken = errors.New("the connection is marked broken")
 
 // Blob is a stored package file (ingest.Blob fits).
 type Blob interface {

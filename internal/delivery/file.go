@@ -146,6 +146,41 @@ func (e *errPermanent) Unwrap() error { return e.err }
 
 func permanent(format string, a ...any) error { return &errPermanent{fmt.Errorf(format, a...)} }
 
+// brokenReason says whether err means iconik refused the connection for
+// good, and why (for people; err's text holds no secret): the token (401)
+// or a role the token lacks (403). Storage providers' 403s (an expired
+// signed URL) are transfer errors, not iconik's, and do not count.
+func brokenReason(err error) (string, bool) {
+	switch iconik.StatusOf(err) {
+	case http.StatusUnauthorized:
+		return "iconik no longer accepts the token (401): create a new Application token and update the connection.", true
+	case http.StatusForbidden:
+		return fmt.Sprintf("iconik refused a call for lack of a role (403): %v. Grant the role and re-verify the connection.", err), true
+	}
+	return "", false
+}
+
+// brokenConnection turns an error that says the connection is broken into
+// a permanent one, marking the connection broken (once: a connection
+// already marked comes back from Client as ErrConnectionBroken), so that a
+// dead token fails each file after one attempt instead of being retried
+// for hours. Other errors come back as they are.
+func (s *Service) brokenConnection(ctx context.Context, connID string, err error) error {
+	if errors.Is(err, ErrConnectionBroken) {
+		return &errPermanent{err}
+	}
+	reason, ok := brokenReason(err)
+	if !ok {
+		return err
+	}
+	if m, ok := s.o.Connections.(BrokenMarker); ok {
+		if merr := m.MarkBroken(context.WithoutCancel(ctx), connID, reason); merr != nil {
+			s.log.Warn("delivery: marking a connection broken", "connection", connID, "err", merr)
+		}
+	}
+	return &errPermanent{fmt.Errorf("iconik refused the connection's token or a role; connection %s is marked broken: %w", connID, err)}
+}
+
 // transient reports whether err may go away by itself.
 func transient(err error) bool {
 	var wi *waitIndex
@@ -232,6 +267,8 @@ func (r *fileRun) settle(ctx context.Context, err error, attempt, maxAttempts in
 	if ctx.Err() != nil {
 		return err // shutting down: resume later from the recorded step
 	}
+	f.Attempts = max(f.Attempts, attempt) // also when the connection did not open
+	err = r.s.brokenConnection(ctx, r.d.ConnectionID, err)
 	var pe *errPermanent
 	if !errors.As(err, &pe) && attempt < maxAttempts {
 		f.Error = err.Error()
@@ -255,7 +292,10 @@ func (r *fileRun) settle(ctx context.Context, err error, attempt, maxAttempts in
 // giveUp marks the file FAILED in iconik with the reason and removes its
 // unfinished upload (best effort: the reason is recorded in ferry anyway).
 func (r *fileRun) giveUp(ctx context.Context, cause error) {
-	if r.cl == nil {
+	if r.cl == nil || iconik.IsUnauthorized(cause) {
+		// No client, or iconik refuses its token: every cleanup call would
+		// be refused too. A retry after the token is replaced restarts the
+		// file (restart) and so tidies up then.
 		return
 	}
 	f := r.f
@@ -845,33 +885,47 @@ func (w *settleWorker) Work(ctx context.Context, job *river.Job[settleArgs]) err
 		return err
 	}
 	if d.IconikJobID != "" {
-		cl, _, err := s.o.Connections.Client(ctx, d.ConnectionID)
-		if err != nil {
-			return err
-		}
-		var delivered int
-		for _, f := range files {
-			if f.State == db.DeliveryFileDelivered {
-				delivered++
+		if err := s.closeParentJob(ctx, d, files); err != nil {
+			var pe *errPermanent
+			if !errors.As(s.brokenConnection(ctx, d.ConnectionID, err), &pe) {
+				return err
 			}
-		}
-		status := map[db.DeliveryState]string{db.DeliveryDelivered: "FINISHED", db.DeliveryPartiallyFailed: "FINISHED_WITH_WARNING", db.DeliveryFailed: "FAILED"}[d.State]
-		if status == "" {
-			return nil // retried since: a later settling reports
-		}
-		p := iconik.JobPatchParams{Type: "TRANSFER", Status: status, Title: "Delivery of " + d.PackageTitle,
-			ProgressProcessed: new(int64(delivered)), ProgressTotal: new(int64(len(files))),
-			Message: fmt.Sprintf("%d of %d files delivered", delivered, len(files)), CompletedAt: iconik.Time{Time: s.o.Now()}}
-		if d.Error != "" {
-			p.ErrorMessage = d.Error
-		}
-		if _, err := cl.JobPatch(ctx, d.IconikJobID, p); err != nil {
-			return fmt.Errorf("closing the package's iconik job: %w", err)
+			// The connection is broken: closing the job can wait for no
+			// retry, and the event must not wait for it either.
+			s.log.Warn("delivery: not closing the package's iconik job", "delivery", d.ID, "err", err)
 		}
 	}
 	s.log.Info("delivery: settled", "delivery", d.ID, "package", d.PackageID, "state", d.State)
 	if s.o.OnSettled != nil {
 		return s.o.OnSettled(ctx, Event{Delivery: d, Package: pkg, Files: files})
+	}
+	return nil
+}
+
+// closeParentJob sets the package-level iconik job's final status.
+func (s *Service) closeParentJob(ctx context.Context, d *db.Delivery, files []*db.DeliveryFile) error {
+	cl, _, err := s.o.Connections.Client(ctx, d.ConnectionID)
+	if err != nil {
+		return err
+	}
+	var delivered int
+	for _, f := range files {
+		if f.State == db.DeliveryFileDelivered {
+			delivered++
+		}
+	}
+	status := map[db.DeliveryState]string{db.DeliveryDelivered: "FINISHED", db.DeliveryPartiallyFailed: "FINISHED_WITH_WARNING", db.DeliveryFailed: "FAILED"}[d.State]
+	if status == "" {
+		return nil // retried since: a later settling reports
+	}
+	p := iconik.JobPatchParams{Type: "TRANSFER", Status: status, Title: "Delivery of " + d.PackageTitle,
+		ProgressProcessed: new(int64(delivered)), ProgressTotal: new(int64(len(files))),
+		Message: fmt.Sprintf("%d of %d files delivered", delivered, len(files)), CompletedAt: iconik.Time{Time: s.o.Now()}}
+	if d.Error != "" {
+		p.ErrorMessage = d.Error
+	}
+	if _, err := cl.JobPatch(ctx, d.IconikJobID, p); err != nil {
+		return fmt.Errorf("closing the package's iconik job: %w", err)
 	}
 	return nil
 }

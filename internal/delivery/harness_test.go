@@ -51,17 +51,47 @@ type env struct {
 	events map[string]int // delivery id -> settled events seen
 }
 
+// staticConns holds the test's connections and, like internal/connect,
+// refuses one marked broken.
 type staticConns struct {
+	mu      sync.Mutex
 	clients map[string]*iconik.Client
 	conns   map[string]delivery.Connection
+	broken  map[string]string // id -> reason
 }
 
 func (c *staticConns) Client(_ context.Context, id string) (*iconik.Client, delivery.Connection, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
 	cl, ok := c.clients[id]
 	if !ok {
 		return nil, delivery.Connection{}, fmt.Errorf("no connection %q", id)
 	}
+	if reason, ok := c.broken[id]; ok {
+		return nil, delivery.Connection{}, fmt.Errorf("connection %s: %s: %w", id, reason, delivery.ErrConnectionBroken)
+	}
 	return cl, c.conns[id], nil
+}
+
+func (c *staticConns) MarkBroken(_ context.Context, id, reason string) error {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.broken[id] = reason
+	return nil
+}
+
+// setClient replaces connection id's client (a token replaced in iconik).
+func (c *staticConns) setClient(id string, cl *iconik.Client) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	c.clients[id] = cl
+}
+
+// brokenReason is why connection id was marked broken ("" while it was not).
+func (c *staticConns) brokenReason(id string) string {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.broken[id]
 }
 
 type fileBlob struct {
@@ -100,7 +130,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	}
 	e.emu, e.url = startEmulator(t, emulator.Options{Faults: o.faults, DataDir: o.dataDir, Logger: slog.New(slog.DiscardHandler)}, o.wrap)
 	e.cl = e.client(t, o.noSpec)
-	e.conns = &staticConns{clients: map[string]*iconik.Client{}, conns: map[string]delivery.Connection{}}
+	e.conns = &staticConns{clients: map[string]*iconik.Client{}, conns: map[string]delivery.Connection{}, broken: map[string]string{}}
 	opts := delivery.Options{
 		DB: store, Connections: e.conns,
 		Blobs: delivery.BlobsFunc(func(_ context.Context, id string) (delivery.Blob, error) {
@@ -207,6 +237,8 @@ func (e *env) connect(id, storage string) delivery.Connection {
 	}
 	view := e.descriptionView()
 	c := delivery.Connection{ID: id, StorageID: st.ID, StorageMethod: st.Method, MetadataViewID: view}
+	e.conns.mu.Lock()
+	defer e.conns.mu.Unlock()
 	e.conns.clients[id] = e.client(e.t, true)
 	e.conns.conns[id] = c
 	return c

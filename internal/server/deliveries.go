@@ -72,13 +72,26 @@ func (a *App) stopDelivery() {
 // deliveryConns adapts Cloud Connect to what delivery needs.
 type deliveryConns struct{ c *connect.Service }
 
+var _ delivery.BrokenMarker = deliveryConns{}
+
 func (d deliveryConns) Client(ctx context.Context, id string) (*iconik.Client, delivery.Connection, error) {
 	cl, c, err := d.c.Client(ctx, id)
+	if errors.Is(err, connect.ErrBroken) {
+		return nil, delivery.Connection{}, fmt.Errorf("%w: %w", delivery.ErrConnectionBroken, err)
+	}
 	if err != nil {
 		return nil, delivery.Connection{}, err
 	}
 	return cl, delivery.Connection{ID: c.ID, StorageID: c.Storage.ID, StorageMethod: c.Storage.Method, PortalRoot: c.PortalRoot,
 		SendRoot: c.SendRoot, MetadataViewID: c.MetadataViewID, DescriptionField: c.MetadataField}, nil
+}
+
+// MarkBroken records that iconik refused the connection for good, so that
+// Client refuses it (and the API shows the reason) until it is re-verified
+// or updated.
+func (d deliveryConns) MarkBroken(ctx context.Context, id, reason string) error {
+	_, err := d.c.MarkBroken(ctx, id, reason)
+	return err
 }
 
 // deliveryBlobs adapts ingest's Blob to delivery's (same methods, distinct types).
