@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -11,6 +12,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"text/tabwriter"
 	"time"
@@ -18,6 +20,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
+	"github.com/ferryhq/ferry/internal/iconik/ispec"
 )
 
 func init() { commands = append(commands, newEmulatorCmd) }
@@ -25,6 +28,7 @@ func init() { commands = append(commands, newEmulatorCmd) }
 func newEmulatorCmd() *cobra.Command {
 	var (
 		addr, dataDir, seedPath, baseURL string
+		checkSpecPath                    string
 		faults                           emulator.Faults
 	)
 	cmd := &cobra.Command{
@@ -61,7 +65,17 @@ Faults are off unless a flag turns them on. Seed format: internal/iconik/emulato
 				baseURL = "http://" + publicAddr(ln.Addr().(*net.TCPAddr))
 			}
 			logger := slog.New(slog.NewTextHandler(cmd.ErrOrStderr(), &slog.HandlerOptions{Level: slog.LevelInfo}))
-			srv, err := emulator.New(emulator.Options{DataDir: dataDir, BaseURL: baseURL, Seed: seed, Faults: faults, Logger: logger})
+			opts := emulator.Options{DataDir: dataDir, BaseURL: baseURL, Seed: seed, Faults: faults, Logger: logger}
+			if checkSpecPath != "" {
+				mismatches, err := os.OpenFile(checkSpecPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
+				if err != nil {
+					ln.Close()
+					return fmt.Errorf("opening the --check-spec file: %w", err)
+				}
+				defer mismatches.Close()
+				opts.CheckSpec = mismatchLog(mismatches, logger)
+			}
+			srv, err := emulator.New(opts)
 			if err != nil {
 				ln.Close()
 				return err
@@ -99,7 +113,24 @@ Faults are off unless a flag turns them on. Seed format: internal/iconik/emulato
 	f.DurationVar(&faults.IndexLag, "index-lag", 0, "fault: new objects appear in collection contents and search only after this")
 	f.DurationVar(&faults.URLTTL, "url-ttl", 0, "lifetime of signed upload URLs (default 1h)")
 	f.IntVar(&faults.MissingRoleStatus, "missing-role-status", 403, "status answered when a token lacks a required role")
+	f.StringVar(&checkSpecPath, "check-spec", "", "check every /API/ request and answer against iconik's specs ($"+ispec.EnvSpecDir+
+		" or ../shared/iconik/spec beside the source tree) and append each mismatch as a line to this file (for tests)")
 	return cmd
+}
+
+// mismatchLog appends one line per spec mismatch to w. A test reading the
+// file after the run fails when it is not empty. Mismatch messages carry
+// locations and reasons only, never values (ispec), so no token lands here.
+func mismatchLog(w io.Writer, logger *slog.Logger) func(error) {
+	var mu sync.Mutex
+	return func(mismatch error) {
+		line := strings.ReplaceAll(mismatch.Error(), "\n", " ") + "\n"
+		mu.Lock()
+		defer mu.Unlock()
+		if _, err := io.WriteString(w, line); err != nil {
+			logger.Error("recording an iconik spec mismatch", "err", err)
+		}
+	}
 }
 
 // publicAddr turns a wildcard listen address into one a client can dial.

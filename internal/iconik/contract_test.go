@@ -841,12 +841,16 @@ func (r *recorder) Errorf(format string, args ...any) {
 // TestContractSpecCheckIsLive proves newClient's validation hook is on: a request the spec
 // rejects (a bad asset type) is reported, with method and path, while the emulator refuses it.
 func TestContractSpecCheckIsLive(t *testing.T) {
-	e := emulatortest.Start(t, emulator.Options{})
+	var emulatorSide atomic.Int64 // the emulator's own check sees it too
+	e := emulatortest.Start(t, emulator.Options{CheckSpec: func(error) { emulatorSide.Add(1) }})
 	rec := &recorder{TB: t}
 	c, _ := newClient(rec, e, "admin", nil)
 	_, err := c.AssetCreate(context.Background(), iconik.AssetCreateParams{Title: "t", Type: "MOVIE"})
 	if !iconik.IsBadRequest(err) {
 		t.Errorf("emulator answer: %v, want 400", err)
+	}
+	if emulatorSide.Load() == 0 {
+		t.Errorf("the emulator's spec check did not report the off-spec request")
 	}
 	rec.mu.Lock()
 	defer rec.mu.Unlock()

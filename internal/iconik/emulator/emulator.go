@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/iconik/emulator/dataplane"
+	"github.com/ferryhq/ferry/internal/iconik/ispec" // the spec, not ferry's domain: see speccheck.go
 )
 
 // Options configures an emulator. Zero values run out of the box except
@@ -25,6 +26,11 @@ type Options struct {
 	Seed    *Seed        // nil = DefaultSeed()
 	Faults  Faults       // all off by default
 	Logger  *slog.Logger // nil = discard
+	// CheckSpec, when set, checks every /API/ request and answer against
+	// iconik's official specs (internal/iconik/ispec) and is called once per
+	// mismatch; nil = unchecked. Tests and the crash test's child process set
+	// it so no iconik traffic of the suite goes unchecked.
+	CheckSpec func(mismatch error)
 }
 
 // Faults are injected failures, each off at its zero value.
@@ -90,6 +96,13 @@ func New(opts Options) (*Server, error) {
 	if opts.Faults.MissingRoleStatus == 0 {
 		opts.Faults.MissingRoleStatus = http.StatusForbidden
 	}
+	var spec *ispec.Spec
+	if opts.CheckSpec != nil {
+		var err error
+		if spec, err = ispec.Load(); err != nil {
+			return nil, fmt.Errorf("iconik emulator: loading the specs to check traffic against: %w", err)
+		}
+	}
 	seed := opts.Seed
 	if seed == nil {
 		seed = DefaultSeed()
@@ -140,6 +153,9 @@ func New(opts Options) (*Server, error) {
 	s.transcodeSlots = make(chan struct{}, 2)
 	s.dirty, s.writerDone = make(chan struct{}, 1), make(chan struct{})
 	s.handler = s.newHandler()
+	if spec != nil {
+		s.handler = checkSpec(s.handler, spec, opts.Faults.MissingRoleStatus, opts.CheckSpec)
+	}
 	s.resumeJobs()
 	go s.snapshotWriter(s.ctx, s.writerDone)
 	return s, nil

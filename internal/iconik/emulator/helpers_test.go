@@ -140,6 +140,8 @@ func (c *client) raw(method, path, body string, header http.Header) reply {
 	for k, v := range header {
 		req.Header[k] = v
 	}
+	// Deliberately off-spec: the emulator's own spec check must not count it.
+	req.Header.Set(emulator.HeaderUncheckedRequest, "deliberate")
 	hc := c.rawHTTP
 	if hc == nil {
 		hc = http.DefaultClient

@@ -1,9 +1,13 @@
 // Package emulatortest starts an iconik emulator on 127.0.0.1 for a test and
-// stops it when the test ends. It must never be imported by non-test code.
+// stops it when the test ends. Every /API/ request and answer is checked
+// against iconik's official specs, so no test can forget the contract check.
+// It must never be imported by non-test code.
 package emulatortest
 
 import (
+	"net/http"
 	"net/http/httptest"
+	"sync/atomic"
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
@@ -16,18 +20,56 @@ type Emulator struct {
 	t   testing.TB
 }
 
+// Option changes how Start runs the emulator.
+type Option func(*config)
+
+type config struct {
+	wrap func(http.Handler) http.Handler
+}
+
+// Wrap puts wrap in front of the spec-checked emulator, e.g. to inject faults
+// of a test's own making; what wrap answers itself is not checked, what it
+// passes on is.
+func Wrap(wrap func(http.Handler) http.Handler) Option {
+	return func(c *config) { c.wrap = wrap }
+}
+
 // Start runs an emulator behind an httptest server with BaseURL set; DataDir
-// defaults to t.TempDir(). Both are closed when the test ends.
-func Start(t testing.TB, opts emulator.Options) *Emulator {
+// defaults to t.TempDir(). Both are closed when the test ends. Every /API/
+// request and answer is checked against iconik's specs (emulator.Options
+// CheckSpec) and a mismatch fails t. Requests a test sends off-spec on
+// purpose carry emulator.HeaderUncheckedRequest; a test of the check itself
+// sets opts.CheckSpec, which then receives the mismatches instead of t.
+func Start(t testing.TB, opts emulator.Options, options ...Option) *Emulator {
 	t.Helper()
+	var cfg config
+	for _, o := range options {
+		o(&cfg)
+	}
 	if opts.DataDir == "" {
 		opts.DataDir = t.TempDir()
+	}
+	// Background work (delivery workers, keyframe pollers) may still call
+	// after the test ended, when t.Errorf would panic: from then on
+	// mismatches are dropped.
+	var ended atomic.Bool
+	t.Cleanup(func() { ended.Store(true) })
+	if opts.CheckSpec == nil {
+		opts.CheckSpec = func(mismatch error) {
+			if !ended.Load() {
+				t.Errorf("iconik emulator: %v", mismatch)
+			}
+		}
 	}
 	s, err := emulator.New(opts)
 	if err != nil {
 		t.Fatalf("starting iconik emulator: %v", err)
 	}
-	srv := httptest.NewServer(s.Handler())
+	h := s.Handler()
+	if cfg.wrap != nil {
+		h = cfg.wrap(h)
+	}
+	srv := httptest.NewServer(h)
 	s.SetBaseURL(srv.URL)
 	t.Cleanup(func() {
 		srv.Close()
