@@ -799,13 +799,12 @@ func (r *fileRun) close(ctx context.Context) error {
 	return err
 }
 
+// keyframes asks iconik for keyframes of every file (CONTRACT step 11):
+// iconik, not ferry, knows what it can transcode (a local guess from the
+// extension misses every video type where /etc/mime.types is absent). A 204
+// (the storage's transcode-ignore patterns matched) is recorded as skipped.
 func (r *fileRun) keyframes(ctx context.Context) error {
 	f := r.f
-	mt := r.mimeType()
-	if !strings.HasPrefix(mt, "image/") && !strings.HasPrefix(mt, "video/") {
-		f.KeyframesSkipped = true
-		return nil
-	}
 	res, err := r.cl.KeyframesCreate(ctx, f.AssetID, f.IconikFileID, iconik.KeyframesCreateParams{})
 	if err != nil {
 		return err

@@ -107,6 +107,7 @@ type envOptions struct {
 	dsn      string                          // database; "" = SQLite in a temp dir
 	dataDir  string
 	noSpec   bool // faults answer statuses the spec does not declare
+	seed     *emulator.Seed
 	services func(*delivery.Options)
 }
 
@@ -128,7 +129,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err := os.MkdirAll(e.blobs, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	e.emu, e.url = startEmulator(t, emulator.Options{Faults: o.faults, DataDir: o.dataDir, Logger: slog.New(slog.DiscardHandler)}, o.wrap)
+	e.emu, e.url = startEmulator(t, emulator.Options{Faults: o.faults, DataDir: o.dataDir, Seed: o.seed, Logger: slog.New(slog.DiscardHandler)}, o.wrap)
 	e.cl = e.client(t, o.noSpec)
 	e.conns = &staticConns{clients: map[string]*iconik.Client{}, conns: map[string]delivery.Connection{}, broken: map[string]string{}}
 	opts := delivery.Options{
