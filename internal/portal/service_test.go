@@ -207,8 +207,6 @@ func TestAdmitRules(t *testing.T) {
 		{"package now too large", Upload{RelativePath: "d.mov", Size: 41}, "package_too_large", ""},
 		{"fits exactly", Upload{RelativePath: "d.mov", Size: 40}, "", "d.mov"},
 		{"too many files", Upload{RelativePath: "e.mov", Size: 0}, "too_many_files", ""},
-		{"partial only checks size", Upload{Partial: true, Size: 100}, "", ""},
-		{"partial too large", Upload{Partial: true, Size: 101}, "file_too_large", ""},
 	}
 	for _, s := range steps {
 		t.Run(s.name, func(t *testing.T) {
@@ -227,12 +225,6 @@ func TestAdmitRules(t *testing.T) {
 			if err != nil {
 				t.Fatal(err)
 			}
-			if u.Partial {
-				if a.File != nil {
-					t.Fatalf("partial got a file row %+v", a.File)
-				}
-				return
-			}
 			if a.File.Path != s.wantPath || a.File.State != db.FileUploading || a.File.Size != u.Size || a.File.SHA256 != u.SHA256 {
 				t.Fatalf("file %+v", a.File)
 			}
@@ -241,6 +233,94 @@ func TestAdmitRules(t *testing.T) {
 	p, _ := f.svc.PackageByToken(ctx, tok)
 	if p.FileCount != 4 || p.TotalSize != 250 {
 		t.Fatalf("package usage %d files %d bytes, want 4 and 250: refused admissions must give their reservation back", p.FileCount, p.TotalSize)
+	}
+}
+
+// A partial of a parallel upload is checked like a whole file before any
+// of its bytes is stored, and its bytes count against the package.
+func TestAdmitChecksPartialsBeforeTheirBytesAreStored(t *testing.T) {
+	ctx := context.Background()
+	f := newFixture(t)
+	f.portal(t, "limited", db.Limits{MaxFileSize: 100, MaxPackageSize: 250, MaxFileCount: 2, DeniedExtensions: []string{"exe"}}, "")
+	pkg, tok := f.pkg(t, "limited")
+	done := f.admit(t, tok, "done.mov", 50)
+	if _, err := f.svc.CompleteFile(ctx, Completion{FileRef: FileRef{FileID: done.ID}, Size: 50}, nil); err != nil {
+		t.Fatal(err)
+	}
+	part := func(rel string, size, fileSize int64) Upload {
+		return Upload{Token: tok, Partial: true, RelativePath: rel, Size: size, FileSize: fileSize}
+	}
+	steps := []struct {
+		name     string
+		up       Upload
+		wantCode string
+	}{
+		{"no metadata", Upload{Token: tok, Partial: true, Size: 10, FileSize: -1}, "partial_metadata_required"},
+		{"no file size", part("a.mov", 10, -1), "partial_metadata_required"},
+		{"traversal", part("../a.mov", 10, 20), "path_dot_segment"},
+		{"absolute", part("/etc/a.mov", 10, 20), "path_absolute"},
+		{"backslash", part(`a\..\b.mov`, 10, 20), "path_backslash"},
+		{"reserved name", part("CON.mov", 10, 20), "path_reserved_name"},
+		{"denied extension", part("setup.exe", 10, 20), "extension_denied"},
+		{"whole file too large", part("big.mov", 10, 101), "file_too_large"},
+		{"part larger than its file", part("a.mov", 30, 20), "invalid_partial"},
+		{"deferred length", part("a.mov", -1, 20), "length_required"},
+		{"bad sha256", Upload{Token: tok, Partial: true, RelativePath: "a.mov", Size: 1, FileSize: 2, SHA256: "ABC"}, "invalid_sha256"},
+		{"duplicate of a complete file", part("done.mov", 10, 20), "path_duplicate"},
+		{"case twin of a complete file", part("DONE.MOV", 10, 20), "path_duplicate"},
+		{"folder where a file is", part("done.mov/x.mov", 10, 20), "path_file_folder_conflict"},
+		{"first partial", part("clip.mov", 50, 100), ""},
+		{"sibling partial of the same file", part("clip.mov", 50, 100), ""},
+		{"partials of another file", part("other.mov", 100, 100), ""},
+		{"partials piling up past the package size", part("more.mov", 1, 1), "package_too_large"},
+		{"final of the first file", Upload{Token: tok, Final: true, RelativePath: "clip.mov", Size: 100}, ""},
+		{"a third file's partial", part("third.mov", 0, 0), "too_many_files"},
+	}
+	for _, st := range steps {
+		t.Run(st.name, func(t *testing.T) {
+			a, err := f.svc.Admit(ctx, st.up)
+			if st.wantCode != "" {
+				wantCode(t, err, st.wantCode)
+				return
+			}
+			if err != nil {
+				t.Fatal(err)
+			}
+			if st.up.Partial && a.File != nil {
+				t.Fatalf("partial got a file row %+v", a.File)
+			}
+		})
+	}
+	p, _ := f.svc.PackageByToken(ctx, tok)
+	if p.FileCount != 2 || p.TotalSize != 250 {
+		t.Fatalf("package usage %d files %d bytes, want 2 files and 250 bytes (50 done + 100 in clip.mov's partials + 100 in other.mov's)", p.FileCount, p.TotalSize)
+	}
+	// other.mov's partials fail their checksum: their share comes back.
+	if err := f.svc.ReleasePartial(ctx, pkg.ID, 100); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := f.svc.Admit(ctx, part("clip.mov", 100, 100)); err != nil {
+		t.Fatalf("after the release: %v", err)
+	}
+	files, err := f.db.FileListByPackage(ctx, &db.FileListByPackageParams{PackageID: pkg.ID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, fl := range files {
+		if fl.State != db.FileComplete {
+			if _, err := f.svc.CompleteFile(ctx, Completion{FileRef: FileRef{FileID: fl.ID}, Size: fl.Size}, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+	}
+	// The last clip.mov partial was abandoned: the finalized package's size
+	// is its files', not what partials took while it was uploading.
+	fin, err := f.svc.Finalize(ctx, pkg.ID, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if fin.Package.TotalSize != 150 || fin.Package.FileCount != 2 {
+		t.Fatalf("finalized package: %d files, %d bytes; want 2 and 150", fin.Package.FileCount, fin.Package.TotalSize)
 	}
 }
 

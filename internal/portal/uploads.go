@@ -22,6 +22,14 @@ type Upload struct {
 	SHA256       string // declared by the sender, lower-case hex, optional
 	UploadID     string // the tus upload id, if known at admission
 	Partial      bool   // one byte range of a parallel upload: no file row
+	// FileSize is, for a partial, the size of the whole file it is a part
+	// of (tus metadata file_size); -1 = not sent. Partials must send it,
+	// with RelativePath/Filename, so they are checked before any byte of
+	// theirs is stored.
+	FileSize int64
+	// Final is a parallel upload's concatenation: its bytes are its
+	// partials', already counted against the package when they were admitted.
+	Final bool
 }
 
 // Admission is an accepted upload: its package and, unless partial, the
@@ -126,12 +134,7 @@ func (s *Service) Admit(ctx context.Context, u Upload) (*Admission, error) {
 	}
 	adm := &Admission{Package: pkg, Portal: portal}
 	if u.Partial {
-		// A partial is a byte range of a file its final upload will name:
-		// only its size can be checked now.
-		if limits.MaxFileSize > 0 && u.Size > limits.MaxFileSize {
-			return nil, tooLarge("file_too_large", "A part of %s exceeds the largest file this portal accepts (%s).", HumanBytes(u.Size), HumanBytes(limits.MaxFileSize))
-		}
-		return adm, nil
+		return s.admitPartial(ctx, u, adm, limits)
 	}
 	p, err := pathsafe.Clean(u.RelativePath, u.Filename)
 	if err != nil {
@@ -144,10 +147,17 @@ func (s *Service) Admit(ctx context.Context, u Upload) (*Admission, error) {
 		return nil, err
 	}
 	size := max(u.Size, 0)
+	// A final's bytes were counted against the package as its partials
+	// were admitted, and its size is theirs: count the file, not the bytes
+	// again.
+	bytesDelta := size
+	if u.Final {
+		bytesDelta = 0
+	}
 	err = s.db.InTx(ctx, func(tx db.Tx) error {
 		// AddUsage first: it locks the package row, so the checks below
 		// see every admission that committed before this one.
-		cur, err := tx.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: pkg.ID, FilesDelta: 1, BytesDelta: size})
+		cur, err := tx.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: pkg.ID, FilesDelta: 1, BytesDelta: bytesDelta})
 		if errors.Is(err, db.ErrPrecondition) {
 			return refuse(http.StatusConflict, "package_not_uploading", "The package accepts no more files; create a new package.")
 		}
@@ -202,6 +212,101 @@ func (s *Service) Admit(ctx context.Context, u Upload) (*Admission, error) {
 		return nil, fmt.Errorf("portal: admitting %s to package %s: %w", p, pkg.ID, err)
 	}
 	return adm, nil
+}
+
+// errPartialMetadata refuses a partial upload that does not say which file
+// it belongs to.
+func errPartialMetadata() *Error {
+	return invalid("metadata", "partial_metadata_required",
+		"A partial upload must carry relativePath (or filename) and file_size (the whole file's size) in its metadata, so it can be checked before its bytes are stored; with tus-js-client set them in metadataForPartialUploads.")
+}
+
+// admitPartial checks one partial of a parallel upload against the same
+// rules as a whole file before any of its bytes is stored: the path it
+// names (pathsafe), the extension and file size limits against the whole
+// file's size, duplicates of a complete file, and the package's file count
+// and size, counting the bytes of every partial admitted so far (so a token
+// cannot pile up partials). No file row is made: sibling partials share a
+// path, and the final upload reserves the file.
+func (s *Service) admitPartial(ctx context.Context, u Upload, adm *Admission, limits db.Limits) (*Admission, error) {
+	if u.RelativePath == "" && u.Filename == "" || u.FileSize < 0 {
+		return nil, errPartialMetadata()
+	}
+	p, err := pathsafe.Clean(u.RelativePath, u.Filename)
+	if err != nil {
+		return nil, AsError(err)
+	}
+	if u.SHA256 != "" && !sha256RE.MatchString(u.SHA256) {
+		return nil, invalid("sha256", "invalid_sha256", "sha256 must be 64 lower-case hex digits.")
+	}
+	if u.Size < 0 {
+		return nil, refuse(http.StatusBadRequest, "length_required", "%s: a partial upload must state its length (Upload-Length).", p)
+	}
+	if u.Size > u.FileSize {
+		return nil, invalid("file_size", "invalid_partial", "%s: a part of %s cannot belong to a file of %s.", p, HumanBytes(u.Size), HumanBytes(u.FileSize))
+	}
+	if err := CheckFile(limits, p, u.FileSize); err != nil {
+		return nil, err
+	}
+	err = s.db.InTx(ctx, func(tx db.Tx) error {
+		// AddUsage first: it locks the package row, so concurrent
+		// admissions serialise and each sees the partial bytes before it.
+		cur, err := tx.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: adm.Package.ID, BytesDelta: u.Size})
+		if errors.Is(err, db.ErrPrecondition) {
+			return notUploading(adm.Package)
+		}
+		if err != nil {
+			return err
+		}
+		anc := p.Ancestors()
+		for i := range anc {
+			anc[i] = pathsafe.Key(anc[i])
+		}
+		newFile := true
+		clash, err := tx.FileFindPathConflict(ctx, &db.FileFindPathConflictParams{PackageID: adm.Package.ID, PathKey: p.Key(), AncestorKeys: anc})
+		switch {
+		case errors.Is(err, db.ErrNotFound):
+		case err != nil:
+			return err
+		case clash.PathKey != p.Key():
+			return AsError(pathsafe.FileFolderError(p.String(), clash.Path))
+		case clash.State == db.FileComplete || clash.Path != p.String():
+			return AsError(pathsafe.DuplicateError(p.String(), clash.Path))
+		default:
+			newFile = false // an unfinished upload of this path: the final replaces it
+		}
+		if newFile && limits.MaxFileCount > 0 && cur.FileCount+1 > limits.MaxFileCount {
+			return tooLarge("too_many_files", "This portal accepts at most %d files per package.", limits.MaxFileCount)
+		}
+		if limits.MaxPackageSize > 0 && cur.TotalSize > limits.MaxPackageSize {
+			return tooLarge("package_too_large", "Adding a part of %s (%s) would make the package %s; this portal accepts at most %s per package.",
+				p, HumanBytes(u.Size), HumanBytes(cur.TotalSize), HumanBytes(limits.MaxPackageSize))
+		}
+		adm.Package, adm.Path = cur, p
+		return nil
+	})
+	if err != nil {
+		if e := AsError(err); e != nil {
+			return nil, e
+		}
+		return nil, fmt.Errorf("portal: admitting a partial of %s to package %s: %w", p, adm.Package.ID, err)
+	}
+	return adm, nil
+}
+
+// ReleasePartial gives back the share of package packageID's size limit that
+// a partial upload of size bytes took when it was admitted, once its bytes
+// are gone without becoming part of a file (it failed its checksum). A
+// package no longer uploading is left as it is.
+func (s *Service) ReleasePartial(ctx context.Context, packageID string, size int64) error {
+	if packageID == "" || size <= 0 {
+		return nil
+	}
+	_, err := s.db.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: packageID, BytesDelta: -size})
+	if err != nil && !errors.Is(err, db.ErrPrecondition) {
+		return fmt.Errorf("portal: releasing a partial upload of package %s: %w", packageID, err)
+	}
+	return nil
 }
 
 // FileRef names a file row: by ID (preferred), else by tus UploadID.
@@ -413,6 +518,18 @@ func (s *Service) Finalize(ctx context.Context, id string, hook FinalizeHook) (*
 		}
 		if len(pending) > 0 {
 			return refuse(http.StatusConflict, "files_incomplete", "%d file(s) are not completely uploaded yet: %s.", len(pending), listSome(pending))
+		}
+		// While uploading, the size counts the bytes of admitted partials,
+		// some of which may never have become a file (abandoned, cleaned up):
+		// the finalized package's size is its files'.
+		var total int64
+		for _, f := range fin.Files {
+			total += f.Size
+		}
+		if total != pkg.TotalSize {
+			if _, err := tx.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: id, BytesDelta: total - pkg.TotalSize}); err != nil {
+				return err
+			}
 		}
 		now := s.now()
 		var days int

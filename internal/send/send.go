@@ -598,11 +598,12 @@ func (s *sender) create(ctx context.Context, j *job) (string, error) {
 	var opts tus.CreateOpts
 	s.st.mu.Lock()
 	if j.part >= 0 {
-		opts = tus.CreateOpts{Partial: true, Metadata: tus.Metadata{
-			"package_token": s.st.UploadToken,
-			"partial_index": strconv.Itoa(j.part),
-			"sha256":        j.fs.Parts[j.part].SHA256,
-		}}
+		// A partial names its file and the whole file's size, so the
+		// server checks path, extension and limits before storing a byte.
+		opts = tus.CreateOpts{Partial: true, Metadata: s.meta(j.file)}
+		opts.Metadata["partial_index"] = strconv.Itoa(j.part)
+		opts.Metadata["sha256"] = j.fs.Parts[j.part].SHA256
+		opts.Metadata["file_size"] = strconv.FormatInt(j.file.Size, 10)
 	} else {
 		opts.Metadata = s.meta(j.file)
 		opts.Metadata["sha256"] = j.fs.SHA256

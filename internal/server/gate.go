@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strconv"
 	"strings"
 
 	"github.com/ferryhq/ferry/internal/ingest"
@@ -52,9 +53,13 @@ func (g *gate) Admit(ctx context.Context, u ingest.Upload) (ingest.Admission, er
 	if tok == "" && u.Header != nil {
 		tok = bearerOf(u.Header)
 	}
+	fileSize, err := fileSizeOf(u.Metadata)
+	if err != nil {
+		return ingest.Admission{}, err
+	}
 	adm, err := g.svc.Admit(ctx, portal.Upload{
 		Token: tok, RelativePath: u.Metadata["relativePath"], Filename: u.Metadata["filename"], Size: u.Size,
-		SHA256: u.Metadata[ingest.MetaSHA256], UploadID: u.ID, Partial: u.IsPartial,
+		SHA256: u.Metadata[ingest.MetaSHA256], UploadID: u.ID, Partial: u.IsPartial, Final: u.IsFinal, FileSize: fileSize,
 	})
 	if err != nil {
 		return ingest.Admission{}, rejection(err)
@@ -64,6 +69,25 @@ func (g *gate) Admit(ctx context.Context, u ingest.Upload) (ingest.Admission, er
 		meta[metaFileID] = adm.File.ID
 	}
 	return ingest.Admission{Metadata: meta}, nil
+}
+
+// metaFileSize is the tus metadata key of a partial upload that names the
+// size of the whole file it is a part of (contract C).
+const metaFileSize = "file_size"
+
+// fileSizeOf reads file_size from tus metadata: -1 when absent, a 400
+// refusal when it is not a byte count.
+func fileSizeOf(meta map[string]string) (int64, error) {
+	v, ok := meta[metaFileSize]
+	if !ok || v == "" {
+		return -1, nil
+	}
+	n, err := strconv.ParseInt(v, 10, 64)
+	if err != nil || n < 0 {
+		return 0, &ingest.Rejection{Status: http.StatusBadRequest, Code: "invalid_file_size",
+			Message: "file_size metadata must be the whole file's size in bytes, a whole number."}
+	}
+	return n, nil
 }
 
 // Complete records a whole file durably (idempotent in portal.CompleteFile);
@@ -83,6 +107,10 @@ func (g *gate) Complete(ctx context.Context, u ingest.Upload, sum ingest.Checksu
 func (g *gate) Failed(ctx context.Context, u ingest.Upload, reason string) error {
 	if u.IsPartial {
 		g.log.Warn("partial upload failed its integrity check", "upload", u.ID, "package", u.Metadata[metaPackageID], "reason", reason)
+		// Its bytes are deleted: give back its share of the package's size.
+		if err := g.svc.ReleasePartial(ctx, u.Metadata[metaPackageID], u.Size); err != nil {
+			g.log.Error("releasing a failed partial's share of its package", "upload", u.ID, "err", err)
+		}
 		return nil
 	}
 	return g.svc.FailFile(ctx, portal.FileRef{FileID: u.Metadata[metaFileID], UploadID: u.ID}, reason)

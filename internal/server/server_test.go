@@ -18,6 +18,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"os"
+	"path"
 	"path/filepath"
 	"regexp"
 	"sort"
@@ -697,45 +698,102 @@ func TestStartupReconcilerRecordsUploadsWhoseCompletionWasLost(t *testing.T) {
 	}
 }
 
-func TestHostilePathsOnParallelUploadsAreRefusedAtTheFinal(t *testing.T) {
+// A partial of a parallel upload names its file (relativePath, filename,
+// file_size) and is refused before any of its bytes is stored when the
+// whole file would be: a hostile path, a duplicate, a denied extension, a
+// file or package over the portal's limits.
+func TestParallelUploadsAreRefusedAtTheFirstPartialBeforeAnyByteIsStored(t *testing.T) {
 	h := newHarness(t)
-	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein"})
+	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein",
+		"limits": map[string]any{"max_file_size": 60, "max_package_size": 60, "denied_extensions": []string{"exe"}}})
 	pkg := h.newPackage("p")
 	tok := pkg.UploadToken
-	partial := func(data []byte) string {
-		t.Helper()
-		resp, body := h.req("POST", "/uploads/", data, "Tus-Resumable", "1.0.0", "Upload-Length", fmt.Sprint(len(data)),
+	h.upload(tok, "taken.mov", []byte("taken"))
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	partial := func(meta string, data []byte) (*http.Response, []byte) {
+		return h.req("POST", "/uploads/", data, "Tus-Resumable", "1.0.0", "Upload-Length", fmt.Sprint(len(data)),
 			"Upload-Concat", "partial", "Authorization", "Bearer "+tok, "Content-Type", "application/offset+octet-stream",
-			"Upload-Metadata", "package_token "+base64.StdEncoding.EncodeToString([]byte(tok)))
+			"Upload-Metadata", "package_token "+b64(tok)+meta)
+	}
+	named := func(rel string, fileSize int) string {
+		return ",relativePath " + b64(rel) + ",filename " + b64(path.Base(rel)) + ",file_size " + b64(fmt.Sprint(fileSize))
+	}
+	payload := []byte("HOSTILE-PAYLOAD-must-never-be-stored")
+	cases := []struct {
+		name, meta string
+		want       int
+		code       string
+	}{
+		{"no file metadata (old senders)", "", 400, "partial_metadata_required"},
+		{"no file_size", ",relativePath " + b64("a.mov"), 400, "partial_metadata_required"},
+		{"file_size not a number", ",relativePath " + b64("a.mov") + ",file_size " + b64("lots"), 400, "invalid_file_size"},
+		{"parent traversal", ",relativePath " + b64("../../escape.mov") + ",file_size " + b64("40"), 400, "path_dot_segment"},
+		{"absolute", ",relativePath " + b64("/abs/x.mov") + ",file_size " + b64("40"), 400, "path_absolute"},
+		{"backslash", ",relativePath " + b64("a\\..\\b.mov") + ",file_size " + b64("40"), 400, "path_backslash"},
+		{"reserved name", named("CON.mov", 40), 400, "path_reserved_name"},
+		{"dot segment", ",relativePath " + b64("a/./b.mov") + ",file_size " + b64("40"), 400, "path_dot_segment"},
+		{"NUL in the name", named("a\x00b.mov", 40), 400, "path_control_character"},
+		{"duplicate of a complete file", named("taken.mov", 40), 409, "path_duplicate"},
+		{"case duplicate of a complete file", named("TAKEN.MOV", 40), 409, "path_duplicate"},
+		{"denied extension", named("virus.exe", 40), 422, "extension_denied"},
+		{"whole file over the file limit", named("big.mov", 61), 413, "file_too_large"},
+		{"part larger than its file", named("small.mov", 3), 400, "invalid_partial"},
+		{"over the package size", named("fat.mov", 60), 413, "package_too_large"},
+	}
+	before := snapshot(t, h.data)
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			data := payload
+			if tc.code == "package_too_large" {
+				data = append(bytes.Repeat(payload, 1), make([]byte, 24)...) // 5 stored + 60: over 60
+			}
+			resp, body := partial(tc.meta, data)
+			if resp.StatusCode != tc.want || !bytes.Contains(body, []byte(`"`+tc.code+`"`)) {
+				t.Fatalf("partial: %d %s, want %d %s", resp.StatusCode, body, tc.want, tc.code)
+			}
+		})
+	}
+	for p, size := range snapshot(t, h.root) {
+		if _, ok := before[p]; !ok && !strings.HasSuffix(p, ".db-wal") && !strings.HasSuffix(p, ".db-shm") {
+			t.Errorf("a refused partial left a file: %s (%d bytes)", p, size)
+		}
+		if b, err := os.ReadFile(p); err == nil && bytes.Contains(b, payload) {
+			t.Errorf("a refused partial's bytes were stored in %s", p)
+		}
+	}
+
+	// Partials that name a good file are admitted, siblings sharing its path;
+	// their bytes count against the package, so more partials are refused
+	// once the package is full, and the final makes the file.
+	var locs []string
+	for _, half := range []string{"first half ", "second half"} {
+		resp, body := partial(named("ok/joined.mov", 22), []byte(half))
 		if resp.StatusCode != 201 {
-			t.Fatalf("partial: %d %s", resp.StatusCode, body)
+			t.Fatalf("a good partial was refused: %d %s", resp.StatusCode, body)
 		}
 		u := resp.Header.Get("Location")
 		if i := strings.Index(u, "/uploads/"); i >= 0 {
 			u = u[i:]
 		}
-		return u
+		locs = append(locs, u)
 	}
-	final := func(rel string, parts ...string) (*http.Response, []byte) {
-		return h.req("POST", "/uploads/", nil, "Tus-Resumable", "1.0.0", "Upload-Concat", "final;"+strings.Join(parts, " "),
-			"Authorization", "Bearer "+tok, "Upload-Metadata", "package_token "+base64.StdEncoding.EncodeToString([]byte(tok))+
-				",relativePath "+base64.StdEncoding.EncodeToString([]byte(rel)))
-	}
-	for _, rel := range []string{"../../escape.mov", "/abs/x.mov", "a\\..\\b.mov", "CON.mov", "a/./b.mov"} {
-		a, b := partial([]byte("first half ")), partial([]byte("second half"))
-		resp, body := final(rel, a, b)
-		if resp.StatusCode != 400 {
-			t.Errorf("final upload to %q: %d %s", rel, resp.StatusCode, body)
+	for range 2 {
+		if resp, body := partial(named("pile.mov", 30), make([]byte, 15)); resp.StatusCode != 201 {
+			t.Fatalf("partial within the package size: %d %s", resp.StatusCode, body)
 		}
 	}
-	a, b := partial([]byte("first half ")), partial([]byte("second half"))
-	if resp, body := final("ok/joined.mov", a, b); resp.StatusCode != 201 {
-		t.Fatalf("a safe final upload was refused: %d %s", resp.StatusCode, body)
+	if resp, body := partial(named("pile.mov", 30), make([]byte, 15)); resp.StatusCode != 413 || !bytes.Contains(body, []byte("package_too_large")) {
+		t.Fatalf("a partial past the package size (5 + 22 + 30 + 15 bytes): %d %s", resp.StatusCode, body)
+	}
+	resp, body := h.req("POST", "/uploads/", nil, "Tus-Resumable", "1.0.0", "Upload-Concat", "final;"+strings.Join(locs, " "),
+		"Authorization", "Bearer "+tok, "Upload-Metadata", "package_token "+b64(tok)+",relativePath "+b64("ok/joined.mov"))
+	if resp.StatusCode != 201 {
+		t.Fatalf("final of admitted partials: %d %s", resp.StatusCode, body)
 	}
 	var got struct{ Package web.Package }
-	resp, body := h.req("GET", "/p/p/packages/"+pkg.Package.ID, nil, "Authorization", "Bearer "+tok)
+	resp, body = h.req("GET", "/p/p/packages/"+pkg.Package.ID, nil, "Authorization", "Bearer "+tok)
 	h.mustJSON(resp, body, 200, &got)
-	if len(got.Package.Files) != 1 || got.Package.Files[0].Path != "ok/joined.mov" || got.Package.Files[0].State != "complete" || got.Package.Files[0].Size != 22 {
+	if len(got.Package.Files) != 2 || got.Package.Files[0].Path != "ok/joined.mov" || got.Package.Files[0].State != "complete" || got.Package.Files[0].Size != 22 {
 		t.Fatalf("files after parallel uploads: %s", body)
 	}
 }

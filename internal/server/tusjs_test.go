@@ -22,7 +22,9 @@ import (
 // The browser's uploader (Uppy) is tus-js-client underneath: this script sends
 // files the way @uppy/tus does, with 4 parallel partial uploads per file, the
 // package token in a header and in the metadata of the final and of every
-// partial (metadataForPartialUploads), and relativePath "null" for a loose file.
+// partial (metadataForPartialUploads, which also names the file and its whole
+// size so each partial is checked before it is stored), and relativePath
+// "null" for a loose file.
 const tusJSPackageScript = `
 const fs = require('fs');
 const crypto = require('crypto');
@@ -37,7 +39,12 @@ function send(f) {
     const upload = new tus.Upload(data, {
       endpoint, parallelUploads: 4, chunkSize: 1024 * 1024,
       headers: { Authorization: 'Bearer ' + token },
-      metadata, metadataForPartialUploads: { package_token: token },
+      // tus-js-client sends metadataForPartialUploads as is on every partial;
+      // it cannot fill in per-file values, so they are set per upload here,
+      // as Uppy does through each file's meta.
+      metadata, metadataForPartialUploads: {
+        package_token: token, filename: f.name, relativePath: f.relativePath, file_size: String(data.length),
+      },
       storeFingerprintForResuming: false, retryDelays: [0, 200, 1000],
       onError: reject, onSuccess: () => resolve(upload.url),
     });

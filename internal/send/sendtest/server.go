@@ -329,6 +329,12 @@ func (s *Server) admit(ev handler.HookEvent) (handler.HTTPResponse, handler.File
 		return handler.HTTPResponse{}, handler.FileInfoChanges{}, tusErr(409, "package_finalized", "The package is already finalized.")
 	}
 	if ev.Upload.IsPartial {
+		// Like ferry's server: a partial names its file and the whole
+		// file's size (contract C), so it can be checked before storage.
+		if (meta["relativePath"] == "" && meta["filename"] == "") || meta["file_size"] == "" {
+			return handler.HTTPResponse{}, handler.FileInfoChanges{}, tusErr(400, "partial_metadata_required",
+				"A partial upload must carry relativePath, filename and file_size.")
+		}
 		return handler.HTTPResponse{}, handler.FileInfoChanges{}, nil
 	}
 	rp := meta["relativePath"]
