@@ -69,6 +69,7 @@ type Queries interface {
 	FileListByPackage(ctx context.Context, params *FileListByPackageParams) ([]*File, error)
 	FileSetComplete(ctx context.Context, params *FileSetCompleteParams) (*File, error)
 	FileSetFailed(ctx context.Context, params *FileSetFailedParams) (*File, error)
+	FileSetSHA256IfEmpty(ctx context.Context, params *FileSetSHA256IfEmptyParams) (*File, error)
 	FileSetUploadID(ctx context.Context, params *FileSetUploadIDParams) (*File, error)
 
 	PackageAddUsage(ctx context.Context, params *PackageAddUsageParams) (*Package, error)
@@ -207,6 +208,11 @@ type FileSetCompleteParams struct {
 // FileSetFailedParams moves an uploading file to failed (else ErrPrecondition).
 type FileSetFailedParams struct{ ID, Reason string }
 type FileSetUploadIDParams struct{ ID, UploadID string }
+
+// FileSetSHA256IfEmptyParams records a SHA-256 ferry computed over a file's
+// stored bytes when none is recorded yet (a parallel upload declares none);
+// a recorded one is kept. The row comes back either way, to compare with.
+type FileSetSHA256IfEmptyParams struct{ ID, SHA256 string }
 
 // PackageAddUsageParams adds to an uploading package's file count and total
 // size (deltas may be negative); ErrPrecondition if it is not uploading. In a

@@ -517,6 +517,13 @@ func (q queries) FileSetFailed(ctx context.Context, p *FileSetFailedParams) (*Fi
 		p.ID, p.Reason)
 }
 
+func (q queries) FileSetSHA256IfEmpty(ctx context.Context, p *FileSetSHA256IfEmptyParams) (*File, error) {
+	return one(ctx, q, "FileSetSHA256IfEmpty", ErrNotFound, scanFile,
+		`UPDATE files SET sha256 = CASE WHEN sha256 = '' THEN $2 ELSE sha256 END,
+		sha256_verified = CASE WHEN sha256 = '' THEN TRUE ELSE sha256_verified END
+		WHERE id = $1 RETURNING `+fileCols, p.ID, p.SHA256)
+}
+
 func (q queries) FileSetUploadID(ctx context.Context, p *FileSetUploadIDParams) (*File, error) {
 	return one(ctx, q, "FileSetUploadID", ErrNotFound, scanFile,
 		"UPDATE files SET upload_id = $2 WHERE id = $1 RETURNING "+fileCols, p.ID, p.UploadID)

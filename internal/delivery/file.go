@@ -751,11 +751,33 @@ func (r *fileRun) upload(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("sending the bytes of %s: %w", f.Path, err)
 	}
-	if f.SHA256 != "" && !strings.EqualFold(res.SHA256, f.SHA256) {
-		return permanent("integrity: the SHA-256 sent to the storage (%s) differs from the one recorded at ingest (%s)", res.SHA256, f.SHA256)
+	want, err := r.recordedSHA256(ctx, res.SHA256)
+	if err != nil {
+		return err
+	}
+	if !strings.EqualFold(res.SHA256, want) {
+		return permanent("integrity: the SHA-256 sent to the storage (%s) differs from the one recorded for the file (%s)", res.SHA256, want)
 	}
 	f.DeliveredSHA256, f.MD5, f.BytesDone, f.TransferState = res.SHA256, src.Sum(), f.Size, ""
 	return r.save(ctx)
+}
+
+// recordedSHA256 is the SHA-256 the delivered bytes must have: the one
+// recorded at ingest or, when the sender declared none (a parallel upload),
+// the first one a delivery computed over the stored bytes, which got
+// recorded on the file then. So sent (this delivery's) becomes the file's
+// when none is recorded yet, and every later delivery of the file (other
+// connections, retries) is compared against it.
+func (r *fileRun) recordedSHA256(ctx context.Context, sent string) (string, error) {
+	if r.f.SHA256 != "" {
+		return r.f.SHA256, nil
+	}
+	src, err := r.s.o.DB.FileSetSHA256IfEmpty(ctx, &db.FileSetSHA256IfEmptyParams{ID: r.f.FileID, SHA256: strings.ToLower(sent)})
+	if err != nil {
+		return "", fmt.Errorf("recording the SHA-256 of %s: %w", r.f.Path, err)
+	}
+	r.src = src
+	return src.SHA256, nil
 }
 
 // reportProgress PATCHes the job's progress at most once a second while
