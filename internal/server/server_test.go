@@ -777,13 +777,25 @@ func TestParallelUploadsAreRefusedAtTheFirstPartialBeforeAnyByteIsStored(t *test
 		}
 		locs = append(locs, u)
 	}
+	var pile []string
 	for range 2 {
-		if resp, body := partial(named("pile.mov", 30), make([]byte, 15)); resp.StatusCode != 201 {
+		resp, body := partial(named("pile.mov", 30), make([]byte, 15))
+		if resp.StatusCode != 201 {
 			t.Fatalf("partial within the package size: %d %s", resp.StatusCode, body)
 		}
+		u := resp.Header.Get("Location")
+		pile = append(pile, u[strings.Index(u, "/uploads/"):])
 	}
 	if resp, body := partial(named("pile.mov", 30), make([]byte, 15)); resp.StatusCode != 413 || !bytes.Contains(body, []byte("package_too_large")) {
 		t.Fatalf("a partial past the package size (5 + 22 + 30 + 15 bytes): %d %s", resp.StatusCode, body)
+	}
+	// The sender terminates a partial (tus-js-client's abort): its share
+	// comes back, so the next one fits.
+	if resp, body := h.req("DELETE", pile[0], nil, "Tus-Resumable", "1.0.0", "Authorization", "Bearer "+tok); resp.StatusCode != 204 {
+		t.Fatalf("terminating a partial: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := partial(named("pile.mov", 30), make([]byte, 15)); resp.StatusCode != 201 {
+		t.Fatalf("a partial after another was terminated: %d %s", resp.StatusCode, body)
 	}
 	resp, body := h.req("POST", "/uploads/", nil, "Tus-Resumable", "1.0.0", "Upload-Concat", "final;"+strings.Join(locs, " "),
 		"Authorization", "Bearer "+tok, "Upload-Metadata", "package_token "+b64(tok)+",relativePath "+b64("ok/joined.mov"))
@@ -795,6 +807,18 @@ func TestParallelUploadsAreRefusedAtTheFirstPartialBeforeAnyByteIsStored(t *test
 	h.mustJSON(resp, body, 200, &got)
 	if len(got.Package.Files) != 2 || got.Package.Files[0].Path != "ok/joined.mov" || got.Package.Files[0].State != "complete" || got.Package.Files[0].Size != 22 {
 		t.Fatalf("files after parallel uploads: %s", body)
+	}
+	// A partial of a final cannot be terminated, and keeps its bytes counted.
+	if resp, body := h.req("DELETE", locs[0], nil, "Tus-Resumable", "1.0.0", "Authorization", "Bearer "+tok); resp.StatusCode == 204 {
+		t.Fatalf("a partial of a complete file was terminated: %s", body)
+	}
+	if got.Package.TotalSize != 5+22+15+15 {
+		t.Fatalf("package size %d while uploading, want 57 (5 + 22 + two pile.mov partials)", got.Package.TotalSize)
+	}
+	resp, body = h.req("GET", "/p/p/packages/"+pkg.Package.ID, nil, "Authorization", "Bearer "+tok)
+	h.mustJSON(resp, body, 200, &got)
+	if got.Package.TotalSize != 57 {
+		t.Fatalf("package size %d after refusing to terminate a used partial, want 57", got.Package.TotalSize)
 	}
 }
 

@@ -2,10 +2,12 @@ package server
 
 import (
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -32,7 +34,7 @@ func (a *App) guardTermination(next http.Handler) http.Handler {
 		f, err := a.DB.FileGetByUploadID(r.Context(), &db.FileGetByUploadIDParams{UploadID: id})
 		if err != nil {
 			// A partial (no file row) or an unknown upload: tus decides.
-			next.ServeHTTP(w, r)
+			a.terminatePartial(next, w, r, id)
 			return
 		}
 		if f.State == db.FileComplete && a.ownsPackage(r, f.PackageID) {
@@ -47,6 +49,67 @@ func (a *App) guardTermination(next http.Handler) http.Handler {
 			}
 		}
 	})
+}
+
+// terminatePartial passes a termination of an upload without a file row to
+// tus and, when it removed a partial upload, gives the partial's share of
+// its package's size back (admission counted it). What the upload is comes
+// from tus itself: a HEAD through the same handler, with the caller's own
+// authorisation, answers its length, whether it is partial and the
+// package_id stored at admission. A partial that belongs to a final upload
+// cannot be terminated, so its bytes stay counted in that file.
+func (a *App) terminatePartial(next http.Handler, w http.ResponseWriter, r *http.Request, id string) {
+	head := r.Clone(r.Context())
+	head.Method, head.Body, head.ContentLength = http.MethodHead, http.NoBody, 0
+	head.Header.Del("X-HTTP-Method-Override")
+	hw := &headRecorder{header: http.Header{}}
+	next.ServeHTTP(hw, head)
+	rec := &statusRecorder{ResponseWriter: w}
+	next.ServeHTTP(rec, r)
+	if rec.status != http.StatusNoContent || hw.status != http.StatusOK || hw.header.Get("Upload-Concat") != "partial" {
+		return
+	}
+	size, err := strconv.ParseInt(hw.header.Get("Upload-Length"), 10, 64)
+	if err != nil {
+		return
+	}
+	pkgID := tusMetadata(hw.header.Get("Upload-Metadata"))[metaPackageID]
+	if err := a.Portal.ReleasePartial(r.Context(), pkgID, size); err != nil {
+		a.log.Error("releasing a terminated partial's share of its package", "upload", id, "err", err)
+	}
+}
+
+// headRecorder keeps the status and header of an internal HEAD request.
+type headRecorder struct {
+	header http.Header
+	status int
+}
+
+func (h *headRecorder) Header() http.Header { return h.header }
+
+func (h *headRecorder) Write(b []byte) (int, error) {
+	if h.status == 0 {
+		h.status = http.StatusOK
+	}
+	return len(b), nil
+}
+
+func (h *headRecorder) WriteHeader(code int) {
+	if h.status == 0 {
+		h.status = code
+	}
+}
+
+// tusMetadata parses an Upload-Metadata header ("key base64,key base64").
+func tusMetadata(h string) map[string]string {
+	out := map[string]string{}
+	for pair := range strings.SplitSeq(h, ",") {
+		k, v, _ := strings.Cut(strings.TrimSpace(pair), " ")
+		if b, err := base64.StdEncoding.DecodeString(v); err == nil && k != "" {
+			out[k] = string(b)
+		}
+	}
+	return out
 }
 
 // ownsPackage reports whether the request's upload token opens packageID.
