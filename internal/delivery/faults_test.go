@@ -9,6 +9,7 @@ import (
 	"slices"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -16,19 +17,24 @@ import (
 	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
+	"github.com/ferryhq/ferry/internal/iconik/emulator/emulatortest"
 	"github.com/ferryhq/ferry/internal/transfer"
 	"github.com/ferryhq/ferry/internal/transfer/s3"
 )
 
-// lossy answers a share of iconik calls 429 (not executed) and a share 500
-// after executing them (the answer of a create is lost: the crash window
-// every step must survive without creating twice).
+// lossy answers a share of iconik calls 429 (not executed), a share 500
+// before executing them, and a share 500 after executing them (the answer
+// of a create is lost: the crash window every step must survive without
+// creating twice). It is armed after the test's own setup, whose creates
+// are not retried (iconik's POSTs are not idempotent), and rolls a seeded
+// die where the emulator's --fail-rate would roll an unseeded one.
 type lossy struct {
-	mu                 sync.Mutex
-	rnd                *rand.Rand
-	tooMany, lostReply float64
-	next               http.Handler
-	counts             map[int]int
+	mu                             sync.Mutex
+	rnd                            *rand.Rand
+	tooMany, failBefore, lostReply float64
+	armed                          atomic.Bool
+	next                           http.Handler
+	counts                         map[string]int
 }
 
 func (l *lossy) roll(p float64) bool {
@@ -38,18 +44,25 @@ func (l *lossy) roll(p float64) bool {
 }
 
 func (l *lossy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	if !strings.HasPrefix(r.URL.Path, "/API/") {
+	if !strings.HasPrefix(r.URL.Path, "/API/") || !l.armed.Load() {
 		l.next.ServeHTTP(w, r)
 		return
 	}
 	if l.roll(l.tooMany) {
-		l.count(http.StatusTooManyRequests)
+		l.count("429")
 		w.Header().Set("Retry-After", "1")
 		http.Error(w, `{"errors": ["Too many requests"]}`, http.StatusTooManyRequests)
 		return
 	}
+	if l.roll(l.failBefore) {
+		l.count("500 before")
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(http.StatusInternalServerError)
+		w.Write([]byte(`{"errors": ["Internal server error (injected fault)"]}`))
+		return
+	}
 	if l.roll(l.lostReply) {
-		l.count(http.StatusInternalServerError)
+		l.count("500 after")
 		l.next.ServeHTTP(httptest.NewRecorder(), r)
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(http.StatusInternalServerError)
@@ -59,7 +72,7 @@ func (l *lossy) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	l.next.ServeHTTP(w, r)
 }
 
-func (l *lossy) count(status int) {
+func (l *lossy) count(status string) {
 	l.mu.Lock()
 	l.counts[status]++
 	l.mu.Unlock()
@@ -68,22 +81,23 @@ func (l *lossy) count(status int) {
 // TestDeliverySurvivesFaultsWithoutDuplicates: 10% of iconik calls fail
 // with 500 (half of them after iconik made the change), 5% answer 429, 10%
 // of provider calls answer 503, and new objects show in listings only after
-// 300ms: every file is delivered and no object exists twice.
+// 300ms: every file is delivered, no object exists twice anywhere in
+// iconik, and all traffic iconik answered matches its spec.
 func TestDeliverySurvivesFaultsWithoutDuplicates(t *testing.T) {
-	l := &lossy{rnd: rand.New(rand.NewPCG(7, 11)), tooMany: 0.05, lostReply: 0.05, counts: map[int]int{}}
+	l := &lossy{rnd: rand.New(rand.NewPCG(7, 11)), tooMany: 0.05, failBefore: 0.05, lostReply: 0.05, counts: map[string]int{}}
 	e := newEnv(t, envOptions{
-		faults: emulator.Faults{FailRate: 0.05, ProviderFailRate: 0.10, IndexLag: 300 * time.Millisecond},
-		wrap:   func(h http.Handler) http.Handler { l.next = h; return l },
-		noSpec: true,
+		faults: emulator.Faults{ProviderFailRate: 0.10, IndexLag: 300 * time.Millisecond},
+		// The faults sit in front of the spec check: what iconik itself
+		// answers is checked, including the changes whose reply is lost.
+		wrap: func(h http.Handler) http.Handler { l.next = emulatortest.Checked(t, h, 0); return l },
 		services: func(o *delivery.Options) {
 			o.Uploaders = map[string]transfer.Uploader{"S3": s3.New(transfer.Options{PartSize: 5 << 20, Backoff: func(int) time.Duration { return 0 }})}
 			o.MaxAttempts = 25
 		},
 	})
-	// The test's own client must see through the faults too.
-	e.cl = e.client(t, true)
 	conn := e.connect("faulty", "s3")
 	e.createPortal("Faulty", conn.ID)
+	l.armed.Store(true)
 	h := e.newPackage("faulty", "Under fire", "s@example.com")
 	for i := range 24 {
 		e.put(h, fmt.Sprintf("d%d/e%d/f%02d.txt", i%3, i%2, i), bytes.Repeat([]byte{byte(i)}, 100+i*37))
@@ -98,8 +112,13 @@ func TestDeliverySurvivesFaultsWithoutDuplicates(t *testing.T) {
 		t.Fatalf("delivery %s, want delivered", st.Delivery.State)
 	}
 	e.noDuplicates(h, st)
+	// The whole tenant, not only the package's tree: a copy that never
+	// reached a collection, or a second portal-level collection, counts too.
+	if dups := e.emu.Duplicates(); len(dups) != 0 {
+		t.Fatalf("iconik holds duplicates:\n%s", strings.Join(dups, "\n"))
+	}
 	t.Logf("faults injected in front of iconik: %v", l.counts)
-	if l.counts[http.StatusInternalServerError] == 0 || l.counts[http.StatusTooManyRequests] == 0 {
+	if l.counts["500 before"] == 0 || l.counts["500 after"] == 0 || l.counts["429"] == 0 {
 		t.Fatalf("the test injected no faults (%v): it proves nothing", l.counts)
 	}
 }

@@ -26,6 +26,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/iconik"
+	"github.com/ferryhq/ferry/internal/iconik/emulator"
 )
 
 var (
@@ -229,8 +230,10 @@ func TestDeliveryResumesAfterSIGKILLWithoutDuplicates(t *testing.T) {
 
 	// iconik: its own process, which the kills never touch. Its latency
 	// stretches the delivery so the kills land in the middle of it.
-	emuAddr, emuDir := freeAddr(t), filepath.Join(dir, "iconik")
-	emu := start(t, logPath, "iconik-emulator", "--addr", emuAddr, "--data", emuDir, "--latency", "30ms")
+	// --check-spec: every request ferry and this test send to iconik, and
+	// every answer, is checked against iconik's spec by the emulator.
+	emuAddr, emuDir, specLog := freeAddr(t), filepath.Join(dir, "iconik"), filepath.Join(dir, "spec-mismatches.log")
+	emu := start(t, logPath, "iconik-emulator", "--addr", emuAddr, "--data", emuDir, "--latency", "30ms", "--check-spec", specLog)
 	waitHTTP(t, "http://"+emuAddr+"/", emu)
 	var creds []struct {
 		Name, AppID, Token string
@@ -412,6 +415,86 @@ func TestDeliveryResumesAfterSIGKILLWithoutDuplicates(t *testing.T) {
 	}
 	if roots != 1 || parents != 1 {
 		t.Fatalf("%d Portal Downloads roots and %d package jobs, want 1 each", roots, parents)
+	}
+
+	// The whole tenant, from the state the emulator writes when it stops:
+	// assets by external_id, collections by parent and title (roots and the
+	// portal level included), files, formats, file sets and jobs per asset.
+	emu.stop(t)
+	dups, err := emulator.DuplicatesIn(emuDir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(dups) != 0 {
+		t.Errorf("iconik holds duplicates:\n%s", strings.Join(dups, "\n"))
+	}
+	noSpecMismatches(t, specLog)
+}
+
+// noSpecMismatches fails t when the emulator's --check-spec file has lines.
+func noSpecMismatches(t *testing.T, specLog string) {
+	t.Helper()
+	b, err := os.ReadFile(specLog)
+	if err != nil {
+		t.Fatalf("reading the emulator's spec mismatches: %v", err)
+	}
+	if len(b) != 0 {
+		t.Errorf("iconik traffic off the spec:\n%s", b)
+	}
+}
+
+// TestEmulatorCheckSpecRecordsMismatches: `ferry iconik-emulator
+// --check-spec FILE` writes one line per off-spec request and nothing for
+// valid traffic, so a test reading FILE can trust an empty one.
+func TestEmulatorCheckSpecRecordsMismatches(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary")
+	}
+	dir := t.TempDir()
+	addr, data, specLog := freeAddr(t), filepath.Join(dir, "iconik"), filepath.Join(dir, "spec.log")
+	emu := start(t, filepath.Join(dir, "emulator.log"), "iconik-emulator", "--addr", addr, "--data", data, "--check-spec", specLog)
+	waitHTTP(t, "http://"+addr+"/", emu)
+	b, err := os.ReadFile(filepath.Join(data, "credentials.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var creds []struct {
+		Name  string `json:"name"`
+		AppID string `json:"app_id"`
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(b, &creds); err != nil {
+		t.Fatal(err)
+	}
+	send := func(body string) int {
+		req, _ := http.NewRequest("POST", "http://"+addr+"/API/assets/v1/assets/", strings.NewReader(body))
+		req.Header.Set("Content-Type", "application/json")
+		req.Header.Set("App-ID", creds[0].AppID)
+		req.Header.Set("Auth-Token", creds[0].Token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if st := send(`{"title": "fine"}`); st != http.StatusCreated {
+		t.Fatalf("valid asset: %d", st)
+	}
+	if st := send(`{"title": "bad", "type": "MOVIE"}`); st != http.StatusBadRequest {
+		t.Fatalf("asset with a bad type: %d", st)
+	}
+	emu.stop(t)
+	b, err = os.ReadFile(specLog)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSpace(string(b)), "\n")
+	if len(lines) != 1 || !strings.Contains(lines[0], "POST /API/assets/v1/assets/") || !strings.Contains(lines[0], "/type") {
+		t.Fatalf("mismatches recorded: %q, want one line for the bad type", lines)
+	}
+	if strings.Contains(string(b), creds[0].Token) {
+		t.Fatal("the mismatch file holds a token")
 	}
 }
 

@@ -99,7 +99,7 @@ func New(opts Options) (*Server, error) {
 	var spec *ispec.Spec
 	if opts.CheckSpec != nil {
 		var err error
-		if spec, err = ispec.Load(); err != nil {
+		if spec, err = ispec.Load(); err != nil { // before any goroutine starts: nothing to stop on failure
 			return nil, fmt.Errorf("iconik emulator: loading the specs to check traffic against: %w", err)
 		}
 	}

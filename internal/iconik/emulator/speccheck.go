@@ -7,6 +7,7 @@ package emulator
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"slices"
@@ -57,6 +58,21 @@ func allowedUndeclared(spec *ispec.Spec, r *http.Request, missingRole, status in
 		}
 		return want == status && a.message == e.Errors[0] && (a.op == "" || a.op == op)
 	})
+}
+
+// CheckSpec wraps an emulator's handler (Server.Handler) with the spec check
+// that Options.CheckSpec installs, for a test that serves the handler behind
+// faults of its own making; missingRoleStatus is Faults.MissingRoleStatus
+// (0 = 403). report is called once per mismatch.
+func CheckSpec(next http.Handler, missingRoleStatus int, report func(mismatch error)) (http.Handler, error) {
+	spec, err := ispec.Load()
+	if err != nil {
+		return nil, fmt.Errorf("iconik emulator: loading the specs to check traffic against: %w", err)
+	}
+	if missingRoleStatus == 0 {
+		missingRoleStatus = http.StatusForbidden
+	}
+	return checkSpec(next, spec, missingRoleStatus, report), nil
 }
 
 // checkSpec wraps the emulator's handler: every /API/ request and the answer

@@ -49,17 +49,8 @@ func Start(t testing.TB, opts emulator.Options, options ...Option) *Emulator {
 	if opts.DataDir == "" {
 		opts.DataDir = t.TempDir()
 	}
-	// Background work (delivery workers, keyframe pollers) may still call
-	// after the test ended, when t.Errorf would panic: from then on
-	// mismatches are dropped.
-	var ended atomic.Bool
-	t.Cleanup(func() { ended.Store(true) })
 	if opts.CheckSpec == nil {
-		opts.CheckSpec = func(mismatch error) {
-			if !ended.Load() {
-				t.Errorf("iconik emulator: %v", mismatch)
-			}
-		}
+		opts.CheckSpec = reporter(t)
 	}
 	s, err := emulator.New(opts)
 	if err != nil {
@@ -78,6 +69,32 @@ func Start(t testing.TB, opts emulator.Options, options ...Option) *Emulator {
 		}
 	})
 	return &Emulator{Server: s, URL: srv.URL, t: t}
+}
+
+// Checked wraps an emulator's handler (Server.Handler) with the same spec
+// check as Start, for a test that serves an emulator itself (e.g. behind
+// faults of its own); missingRoleStatus is Faults.MissingRoleStatus (0 =
+// 403). A mismatch fails t.
+func Checked(t testing.TB, h http.Handler, missingRoleStatus int) http.Handler {
+	t.Helper()
+	checked, err := emulator.CheckSpec(h, missingRoleStatus, reporter(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return checked
+}
+
+// reporter fails t for each mismatch. Background work (delivery workers,
+// keyframe pollers) may still call after the test ended, when t.Errorf would
+// panic: from then on mismatches are dropped.
+func reporter(t testing.TB) func(error) {
+	var ended atomic.Bool
+	t.Cleanup(func() { ended.Store(true) })
+	return func(mismatch error) {
+		if !ended.Load() {
+			t.Errorf("iconik emulator: %v", mismatch)
+		}
+	}
 }
 
 // Cred returns the credential named name ("admin", "power", "readonly" in the
