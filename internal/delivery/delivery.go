@@ -23,6 +23,7 @@ import (
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/portal"
+	"github.com/ferryhq/ferry/internal/secret"
 	"github.com/ferryhq/ferry/internal/transfer"
 	"github.com/ferryhq/ferry/internal/transfer/azure"
 	"github.com/ferryhq/ferry/internal/transfer/b2"
@@ -117,6 +118,10 @@ type Options struct {
 	IndexGrace time.Duration
 	// PollInterval is how often River looks for new jobs (default 100ms).
 	PollInterval time.Duration
+	// Sealer, when set, seals the provider upload state recorded per file
+	// (a GCS session URI is an upload credential on its own); nil stores it
+	// as plain JSON. Plain JSON recorded earlier is read either way.
+	Sealer *secret.Sealer
 	// OnSettled is told when a delivery settles (notifications). It runs in a
 	// River job, so it may run more than once for one delivery.
 	OnSettled func(ctx context.Context, ev Event) error

@@ -17,6 +17,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/iconik"
+	"github.com/ferryhq/ferry/internal/secret"
 	"github.com/ferryhq/ferry/internal/transfer"
 )
 
@@ -716,13 +717,7 @@ func (r *fileRun) upload(ctx context.Context) error {
 	}
 	r.icFile = nil // its URLs are used now
 	tgt := newTarget(r.cl, rec, fresh, r.conn.StorageMethod, r.conn.S3SignsMD5)
-	var resume *transfer.State
-	if f.TransferState != "" {
-		resume = &transfer.State{}
-		if err := json.Unmarshal([]byte(f.TransferState), resume); err != nil {
-			resume = nil // unreadable: start over (the provider overwrites the same key)
-		}
-	}
+	resume := r.openTransferState()
 	if resume != nil && resume.Method == "B2" && resume.UploadID != "" {
 		// Continuing a started B2 large file needs a part URL for it, which
 		// iconik hands out only when asked with its upload_file_id, and the
@@ -738,11 +733,11 @@ func (r *fileRun) upload(ctx context.Context) error {
 	res, err := up.Upload(ctx, uploadSource(src), tgt, transfer.Params{
 		Resume: resume,
 		Checkpoint: func(st transfer.State) error {
-			b, err := json.Marshal(st)
+			sealed, err := r.sealTransferState(st)
 			if err != nil {
 				return err
 			}
-			f.TransferState, f.BytesDone = string(b), sent.Load()
+			f.TransferState, f.BytesDone = sealed, sent.Load()
 			return r.save(ctx)
 		},
 		Progress: func(n int64) { sent.Store(n) },
@@ -760,6 +755,60 @@ func (r *fileRun) upload(ctx context.Context) error {
 	}
 	f.DeliveredSHA256, f.MD5, f.BytesDone, f.TransferState = res.SHA256, src.Sum(), f.Size, ""
 	return r.save(ctx)
+}
+
+// transferStateContext binds a sealed transfer state to its row, so it
+// cannot be moved to another file.
+func (r *fileRun) transferStateContext() string {
+	return "delivery/" + r.f.DeliveryID + "/" + r.f.FileID + "/transfer_state"
+}
+
+// sealTransferState encodes st for delivery_files.transfer_state, sealed
+// when the Service has a Sealer: a GCS resumable session URI (or a
+// provider's upload URL) grants upload access on its own, so it must not
+// sit readable in the database.
+func (r *fileRun) sealTransferState(st transfer.State) (string, error) {
+	b, err := json.Marshal(st)
+	if err != nil {
+		return "", fmt.Errorf("encoding the transfer state of %s: %w", r.f.Path, err)
+	}
+	if r.s.o.Sealer == nil {
+		return string(b), nil
+	}
+	sealed, err := r.s.o.Sealer.Seal(secret.New(string(b)), r.transferStateContext())
+	if err != nil {
+		return "", fmt.Errorf("sealing the transfer state of %s: %w", r.f.Path, err)
+	}
+	return sealed, nil
+}
+
+// openTransferState reads the recorded transfer state: sealed, or plain
+// JSON as written before states were sealed (or without a Sealer). One that
+// cannot be read is dropped and the upload starts over (the provider
+// overwrites the same key).
+func (r *fileRun) openTransferState() *transfer.State {
+	raw := r.f.TransferState
+	if raw == "" {
+		return nil
+	}
+	if !strings.HasPrefix(raw, "{") {
+		if r.s.o.Sealer == nil {
+			r.s.log.Warn("delivery: a sealed transfer state and no Sealer: starting the upload over", "path", r.f.Path)
+			return nil
+		}
+		v, err := r.s.o.Sealer.Open(raw, r.transferStateContext())
+		if err != nil {
+			r.s.log.Warn("delivery: unreadable transfer state, starting the upload over", "path", r.f.Path, "err", err)
+			return nil
+		}
+		raw = v.Reveal()
+	}
+	st := &transfer.State{}
+	if err := json.Unmarshal([]byte(raw), st); err != nil {
+		r.s.log.Warn("delivery: undecodable transfer state, starting the upload over", "path", r.f.Path)
+		return nil
+	}
+	return st
 }
 
 // recordedSHA256 is the SHA-256 the delivered bytes must have: the one

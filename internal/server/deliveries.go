@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"path/filepath"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/connect"
@@ -12,14 +13,19 @@ import (
 	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/secret"
 	"github.com/ferryhq/ferry/internal/web"
 )
 
 // openDelivery builds the delivery service (River on the Store's own
 // database) and hooks it into upload completion and finalize.
 func (a *App) openDelivery(ctx context.Context, opt Options, g *gate) error {
+	sealer, err := a.deliverySealer()
+	if err != nil {
+		return err
+	}
 	o := delivery.Options{
-		DB: a.DB, Connections: deliveryConns{a.Connect}, Blobs: deliveryBlobs{a.Ingest},
+		DB: a.DB, Connections: deliveryConns{a.Connect}, Blobs: deliveryBlobs{a.Ingest}, Sealer: sealer,
 		Logger:  a.log,
 		Workers: a.cfg.DeliveryWorkers, PerDelivery: a.cfg.DeliveryPerPackage, IndexGrace: a.cfg.DeliveryIndexGrace,
 	}
@@ -35,6 +41,22 @@ func (a *App) openDelivery(ctx context.Context, opt Options, g *gate) error {
 		g.onComplete = d.OnComplete
 	}
 	return nil
+}
+
+// deliverySealer seals the provider upload state delivery records (a GCS
+// session URI is an upload credential). It uses the master key Open loaded
+// (so the key file exists by now), read again here because Open keeps no
+// Sealer on the App.
+func (a *App) deliverySealer() (*secret.Sealer, error) {
+	dataDir, err := filepath.Abs(a.cfg.DataDir)
+	if err != nil {
+		return nil, fmt.Errorf("resolving data directory %q: %w", a.cfg.DataDir, err)
+	}
+	key, err := secret.LoadKey(a.cfg.SecretKey, filepath.Join(dataDir, "secret.key"))
+	if err != nil {
+		return nil, fmt.Errorf("loading the server key for deliveries: %w", err)
+	}
+	return secret.NewSealer(key)
 }
 
 // withDeliveries gives the web store the deliveries capability and the
