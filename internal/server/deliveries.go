@@ -160,12 +160,18 @@ func (s *deliveryStore) DeliveryRetry(ctx context.Context, id string) (int, erro
 }
 
 func (s *deliveryStore) DeliverySend(ctx context.Context, packageID, connectionID string) (*web.Delivery, error) {
-	if _, err := s.conns.Get(ctx, connectionID); err != nil {
+	c, err := s.conns.Get(ctx, connectionID)
+	if err != nil {
 		var ce *connect.Error
 		if errors.As(err, &ce) {
 			return nil, &web.Error{Status: ce.Status, Code: ce.Code, Message: ce.Message}
 		}
 		return nil, deliveryErr(err)
+	}
+	if c.Broken() {
+		// Every file would fail at once: say so now, with the reason.
+		return nil, &web.Error{Status: http.StatusConflict, Code: "connection_broken",
+			Message: fmt.Sprintf("Connection %s is broken: %s Re-verify or update it.", c.Name, c.StateReason)}
 	}
 	d, err := s.d.SendToCloud(ctx, packageID, connectionID)
 	if err != nil {

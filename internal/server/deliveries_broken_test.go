@@ -105,6 +105,12 @@ func TestRevokedTokenMarksTheConnectionBrokenDuringDelivery(t *testing.T) {
 	if strings.Contains(string(body), cred.Token) {
 		t.Fatal("the connection's answer holds the token")
 	}
+	// Send to Cloud to the broken connection is refused up front.
+	resp, body = h.req("POST", "/api/v1/packages/"+p.Package.ID+"/deliveries", map[string]string{"connection_id": c.Connection.ID}, h.admin()...)
+	h.mustJSON(resp, body, 409, nil)
+	if !strings.Contains(string(body), "connection_broken") {
+		t.Fatalf("Send to Cloud to a broken connection: %s", body)
+	}
 }
 
 // waitSettled waits (bounded) for delivery id to settle, whatever the outcome.
