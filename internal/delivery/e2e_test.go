@@ -5,9 +5,14 @@ import (
 	"crypto/md5"
 	"encoding/hex"
 	"fmt"
+	"os"
+	"os/exec"
 	"path"
+	"path/filepath"
 	"reflect"
+	"sort"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -60,6 +65,13 @@ func testMirror(t *testing.T, e *env, method string) {
 		"cam B/only/one more.json": []byte(`{"a":1}`),
 		"cam B/only/big.bin":       bytes.Repeat([]byte("0123456789abcdef"), (12<<20)/16),
 	}
+	want := []string{"cam A/", "cam A/day 1/", "cam A/day 1/clip.png", "cam A/day 1/deep/", "cam A/day 1/deep/x.bin",
+		"cam A/day 1/notes.txt", "cam A/readme.md", "cam B/", "cam B/only/", "cam B/only/big.bin", "cam B/only/one more.json", "top.txt"}
+	if clip := videoBytes(t); clip != nil {
+		files["cam A/day 1/take.mp4"] = clip
+		want = append(want, "cam A/day 1/take.mp4")
+		sort.Strings(want)
+	}
 	h := e.newPackage("demo-portal", "Shoot 1", "sender@example.com")
 	for p, b := range files {
 		e.put(h, p, b) // pipelined: each file's job starts as it completes
@@ -76,8 +88,6 @@ func testMirror(t *testing.T, e *env, method string) {
 	if pkgCol != st.Delivery.CollectionID {
 		t.Fatalf("package collection %s, delivery recorded %s", pkgCol, st.Delivery.CollectionID)
 	}
-	want := []string{"cam A/", "cam A/day 1/", "cam A/day 1/clip.png", "cam A/day 1/deep/", "cam A/day 1/deep/x.bin",
-		"cam A/day 1/notes.txt", "cam A/readme.md", "cam B/", "cam B/only/", "cam B/only/big.bin", "cam B/only/one more.json", "top.txt"}
 	if got := e.tree(pkgCol, ""); !reflect.DeepEqual(got, want) {
 		t.Fatalf("collection tree\n got %q\nwant %q", got, want)
 	}
@@ -205,7 +215,7 @@ func checkDelivered(t *testing.T, e *env, st *delivery.Status, h *pkgHandle, con
 		if f.KeyframeJobID == "" || f.KeyframesSkipped {
 			t.Fatalf("%s: keyframe job %q, skipped %v; want a job", f.Path, f.KeyframeJobID, f.KeyframesSkipped)
 		}
-		if strings.HasSuffix(f.Path, ".png") {
+		if strings.HasSuffix(f.Path, ".png") || strings.HasSuffix(f.Path, ".mp4") {
 			waitKeyframe(t, e, f.AssetID)
 		}
 	}
@@ -226,4 +236,46 @@ func waitKeyframe(t *testing.T, e *env, assetID string) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Fatalf("asset %s got no keyframe", assetID)
+}
+
+var video struct {
+	once sync.Once
+	b    []byte
+	err  error
+}
+
+// videoBytes is a one-second MP4 made by ffmpeg (testsrc), so the e2e test
+// has a video whose keyframes the emulator makes with ffmpeg too. Without
+// ffmpeg it is nil (the test then has no video), except under CI, where
+// that fails the test.
+func videoBytes(t *testing.T) []byte {
+	t.Helper()
+	ffmpeg, err := exec.LookPath("ffmpeg")
+	if err != nil {
+		if os.Getenv("CI") == "true" {
+			t.Fatalf("ffmpeg is needed for the e2e video: %v", err)
+		}
+		t.Logf("no ffmpeg: the e2e test runs without a video (%v)", err)
+		return nil
+	}
+	video.once.Do(func() {
+		dir, err := os.MkdirTemp("", "ferry-e2e-video-")
+		if err != nil {
+			video.err = err
+			return
+		}
+		defer os.RemoveAll(dir)
+		out := filepath.Join(dir, "take.mp4")
+		cmd := exec.Command(ffmpeg, "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi",
+			"-i", "testsrc=size=64x48:rate=5:duration=1", "-pix_fmt", "yuv420p", "-movflags", "+faststart", out)
+		if msg, err := cmd.CombinedOutput(); err != nil {
+			video.err = fmt.Errorf("ffmpeg making a test video: %v: %s", err, msg)
+			return
+		}
+		video.b, video.err = os.ReadFile(out)
+	})
+	if video.err != nil {
+		t.Fatal(video.err)
+	}
+	return video.b
 }
