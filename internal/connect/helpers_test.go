@@ -18,7 +18,7 @@ import (
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
 	"github.com/ferryhq/ferry/internal/iconik/emulator/emulatortest"
-	"github.com/ferryhq/ferry/internal/iconik/ispec"
+	"github.com/ferryhq/ferry/internal/iconik/ispec/ispectest"
 	"github.com/ferryhq/ferry/internal/secret"
 )
 
@@ -68,7 +68,7 @@ func newFixture(t *testing.T, emu *emulatortest.Emulator) *fixture {
 	svc, err := connect.New(connect.Options{
 		Store: store, Sealer: sealer,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
-		Client: iconik.Options{Transport: ispec.TransportAllowing(t, nil, http.StatusForbidden), RateLimit: -1,
+		Client: iconik.Options{Transport: ispectest.TransportAllowing(t, nil, http.StatusForbidden), RateLimit: -1,
 			Backoff: time.Millisecond, MaxBackoff: 10 * time.Millisecond},
 	})
 	if err != nil {
@@ -103,7 +103,7 @@ func (f *fixture) adminClient(t *testing.T) *iconik.Client {
 	t.Helper()
 	c := f.emu.Cred("admin")
 	cl, err := iconik.New(iconik.Options{BaseURL: f.emu.URL, AppID: c.AppID, Token: c.Token, RateLimit: -1,
-		Transport: ispec.Transport(t, nil)})
+		Transport: ispectest.Transport(t, nil)})
 	if err != nil {
 		t.Fatal(err)
 	}

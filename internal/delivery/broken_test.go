@@ -10,7 +10,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/iconik"
-	"github.com/ferryhq/ferry/internal/iconik/ispec"
+	"github.com/ferryhq/ferry/internal/iconik/ispec/ispectest"
 )
 
 // countingTransport counts the requests sent through it.
@@ -30,7 +30,7 @@ func (e *env) tokenClient(appID, token string) (*iconik.Client, *countingTranspo
 	e.t.Helper()
 	ct := &countingTransport{base: http.DefaultTransport}
 	cl, err := iconik.New(iconik.Options{BaseURL: e.url, AppID: appID, Token: token,
-		Transport: ispec.TransportAllowing(e.t, ct, http.StatusUnauthorized, http.StatusForbidden),
+		Transport: ispectest.TransportAllowing(e.t, ct, http.StatusUnauthorized, http.StatusForbidden),
 		Backoff:   20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, MaxAttempts: 8, RateLimit: -1,
 		Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {

@@ -29,7 +29,7 @@ import (
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
 	"github.com/ferryhq/ferry/internal/iconik/emulator/emulatortest"
-	"github.com/ferryhq/ferry/internal/iconik/ispec"
+	"github.com/ferryhq/ferry/internal/iconik/ispec/ispectest"
 	"github.com/ferryhq/ferry/internal/portal"
 )
 
@@ -174,9 +174,9 @@ func newEnv(t *testing.T, o envOptions) *env {
 // against iconik's spec.
 func (e *env) client(t *testing.T, noSpec bool) *iconik.Client {
 	cred := e.cred("admin")
-	tr := ispec.Transport(t, nil)
+	tr := ispectest.Transport(t, nil)
 	if noSpec {
-		tr = ispec.TransportAllowing(t, nil, 429, 500, 502, 503)
+		tr = ispectest.TransportAllowing(t, nil, 429, 500, 502, 503)
 	}
 	cl, err := iconik.New(iconik.Options{BaseURL: e.url, AppID: cred.AppID, Token: cred.Token, Transport: tr,
 		Backoff: 20 * time.Millisecond, MaxBackoff: 200 * time.Millisecond, MaxAttempts: 8, RateLimit: -1,

@@ -47,7 +47,7 @@ type Options struct {
 	// AttemptTimeout bounds one HTTP attempt (default 2m); the call's ctx bounds the whole call.
 	AttemptTimeout time.Duration
 	// Transport sends the requests (default http.DefaultTransport); tests insert
-	// ispec.Transport here.
+	// ispectest.Transport here.
 	Transport http.RoundTripper
 	Logger    *slog.Logger
 	UserAgent string // default "ferry"

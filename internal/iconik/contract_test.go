@@ -28,7 +28,7 @@ import (
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
 	"github.com/ferryhq/ferry/internal/iconik/emulator/emulatortest"
-	"github.com/ferryhq/ferry/internal/iconik/ispec"
+	"github.com/ferryhq/ferry/internal/iconik/ispec/ispectest"
 )
 
 // counter counts round trips and the statuses seen.
@@ -57,7 +57,7 @@ func (c *counter) RoundTrip(r *http.Request) (*http.Response, error) {
 func newClient(t testing.TB, e *emulatortest.Emulator, cred string, tweak func(*iconik.Options), allow ...int) (*iconik.Client, *counter) {
 	t.Helper()
 	cr := e.Cred(cred)
-	cnt := &counter{base: ispec.TransportAllowing(t, nil, allow...)}
+	cnt := &counter{base: ispectest.TransportAllowing(t, nil, allow...)}
 	o := iconik.Options{
 		BaseURL: e.URL, AppID: cr.AppID, Token: cr.Token, Transport: cnt,
 		RateLimit: -1, Backoff: time.Millisecond, MaxBackoff: 20 * time.Millisecond,

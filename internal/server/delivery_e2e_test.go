@@ -29,7 +29,7 @@ import (
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
 	"github.com/ferryhq/ferry/internal/iconik/emulator/emulatortest"
-	"github.com/ferryhq/ferry/internal/iconik/ispec"
+	"github.com/ferryhq/ferry/internal/iconik/ispec/ispectest"
 	"github.com/ferryhq/ferry/internal/testbed"
 	"github.com/ferryhq/ferry/internal/web"
 )
@@ -72,7 +72,7 @@ func newE2E(t *testing.T, storage string) *e2e {
 	emu := emulatortest.Start(t, emulator.Options{Logger: slog.New(slog.DiscardHandler)})
 	cred := emu.Cred("admin")
 	// The test's own reads are checked against the iconik spec too.
-	cl, err := iconik.New(iconik.Options{BaseURL: emu.URL, AppID: cred.AppID, Token: cred.Token, Transport: ispec.Transport(t, nil),
+	cl, err := iconik.New(iconik.Options{BaseURL: emu.URL, AppID: cred.AppID, Token: cred.Token, Transport: ispectest.Transport(t, nil),
 		RateLimit: -1, Logger: slog.New(slog.DiscardHandler)})
 	if err != nil {
 		t.Fatal(err)

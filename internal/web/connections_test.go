@@ -20,7 +20,7 @@ import (
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
 	"github.com/ferryhq/ferry/internal/iconik/emulator/emulatortest"
-	"github.com/ferryhq/ferry/internal/iconik/ispec"
+	"github.com/ferryhq/ferry/internal/iconik/ispec/ispectest"
 	"github.com/ferryhq/ferry/internal/secret"
 )
 
@@ -73,7 +73,7 @@ func newConnFixture(t *testing.T) *connFixture {
 	rand.Read(key)
 	sealer, _ := secret.NewSealer(key)
 	svc, err := connect.New(connect.Options{Store: store, Sealer: sealer, Logger: log,
-		Client: iconik.Options{Transport: ispec.TransportAllowing(t, nil, http.StatusForbidden), RateLimit: -1, Backoff: time.Millisecond}})
+		Client: iconik.Options{Transport: ispectest.TransportAllowing(t, nil, http.StatusForbidden), RateLimit: -1, Backoff: time.Millisecond}})
 	if err != nil {
 		t.Fatal(err)
 	}

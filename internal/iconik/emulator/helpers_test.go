@@ -16,6 +16,7 @@ import (
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
 	"github.com/ferryhq/ferry/internal/iconik/emulator/emulatortest"
 	"github.com/ferryhq/ferry/internal/iconik/ispec"
+	"github.com/ferryhq/ferry/internal/iconik/ispec/ispectest"
 )
 
 // client talks to the emulator as one credential. Every request and response
@@ -38,7 +39,7 @@ func newClient(t testing.TB, e *emulatortest.Emulator, name string) *client {
 	if err != nil {
 		t.Fatalf("loading iconik spec: %v", err)
 	}
-	return &client{t: t, e: e, cred: e.Cred(name), http: &http.Client{Transport: ispec.Transport(t, nil)}, spec: spec}
+	return &client{t: t, e: e, cred: e.Cred(name), http: &http.Client{Transport: ispectest.Transport(t, nil)}, spec: spec}
 }
 
 func (c *client) as(name string) *client {
@@ -245,7 +246,7 @@ func newClient2(t *testing.T) (*http.Client, *ispec.Spec) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return &http.Client{Transport: ispec.Transport(t, nil)}, spec
+	return &http.Client{Transport: ispectest.Transport(t, nil)}, spec
 }
 
 func decodePNG(b []byte) (image.Image, error) { return png.Decode(bytes.NewReader(b)) }

@@ -10,6 +10,7 @@ import (
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
 	"github.com/ferryhq/ferry/internal/iconik/emulator/emulatortest"
 	"github.com/ferryhq/ferry/internal/iconik/ispec"
+	"github.com/ferryhq/ferry/internal/iconik/ispec/ispectest"
 )
 
 // recorder notes which spec operation each /API/ request hit.
@@ -40,7 +41,7 @@ func TestEveryRouteAnswersPerSpec(t *testing.T) {
 	e := emulatortest.Start(t, emulator.Options{})
 	c := newClient(t, e, "admin")
 	rec := &recorder{base: http.DefaultTransport, spec: c.spec, hit: map[string]bool{}}
-	c.http = &http.Client{Transport: ispec.Transport(t, rec)}
+	c.http = &http.Client{Transport: ispectest.Transport(t, rec)}
 	c.rawHTTP = &http.Client{Transport: rec}
 	get := func(path string) reply { t.Helper(); return c.must(200, c.do("GET", path, nil), "GET "+path) }
 

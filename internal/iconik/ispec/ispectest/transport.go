@@ -1,4 +1,4 @@
-package ispec
+package ispectest
 
 import (
 	"bytes"
@@ -8,6 +8,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"testing"
+
+	"github.com/ferryhq/ferry/internal/iconik/ispec"
 )
 
 // Transport wraps base (nil = http.DefaultTransport) so that every request to an /API/ path and
@@ -25,7 +27,7 @@ func Transport(t testing.TB, base http.RoundTripper) http.RoundTripper {
 // with those statuses are not checked. Everything else is checked as by Transport.
 func TransportAllowing(t testing.TB, base http.RoundTripper, statuses ...int) http.RoundTripper {
 	t.Helper()
-	s, err := Load()
+	s, err := ispec.Load()
 	if err != nil {
 		t.Fatalf("ispec: %v", err)
 	}
@@ -41,7 +43,7 @@ func TransportAllowing(t testing.TB, base http.RoundTripper, statuses ...int) ht
 
 type transport struct {
 	t     testing.TB
-	spec  *Spec
+	spec  *ispec.Spec
 	base  http.RoundTripper
 	allow []int
 	done  atomic.Bool
@@ -54,7 +56,7 @@ func (tr *transport) report(err error) {
 }
 
 func (tr *transport) RoundTrip(req *http.Request) (*http.Response, error) {
-	if !IsAPIPath(req.URL.Path) {
+	if !ispec.IsAPIPath(req.URL.Path) {
 		return tr.base.RoundTrip(req)
 	}
 	var body []byte
