@@ -1,7 +1,9 @@
 package azure_test
 
 import (
+	"fmt"
 	"io"
+	"math/rand/v2"
 	"net/http"
 	"testing"
 	"time"
@@ -51,7 +53,7 @@ func azuriteHarness(t *testing.T) transfertest.Harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	container := "ferry" + time.Now().Format("150405") + "x"
+	container := fmt.Sprintf("ferry%016x", rand.Uint64()) // unique across -count repeats
 	if _, err := client.CreateContainer(context.Background(), container, nil); err != nil {
 		t.Fatalf("create container: %v", err)
 	}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"testing"
 )
 
@@ -112,8 +113,12 @@ func (p *Proxy) Corrupt(f func(idx, attempt int) bool) {
 // Stats is what the proxy saw.
 type Stats struct {
 	Refused, Injected, Corrupted int
-	BodyBytes                    int64    // bytes of data requests forwarded
-	DataRequests                 []string // keys, in arrival order
+	// BodyBytes counts the bytes of data requests the server accepted (any
+	// status below 400: GCS acknowledges chunks with 308). Aborted requests do
+	// not count, so a straggler of an attempt that was killed, still arriving
+	// after Quiesce, is not charged to the attempt that follows it.
+	BodyBytes    int64
+	DataRequests []string // keys, in arrival order
 }
 
 // Stats returns and resets the counters (not the faults).
@@ -220,8 +225,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	if corrupt {
 		body = &flipper{r: r.Body, at: r.ContentLength / 2}
 	}
+	var cnt *counter
 	if key != "" {
-		body = &counter{r: body, p: p}
+		cnt = &counter{r: body}
+		body = cnt
 	}
 	out, err := http.NewRequestWithContext(r.Context(), r.Method, target, body)
 	if err != nil {
@@ -240,6 +247,11 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	defer resp.Body.Close()
+	if cnt != nil && resp.StatusCode < 400 {
+		p.mu.Lock()
+		p.bodyBytes += cnt.n.Load()
+		p.mu.Unlock()
+	}
 	for k, vs := range resp.Header {
 		w.Header()[k] = vs
 	}
@@ -278,13 +290,11 @@ func (f *flipper) Read(b []byte) (int, error) {
 
 type counter struct {
 	r io.Reader
-	p *Proxy
+	n atomic.Int64
 }
 
 func (c *counter) Read(b []byte) (int, error) {
 	n, err := c.r.Read(b)
-	c.p.mu.Lock()
-	c.p.bodyBytes += int64(n)
-	c.p.mu.Unlock()
+	c.n.Add(int64(n))
 	return n, err
 }
