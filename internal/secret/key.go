@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"path/filepath"
 	"strings"
 )
 
@@ -82,21 +83,26 @@ func readKeyFile(path string) ([]byte, error) {
 	return k, nil
 }
 
-// createKeyFile writes a new random key with O_EXCL, so two processes
-// starting together never end up with different keys.
+// createKeyFile writes a new random key to a temporary file in the same
+// directory, syncs it, then hard-links it into place. The link is atomic and
+// fails if the file exists, so two processes starting together never end up
+// with different keys, and a reader never sees a file whose bytes are not
+// written yet (which O_EXCL on the final name alone would allow).
 func createKeyFile(path string) ([]byte, error) {
 	k := make([]byte, KeySize)
 	if _, err := rand.Read(k); err != nil {
 		return nil, fmt.Errorf("secret: generating a key: %w", err)
 	}
-	f, err := os.OpenFile(path, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	f, err := os.CreateTemp(filepath.Dir(path), ".secret.key.*")
 	if err != nil {
-		if errors.Is(err, fs.ErrExist) {
-			return nil, err
-		}
 		return nil, fmt.Errorf("secret: creating key file %s: %w", path, err)
 	}
-	_, werr := f.Write(k)
+	tmp := f.Name()
+	defer os.Remove(tmp)
+	werr := f.Chmod(0o600)
+	if werr == nil {
+		_, werr = f.Write(k)
+	}
 	if werr == nil {
 		werr = f.Sync()
 	}
@@ -104,8 +110,13 @@ func createKeyFile(path string) ([]byte, error) {
 		werr = cerr
 	}
 	if werr != nil {
-		os.Remove(path)
 		return nil, fmt.Errorf("secret: writing key file %s: %w", path, werr)
+	}
+	if err := os.Link(tmp, path); err != nil {
+		if errors.Is(err, fs.ErrExist) {
+			return nil, err
+		}
+		return nil, fmt.Errorf("secret: creating key file %s: %w", path, err)
 	}
 	return k, nil
 }
