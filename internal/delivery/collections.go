@@ -20,6 +20,35 @@ type planner struct {
 	s     *Service
 	locks keyedMutex
 	cache sync.Map // connection|parent|title -> collection id
+
+	// fresh holds collections this process created. A claim that no
+	// process ever tried to create (no PendingAt) under such a parent cannot
+	// exist in iconik: the parent started empty and every create into it
+	// is claimed first. Its lookup is skipped, which saves one iconik call
+	// per folder of a new package. After a restart the set is empty and
+	// every level is looked up again, which is always safe.
+	freshMu sync.Mutex
+	fresh   map[string]struct{}
+}
+
+// maxFresh bounds the fresh set; past it the set starts over (lookups are
+// only ever saved, never needed for correctness).
+const maxFresh = 100_000
+
+func (p *planner) isFresh(id string) bool {
+	p.freshMu.Lock()
+	defer p.freshMu.Unlock()
+	_, ok := p.fresh[id]
+	return ok
+}
+
+func (p *planner) markFresh(id string) {
+	p.freshMu.Lock()
+	defer p.freshMu.Unlock()
+	if p.fresh == nil || len(p.fresh) >= maxFresh {
+		p.fresh = map[string]struct{}{}
+	}
+	p.fresh[id] = struct{}{}
 }
 
 // errTaken: the package-level title belongs to another package.
@@ -56,9 +85,11 @@ func (p *planner) child(ctx context.Context, cl *iconik.Client, connID, parentID
 		p.cache.Store(key, c.CollectionID)
 		return c.CollectionID, nil
 	}
-	id, err := p.find(ctx, cl, parentID, title)
-	if err != nil {
-		return "", err
+	var id string
+	if c.PendingAt != nil || parentID == "" || !p.isFresh(parentID) {
+		if id, err = p.find(ctx, cl, parentID, title); err != nil {
+			return "", err
+		}
 	}
 	if id == "" && c.PendingAt != nil && p.s.o.Now().Sub(*c.PendingAt) < p.s.o.IndexGrace {
 		return "", &waitIndex{what: "collection " + strconv.Quote(title)}
@@ -77,6 +108,7 @@ func (p *planner) child(ctx context.Context, cl *iconik.Client, connID, parentID
 			return "", fmt.Errorf("creating collection %q: %w", title, err)
 		}
 		id = col.ID
+		p.markFresh(id)
 	}
 	if _, err := q.DeliveryCollectionSet(ctx, &db.DeliveryCollectionSetParams{ConnectionID: connID, ParentID: parentID, Title: title, CollectionID: id}); err != nil {
 		return "", err
