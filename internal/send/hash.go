@@ -39,8 +39,9 @@ func hashRange(path string, off, n int64) (string, error) {
 // as splitParts makes them). One pass feeds both hashers, so a split file is
 // read once for its part digests (declared on each partial) and its whole
 // digest (declared on the final, which the server records for delivery to
-// confirm).
-func hashSplit(ctx context.Context, path string, size int64, parts []Part) (string, []string, error) {
+// confirm). onPart, when not nil, is told each part's digest as soon as its
+// range is read, so that part's upload can start while the pass goes on.
+func hashSplit(ctx context.Context, path string, size int64, parts []Part, onPart func(i int, sum string)) (string, []string, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return "", nil, fmt.Errorf("hash %s: %w", path, err)
@@ -73,6 +74,9 @@ func hashSplit(ctx context.Context, path string, size int64, parts []Part) (stri
 			done += int64(got)
 		}
 		sums[i] = hex.EncodeToString(h.Sum(nil))
+		if onPart != nil {
+			onPart(i, sums[i])
+		}
 		off += p.Size
 	}
 	if off != size {

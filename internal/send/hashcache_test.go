@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -49,9 +50,9 @@ func TestRerunDoesNotRehashWhatTheStateCaches(t *testing.T) {
 		hashed.Add(1)
 		return hashRange(path, off, n)
 	}
-	hashSplitFn = func(ctx context.Context, path string, size int64, parts []Part) (string, []string, error) {
+	hashSplitFn = func(ctx context.Context, path string, size int64, parts []Part, onPart func(int, string)) (string, []string, error) {
 		hashed.Add(1)
-		return hashSplit(ctx, path, size, parts)
+		return hashSplit(ctx, path, size, parts, onPart)
 	}
 	t.Cleanup(func() { hashRangeFn, hashSplitFn = hashRange, hashSplit })
 	target, _ := ParseTarget(srv.URL+"/p/demo", "")
@@ -118,9 +119,9 @@ func TestSplitFileIsHashedInOnePassAndItsFinalDeclaresTheWholeSHA256(t *testing.
 		ranges.Add(1)
 		return hashRange(path, off, n)
 	}
-	hashSplitFn = func(ctx context.Context, path string, size int64, parts []Part) (string, []string, error) {
+	hashSplitFn = func(ctx context.Context, path string, size int64, parts []Part, onPart func(int, string)) (string, []string, error) {
 		splits.Add(1)
-		return hashSplit(ctx, path, size, parts)
+		return hashSplit(ctx, path, size, parts, onPart)
 	}
 	t.Cleanup(func() { hashRangeFn, hashSplitFn = hashRange, hashSplit })
 	target, _ := ParseTarget(srv.URL+"/p/demo", "")
@@ -146,9 +147,19 @@ func TestHashSplitMatchesSeparateHashes(t *testing.T) {
 		t.Fatal(err)
 	}
 	parts := splitParts(int64(len(data)), 3)
-	whole, sums, err := hashSplit(context.Background(), path, int64(len(data)), parts)
+	// Each part's digest is published, in order, as soon as its range is read.
+	var published []string
+	whole, sums, err := hashSplit(context.Background(), path, int64(len(data)), parts, func(i int, sum string) {
+		if i != len(published) {
+			t.Errorf("part %d published after %d others", i, len(published))
+		}
+		published = append(published, sum)
+	})
 	if err != nil {
 		t.Fatal(err)
+	}
+	if !slices.Equal(published, sums) {
+		t.Errorf("published %q, returned %q", published, sums)
 	}
 	if w := sha256.Sum256(data); whole != hex.EncodeToString(w[:]) {
 		t.Errorf("whole = %s, want %x", whole, w)
@@ -158,7 +169,7 @@ func TestHashSplitMatchesSeparateHashes(t *testing.T) {
 			t.Errorf("part %d = %s, want %x", i, sums[i], w)
 		}
 	}
-	if _, _, err := hashSplit(context.Background(), path, int64(len(data))+1, splitParts(int64(len(data))+1, 3)); err == nil {
+	if _, _, err := hashSplit(context.Background(), path, int64(len(data))+1, splitParts(int64(len(data))+1, 3), nil); err == nil {
 		t.Error("a file shorter than its parts hashed without error")
 	}
 }

@@ -74,13 +74,39 @@ type job struct {
 }
 
 // partGroup tracks a split file's partials; the last one to finish
-// concatenates. The first of its jobs to be hashed hashes the whole file
-// (hashOnce), the others wait for it and find their digests in the state.
+// concatenates. The first of its jobs to be hashed starts one sequential pass
+// over the whole file (hashOnce) that publishes each part's digest as soon as
+// its range is read (partReady[i]) and the whole file's at the end
+// (wholeReady): part k waits only for the pass to reach the end of part k, so
+// hashing keeps overlapping sending, and the file is still read once.
 type partGroup struct {
-	mu       sync.Mutex
-	pending  int
-	hashOnce sync.Once
-	hashErr  error
+	mu         sync.Mutex
+	pending    int
+	hashOnce   sync.Once
+	partReady  []chan struct{}
+	wholeReady chan struct{}
+	hashFailed chan struct{}
+	hashErr    error // set before hashFailed is closed
+}
+
+func newPartGroup(parts int) *partGroup {
+	g := &partGroup{partReady: make([]chan struct{}, parts), wholeReady: make(chan struct{}), hashFailed: make(chan struct{})}
+	for i := range g.partReady {
+		g.partReady[i] = make(chan struct{})
+	}
+	return g
+}
+
+// wait blocks until ready is closed, the pass failed, or ctx ends.
+func (g *partGroup) wait(ctx context.Context, ready chan struct{}) error {
+	select {
+	case <-ready:
+		return nil
+	case <-g.hashFailed:
+		return g.hashErr
+	case <-ctx.Done():
+		return ctx.Err()
+	}
 }
 
 type sender struct {
@@ -220,7 +246,7 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 			if len(fs.Parts) == 0 {
 				fs.Parts = splitParts(f.Size, n)
 			}
-			g := &partGroup{}
+			g := newPartGroup(len(fs.Parts))
 			for pi, p := range fs.Parts {
 				if p.Done && !s.partStillThere(ctx, p.URL, p.Size) {
 					s.log.Info("a finished part of the previous run is gone from the server; sending it again", "path", f.Rel, "part", pi)
@@ -443,8 +469,16 @@ func (s *sender) hash(ctx context.Context, j *job) error {
 		return err
 	}
 	if j.part >= 0 {
-		j.group.hashOnce.Do(func() { j.group.hashErr = s.hashSplit(ctx, j) })
-		return j.group.hashErr
+		g := j.group
+		g.hashOnce.Do(func() {
+			go func() {
+				if err := s.hashSplit(ctx, j); err != nil {
+					g.hashErr = err
+					close(g.hashFailed)
+				}
+			}()
+		})
+		return g.wait(ctx, g.partReady[j.part])
 	}
 	s.st.mu.Lock()
 	have := j.fs.SHA256
@@ -460,8 +494,10 @@ func (s *sender) hash(ctx context.Context, j *job) error {
 }
 
 // hashSplit fills in a split file's whole and per-part digests in one
-// sequential read, unless the state caches all of them.
+// sequential read, unless the state caches all of them, publishing each
+// digest on the group as soon as it is known.
 func (s *sender) hashSplit(ctx context.Context, j *job) error {
+	g := j.group
 	s.st.mu.Lock()
 	cached := j.fs.SHA256 != ""
 	for _, p := range j.fs.Parts {
@@ -469,19 +505,32 @@ func (s *sender) hashSplit(ctx context.Context, j *job) error {
 	}
 	parts := append([]Part(nil), j.fs.Parts...)
 	s.st.mu.Unlock()
-	if cached {
-		return nil
-	}
-	whole, sums, err := hashSplitFn(ctx, j.file.Abs, j.file.Size, parts)
-	if err != nil {
-		return err
-	}
-	return s.st.update(func() {
-		j.fs.SHA256 = whole
-		for i := range j.fs.Parts {
-			j.fs.Parts[i].SHA256 = sums[i]
+	if !cached {
+		var uerr error
+		whole, _, err := hashSplitFn(ctx, j.file.Abs, j.file.Size, parts, func(i int, sum string) {
+			if uerr == nil {
+				uerr = s.st.update(func() { j.fs.Parts[i].SHA256 = sum })
+			}
+			if uerr == nil {
+				close(g.partReady[i])
+			}
+		})
+		if err == nil {
+			err = uerr
 		}
-	})
+		if err != nil {
+			return err
+		}
+		if err := s.st.update(func() { j.fs.SHA256 = whole }); err != nil {
+			return err
+		}
+	} else {
+		for _, c := range g.partReady {
+			close(c)
+		}
+	}
+	close(g.wholeReady)
+	return nil
 }
 
 func (s *sender) meta(f *File) tus.Metadata {
@@ -625,6 +674,12 @@ func (s *sender) create(ctx context.Context, j *job) (string, error) {
 
 // concat joins a split file's partials into the final upload.
 func (s *sender) concat(ctx context.Context, j *job) error {
+	if j.group != nil {
+		// The sequential hash pass may still be finishing the whole digest.
+		if err := j.group.wait(ctx, j.group.wholeReady); err != nil {
+			return err
+		}
+	}
 	s.st.mu.Lock()
 	urls := make([]string, len(j.fs.Parts))
 	for i, p := range j.fs.Parts {
