@@ -1,16 +1,21 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"crypto/sha256"
 	"flag"
 	"fmt"
 	"log/slog"
+	"maps"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
+	"slices"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -42,6 +47,7 @@ func main() {
 	fmt.Printf("  total %s, iconik calls %d (%.2f per file, target <= 11; 429s %d), bound calls/%g = %s, total/bound = %.3f (target <= 1.15)\n",
 		r.total.Round(time.Millisecond), r.calls, float64(r.calls)/float64(*files), r.tooMany, *rateLimit, bound.Round(time.Millisecond),
 		float64(r.total)/float64(bound))
+	printRoutes(r.routes, *files)
 
 	fmt.Printf("pipelining: %d files completing every %s, no faults (client limit %g/s)\n", *pipeFiles, *pipeEvery, *rateLimit)
 	p, err := run(ctx, emulator.Faults{}, *rateLimit, *workers, *pipeFiles, *size, *pipeEvery)
@@ -51,11 +57,13 @@ func main() {
 	}
 	fmt.Printf("  upload span %s, delivered %s after the last byte (target <= 2s), iconik calls %d\n",
 		p.uploadSpan.Round(time.Millisecond), p.afterLast.Round(time.Millisecond), p.calls)
+	printRoutes(p.routes, *pipeFiles)
 }
 
 type result struct {
 	total, uploadSpan, afterLast time.Duration
 	calls, tooMany               int64
+	routes                       map[string]int64
 }
 
 type blob struct {
@@ -88,10 +96,15 @@ func run(ctx context.Context, faults emulator.Faults, clientRate float64, worker
 	}
 	defer emu.Close()
 	var calls, tooMany atomic.Int64
+	var routesMu sync.Mutex
+	routes := map[string]int64{}
 	count := emu.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/API/") {
 			calls.Add(1)
+			routesMu.Lock()
+			routes[r.Method+" "+idPattern.ReplaceAllString(r.URL.Path, "{id}")]++
+			routesMu.Unlock()
 			cw := &codeWriter{ResponseWriter: w}
 			count.ServeHTTP(cw, r)
 			if cw.code == http.StatusTooManyRequests {
@@ -131,6 +144,9 @@ func run(ctx context.Context, faults emulator.Faults, clientRate float64, worker
 	}
 	conn.MetadataViewID = v.ID
 	calls.Store(0) // setup calls are not delivery calls
+	routesMu.Lock()
+	clear(routes)
+	routesMu.Unlock()
 
 	store, err := db.Open(ctx, filepath.Join(dir, "ferry.db"), db.Options{Logger: quiet})
 	if err != nil {
@@ -215,7 +231,21 @@ func run(ctx context.Context, faults emulator.Faults, clientRate float64, worker
 	if len(ds) != 1 || ds[0].State != db.DeliveryDelivered {
 		return nil, fmt.Errorf("delivery ended %v", ds)
 	}
-	return &result{total: end.Sub(start), uploadSpan: last.Sub(start), afterLast: end.Sub(last), calls: calls.Load(), tooMany: tooMany.Load()}, nil
+	routesMu.Lock()
+	defer routesMu.Unlock()
+	return &result{total: end.Sub(start), uploadSpan: last.Sub(start), afterLast: end.Sub(last), calls: calls.Load(), tooMany: tooMany.Load(), routes: maps.Clone(routes)}, nil
+}
+
+// idPattern folds ids out of API paths so calls can be counted by route.
+var idPattern = regexp.MustCompile(`[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}`)
+
+// printRoutes prints the calls by route, most first, per file.
+func printRoutes(routes map[string]int64, files int) {
+	keys := slices.Collect(maps.Keys(routes))
+	slices.SortFunc(keys, func(a, b string) int { return cmp.Compare(routes[b], routes[a]) })
+	for _, k := range keys {
+		fmt.Printf("    %6d  %5.2f/file  %s\n", routes[k], float64(routes[k])/float64(files), k)
+	}
 }
 
 type codeWriter struct {
