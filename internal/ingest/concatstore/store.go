@@ -44,6 +44,9 @@ const (
 	// saveEvery bounds how many bytes a crash can force us to re-hash from disk within one PATCH.
 	saveEvery = 64 << 20
 	bufSize   = 1 << 20
+	// writebackEvery is how much a PATCH writes before it asks the kernel to
+	// start writing those bytes back (only when uploads are synced).
+	writebackEvery = 16 << 20
 )
 
 var validID = regexp.MustCompile(`^[0-9a-f]{32}$`)
@@ -426,7 +429,7 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 	// not slowed to the sum of network, disk and SHA-256 time. Only bytes that reached the file
 	// are handed to it: the hash never covers bytes the file lacks.
 	hp := startHasher(u.s, id, h)
-	var written, sinceSave int64
+	var written, sinceSave, flushed int64
 	var werr error
 	for {
 		buf := getBuf()
@@ -435,6 +438,10 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 			w, err := f.Write((*buf)[:n])
 			written += int64(w)
 			sinceSave += int64(w)
+			if u.s.Sync && written-flushed >= writebackEvery {
+				startWriteback(f, offset+flushed, written-flushed)
+				flushed = written
+			}
 			hp.add(buf, w, sinceSave >= saveEvery)
 			if sinceSave >= saveEvery {
 				sinceSave = 0
