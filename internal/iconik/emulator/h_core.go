@@ -92,14 +92,24 @@ func (s *Server) storageList(c *call) {
 }
 
 func (s *Server) storageGet(c *call) {
+	s.getOne(c, kStorages, "storage_id", "Storage doesn't exist", renderStorage)
+}
+
+// getOne answers a GET of one object: 404 with missing when the id is unknown,
+// else 200 with render(object). render runs under the lock, since the object
+// is shared with requests that change it.
+func (s *Server) getOne(c *call, kind, param, missing string, render func(doc) doc) {
 	s.mu.Lock()
-	d := s.st.get(kStorages, c.param("storage_id"))
+	var out doc
+	if d := s.st.get(kind, c.param(param)); d != nil {
+		out = render(d)
+	}
 	s.mu.Unlock()
-	if d == nil {
-		c.fail(http.StatusNotFound, "Storage doesn't exist")
+	if out == nil {
+		c.fail(http.StatusNotFound, missing)
 		return
 	}
-	c.json(http.StatusOK, renderStorage(d))
+	c.json(http.StatusOK, out)
 }
 
 func (s *Server) storagePermissions(c *call) {
@@ -229,14 +239,7 @@ func (s *Server) collectionList(c *call) {
 }
 
 func (s *Server) collectionGet(c *call) {
-	s.mu.Lock()
-	d := s.st.get(kCollections, c.param("collection_id"))
-	s.mu.Unlock()
-	if d == nil {
-		c.fail(http.StatusNotFound, "Collection does not exist")
-		return
-	}
-	c.json(http.StatusOK, public(d))
+	s.getOne(c, kCollections, "collection_id", "Collection does not exist", public)
 }
 
 func (s *Server) collectionDelete(c *call) {
@@ -437,18 +440,7 @@ func (s *Server) assetCreate(c *call) {
 }
 
 func (s *Server) assetGet(c *call) {
-	s.mu.Lock()
-	d := s.st.get(kAssets, c.param("asset_id"))
-	var out doc
-	if d != nil {
-		out = public(d)
-	}
-	s.mu.Unlock()
-	if d == nil {
-		c.fail(http.StatusNotFound, "Asset does not exist")
-		return
-	}
-	c.json(http.StatusOK, out)
+	s.getOne(c, kAssets, "asset_id", "Asset does not exist", public)
 }
 
 func (s *Server) assetPatch(c *call) {
