@@ -313,6 +313,8 @@ type Scanner struct {
 	parts   []Part
 	newPart func(i int) hash.Hash
 	whole   []hash.Hash
+	workers int
+	batch   int
 
 	mu      sync.Mutex
 	allowed int
@@ -329,12 +331,20 @@ type Scanner struct {
 func NewScanner(src Source, parts []Part, newPart func(i int) hash.Hash, whole ...hash.Hash) *Scanner {
 	s := &Scanner{src: src, parts: parts, newPart: newPart, whole: whole,
 		wake: make(chan struct{}, 1), digests: make([][]byte, len(parts)),
-		ready: make([]chan struct{}, len(parts)), done: make(chan struct{})}
+		ready: make([]chan struct{}, len(parts)), done: make(chan struct{}),
+		workers: runtime.GOMAXPROCS(0), batch: 1}
 	for i := range s.ready {
 		s.ready[i] = make(chan struct{})
 	}
 	return s
 }
+
+// Lanes makes the scanner hash n parts at once, starting them together:
+// SIMD hashes (NewMD5) only reach full speed when that many parts share the
+// server's lanes. The scanner then waits until it is allowed n parts further
+// (or to the end) before it moves on, so the caller must let it at least n
+// parts ahead of any part whose digest it waits for. Call it before Run.
+func (s *Scanner) Lanes(n int) { s.workers, s.batch = max(1, n), max(1, n) }
 
 // Allow lets the scanner read parts with index below n.
 func (s *Scanner) Allow(n int) {
@@ -360,65 +370,90 @@ func (s *Scanner) Run(ctx context.Context) {
 
 func (s *Scanner) run(ctx context.Context) error {
 	// The whole-file hashes are sequential by nature; per-part digests are
-	// independent, so they run on every core alongside (each re-reads its
-	// part from the page cache the sequential pass just filled).
-	workers := make(chan struct{}, max(1, runtime.GOMAXPROCS(0)))
+	// independent, so they run alongside, up to s.workers at once (each
+	// re-reads its part from the page cache the sequential pass just
+	// filled). Parts are taken a batch at a time so SIMD lanes start full.
+	workers := make(chan struct{}, s.workers)
 	var wg sync.WaitGroup
 	var partErr error
 	var errOnce sync.Once
 	defer wg.Wait()
 	buf := make([]byte, 1<<20)
 	mw := io.MultiWriter(hashWriters(s.whole)...)
-	for i, p := range s.parts {
-		for {
-			s.mu.Lock()
-			ok := i < s.allowed
-			s.mu.Unlock()
-			if ok {
-				break
-			}
-			select {
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			case <-s.wake:
-			}
+	for i := 0; i < len(s.parts); {
+		end, err := s.next(ctx, i)
+		if err != nil {
+			return err
 		}
-		var ph hash.Hash
-		if s.newPart != nil {
-			ph = s.newPart(i)
-		}
-		if ph == nil {
-			close(s.ready[i])
-		} else {
-			select {
-			case workers <- struct{}{}:
-			case <-ctx.Done():
-				return context.Cause(ctx)
-			}
-			wg.Add(1)
-			go func() {
-				defer wg.Done()
-				defer func() { <-workers }()
-				b := make([]byte, 256<<10)
-				if _, err := io.CopyBuffer(ph, io.NewSectionReader(s.src, p.Off, p.Size), b); err != nil {
-					errOnce.Do(func() { partErr = fmt.Errorf("hash part %d: %w", p.Number, err) })
-					return
-				}
-				s.digests[i] = ph.Sum(nil)
-				close(s.ready[i])
-			}()
-		}
-		if len(s.whole) > 0 {
-			if _, err := io.CopyBuffer(mw, io.NewSectionReader(s.src, p.Off, p.Size), buf); err != nil {
+		for j := i; j < end; j++ {
+			if err := s.startPart(ctx, j, workers, &wg, func(err error) { errOnce.Do(func() { partErr = err }) }); err != nil {
 				return err
 			}
 		}
-		if ctx.Err() != nil {
-			return context.Cause(ctx)
+		for j := i; j < end && len(s.whole) > 0; j++ {
+			p := s.parts[j]
+			if _, err := io.CopyBuffer(mw, io.NewSectionReader(s.src, p.Off, p.Size), buf); err != nil {
+				return err
+			}
+			if ctx.Err() != nil {
+				return context.Cause(ctx)
+			}
 		}
+		i = end
 	}
 	wg.Wait()
 	return partErr
+}
+
+// next waits until the scanner may read from part i on, and says up to
+// which part: a whole batch, or what is left.
+func (s *Scanner) next(ctx context.Context, i int) (int, error) {
+	want := min(len(s.parts), i+s.batch)
+	for {
+		s.mu.Lock()
+		allowed := s.allowed
+		s.mu.Unlock()
+		if allowed >= want {
+			return want, nil
+		}
+		select {
+		case <-ctx.Done():
+			return 0, context.Cause(ctx)
+		case <-s.wake:
+		}
+	}
+}
+
+// startPart starts hashing part index i, when it has a per-part hash.
+func (s *Scanner) startPart(ctx context.Context, i int, workers chan struct{}, wg *sync.WaitGroup, fail func(error)) error {
+	var ph hash.Hash
+	if s.newPart != nil {
+		ph = s.newPart(i)
+	}
+	if ph == nil {
+		close(s.ready[i])
+		return nil
+	}
+	select {
+	case workers <- struct{}{}:
+	case <-ctx.Done():
+		Release(ph)
+		return context.Cause(ctx)
+	}
+	wg.Add(1)
+	go func() {
+		defer wg.Done()
+		defer func() { <-workers }()
+		defer Release(ph)
+		p := s.parts[i]
+		if _, err := io.CopyBuffer(ph, io.NewSectionReader(s.src, p.Off, p.Size), make([]byte, 256<<10)); err != nil {
+			fail(fmt.Errorf("hash part %d: %w", p.Number, err))
+			return
+		}
+		s.digests[i] = ph.Sum(nil)
+		close(s.ready[i])
+	}()
+	return nil
 }
 
 func hashWriters(hs []hash.Hash) []io.Writer {

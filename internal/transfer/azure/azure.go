@@ -171,10 +171,13 @@ func (u *Uploader) blocks(ctx context.Context, src transfer.Source, t transfer.A
 		}
 	}
 	tr := transfer.NewTracker(p, state)
-	scan := transfer.NewScanner(src, parts, transfer.Each(md5.New), sha256.New())
+	scan := transfer.NewScanner(src, parts, transfer.Each(transfer.NewMD5), sha256.New())
+	scan.Lanes(transfer.MD5Lanes)
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	lead := 2 * u.o.Parallelism
+	// Each block waits for its MD5 before it is sent: keep a whole batch of
+	// lanes hashed ahead of the senders.
+	lead := 2*u.o.Parallelism + transfer.MD5Lanes
 	scan.Allow(lead)
 	go scan.Run(sctx)
 

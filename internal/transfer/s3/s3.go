@@ -185,13 +185,14 @@ func (u *Uploader) multipart(ctx context.Context, src transfer.Source, t transfe
 	zc := transfer.ZeroCopy(src)
 	scan := transfer.NewScanner(src, parts, func(i int) hash.Hash {
 		if _, resumed := done[i+1]; signMD5 || resumed || zc {
-			return md5.New()
+			return transfer.NewMD5()
 		}
 		return nil
 	}, sha256.New())
+	scan.Lanes(transfer.MD5Lanes)
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	lead := 2 * u.o.Parallelism
+	lead := max(2*u.o.Parallelism, transfer.MD5Lanes) // Lanes needs at least MD5Lanes
 	scan.Allow(lead)
 	go scan.Run(sctx)
 
@@ -281,7 +282,8 @@ func (u *Uploader) sendPart(ctx context.Context, src transfer.Source, part trans
 	return u.o.Retry(ctx, func(attempt int, refresh bool) error {
 		var h hash.Hash
 		if !scanned {
-			h = md5.New()
+			h = transfer.NewMD5()
+			defer transfer.Release(h)
 		}
 		if attempt > 1 {
 			tr.Retrying(part.Number)
