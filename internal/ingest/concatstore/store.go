@@ -71,6 +71,7 @@ type Store struct {
 	mu sync.Mutex
 
 	gapHashed atomic.Int64
+	noDirect  atomic.Bool // O_DIRECT refused here: write through the page cache
 }
 
 // New opens (creating if needed) a store in dir.
@@ -411,13 +412,9 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 	if offset != u.rec.Info.Offset {
 		return 0, handler.ErrMismatchOffset
 	}
-	f, err := os.OpenFile(u.s.path(id, ".bin"), os.O_WRONLY, 0)
+	f, err := openDataWriter(u.s.path(id, ".bin"), offset, &u.s.noDirect)
 	if err != nil {
 		return 0, fmt.Errorf("concatstore: opening data file of upload %s: %w", id, err)
-	}
-	if _, err := f.Seek(offset, io.SeekStart); err != nil {
-		f.Close()
-		return 0, fmt.Errorf("concatstore: seeking upload %s to %d: %w", id, offset, err)
 	}
 	h, err := u.s.resumeHash(id, offset)
 	if err != nil {
@@ -433,13 +430,13 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 	var werr error
 	for {
 		buf := getBuf()
-		n, rerr := fill(src, *buf)
+		n, rerr := fill(src, (*buf)[:f.next(len(*buf))])
 		if n > 0 {
-			w, err := f.Write((*buf)[:n])
+			w, err := f.write((*buf)[:n])
 			written += int64(w)
 			sinceSave += int64(w)
-			if u.s.Sync && written-flushed >= writebackEvery {
-				startWriteback(f, offset+flushed, written-flushed)
+			if u.s.Sync && !f.isDirect() && written-flushed >= writebackEvery {
+				startWriteback(f.buffered, offset+flushed, written-flushed)
 				flushed = written
 			}
 			hp.add(buf, w, sinceSave >= saveEvery)
@@ -523,7 +520,7 @@ func (hp *hasher) wait() error {
 	return <-hp.done
 }
 
-var bufPool = sync.Pool{New: func() any { b := make([]byte, bufSize); return &b }}
+var bufPool = sync.Pool{New: func() any { b := alignedBuf(bufSize); return &b }}
 
 func getBuf() *[]byte  { return bufPool.Get().(*[]byte) }
 func putBuf(b *[]byte) { bufPool.Put(b) }
