@@ -8,10 +8,10 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"maps"
 	"net/http"
 	"os"
 	"path/filepath"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"testing"
@@ -50,11 +50,7 @@ func TestRerunDoesNotRehashWhatTheStateCaches(t *testing.T) {
 		hashed.Add(1)
 		return hashRange(path, off, n)
 	}
-	hashSplitFn = func(ctx context.Context, path string, size int64, parts []Part, onPart func(int, string)) (string, []string, error) {
-		hashed.Add(1)
-		return hashSplit(ctx, path, size, parts, onPart)
-	}
-	t.Cleanup(func() { hashRangeFn, hashSplitFn = hashRange, hashSplit })
+	t.Cleanup(func() { hashRangeFn = hashRange })
 	target, _ := ParseTarget(srv.URL+"/p/demo", "")
 	stateDir := t.TempDir()
 	opts := Options{Target: target, Paths: []string{dir}, Streams: 2, Large: 1 << 20, StateDir: stateDir}
@@ -77,21 +73,21 @@ func TestRerunDoesNotRehashWhatTheStateCaches(t *testing.T) {
 	if err := json.Unmarshal(b, &st); err != nil {
 		t.Fatal(err)
 	}
-	// Each file is split in two and hashed in one pass for its parts and
-	// the whole: the state caches all three digests or none.
-	cached, parts := 0, 0
+	// Each file is split in two; each part's digest and the whole file's
+	// are cached as soon as they are known.
+	cached, missing, parts := 0, 0, 0
 	for _, fs := range st.Files {
 		parts += len(fs.Parts)
-		all := fs.SHA256 != ""
-		for _, p := range fs.Parts {
-			all = all && p.SHA256 != ""
-		}
-		if all {
-			cached++
+		for _, sum := range append([]string{fs.SHA256}, partSums(fs)...) {
+			if sum != "" {
+				cached++
+			} else {
+				missing++
+			}
 		}
 	}
 	if cached == 0 || parts != 6 {
-		t.Fatalf("state caches the hashes of %d files (%d parts); the test needs some cached", cached, parts)
+		t.Fatalf("state caches %d digests (%d parts); the test needs some cached", cached, parts)
 	}
 
 	hashed.Store(0)
@@ -99,12 +95,20 @@ func TestRerunDoesNotRehashWhatTheStateCaches(t *testing.T) {
 	if _, err := Send(context.Background(), opts); err != nil {
 		t.Fatal(err)
 	}
-	if got, want := hashed.Load(), int64(len(st.Files)-cached); got != want {
-		t.Errorf("re-run hashed %d files, want %d (only those the state did not cache)", got, want)
+	if got := hashed.Load(); got != int64(missing) {
+		t.Errorf("re-run hashed %d ranges, want %d (only the digests the state did not cache)", got, missing)
 	}
 }
 
-func TestSplitFileIsHashedInOnePassAndItsFinalDeclaresTheWholeSHA256(t *testing.T) {
+func partSums(fs *FileState) []string {
+	var sums []string
+	for _, p := range fs.Parts {
+		sums = append(sums, p.SHA256)
+	}
+	return sums
+}
+
+func TestSplitFileHashesEachPartAndTheWholeOnceAndItsFinalDeclaresTheWholeSHA256(t *testing.T) {
 	srv := sendtest.Start(t)
 	srv.VerifyHashes = true
 	dir := t.TempDir()
@@ -114,63 +118,31 @@ func TestSplitFileIsHashedInOnePassAndItsFinalDeclaresTheWholeSHA256(t *testing.
 	if err := os.WriteFile(path, data, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	var ranges, splits atomic.Int64
+	var mu sync.Mutex
+	ranges := map[[2]int64]int{}
 	hashRangeFn = func(path string, off, n int64) (string, error) {
-		ranges.Add(1)
+		mu.Lock()
+		ranges[[2]int64{off, n}]++
+		mu.Unlock()
 		return hashRange(path, off, n)
 	}
-	hashSplitFn = func(ctx context.Context, path string, size int64, parts []Part, onPart func(int, string)) (string, []string, error) {
-		splits.Add(1)
-		return hashSplit(ctx, path, size, parts, onPart)
-	}
-	t.Cleanup(func() { hashRangeFn, hashSplitFn = hashRange, hashSplit })
+	t.Cleanup(func() { hashRangeFn = hashRange })
 	target, _ := ParseTarget(srv.URL+"/p/demo", "")
 	res, err := Send(context.Background(), Options{Target: target, Paths: []string{path}, Streams: 4, Large: 1 << 20, StateDir: t.TempDir()})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ranges.Load() != 0 || splits.Load() != 1 {
-		t.Errorf("hashing read %d ranges and %d whole files, want one whole-file pass", ranges.Load(), splits.Load())
+	want := map[[2]int64]int{{0, int64(len(data))}: 1}
+	for _, p := range splitParts(int64(len(data)), 4) {
+		want[[2]int64{p.Offset, p.Size}] = 1
+	}
+	if !maps.Equal(ranges, want) {
+		t.Errorf("hashed ranges %v, want each part and the whole file once: %v", ranges, want)
 	}
 	_, files := srv.PackageState(res.PackageID)
-	want := sha256.Sum256(data)
-	if got := files["clip.mov"].SHA256; got != hex.EncodeToString(want[:]) {
-		t.Errorf("the final declared sha256 %q, want the whole file's %x", got, want)
-	}
-}
-
-func TestHashSplitMatchesSeparateHashes(t *testing.T) {
-	path := filepath.Join(t.TempDir(), "f")
-	data := make([]byte, 3<<20+5)
-	_, _ = rand.Read(data)
-	if err := os.WriteFile(path, data, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	parts := splitParts(int64(len(data)), 3)
-	// Each part's digest is published, in order, as soon as its range is read.
-	var published []string
-	whole, sums, err := hashSplit(context.Background(), path, int64(len(data)), parts, func(i int, sum string) {
-		if i != len(published) {
-			t.Errorf("part %d published after %d others", i, len(published))
-		}
-		published = append(published, sum)
-	})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if !slices.Equal(published, sums) {
-		t.Errorf("published %q, returned %q", published, sums)
-	}
-	if w := sha256.Sum256(data); whole != hex.EncodeToString(w[:]) {
-		t.Errorf("whole = %s, want %x", whole, w)
-	}
-	for i, p := range parts {
-		if w := sha256.Sum256(data[p.Offset : p.Offset+p.Size]); sums[i] != hex.EncodeToString(w[:]) {
-			t.Errorf("part %d = %s, want %x", i, sums[i], w)
-		}
-	}
-	if _, _, err := hashSplit(context.Background(), path, int64(len(data))+1, splitParts(int64(len(data))+1, 3), nil); err == nil {
-		t.Error("a file shorter than its parts hashed without error")
+	whole := sha256.Sum256(data)
+	if got := files["clip.mov"].SHA256; got != hex.EncodeToString(whole[:]) {
+		t.Errorf("the final declared sha256 %q, want the whole file's %x", got, whole)
 	}
 }
 

@@ -74,27 +74,25 @@ type job struct {
 }
 
 // partGroup tracks a split file's partials; the last one to finish
-// concatenates. The first of its jobs to be hashed starts one sequential pass
-// over the whole file (hashOnce) that publishes each part's digest as soon as
-// its range is read (partReady[i]) and the whole file's at the end
-// (wholeReady): part k waits only for the pass to reach the end of part k, so
-// hashing keeps overlapping sending, and the file is still read once.
+// concatenates. Each partial's job hashes its own range just before it is
+// sent (its digest is declared when it is created), on the pipeline's
+// hashers, so parts are hashed side by side and part k+1 is hashed while part
+// k is sent. The whole file's digest, declared only on the final upload, is
+// computed by one sequential pass that the first job starts (hashOnce) and
+// that runs beside the parts: it is needed only when the last part is done.
+// That is two SHA-256 reads of the file (the price of declaring both
+// digests), but neither waits on the other.
 type partGroup struct {
 	mu         sync.Mutex
 	pending    int
 	hashOnce   sync.Once
-	partReady  []chan struct{}
 	wholeReady chan struct{}
 	hashFailed chan struct{}
 	hashErr    error // set before hashFailed is closed
 }
 
-func newPartGroup(parts int) *partGroup {
-	g := &partGroup{partReady: make([]chan struct{}, parts), wholeReady: make(chan struct{}), hashFailed: make(chan struct{})}
-	for i := range g.partReady {
-		g.partReady[i] = make(chan struct{})
-	}
-	return g
+func newPartGroup() *partGroup {
+	return &partGroup{wholeReady: make(chan struct{}), hashFailed: make(chan struct{})}
 }
 
 // wait blocks until ready is closed, the pass failed, or ctx ends.
@@ -246,7 +244,7 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 			if len(fs.Parts) == 0 {
 				fs.Parts = splitParts(f.Size, n)
 			}
-			g := newPartGroup(len(fs.Parts))
+			g := newPartGroup()
 			for pi, p := range fs.Parts {
 				if p.Done && !s.partStillThere(ctx, p.URL, p.Size) {
 					s.log.Info("a finished part of the previous run is gone from the server; sending it again", "path", f.Rel, "part", pi)
@@ -455,33 +453,24 @@ func (s *sender) pipeline(ctx context.Context, jobs []*job) error {
 	return g.Wait()
 }
 
-// hashRangeFn and hashSplitFn are hashRange and hashSplit, replaceable by
-// tests that count hashing.
-var (
-	hashRangeFn = hashRange
-	hashSplitFn = hashSplit
-)
+// hashRangeFn is hashRange, replaceable by tests that count hashing.
+var hashRangeFn = hashRange
 
-// hash fills in the job's SHA-256 unless the state already caches it. A
-// part's job hashes its whole file once for all the file's parts.
+// hash fills in the job's SHA-256 unless the state already caches it. The
+// first part of a split file to be hashed also starts the whole-file pass.
 func (s *sender) hash(ctx context.Context, j *job) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
 	if j.part >= 0 {
 		g := j.group
-		g.hashOnce.Do(func() {
-			go func() {
-				if err := s.hashSplit(ctx, j); err != nil {
-					g.hashErr = err
-					close(g.hashFailed)
-				}
-			}()
-		})
-		return g.wait(ctx, g.partReady[j.part])
+		g.hashOnce.Do(func() { go s.hashWhole(ctx, j) })
 	}
 	s.st.mu.Lock()
 	have := j.fs.SHA256
+	if j.part >= 0 {
+		have = j.fs.Parts[j.part].SHA256
+	}
 	s.st.mu.Unlock()
 	if have != "" {
 		return nil
@@ -490,47 +479,35 @@ func (s *sender) hash(ctx context.Context, j *job) error {
 	if err != nil {
 		return err
 	}
-	return s.st.update(func() { j.fs.SHA256 = sum })
+	return s.st.update(func() {
+		if j.part >= 0 {
+			j.fs.Parts[j.part].SHA256 = sum
+		} else {
+			j.fs.SHA256 = sum
+		}
+	})
 }
 
-// hashSplit fills in a split file's whole and per-part digests in one
-// sequential read, unless the state caches all of them, publishing each
-// digest on the group as soon as it is known.
-func (s *sender) hashSplit(ctx context.Context, j *job) error {
+// hashWhole computes a split file's whole digest, unless the state caches
+// it, and publishes it on the group.
+func (s *sender) hashWhole(ctx context.Context, j *job) {
 	g := j.group
 	s.st.mu.Lock()
-	cached := j.fs.SHA256 != ""
-	for _, p := range j.fs.Parts {
-		cached = cached && p.SHA256 != ""
-	}
-	parts := append([]Part(nil), j.fs.Parts...)
+	have := j.fs.SHA256
 	s.st.mu.Unlock()
-	if !cached {
-		var uerr error
-		whole, _, err := hashSplitFn(ctx, j.file.Abs, j.file.Size, parts, func(i int, sum string) {
-			if uerr == nil {
-				uerr = s.st.update(func() { j.fs.Parts[i].SHA256 = sum })
-			}
-			if uerr == nil {
-				close(g.partReady[i])
-			}
-		})
-		if err == nil {
-			err = uerr
+	err := ctx.Err()
+	if have == "" && err == nil {
+		var sum string
+		if sum, err = hashRangeFn(j.file.Abs, 0, j.file.Size); err == nil {
+			err = s.st.update(func() { j.fs.SHA256 = sum })
 		}
-		if err != nil {
-			return err
-		}
-		if err := s.st.update(func() { j.fs.SHA256 = whole }); err != nil {
-			return err
-		}
-	} else {
-		for _, c := range g.partReady {
-			close(c)
-		}
+	}
+	if err != nil {
+		g.hashErr = err
+		close(g.hashFailed)
+		return
 	}
 	close(g.wholeReady)
-	return nil
 }
 
 func (s *sender) meta(f *File) tus.Metadata {
