@@ -192,7 +192,9 @@ func (u *Uploader) multipart(ctx context.Context, src transfer.Source, t transfe
 	scan.Lanes(transfer.MD5Lanes)
 	sctx, stop := context.WithCancel(ctx)
 	defer stop()
-	lead := max(2*u.o.Parallelism, transfer.MD5Lanes) // Lanes needs at least MD5Lanes
+	// A whole batch of lanes is hashed ahead of the senders (Lanes needs at
+	// least one; signed URLs wait for their part's MD5 before sending).
+	lead := 2*u.o.Parallelism + transfer.MD5Lanes
 	scan.Allow(lead)
 	go scan.Run(sctx)
 
