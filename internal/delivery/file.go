@@ -718,15 +718,6 @@ func (r *fileRun) upload(ctx context.Context) error {
 	r.icFile = nil // its URLs are used now
 	tgt := newTarget(r.cl, rec, fresh, r.conn.StorageMethod, r.conn.S3SignsMD5)
 	resume := r.openTransferState()
-	if resume != nil && resume.Method == "B2" && resume.UploadID != "" {
-		// Continuing a started B2 large file needs a part URL for it, which
-		// iconik hands out only when asked with its upload_file_id, and the
-		// client cannot ask that yet: cancel it and start afresh.
-		if err := tgt.B2CancelLarge(ctx, resume.UploadID); err != nil {
-			r.s.log.Warn("delivery: cancelling an interrupted B2 large file", "path", f.Path, "err", err)
-		}
-		resume = nil
-	}
 	src := newMD5Source(blob)
 	var sent atomic.Int64
 	stop := r.reportProgress(ctx, &sent)

@@ -13,6 +13,7 @@ import (
 	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/secret"
 	"github.com/ferryhq/ferry/internal/transfer"
+	"github.com/ferryhq/ferry/internal/transfer/b2"
 	"github.com/ferryhq/ferry/internal/transfer/gcs"
 )
 
@@ -115,5 +116,38 @@ func TestTransferStateIsSealedAndResumes(t *testing.T) {
 				t.Fatalf("storage holds %d bytes that differ from the %d sent", len(got), len(data))
 			}
 		})
+	}
+}
+
+// TestB2LargeFileResumesAfterRestart: a B2 large file interrupted after its
+// start was recorded continues the same large file (iconik's start call
+// given its upload_file_id hands out a fresh part URL), instead of being
+// cancelled and sent again from the first byte.
+func TestB2LargeFileResumesAfterRestart(t *testing.T) {
+	var e *env
+	up := &interrupting{inner: b2.New(transfer.Options{PartSize: 5 << 20}), store: func() db.Store { return e.store }}
+	e = newEnv(t, envOptions{services: func(o *delivery.Options) {
+		o.Uploaders = map[string]transfer.Uploader{"B2": up}
+	}})
+	conn := e.connect("c", "b2")
+	e.createPortal("Large", conn.ID)
+	h := e.newPackage("large", "Pkg", "s@example.com")
+	data := bytes.Repeat([]byte("fedcba9876543210"), 12<<20/16)
+	e.put(h, "big.bin", data)
+	e.finalize(h)
+	st := e.settled(h, conn.ID)
+	if st.Delivery.State != db.DeliveryDelivered {
+		t.Fatalf("delivery %s: %s", st.Delivery.State, st.Delivery.Error)
+	}
+	up.mu.Lock()
+	defer up.mu.Unlock()
+	if up.calls != 2 || up.state.Method != "B2" || up.state.UploadID == "" {
+		t.Fatalf("%d uploads, state %+v: the interruption did not happen", up.calls, up.state)
+	}
+	if r := up.resumes[1]; r == nil || r.Method != "B2" || r.UploadID != up.state.UploadID {
+		t.Fatalf("the second upload resumed from %+v, want the first one's large file %s", r, up.state.UploadID)
+	}
+	if got := e.object(conn.StorageID, "ferry/Portal Downloads/Large/Pkg/big.bin"); !bytes.Equal(got, data) {
+		t.Fatalf("storage holds %d bytes that differ from the %d sent", len(got), len(data))
 	}
 }

@@ -25,8 +25,7 @@ type target struct {
 	signsMD5 bool
 	mu       sync.Mutex
 	file     *iconik.File
-	fresh    bool                        // file's upload fields not handed out yet
-	b2       map[string]transfer.B2Large // large files started by this attempt
+	fresh    bool // file's upload fields not handed out yet
 }
 
 func newTarget(cl *iconik.Client, f *iconik.File, fresh bool, method string, signsMD5 bool) *target {
@@ -173,30 +172,13 @@ func (t *target) B2Upload(ctx context.Context) (transfer.B2Upload, error) {
 }
 
 func (t *target) B2StartLarge(ctx context.Context, fileID string) (transfer.B2Large, error) {
-	t.mu.Lock()
-	known, ok := t.b2[fileID]
-	t.mu.Unlock()
-	if fileID != "" {
-		// iconik's start call would name the started file (upload_file_id),
-		// but the client cannot send it yet: reuse the part URL of the start
-		// made in this attempt.
-		if !ok {
-			return transfer.B2Large{}, fmt.Errorf("no part upload URL for B2 large file %s: it was started by an earlier attempt", fileID)
-		}
-		return known, nil
-	}
-	l, err := t.cl.B2LargeStart(ctx, t.assetID, t.file.ID)
+	// Given the fileID of a large file started earlier (by this attempt or
+	// one before a restart), iconik hands out a fresh part URL for it.
+	l, err := t.cl.B2LargeStart(ctx, t.assetID, t.file.ID, iconik.B2LargeStartParams{UploadFileID: fileID})
 	if err != nil {
 		return transfer.B2Large{}, err
 	}
-	out := transfer.B2Large{FileID: l.UploadFileID, UploadURL: l.UploadURL, AuthorizationToken: l.AuthorizationToken}
-	t.mu.Lock()
-	if t.b2 == nil {
-		t.b2 = map[string]transfer.B2Large{}
-	}
-	t.b2[out.FileID] = out
-	t.mu.Unlock()
-	return out, nil
+	return transfer.B2Large{FileID: l.UploadFileID, UploadURL: l.UploadURL, AuthorizationToken: l.AuthorizationToken}, nil
 }
 
 func (t *target) B2FinishLarge(ctx context.Context, fileID string, sha1s []string) error {

@@ -367,7 +367,7 @@ func TestEveryCallSendsTheTrailingSlash(t *testing.T) {
 	_, _ = c.S3PartURLs(ctx, "a", "f", S3PartURLsParams{UploadID: "u", PartsNum: 2})
 	_, _ = c.S3MultipartURLs(ctx, "a", "f", S3MultipartURLsParams{UploadID: "u"})
 	_ = c.MultipartCleanup(ctx, "a", "f", MultipartCleanupParams{UploadID: "u", AbortUpload: true})
-	_, _ = c.B2LargeStart(ctx, "a", "f")
+	_, _ = c.B2LargeStart(ctx, "a", "f", B2LargeStartParams{})
 	_ = c.B2LargeFinish(ctx, "a", "f", B2LargeFinishParams{UploadFileID: "u", SHA1List: []string{"x"}})
 	_ = c.B2LargeCancel(ctx, "a", "f", B2LargeCancelParams{UploadFileID: "u"})
 	_, _ = c.GCSComposeURL(ctx, "a", "f", GCSComposeURLParams{})

@@ -590,7 +590,7 @@ func TestContractUploadHelpers(t *testing.T) {
 	})
 	t.Run("B2 large file in two parts, finished", func(t *testing.T) {
 		f := newFile("b2")
-		l, err := c.B2LargeStart(ctx, f.AssetID, f.ID)
+		l, err := c.B2LargeStart(ctx, f.AssetID, f.ID, iconik.B2LargeStartParams{})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -633,9 +633,23 @@ func TestContractUploadHelpers(t *testing.T) {
 			t.Fatalf("fresh B2 url: %+v, %v", g, err)
 		}
 	})
+	t.Run("B2 large file resumed with its upload_file_id", func(t *testing.T) {
+		f := newFile("b2")
+		l, err := c.B2LargeStart(ctx, f.AssetID, f.ID, iconik.B2LargeStartParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		again, err := c.B2LargeStart(ctx, f.AssetID, f.ID, iconik.B2LargeStartParams{UploadFileID: l.UploadFileID})
+		if err != nil || again.UploadFileID != l.UploadFileID || again.UploadURL == "" || again.AuthorizationToken == "" {
+			t.Fatalf("resume: %+v, %v", again, err)
+		}
+		if _, err := c.B2LargeStart(ctx, f.AssetID, f.ID, iconik.B2LargeStartParams{UploadFileID: "4_znotstarted"}); err == nil {
+			t.Fatal("a large file that was never started was resumed")
+		}
+	})
 	t.Run("B2 large file start and cancel", func(t *testing.T) {
 		f := newFile("b2")
-		l, err := c.B2LargeStart(ctx, f.AssetID, f.ID)
+		l, err := c.B2LargeStart(ctx, f.AssetID, f.ID, iconik.B2LargeStartParams{})
 		if err != nil || l.UploadFileID == "" || l.UploadURL == "" || l.AuthorizationToken == "" {
 			t.Fatalf("start: %+v, %v", l, err)
 		}

@@ -480,18 +480,35 @@ type B2Large struct {
 	ErrorCode          string `json:"error_code"`
 }
 
-// B2LargeStart starts a B2 large file for the file record. Not retried on 5xx/network errors
-// (a retry would start a second large file); cancel the first if a retry is needed.
-func (c *Client) B2LargeStart(ctx context.Context, assetID, fileID string) (*B2Large, error) {
+// B2LargeStartParams is the body of POST .../multipart/b2/start/.
+type B2LargeStartParams struct {
+	// UploadFileID names a large file started earlier, to get a fresh part
+	// upload URL and token for it (resuming after a restart); empty starts a
+	// new one.
+	UploadFileID string `json:"upload_file_id,omitempty"`
+}
+
+// B2LargeStart starts a B2 large file for the file record or, with
+// p.UploadFileID, hands out a fresh part URL for one already started. A new
+// start is not retried on 5xx/network errors (a retry would start a second
+// large file; cancel the first if a retry is needed); asking again for a
+// started one is, as it creates nothing.
+func (c *Client) B2LargeStart(ctx context.Context, assetID, fileID string, p B2LargeStartParams) (*B2Large, error) {
 	if err := needIDs("B2LargeStart", assetID, fileID); err != nil {
 		return nil, err
 	}
 	var out B2Large
-	if _, err := c.send(ctx, http.MethodPost, filePath(assetID, fileID)+"/multipart/b2/start/", nil, struct{}{}, &out, false); err != nil {
+	if _, err := c.send(ctx, http.MethodPost, filePath(assetID, fileID)+"/multipart/b2/start/", nil, p, &out, p.UploadFileID != ""); err != nil {
 		return nil, err
 	}
 	if out.Error != "" || out.ErrorCode != "" {
 		return nil, fmt.Errorf("iconik: B2LargeStart: storage answered %s: %s", out.ErrorCode, out.Error)
+	}
+	if p.UploadFileID != "" && out.UploadFileID != "" && out.UploadFileID != p.UploadFileID {
+		return nil, fmt.Errorf("iconik: B2LargeStart: asked for large file %s, answered %s", p.UploadFileID, out.UploadFileID)
+	}
+	if out.UploadFileID == "" {
+		out.UploadFileID = p.UploadFileID
 	}
 	return &out, nil
 }

@@ -579,7 +579,13 @@ func (s *Server) b2Start(c *call) {
 	if !ok {
 		return
 	}
-	large, err := s.plane.B2StartLarge(st, str(f, "_key"))
+	var large dataplane.B2Large
+	var err error
+	if id := str(c.body, "upload_file_id"); id != "" {
+		large, err = s.plane.B2ResumeLarge(st, str(f, "_key"), id)
+	} else {
+		large, err = s.plane.B2StartLarge(st, str(f, "_key"))
+	}
 	if err != nil {
 		c.planeFailed("starting the B2 large file", err)
 		return

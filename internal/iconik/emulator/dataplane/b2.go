@@ -243,11 +243,30 @@ func (p *Plane) B2StartLarge(st Storage, key string) (B2Large, error) {
 	if err := os.WriteFile(filepath.Join(dir, "large.json"), raw, 0o644); err != nil {
 		return B2Large{}, fmt.Errorf("start B2 large file %q on storage %s: %w", key, st.ID, err)
 	}
+	return p.b2LargeURL(st, id), nil
+}
+
+// B2ResumeLarge hands out a fresh part upload URL and token for a large file
+// started earlier for key (what iconik's start call does when given its
+// upload_file_id): a restarted client continues it instead of starting over.
+func (p *Plane) B2ResumeLarge(st Storage, key, fileID string) (B2Large, error) {
+	p.Register(st)
+	_, m, e := p.b2LargeDir(st, fileID)
+	if e != nil {
+		return B2Large{}, e
+	}
+	if m.Key != key {
+		return B2Large{}, b2Bad("large file " + fileID + " belongs to another file")
+	}
+	return p.b2LargeURL(st, fileID), nil
+}
+
+func (p *Plane) b2LargeURL(st Storage, fileID string) B2Large {
 	return B2Large{
-		UploadFileID:       id,
+		UploadFileID:       fileID,
 		UploadURL:          p.baseURL() + "/_storage/b2/" + st.ID + "/b2_upload_part",
-		AuthorizationToken: p.b2Token(b2Claims{Kind: "p", Storage: st.ID, Subject: id, Expires: p.now().Add(p.ttl).Unix()}),
-	}, nil
+		AuthorizationToken: p.b2Token(b2Claims{Kind: "p", Storage: st.ID, Subject: fileID, Expires: p.now().Add(p.ttl).Unix()}),
+	}
 }
 
 func (p *Plane) b2UploadPart(w http.ResponseWriter, r *http.Request, st Storage) {
