@@ -154,6 +154,7 @@ type nopGate struct{}
 func (nopGate) Admit(context.Context, Upload) (Admission, error)  { return Admission{}, nil }
 func (nopGate) Complete(context.Context, Upload, Checksums) error { return nil }
 func (nopGate) Failed(context.Context, Upload, string) error      { return nil }
+func (nopGate) Removed(context.Context, Upload) error             { return nil }
 func clearDir(b *testing.B, dir string) {
 	ents, _ := os.ReadDir(dir)
 	for _, e := range ents {

@@ -26,6 +26,7 @@ type recGate struct {
 	admitted    []Upload
 	completed   []completion
 	failed      []failure
+	removed     []Upload
 	reject      *Rejection // when set, Admit refuses
 	completeErr error      // when set, Complete fails
 	admitMeta   map[string]string
@@ -65,6 +66,13 @@ func (g *recGate) Failed(ctx context.Context, u Upload, reason string) error {
 	g.mu.Lock()
 	defer g.mu.Unlock()
 	g.failed = append(g.failed, failure{u, reason})
+	return nil
+}
+
+func (g *recGate) Removed(ctx context.Context, u Upload) error {
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.removed = append(g.removed, u)
 	return nil
 }
 

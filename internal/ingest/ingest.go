@@ -33,6 +33,10 @@ type Gate interface {
 	// bytes. It is also called for a partial upload (u.IsPartial) whose declared sha256 did not
 	// match: the sender may re-send that partial, so a gate may only log it.
 	Failed(ctx context.Context, u Upload, reason string) error
+	// Removed is told of a partial upload (u.IsPartial) that Cleanup removed because no final
+	// upload took it and it sat idle: its bytes are gone, so a gate gives back what admitting it
+	// counted. Errors are logged; the removal stands.
+	Removed(ctx context.Context, u Upload) error
 }
 
 // Upload describes one tus upload to the Gate. Metadata is the sender's tus metadata (with

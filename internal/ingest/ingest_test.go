@@ -441,6 +441,14 @@ func TestCleanupRemovesOnlyAbandonedUploads(t *testing.T) {
 	if !bytes.Equal(rg.readBack(idOf(final.Header.Get("Location"))), data) {
 		t.Errorf("final no longer reads back after Cleanup")
 	}
+	// The gate hears of the orphan partial (to give its share of the
+	// package back), and of nothing else.
+	rg.gate.mu.Lock()
+	removed := rg.gate.removed
+	rg.gate.mu.Unlock()
+	if len(removed) != 1 || removed[0].ID != idOf(orphan) || !removed[0].IsPartial || removed[0].Size != 10 {
+		t.Errorf("gate told of removals %+v, want the orphan partial %s of 10 bytes only", removed, idOf(orphan))
+	}
 }
 
 func TestDeleteRemovesFinalWithItsPartials(t *testing.T) {

@@ -59,6 +59,7 @@ func (printGate) Failed(_ context.Context, u Upload, reason string) error {
 	fmt.Printf("FAILED %s %s\n", u.ID, reason)
 	return nil
 }
+func (printGate) Removed(context.Context, Upload) error { return nil }
 
 type child struct {
 	cmd *exec.Cmd

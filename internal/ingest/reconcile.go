@@ -121,5 +121,10 @@ func (i *Ingest) cleanupOne(ctx context.Context, id string, cutoff time.Time) (b
 	if err := i.store.Remove(id); err != nil {
 		return false, err
 	}
+	if info.IsPartial {
+		if err := i.gate.Removed(ctx, uploadOf(info, nil)); err != nil {
+			i.log.ErrorContext(ctx, "telling the gate of a removed partial upload", "upload", id, "err", err)
+		}
+	}
 	return true, nil
 }

@@ -115,3 +115,12 @@ func (g *gate) Failed(ctx context.Context, u ingest.Upload, reason string) error
 	}
 	return g.svc.FailFile(ctx, portal.FileRef{FileID: u.Metadata[metaFileID], UploadID: u.ID}, reason)
 }
+
+// Removed gives a swept partial's share of its package's size back:
+// admission counted it, and the sender may send that part again.
+func (g *gate) Removed(ctx context.Context, u ingest.Upload) error {
+	if !u.IsPartial {
+		return nil
+	}
+	return g.svc.ReleasePartial(ctx, u.Metadata[metaPackageID], u.Size)
+}

@@ -1147,3 +1147,32 @@ func TestFerrySendOfASplitFileRecordsTheWholeFileSHA256(t *testing.T) {
 		t.Fatalf("recorded sha256 %q, want the whole file's %x", files[0].SHA256, want)
 	}
 }
+
+// A partial upload the sweeper removes (no final took it, and it sat idle)
+// gives its share of the package's size back, as a terminated one does: the
+// sender may send that part again without hitting the package limit.
+func TestSweptPartialGivesItsShareOfThePackageBack(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein",
+		"limits": map[string]any{"max_package_size": 100}})
+	tok := h.newPackage("p").UploadToken
+	b64 := func(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+	partial := func(rel string, size int, data []byte) (*http.Response, []byte) {
+		return h.req("POST", "/uploads/", data, "Tus-Resumable", "1.0.0", "Upload-Length", fmt.Sprint(size),
+			"Upload-Concat", "partial", "Authorization", "Bearer "+tok, "Content-Type", "application/offset+octet-stream",
+			"Upload-Metadata", "relativePath "+b64(rel)+",filename "+b64(path.Base(rel))+",file_size "+b64(fmt.Sprint(size)))
+	}
+	if resp, body := partial("big.mov", 80, []byte("first bytes")); resp.StatusCode != 201 {
+		t.Fatalf("first partial: %d %s", resp.StatusCode, body)
+	}
+	if resp, body := partial("other.mov", 80, nil); resp.StatusCode != 413 {
+		t.Fatalf("a second 80-byte partial next to the first: %d %s, want 413", resp.StatusCode, body)
+	}
+	// Everything counts as idle: the sweeper removes the orphan partial.
+	if n, err := h.app.Ingest.Cleanup(t.Context(), -time.Hour); err != nil || n != 1 {
+		t.Fatalf("Cleanup = %d, %v; want the orphan partial removed", n, err)
+	}
+	if resp, body := partial("other.mov", 80, nil); resp.StatusCode != 201 {
+		t.Fatalf("after the sweep the package still counts the removed partial: %d %s", resp.StatusCode, body)
+	}
+}
