@@ -46,9 +46,9 @@ func TestRerunDoesNotRehashWhatTheStateCaches(t *testing.T) {
 		}
 	}
 	var hashed atomic.Int64
-	hashRangeFn = func(path string, off, n int64) (string, error) {
+	hashRangeFn = func(ctx context.Context, path string, off, n int64) (string, error) {
 		hashed.Add(1)
-		return hashRange(path, off, n)
+		return hashRange(ctx, path, off, n)
 	}
 	t.Cleanup(func() { hashRangeFn = hashRange })
 	target, _ := ParseTarget(srv.URL+"/p/demo", "")
@@ -120,11 +120,11 @@ func TestSplitFileHashesEachPartAndTheWholeOnceAndItsFinalDeclaresTheWholeSHA256
 	}
 	var mu sync.Mutex
 	ranges := map[[2]int64]int{}
-	hashRangeFn = func(path string, off, n int64) (string, error) {
+	hashRangeFn = func(ctx context.Context, path string, off, n int64) (string, error) {
 		mu.Lock()
 		ranges[[2]int64{off, n}]++
 		mu.Unlock()
-		return hashRange(path, off, n)
+		return hashRange(ctx, path, off, n)
 	}
 	t.Cleanup(func() { hashRangeFn = hashRange })
 	target, _ := ParseTarget(srv.URL+"/p/demo", "")

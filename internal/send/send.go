@@ -475,7 +475,7 @@ func (s *sender) hash(ctx context.Context, j *job) error {
 	if have != "" {
 		return nil
 	}
-	sum, err := hashRangeFn(j.file.Abs, j.off, j.size)
+	sum, err := hashRangeFn(ctx, j.file.Abs, j.off, j.size)
 	if err != nil {
 		return err
 	}
@@ -498,7 +498,7 @@ func (s *sender) hashWhole(ctx context.Context, j *job) {
 	err := ctx.Err()
 	if have == "" && err == nil {
 		var sum string
-		if sum, err = hashRangeFn(j.file.Abs, 0, j.file.Size); err == nil {
+		if sum, err = hashRangeFn(ctx, j.file.Abs, 0, j.file.Size); err == nil {
 			err = s.st.update(func() { j.fs.SHA256 = sum })
 		}
 	}
@@ -668,7 +668,7 @@ func (s *sender) concat(ctx context.Context, j *job) error {
 	if whole == "" {
 		// A state written before the whole digest was kept: hash it now,
 		// so the final still declares what delivery must confirm.
-		sum, err := hashRangeFn(j.file.Abs, 0, j.file.Size)
+		sum, err := hashRangeFn(ctx, j.file.Abs, 0, j.file.Size)
 		if err != nil {
 			return err
 		}
