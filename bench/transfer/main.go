@@ -12,6 +12,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/transfer"
 )
 
 func main() {
@@ -19,7 +21,7 @@ func main() {
 	var (
 		sizeFlag   = flag.String("size", "2GiB", "source file size (B, KiB, MiB, GiB)")
 		parallel   = flag.Int("parallel", 8, "ferry: parts in flight")
-		partSize   = flag.String("part", "16MiB", "ferry: minimum part size")
+		partSize   = flag.String("part", "", "ferry: minimum part size (default: internal/transfer's)")
 		providers  = flag.String("providers", "s3", "comma list: s3 (Versity: ferry, rclone, transfermanager, single PUT), azure (Azurite), fakegcs (fake-gcs-server, <= 64 MiB), gcs, b2 (emulator data plane)")
 		contenders = flag.String("contenders", "put,ferry,tm,rclone", "S3 contenders to run, in order")
 		rounds     = flag.Int("rounds", 1, "measurements per contender (the best is kept)")
@@ -35,9 +37,11 @@ func main() {
 	if err != nil {
 		log.Fatal(err)
 	}
-	ps, err := parseSize(*partSize)
-	if err != nil {
-		log.Fatal(err)
+	ps := transfer.Options{}.WithDefaults().PartSize
+	if *partSize != "" {
+		if ps, err = parseSize(*partSize); err != nil {
+			log.Fatal(err)
+		}
 	}
 	os.Unsetenv("AWS_CA_BUNDLE") // rclone 1.60 fails with it (TESTBED.md)
 

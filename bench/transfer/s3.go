@@ -57,7 +57,7 @@ func benchS3(job Job, rounds int, contenders string) {
 			cs = append(cs, Contender{"single presigned PUT (ceiling)", child("s3-put")})
 		case "ferry":
 			cs = append(cs, Contender{"ferry s3", child("s3-ferry")})
-		case "ferry4", "ferry16", "ferry32m":
+		case "ferry4", "ferry16", "ferry16m", "ferry32m":
 			// variants to choose the defaults: fewer/more parts in flight, bigger parts
 			v := job
 			switch c {
@@ -65,6 +65,8 @@ func benchS3(job Job, rounds int, contenders string) {
 				v.Parallel = 4
 			case "ferry16":
 				v.Parallel = 16
+			case "ferry16m":
+				v.PartSize = 16 << 20
 			case "ferry32m":
 				v.PartSize = 32 << 20
 			}

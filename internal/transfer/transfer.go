@@ -98,7 +98,11 @@ type PartState struct {
 type Options struct {
 	// PartSize is the smallest part size; it grows with the file so that the
 	// provider's part count limit holds (5 TiB fits in 10,000 S3 parts).
-	// Default 16 MiB.
+	// Default 32 MiB: half the part URLs to ask iconik for (its API is rate
+	// limited per App-ID) and half the parts for the storage to assemble,
+	// against 16 MiB (measured: 0.91x against 0.88x of a single PUT to
+	// Versity in the same run); with ranges read from a file it costs no
+	// memory.
 	PartSize int64
 	// Parallelism is how many parts of one file are in flight. Parts are read
 	// from the source with io.SectionReader, so memory does not grow with it.
@@ -118,7 +122,7 @@ type Options struct {
 // WithDefaults returns o with every zero field filled in.
 func (o Options) WithDefaults() Options {
 	if o.PartSize <= 0 {
-		o.PartSize = 16 << 20
+		o.PartSize = 32 << 20
 	}
 	if o.Parallelism <= 0 {
 		o.Parallelism = 8

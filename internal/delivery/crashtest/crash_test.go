@@ -33,7 +33,7 @@ var (
 	runs  = flag.Int("crash.runs", 20, "SIGKILL/restart cycles during the delivery")
 	seed  = flag.Uint64("crash.seed", 1, "seed of the kill moments and file sizes")
 	files = flag.Int("crash.files", 50, "files in the package")
-	big   = flag.Int("crash.big", 2, "extra files of 20 MiB (S3 multipart: two parts of 16 MiB, resumed from the saved upload state)")
+	big   = flag.Int("crash.big", 2, "extra files of 40 MiB (S3 multipart: two parts of 32 MiB, resumed from the saved upload state)")
 )
 
 var ferryBin string
@@ -308,7 +308,7 @@ func TestDeliveryResumesAfterSIGKILLWithoutDuplicates(t *testing.T) {
 	}
 	for i := range *big {
 		p := fmt.Sprintf("big/file-%d.bin", i)
-		data := make([]byte, 20<<20)
+		data := make([]byte, 40<<20)
 		for j := 0; j < len(data); j += 4096 {
 			data[j] = byte(rnd.Uint32())
 		}
