@@ -264,7 +264,7 @@ func lan(c config, target string) error {
 		if d, cpu, err = curlCeiling(c, src, true); err != nil {
 			return err
 		}
-		rs = append(rs, result{name: "  same, fsync before answering (context)", bytes: c.size, dur: d, cpu: cpu})
+		rs = append(rs, result{name: durableCeiling, bytes: c.size, dur: d, cpu: cpu})
 		if c.tusjs {
 			prepare(src)
 			r, err := tusJS(c, src)
@@ -309,7 +309,7 @@ func lan(c config, target string) error {
 	}
 	fmt.Printf("LAN targets: best ferry / ceiling = %.2f (target >= 0.85): %s; 4 streams / 1 stream = %.2f (target >= 1): %s\n",
 		best.mbps()/results[0].mbps(), verdict(best.mbps()/results[0].mbps() >= 0.85), four.mbps()/one.mbps(), verdict(four.mbps() >= one.mbps()))
-	if dur := find(results, "  same, fsync before answering (context)"); dur.bytes > 0 {
+	if dur := find(results, durableCeiling); dur.bytes > 0 {
 		fmt.Printf("LAN (context): best ferry / the io.Copy server that fsyncs before answering = %.2f\n", best.mbps()/dur.mbps())
 	}
 	if own := find(results, "curl tus PATCH -> same server (its ceiling)"); own.bytes > 0 {
@@ -360,6 +360,10 @@ func cleanStandIn(c config) {
 		_ = os.Remove(filepath.Join(c.dir, "standin", e.Name()))
 	}
 }
+
+// durableCeiling names the context row: the ceiling's server when it fsyncs
+// before answering.
+const durableCeiling = "  same, fsync before answering (context)"
 
 // shaFloor measures SHA-256 on one core of this machine and returns the
 // rate (bytes/s) and the least wall time the three hash passes ferry's
