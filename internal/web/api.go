@@ -3,6 +3,7 @@ package web
 import (
 	"errors"
 	"fmt"
+	"mime"
 	"net/http"
 	"strconv"
 	"strings"
@@ -352,14 +353,19 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		return errorf(http.StatusForbidden, "cross_origin", "Cross-origin sign-in is refused.")
 	}
 	var req loginRequest
-	isJSON := strings.HasPrefix(r.Header.Get("Content-Type"), "application/json")
-	if isJSON {
+	ct := r.Header.Get("Content-Type")
+	mt, _, _ := mime.ParseMediaType(ct)
+	switch mt {
+	case "application/json":
 		if err := decodeJSON(r, &req); err != nil {
 			return err
 		}
-	} else {
+	case "application/x-www-form-urlencoded", "multipart/form-data":
 		r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
 		req.Email, req.Password = r.PostFormValue("email"), r.PostFormValue("password")
+	default:
+		return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+			"Sign in with a form or a JSON body (Content-Type: application/json); got %q.", ct)
 	}
 	var u User
 	err := s.checkPassword(r, "login:"+strings.ToLower(req.Email), func() (bool, error) {
@@ -385,7 +391,7 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 		Name: sessionCookie, Value: tok, Path: "/", HttpOnly: true, Secure: s.opt.SecureCookies,
 		SameSite: http.SameSiteLaxMode, MaxAge: int(s.opt.SessionTTL.Seconds()),
 	})
-	if isJSON {
+	if mt == "application/json" {
 		writeJSON(w, http.StatusOK, map[string]any{"user": u, "csrf_token": csrfToken(tok)})
 		return nil
 	}

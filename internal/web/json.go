@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"mime"
 	"net/http"
 )
 
@@ -65,8 +66,31 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	writeJSON(w, ae.Status, body)
 }
 
-// decodeJSON reads a bounded JSON body into v, answering what is wrong with it.
+// errNotJSON refuses a body that does not say it is JSON. The check is not
+// pedantry: a cross-site HTML form can post text/plain or form bodies without
+// a CORS preflight, but never application/json, so insisting on the media
+// type keeps every JSON endpoint out of reach of such forms.
+func errNotJSON(got string) *Error {
+	if got == "" {
+		got = "no Content-Type"
+	}
+	return errorf(http.StatusUnsupportedMediaType, "unsupported_media_type",
+		"This endpoint takes a JSON body with Content-Type: application/json (got %s).", got)
+}
+
+// isJSONType reports whether a Content-Type header value names JSON
+// (parameters such as charset=utf-8 are allowed).
+func isJSONType(ct string) bool {
+	mt, _, err := mime.ParseMediaType(ct)
+	return err == nil && mt == "application/json"
+}
+
+// decodeJSON reads a bounded JSON body into v, answering what is wrong with
+// it; a body that is not declared as application/json is refused with 415.
 func decodeJSON(r *http.Request, v any) error {
+	if ct := r.Header.Get("Content-Type"); !isJSONType(ct) {
+		return errNotJSON(ct)
+	}
 	body := http.MaxBytesReader(nil, r.Body, maxJSONBody)
 	dec := json.NewDecoder(body)
 	if err := dec.Decode(v); err != nil {

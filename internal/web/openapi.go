@@ -158,6 +158,7 @@ func buildOpenAPI(routes []Route) ([]byte, error) {
 		}
 		paths[rt.Pattern][strings.ToLower(rt.Method)] = op
 	}
+	paths["/uploads/"] = map[string]any{"post": tusCreateOperation(errResp)}
 	doc := map[string]any{
 		"openapi": "3.0.3",
 		"info": map[string]any{
@@ -186,4 +187,53 @@ func operationID(rt Route) string {
 		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
 	}
 	return b.String()
+}
+
+// tusMetadataKeys are the Upload-Metadata keys ferry reads when a tus upload
+// is created. tus itself leaves metadata free-form, so a client author can
+// only learn them here (and from a refusal that names them).
+var tusMetadataKeys = []struct{ key, use string }{
+	{"package_token", "The upload token returned when the package was created (or send it as Authorization: Bearer <token>)."},
+	{"relativePath", "The file's path inside the package, folders separated by '/' (e.g. Day 1/Card A/clip.mov). Preferred over filename; the string \"null\" (Uppy's value for loose files) counts as absent."},
+	{"filename", "The file's name, used as its path when relativePath is absent."},
+	{"sha256", "Optional: the hex SHA-256 of the upload's bytes (of the partial, for a partial). ferry hashes on arrival and refuses a mismatch."},
+	{"file_size", "Required on a partial upload (Upload-Concat: partial): the size in bytes of the whole file it is part of, so limits are checked before a byte is stored."},
+	{"partial_index", "Optional on a partial: its position in the file (informational; the order of the final's Upload-Concat list is what counts)."},
+	{"filetype", "Optional: the MIME type (informational)."},
+}
+
+// tusCreateOperation describes tus creation at /uploads/ (tus 1.0 with the
+// creation, creation-defer-length, concatenation and termination extensions):
+// the protocol is tus's, the metadata keys are ferry's.
+func tusCreateOperation(errResp func(string) map[string]any) map[string]any {
+	var keys strings.Builder
+	for _, k := range tusMetadataKeys {
+		fmt.Fprintf(&keys, "\n- `%s`: %s", k.key, k.use)
+	}
+	header := func(name, desc string, required bool) map[string]any {
+		return map[string]any{"name": name, "in": "header", "required": required, "description": desc, "schema": map[string]any{"type": "string"}}
+	}
+	return map[string]any{
+		"summary":     "Create a tus upload of one file (or one partial of a file) into a package",
+		"operationId": "postUploads",
+		"description": "tus 1.0 (https://tus.io/protocols/resumable-upload): create here, then PATCH the returned Location; HEAD it to resume. " +
+			"Upload-Metadata is a comma-separated list of `key base64(value)` pairs; ferry reads these keys:" + keys.String() +
+			"\n\nA file is complete when its bytes are all stored and every declared sha256 matched; a large file may be sent as parallel partials joined by a final upload " +
+			"(Upload-Concat: final;<url> <url> ...), which lists each partial once. Uploads larger than Tus-Max-Size are refused with 413.",
+		"parameters": []any{
+			header("Tus-Resumable", "Always 1.0.0.", true),
+			header("Upload-Length", "The upload's size in bytes (or send Upload-Defer-Length: 1).", false),
+			header("Upload-Defer-Length", "1 when the size is not known yet.", false),
+			header("Upload-Metadata", "The keys described above.", true),
+			header("Upload-Concat", "`partial` for a part of a file, `final;<partial URLs>` to join them.", false),
+			header("Authorization", "Bearer <upload token>, unless package_token is in the metadata.", false),
+		},
+		"security": []any{map[string]any{"uploadToken": []any{}}},
+		"responses": map[string]any{
+			"201":     map[string]any{"description": "Created; the Location header is the upload's URL."},
+			"401":     errResp("No or unknown upload token"),
+			"413":     errResp("Larger than the server's Tus-Max-Size or the portal's limits"),
+			"default": errResp("Refused (the code says why: bad path, duplicate, extension, limits, package not uploading, ...)"),
+		},
+	}
 }

@@ -441,3 +441,63 @@ func TestPagesEscapeWhatSendersAndAdminsTyped(t *testing.T) {
 		t.Fatalf("the portal script does not carry the CSP nonce: %s", resp.Header.Get("Content-Security-Policy"))
 	}
 }
+
+// A JSON endpoint takes only bodies declared as JSON: a cross-site HTML form
+// (text/plain, urlencoded, multipart) reaches none of them without a CORS
+// preflight, and a client that forgot the header learns why at once.
+func TestJSONEndpointsRefuseOtherMediaTypes(t *testing.T) {
+	f := newFixture(t)
+	f.store.PortalCreate(t.Context(), PortalInput{Name: "P", Slug: "p", Active: ptr(true)})
+	pkg := `{"name":"n","sender_email":"a@example.com"}`
+	auth := []string{"Authorization", "Bearer " + f.token}
+	cases := []struct {
+		name, method, path, body, ctype string
+		hdr                             []string
+		want                            int
+	}{
+		{"portal package as text/plain", "POST", "/p/p/packages", pkg, "text/plain", nil, 415},
+		{"portal package as a form", "POST", "/p/p/packages", "name=n", "application/x-www-form-urlencoded", nil, 415},
+		{"portal package with no type", "POST", "/p/p/packages", pkg, "", nil, 415},
+		{"portal package as JSON with a charset", "POST", "/p/p/packages", pkg, "application/json; charset=utf-8", nil, 201},
+		{"sign-in as text/plain", "POST", "/login", `{"email":"admin@example.com","password":"correct horse"}`, "text/plain", nil, 415},
+		{"admin portal create as text/plain", "POST", "/api/v1/portals", `{"name":"Q","slug":"q"}`, "text/plain", auth, 415},
+		{"admin portal create as JSON", "POST", "/api/v1/portals", `{"name":"Q","slug":"q"}`, "application/json", auth, 201},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			hdr := append([]string{"Content-Type", tc.ctype}, tc.hdr...)
+			resp, body := f.do(tc.method, tc.path, tc.body, hdr...)
+			if resp.StatusCode != tc.want {
+				t.Fatalf("got %d, want %d: %s", resp.StatusCode, tc.want, body)
+			}
+			if tc.want == 415 {
+				if code := errorCode(t, body); code != "unsupported_media_type" {
+					t.Fatalf("code %q, want unsupported_media_type", code)
+				}
+			}
+		})
+	}
+}
+
+// A tus client author learns from the API description which Upload-Metadata
+// keys ferry reads, since tus leaves metadata free-form.
+func TestOpenAPIDescribesTheTusMetadataKeys(t *testing.T) {
+	f := newFixture(t)
+	_, body := f.do("GET", "/api/v1/openapi.json", nil)
+	doc, err := openapi3.NewLoader().LoadFromData(body)
+	if err != nil {
+		t.Fatal(err)
+	}
+	item := doc.Paths.Find("/uploads/")
+	if item == nil || item.Post == nil {
+		t.Fatal("POST /uploads/ (tus creation) is not in the OpenAPI document")
+	}
+	for _, key := range []string{"package_token", "relativePath", "filename", "sha256", "file_size"} {
+		if !strings.Contains(item.Post.Description, "`"+key+"`") {
+			t.Errorf("the tus creation description does not name the metadata key %q", key)
+		}
+	}
+	if item.Post.Responses.Status(413) == nil {
+		t.Error("the tus creation does not document 413 for uploads over Tus-Max-Size")
+	}
+}
