@@ -1,7 +1,13 @@
 package server
 
 import (
+	"archive/zip"
+	"bytes"
 	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"math/rand/v2"
 	"os"
 	"path/filepath"
 	"testing"
@@ -13,54 +19,118 @@ import (
 	"github.com/ferryhq/ferry/internal/web"
 )
 
-// TestPortalPageUploadsAFolderInARealBrowser drives the minimal portal page
-// (/p/{slug}) in Chromium: fill the form, pick files, send, and the package
-// arrives finalized with its files.
-func TestPortalPageUploadsAFolderInARealBrowser(t *testing.T) {
+// browser starts headless Chromium for one test. On failure, the page as it
+// was is saved as a screenshot among the test's artifacts (go test
+// -artifacts keeps them), so a broken step can be seen, not guessed.
+func browser(t *testing.T) context.Context {
+	t.Helper()
 	chromium := testbed.Chromium(t)
-	h := newHarness(t)
-	h.portal(map[string]any{"name": "Dailies", "slug": "dailies", "password": "letmein", "welcome_message": "Drop your rushes here."})
-	dir := t.TempDir()
-	files := map[string][]byte{"clip A.mov": make([]byte, 20<<20+5), "notes.txt": []byte("call sheet\n")}
-	var paths []string
-	for name, data := range files {
-		p := filepath.Join(dir, name)
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-		paths = append(paths, p)
-	}
-
-	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium))
+	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium),
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.WindowSize(1200, 1000))
 	if os.Getuid() == 0 {
 		opts = append(opts, chromedp.NoSandbox)
 	}
-	actx, cancelAlloc := chromedp.NewExecAllocator(t.Context(), opts...)
-	defer cancelAlloc()
+	actx, cancelAlloc := chromedp.NewExecAllocator(context.Background(), opts...)
 	ctx, cancel := chromedp.NewContext(actx)
-	defer cancel()
-	ctx, cancelTimeout := context.WithTimeout(ctx, 90*time.Second)
-	defer cancelTimeout()
+	// Start the browser on the long-lived context: the first run owns it,
+	// and a run with a deadline would close it when the deadline passed.
+	if err := chromedp.Do(ctx); err != nil {
+		t.Fatalf("starting Chromium: %v", err)
+	}
+	t.Cleanup(func() {
+		if t.Failed() {
+			screenshot(t, ctx, "failed.png")
+		}
+		cancel()
+		cancelAlloc()
+	})
+	return ctx
+}
 
-	if err := chromedp.Do(ctx,
-		chromedp.Navigate(h.srv.URL+"/p/dailies"),
-		chromedp.WaitVisible(chromedp.ID("name")),
-		chromedp.SendKeys(chromedp.ID("name"), "Rushes day 1"),
-		chromedp.SendKeys(chromedp.ID("sender_email"), "dop@example.com"),
-		chromedp.SendKeys(chromedp.ID("description"), "Camera A"),
-		chromedp.SendKeys(chromedp.ID("password"), "letmein"),
-		chromedp.SetUploadFiles(chromedp.ID("files"), paths),
-		chromedp.Click(chromedp.CSS("button")),
-	); err != nil {
-		t.Fatalf("filling the portal form: %v", err)
-	}
-	status, err := chromedp.Run(ctx, chromedp.Poll[string](`(() => { const s = document.getElementById('status'); return (s.textContent.startsWith('Sent') || s.className === 'err') && s.textContent; })()`))
+// within runs steps with a deadline, leaving the page usable afterwards (for
+// the failure screenshot).
+func within(ctx context.Context, d time.Duration, steps ...chromedp.Action[chromedp.Void]) error {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return chromedp.Do(ctx, steps...)
+}
+
+// pageOutcome waits until the portal page shows "received" or an error, and
+// returns "received" or the error text.
+func pageOutcome(ctx context.Context, d time.Duration) (string, error) {
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	return chromedp.Run(ctx, chromedp.Poll[string](`(() => {
+		if (!document.getElementById('received').hidden) return 'received';
+		const s = document.getElementById('status');
+		return s.className === 'err' && s.textContent;
+	})()`))
+}
+
+// screenshot writes the whole page to the test's artifact directory.
+func screenshot(t *testing.T, ctx context.Context, name string) {
+	sctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	png, err := chromedp.Run(sctx, chromedp.FullScreenshot(100))
 	if err != nil {
-		t.Fatalf("waiting for the upload to end: %v", err)
+		t.Logf("screenshot %s: %v", name, err)
+		return
 	}
-	if status != "Sent. Thank you!" {
-		t.Fatalf("the page says %q", status)
+	p := filepath.Join(t.ArtifactDir(), name)
+	if err := os.WriteFile(p, png, 0o644); err == nil {
+		t.Logf("screenshot: %s", p)
 	}
+}
+
+// TestPortalPageUploadsAFolderTreeWithUppy drives the portal page (/p/{slug},
+// Uppy's dashboard) in Chromium: a nested folder with an empty subfolder, a
+// 64 MiB file (sent as parallel partials) and a non-ASCII name goes up as
+// one package, which is finalized with every file byte for byte and the
+// sender sees "received".
+func TestPortalPageUploadsAFolderTreeWithUppy(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "Dailies", "slug": "dailies", "password": "letmein", "welcome_message": "Drop your rushes here."})
+	root := filepath.Join(t.TempDir(), "Shoot")
+	files := map[string][]byte{
+		"Shoot/Day 1/clip A.mov":  randBytes(rand.New(rand.NewPCG(1, 2)), 64<<20),
+		"Shoot/Day 1/notes.txt":   []byte("call sheet\n"),
+		"Shoot/Café – días ñ.txt": []byte("non-ASCII names survive\n"),
+	}
+	for rel, data := range files {
+		p := filepath.Join(filepath.Dir(root), filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, "Empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+
+	ctx := browser(t)
+	if err := within(ctx, time.Minute,
+		chromedp.Navigate(h.srv.URL+"/p/dailies"),
+		chromedp.WaitVisible(chromedp.CSS(`.uppy-Dashboard`)),
+		chromedp.SendKeys(chromedp.CSS(`#sender_email`), "dop@example.com"),
+		chromedp.SendKeys(chromedp.CSS(`#name`), "Rushes day 1"),
+		chromedp.SendKeys(chromedp.CSS(`#description`), "Camera A"),
+		chromedp.SendKeys(chromedp.CSS(`#password`), "letmein"),
+		chromedp.SetUploadFiles(chromedp.CSS(`input.uppy-Dashboard-input[webkitdirectory]`), []string{root}),
+		chromedp.WaitVisible(chromedp.CSS(`.uppy-StatusBar-actionBtn--upload`)),
+	); err != nil {
+		t.Fatalf("filling the portal form and dropping the folder: %v", err)
+	}
+	screenshot(t, ctx, "1-files-added.png")
+	if err := within(ctx, 10*time.Second, chromedp.Click(chromedp.CSS(`.uppy-StatusBar-actionBtn--upload`))); err != nil {
+		t.Fatalf("pressing upload: %v", err)
+	}
+	if out, err := pageOutcome(ctx, 2*time.Minute); err != nil || out != "received" {
+		t.Fatalf("the upload ended with %q (%v)", out, err)
+	}
+	screenshot(t, ctx, "2-received.png")
 
 	var list struct{ Packages []web.Package }
 	resp, body := h.req("GET", "/api/v1/packages?state=finalized", nil, h.admin()...)
@@ -72,11 +142,51 @@ func TestPortalPageUploadsAFolderInARealBrowser(t *testing.T) {
 	resp, body = h.req("GET", "/api/v1/packages/"+list.Packages[0].ID, nil, h.admin()...)
 	h.mustJSON(resp, body, 200, &got)
 	if len(got.Package.Files) != len(files) {
-		t.Fatalf("files: %s", body)
+		t.Fatalf("files (the empty folder must not be sent): %s", body)
 	}
 	for _, f := range got.Package.Files {
-		if f.State != "complete" || f.Size != int64(len(files[f.Path])) {
-			t.Fatalf("file %+v does not match what the browser sent", f)
+		want, ok := files[f.Path]
+		sum := sha256.Sum256(want)
+		// A file sent as parallel partials gets its whole-file SHA-256 on
+		// its first sequential read (delivery or download), not at arrival.
+		if !ok || f.State != "complete" || f.Size != int64(len(want)) || f.SHA256 != "" && f.SHA256 != hex.EncodeToString(sum[:]) {
+			t.Errorf("file %+v does not match what the browser sent", f)
 		}
 	}
+	for name, b := range h.downloadZip(got.Package.ID) {
+		if !bytes.Equal(b, files[name]) {
+			t.Errorf("%s: the stored bytes differ from what the browser sent", name)
+		}
+	}
+}
+
+// downloadZip reads a package back through a download link, as a recipient
+// would: path -> bytes.
+func (h *harness) downloadZip(pkgID string) map[string][]byte {
+	h.t.Helper()
+	var link struct{ Token, URL string }
+	resp, body := h.req("POST", "/api/v1/packages/"+pkgID+"/links", map[string]any{"expires_in": "1h"}, h.admin()...)
+	h.mustJSON(resp, body, 201, &link)
+	resp, body = h.req("GET", link.URL+"/zip", nil)
+	if resp.StatusCode != 200 {
+		h.t.Fatalf("zip: %d %s", resp.StatusCode, body)
+	}
+	zr, err := zip.NewReader(bytes.NewReader(body), int64(len(body)))
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	out := map[string][]byte{}
+	for _, zf := range zr.File {
+		rc, err := zf.Open()
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		b, err := io.ReadAll(rc)
+		rc.Close()
+		if err != nil {
+			h.t.Fatal(err)
+		}
+		out[zf.Name] = b
+	}
+	return out
 }

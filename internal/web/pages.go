@@ -8,6 +8,7 @@ import (
 	"html/template"
 	"log/slog"
 	"net/http"
+	"strings"
 )
 
 // The admin UI proper comes later; these are minimal server-rendered pages.
@@ -32,7 +33,10 @@ func renderNonce(w http.ResponseWriter, status int, name string, data any, nonce
 	w.Header().Set("Cache-Control", "no-store")
 	w.Header().Set("X-Content-Type-Options", "nosniff")
 	w.Header().Set("Referrer-Policy", "no-referrer") // download and portal URLs carry tokens and slugs
-	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src "+script+"; style-src 'unsafe-inline'; frame-ancestors 'none'; form-action 'self'")
+	// Images may be data: and blob: URLs: Uppy draws its icons and file
+	// previews that way. Styles come from this origin (the bundle's sheet)
+	// or inline (the pages' own and Uppy's style attributes).
+	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src "+script+"; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; frame-ancestors 'none'; form-action 'self'")
 	w.WriteHeader(status)
 	if err := pages.ExecuteTemplate(w, name, data); err != nil {
 		slog.Error("web: rendering page", "page", name, "err", err)
@@ -71,7 +75,7 @@ func (s *Server) portalPage(w http.ResponseWriter, r *http.Request) error {
 		return fmt.Errorf("making a script nonce: %w", err)
 	}
 	n := base64.RawURLEncoding.EncodeToString(nonce) // no "+" or "/": the template would escape them
-	renderNonce(w, http.StatusOK, "portal.html", map[string]any{"P": p, "Nonce": n}, n)
+	renderNonce(w, http.StatusOK, "portal.html", map[string]any{"P": p, "Nonce": n, "Config": portalConfig(p), "V": staticVersion}, n)
 	return nil
 }
 
@@ -127,4 +131,27 @@ func itoa(n int64) string {
 		n /= 10
 	}
 	return string(b[i:])
+}
+
+// portalConfig is what the portal page's script needs to know, rendered as
+// JSON into the page (html/template escapes it for a script element).
+func portalConfig(p Portal) map[string]any {
+	var note []string
+	if p.Limits.MaxFileSize > 0 {
+		note = append(note, "files up to "+humanSize(p.Limits.MaxFileSize))
+	}
+	if p.Limits.MaxPackageSize > 0 {
+		note = append(note, humanSize(p.Limits.MaxPackageSize)+" in all")
+	}
+	if p.Limits.MaxFileCount > 0 {
+		note = append(note, "at most "+itoa(int64(p.Limits.MaxFileCount))+" files")
+	}
+	if len(p.Limits.AllowedExtensions) > 0 {
+		note = append(note, "only "+strings.Join(p.Limits.AllowedExtensions, ", "))
+	}
+	n := ""
+	if len(note) > 0 {
+		n = "This portal accepts " + strings.Join(note, "; ") + "."
+	}
+	return map[string]any{"slug": p.Slug, "limits": p.Limits, "note": n}
 }

@@ -12,6 +12,7 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/login", Public, "Sign-in page", s.loginPage},
 		{"POST", "/login", Public, "Sign in with email and password (form or JSON); sets the session cookie", s.login},
 		{"GET", "/p/{slug}", Public, "Portal upload page", s.portalPage},
+		{"GET", "/static/{file}", Public, "The browser bundle (Uppy) and its stylesheet, built from web/", s.staticFile},
 		{"POST", "/p/{slug}/packages", Public, "Create a package on a portal; returns its upload token", s.portalCreatePackage},
 		{"GET", "/d/{token}", Public, "Download link page listing the files", s.linkPage},
 		{"POST", "/d/{token}/unlock", Public, "Unlock a password-protected download link", s.linkUnlock},

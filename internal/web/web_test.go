@@ -436,7 +436,7 @@ func TestPagesEscapeWhatSendersAndAdminsTyped(t *testing.T) {
 		}
 	}
 	resp, body := f.do("GET", "/p/p", nil)
-	m := regexp.MustCompile(`<script nonce="([^"]+)">`).FindSubmatch(body)
+	m := regexp.MustCompile(`<script nonce="([^"]+)"`).FindSubmatch(body)
 	if m == nil || !strings.Contains(resp.Header.Get("Content-Security-Policy"), "'nonce-"+string(m[1])+"'") {
 		t.Fatalf("the portal script does not carry the CSP nonce: %s", resp.Header.Get("Content-Security-Policy"))
 	}
