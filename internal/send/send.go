@@ -268,6 +268,12 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	if planErr != nil {
 		return res, planErr
 	}
+	// The plan (which files, split into which parts) is on disk before the
+	// first upload is created, so the journal's records of their URLs always
+	// find the file and part they belong to.
+	if err := s.st.save(); err != nil {
+		return res, err
+	}
 	s.prog.Total(res.Bytes, already)
 	defer s.prog.Close()
 	for _, j := range concatNow {
@@ -343,9 +349,13 @@ func (s *sender) openPackage(ctx context.Context) (map[string]bool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create package: bad upload_url %q: %w", endpoint, err)
 	}
-	if err := s.st.update(func() {
-		s.st.PackageID, s.st.UploadToken, s.st.UploadURL = cr.Package.ID, cr.UploadToken, eu.String()
-	}); err != nil {
+	// On disk before any upload of the package is created: a re-run that
+	// did not know the package would start a second one.
+	s.st.mu.Lock()
+	s.st.PackageID, s.st.UploadToken, s.st.UploadURL = cr.Package.ID, cr.UploadToken, eu.String()
+	err = s.st.saveLocked()
+	s.st.mu.Unlock()
+	if err != nil {
 		return nil, err
 	}
 	return complete, nil
@@ -640,13 +650,9 @@ func (s *sender) create(ctx context.Context, j *job) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return u, s.st.update(func() {
-		if j.part >= 0 {
-			j.fs.Parts[j.part].URL = u
-		} else {
-			j.fs.URL = u
-		}
-	})
+	// Durable before the first byte: a sender killed mid-file finds this
+	// upload again and continues it from the server's offset.
+	return u, s.st.recordURL(j.file.Rel, j.fs, j.part, u)
 }
 
 // concat joins a split file's partials into the final upload.
@@ -664,6 +670,7 @@ func (s *sender) concat(ctx context.Context, j *job) error {
 	}
 	endpoint := s.st.UploadURL
 	whole := j.fs.SHA256
+	final := j.fs.URL
 	s.st.mu.Unlock()
 	if whole == "" {
 		// A state written before the whole digest was kept: hash it now,
@@ -677,15 +684,37 @@ func (s *sender) concat(ctx context.Context, j *job) error {
 		}
 		whole = sum
 	}
+	if s.finalExists(ctx, final, j.file.Size) {
+		// A run killed after the concatenation but before its state was
+		// saved: a second final would be a second copy of the file.
+		if err := s.st.update(func() { j.fs.Done = true }); err != nil {
+			return err
+		}
+		s.prog.FileDone(j.file.Rel)
+		return nil
+	}
 	meta := s.meta(j.file)
 	meta["sha256"] = whole
 	u, err := s.tus.Concat(ctx, endpoint, urls, meta)
 	if err != nil {
 		return fmt.Errorf("send %s: %w", j.file.Rel, err)
 	}
-	if err := s.st.update(func() { j.fs.URL, j.fs.Done = u, true }); err != nil {
+	if err := s.st.recordURL(j.file.Rel, j.fs, -1, u); err != nil {
+		return err
+	}
+	if err := s.st.update(func() { j.fs.Done = true }); err != nil {
 		return err
 	}
 	s.prog.FileDone(j.file.Rel)
 	return nil
+}
+
+// finalExists reports whether a final upload recorded by an earlier run is
+// complete on the server, with the file's size.
+func (s *sender) finalExists(ctx context.Context, u string, size int64) bool {
+	if u == "" {
+		return false
+	}
+	off, length, err := s.tus.Offset(ctx, u)
+	return err == nil && length == size && off == size
 }
