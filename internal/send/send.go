@@ -36,6 +36,10 @@ type Options struct {
 	Large   int64 // split threshold (default 64 MiB)
 	MaxPart int64 // largest partial (default 256 MiB)
 
+	// Again sends a new package even when this target, these paths and this
+	// name were sent before (otherwise Send answers with that package).
+	Again bool
+
 	StateDir string       // default DefaultStateDir()
 	HTTP     *http.Client // default: NewHTTPClient (adjust its tus.NewTransport for TLS roots)
 	Progress Progress     // default: none
@@ -53,6 +57,9 @@ type Result struct {
 	Bytes     int64 // their total size
 	Skipped   int   // files already complete on the server before this run
 	Sent      int64 // bytes sent in this run (retransmissions included)
+	// AlreadySent is when an earlier run finished this same send; non-zero
+	// means nothing was sent and PackageID is that earlier package.
+	AlreadySent time.Time
 }
 
 // ErrInterrupted wraps a cancelled run: state is saved and a re-run resumes.
@@ -120,6 +127,8 @@ type sender struct {
 
 	startedM sync.Mutex
 	started  map[string]bool
+
+	record sentRecord // filled in and saved once the package is finalized
 }
 
 // Send uploads opts.Paths as one package and finalizes it, resuming a previous
@@ -167,11 +176,28 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 		abs = append(abs, a)
 	}
 	target := opts.Target.String()
-	st, err := loadState(filepath.Join(opts.StateDir, StateKey(target, abs, opts.Info.Name)+".json"), target)
+	statePath := filepath.Join(opts.StateDir, StateKey(target, abs, opts.Info.Name)+".json")
+	st, err := loadState(statePath, target)
 	if err != nil {
 		return Result{}, err
 	}
-	s := &sender{opts: opts, zeroCopy: zeroCopy, st: st, api: &api{http: opts.HTTP, target: opts.Target, backoff: opts.Backoff}, prog: opts.Progress, log: opts.Log, started: map[string]bool{}}
+	// A send in progress (even one started with --again) is resumed; only
+	// a finished one is answered from the record.
+	if st.PackageID == "" && !opts.Again {
+		rec, ok, err := loadSent(sentPath(statePath), target)
+		if err != nil {
+			return Result{}, err
+		}
+		if ok {
+			res := Result{PackageID: rec.PackageID, AlreadySent: rec.SentAt, Files: len(files)}
+			for _, f := range files {
+				res.Bytes += f.Size
+			}
+			return res, nil
+		}
+	}
+	s := &sender{opts: opts, zeroCopy: zeroCopy, st: st, api: &api{http: opts.HTTP, target: opts.Target, backoff: opts.Backoff}, prog: opts.Progress, log: opts.Log, started: map[string]bool{},
+		record: sentRecord{Target: target, Name: opts.Info.Name, Paths: abs}}
 	res, err := s.run(ctx, files)
 	if err != nil {
 		if ferr := st.flush(); ferr != nil {
@@ -194,8 +220,8 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 		return res, err
 	}
 	res.PackageID = s.st.PackageID
-	if complete == nil { // already finalized by an earlier run
-		return res, s.st.remove()
+	if complete == nil { // finalized by an earlier run killed before it could say so
+		return res, s.finished(res.PackageID)
 	}
 	s.tus = &tus.Client{
 		HTTP:       s.opts.HTTP,
@@ -303,7 +329,19 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	if pkg.ID != "" {
 		res.PackageID = pkg.ID
 	}
-	return res, s.st.remove()
+	return res, s.finished(res.PackageID)
+}
+
+// finished remembers the sent package, then forgets the resume state. If the
+// record cannot be written the resume state stays: a re-run then finds the
+// package finalized and answers with it instead of sending it again.
+func (s *sender) finished(id string) error {
+	r := s.record
+	r.PackageID, r.SentAt = id, time.Now().UTC()
+	if err := saveSent(sentPath(s.st.path), r); err != nil {
+		return fmt.Errorf("package %s is sent, but %w", id, err)
+	}
+	return s.st.remove()
 }
 
 // openPackage creates the package or, on a re-run, asks the server which files

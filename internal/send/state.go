@@ -300,3 +300,54 @@ func (s *State) replayJournal() error {
 	}
 	return nil
 }
+
+// A finished send is remembered next to where its resume state lived
+// (KEY.sent.json, same key: server and portal, the absolute paths, the
+// package name), so running the same command again answers with the package
+// instead of creating a duplicate of it in iconik.
+
+// sentRecord is one finished send.
+type sentRecord struct {
+	Version   int       `json:"version"`
+	Target    string    `json:"target"`
+	Name      string    `json:"name"`
+	Paths     []string  `json:"paths"`
+	PackageID string    `json:"package_id"`
+	SentAt    time.Time `json:"sent_at"`
+}
+
+func sentPath(statePath string) string { return strings.TrimSuffix(statePath, ".json") + ".sent.json" }
+
+// loadSent returns the finished send recorded at path, if any. An unreadable
+// or foreign record counts as none: the cost is a send, never a lost one.
+func loadSent(path, target string) (sentRecord, bool, error) {
+	b, err := os.ReadFile(path)
+	if errors.Is(err, fs.ErrNotExist) {
+		return sentRecord{}, false, nil
+	}
+	if err != nil {
+		return sentRecord{}, false, fmt.Errorf("read the record of finished sends %s: %w", path, err)
+	}
+	var r sentRecord
+	if json.Unmarshal(b, &r) != nil || r.Version != stateVersion || r.Target != target || r.PackageID == "" {
+		return sentRecord{}, false, nil
+	}
+	return r, true, nil
+}
+
+// saveSent records a finished send durably: it must be on disk before the
+// resume state that also knows the package is removed.
+func saveSent(path string, r sentRecord) error {
+	r.Version = stateVersion
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return fmt.Errorf("record the finished send: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return fmt.Errorf("record the finished send: %w", err)
+	}
+	if err := writeDurably(path, b); err != nil {
+		return fmt.Errorf("record the finished send: %w", err)
+	}
+	return nil
+}
