@@ -184,7 +184,7 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 	// A send in progress (even one started with --again) is resumed; only
 	// a finished one is answered from the record.
 	if st.PackageID == "" && !opts.Again {
-		rec, ok, err := loadSent(sentPath(statePath), target)
+		rec, ok, err := readSentRecord(sentPath(statePath), target)
 		if err != nil {
 			return Result{}, err
 		}
@@ -338,7 +338,7 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 func (s *sender) finished(id string) error {
 	r := s.record
 	r.PackageID, r.SentAt = id, time.Now().UTC()
-	if err := saveSent(sentPath(s.st.path), r); err != nil {
+	if err := writeSentRecord(sentPath(s.st.path), r); err != nil {
 		return fmt.Errorf("package %s is sent, but %w", id, err)
 	}
 	return s.st.remove()

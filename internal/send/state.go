@@ -282,6 +282,7 @@ func (s *State) replayJournal() error {
 	if err != nil {
 		return fmt.Errorf("read resume journal: %w", err)
 	}
+	s.dirty = true // the next save folds the journal into the snapshot and removes it
 	for line := range bytes.Lines(b) {
 		var r journalRec
 		if !bytes.HasSuffix(line, []byte("\n")) || json.Unmarshal(line, &r) != nil {
@@ -296,7 +297,6 @@ func (s *State) replayJournal() error {
 		} else {
 			fst.URL = r.URL
 		}
-		s.dirty = true
 	}
 	return nil
 }
@@ -318,9 +318,9 @@ type sentRecord struct {
 
 func sentPath(statePath string) string { return strings.TrimSuffix(statePath, ".json") + ".sent.json" }
 
-// loadSent returns the finished send recorded at path, if any. An unreadable
+// readSentRecord returns the finished send recorded at path, if any. An unreadable
 // or foreign record counts as none: the cost is a send, never a lost one.
-func loadSent(path, target string) (sentRecord, bool, error) {
+func readSentRecord(path, target string) (sentRecord, bool, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
 		return sentRecord{}, false, nil
@@ -335,9 +335,9 @@ func loadSent(path, target string) (sentRecord, bool, error) {
 	return r, true, nil
 }
 
-// saveSent records a finished send durably: it must be on disk before the
+// writeSentRecord records a finished send durably: it must be on disk before the
 // resume state that also knows the package is removed.
-func saveSent(path string, r sentRecord) error {
+func writeSentRecord(path string, r sentRecord) error {
 	r.Version = stateVersion
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {
