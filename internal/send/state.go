@@ -32,6 +32,9 @@ type State struct {
 	dirty   bool
 	saved   time.Time
 	journal *os.File // open for appending since the last snapshot; see recordURL
+	written int64    // journal records written (ever, in this process)
+	synced  int64    // of those, how many are on disk (journal fsync or snapshot)
+	syncMu  sync.Mutex
 }
 
 // FileState is one file's progress.
@@ -117,6 +120,7 @@ func (s *State) saveLocked() error {
 	if err := writeDurably(s.path, b); err != nil {
 		return fmt.Errorf("save resume state: %w", err)
 	}
+	s.synced = s.written // every record written so far is in the snapshot
 	if s.journal != nil {
 		s.journal.Close()
 		s.journal = nil
@@ -237,37 +241,68 @@ type journalRec struct {
 func (s *State) journalPath() string { return strings.TrimSuffix(s.path, ".json") + ".journal" }
 
 // recordURL sets the URL of a file's upload (part -1: the whole upload or the
-// final concatenation) and returns once it is on disk.
+// final concatenation) and returns once it is on disk. The fsync (a few ms on
+// a VM disk) runs outside the state lock and is shared: streams creating
+// uploads at the same moment wait for one fsync, not one each, and the other
+// streams' state updates never wait behind it.
 func (s *State) recordURL(rel string, fst *FileState, part int, u string) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	if part >= 0 {
 		fst.Parts[part].URL = u
 	} else {
 		fst.URL = u
 	}
 	s.dirty = true
-	line, err := json.Marshal(journalRec{Package: s.PackageID, File: rel, Part: part, URL: u})
+	err := s.appendLocked(journalRec{Package: s.PackageID, File: rel, Part: part, URL: u})
+	seq := s.written
+	s.mu.Unlock()
 	if err != nil {
 		return fmt.Errorf("record upload %s: %w", u, err)
+	}
+
+	s.syncMu.Lock()
+	defer s.syncMu.Unlock()
+	s.mu.Lock()
+	if s.synced >= seq { // another record's fsync, or a snapshot, covered it
+		s.mu.Unlock()
+		return nil
+	}
+	f, upto := s.journal, s.written
+	s.mu.Unlock()
+	err = f.Sync()
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if err == nil {
+		s.synced = max(s.synced, upto)
+	}
+	if s.synced >= seq {
+		return nil // a snapshot that closed f meanwhile holds the record too
+	}
+	return fmt.Errorf("record upload %s: %w", u, err)
+}
+
+// appendLocked writes one journal line (not yet synced), opening the journal
+// first if the last snapshot removed it.
+func (s *State) appendLocked(r journalRec) error {
+	line, err := json.Marshal(r)
+	if err != nil {
+		return err
 	}
 	if s.journal == nil {
 		f, err := os.OpenFile(s.journalPath(), os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
 		if err != nil {
-			return fmt.Errorf("record upload %s: %w", u, err)
+			return err
 		}
-		if err := syncDir(filepath.Dir(s.path)); err != nil {
+		if err := syncDir(filepath.Dir(s.path)); err != nil { // the new file's name
 			f.Close()
-			return fmt.Errorf("record upload %s: %w", u, err)
+			return err
 		}
 		s.journal = f
 	}
 	if _, err := s.journal.Write(append(line, '\n')); err != nil {
-		return fmt.Errorf("record upload %s: %w", u, err)
+		return err
 	}
-	if err := s.journal.Sync(); err != nil {
-		return fmt.Errorf("record upload %s: %w", u, err)
-	}
+	s.written++
 	return nil
 }
 
