@@ -508,3 +508,57 @@ func relTo(t *testing.T, path string) string {
 	}
 	return rel
 }
+
+// snapshotOnDone copies the resume state as it is when a file is done: what a
+// sender killed after finalizing, before it could record that, leaves behind.
+type snapshotOnDone struct {
+	countingProgress
+	stateDir string
+	copied   map[string][]byte
+}
+
+func (s *snapshotOnDone) FileDone(string) {
+	entries, _ := os.ReadDir(s.stateDir)
+	for _, e := range entries {
+		if b, err := os.ReadFile(filepath.Join(s.stateDir, e.Name())); err == nil {
+			s.copied[e.Name()] = b
+		}
+	}
+}
+
+func TestSenderKilledAfterFinalizingAnswersWithThatPackageAndRemembersIt(t *testing.T) {
+	srv := sendtest.Start(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "clip.mov"), 64<<10)
+	stateDir := t.TempDir()
+	snap := &snapshotOnDone{stateDir: stateDir, copied: map[string][]byte{}}
+	opts := send.Options{Target: portal(t, srv), Paths: []string{filepath.Join(dir, "clip.mov")}, StateDir: stateDir, Progress: snap}
+	first, err := send.Send(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Put the directory back as the killed sender left it: resume state, no record.
+	entries, _ := os.ReadDir(stateDir)
+	for _, e := range entries {
+		os.Remove(filepath.Join(stateDir, e.Name()))
+	}
+	if len(snap.copied) == 0 {
+		t.Fatal("no resume state was seen while the file was sent")
+	}
+	for name, b := range snap.copied {
+		if err := os.WriteFile(filepath.Join(stateDir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	opts.Progress = nil
+	for run := 2; run <= 3; run++ {
+		res, err := send.Send(context.Background(), opts)
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if res.PackageID != first.PackageID || len(srv.Packages()) != 1 {
+			t.Errorf("run %d answered package %s, server has %d packages; want the finalized %s and no other", run, res.PackageID, len(srv.Packages()), first.PackageID)
+		}
+	}
+}
