@@ -710,6 +710,15 @@ func (s *sender) concat(ctx context.Context, j *job) error {
 	whole := j.fs.SHA256
 	final := j.fs.URL
 	s.st.mu.Unlock()
+	if s.finalExists(ctx, final, j.file.Size) {
+		// A run killed after the concatenation but before its state was
+		// saved: a second final would be a second copy of the file.
+		if err := s.st.update(func() { j.fs.Done = true }); err != nil {
+			return err
+		}
+		s.prog.FileDone(j.file.Rel)
+		return nil
+	}
 	if whole == "" {
 		// A state written before the whole digest was kept: hash it now,
 		// so the final still declares what delivery must confirm.
@@ -721,15 +730,6 @@ func (s *sender) concat(ctx context.Context, j *job) error {
 			return err
 		}
 		whole = sum
-	}
-	if s.finalExists(ctx, final, j.file.Size) {
-		// A run killed after the concatenation but before its state was
-		// saved: a second final would be a second copy of the file.
-		if err := s.st.update(func() { j.fs.Done = true }); err != nil {
-			return err
-		}
-		s.prog.FileDone(j.file.Rel)
-		return nil
 	}
 	meta := s.meta(j.file)
 	meta["sha256"] = whole
