@@ -20,7 +20,7 @@ func newSendCmd() *cobra.Command {
 	var (
 		to, token, password, name, email, message string
 		streams                                   int
-		quiet                                     bool
+		quiet, again                              bool
 	)
 	cmd := &cobra.Command{
 		Use:   "send PATH... --to https://host/p/slug",
@@ -44,7 +44,15 @@ Resume: if the upload is interrupted (Ctrl-C, a dropped connection, a crash),
 run the same command again: the same --to, paths and --name continue the same
 package, without re-sending or re-hashing what is done. Resume state lives in
 the user cache directory (ferry/send/) and is removed once the package is
-finalized. Network errors and server errors (5xx) are retried with backoff.
+finalized. Every upload is recorded there (on disk, synced) before its first
+byte is sent, so a run after a kill -9 or a power cut continues each file
+from what the server holds. Network errors and server errors (5xx) are
+retried with backoff.
+
+Sent once: a finished send is remembered in the same place (the same server
+and portal, paths and --name). Running it again prints "already sent as
+package ID on DATE" on standard error and the id on standard output, and
+exits 0 without sending anything; --again sends a new package on purpose.
 
 Progress goes to standard error: bars per file and in total (speed, ETA) when
 it is a terminal, plain lines every 5 seconds otherwise. The package id is the
@@ -55,7 +63,8 @@ Without a portal, send to a server's admin API: --to https://host --token T.
 Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 		Example: `  ferry send ./shoot-day-1 --to https://ferry.example.com/p/acme --email me@example.com
   ferry send a.mov b.mov --to https://ferry.example.com/p/acme --name "Rushes" --streams 8
-  ferry send ./project --to https://ferry.example.com --token "$FERRY_TOKEN"`,
+  ferry send ./project --to https://ferry.example.com --token "$FERRY_TOKEN"
+  ferry send ./shoot-day-1 --to https://ferry.example.com/p/acme --again   # a second package of the same files`,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return usagef("send: give at least one file or folder to send")
@@ -92,11 +101,18 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 				Paths:    args,
 				Info:     send.PackageInfo{Name: name, Email: email, Message: message, Password: password},
 				Streams:  streams,
+				Again:    again,
 				Progress: prog,
 				Log:      slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
 			})
 			if err != nil {
 				return fmt.Errorf("send: %w", err)
+			}
+			if !res.AlreadySent.IsZero() {
+				fmt.Fprintf(errOut, "already sent as package %s on %s (--again sends a new package)\n",
+					res.PackageID, res.AlreadySent.Local().Format("2006-01-02 15:04:05 MST"))
+				fmt.Fprintln(out, res.PackageID)
+				return nil
 			}
 			if res.Skipped > 0 {
 				fmt.Fprintf(errOut, "%d of %d files were already on the server\n", res.Skipped, res.Files)
@@ -114,6 +130,7 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 	f.StringVar(&message, "message", "", "a message for the recipients (package description)")
 	f.IntVar(&streams, "streams", send.DefaultStreams, "simultaneous upload connections; files >= 64 MiB are split into at least this many parts of at most 256 MiB")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output; print only the package id")
+	f.BoolVar(&again, "again", false, "send a new package even if these paths were already sent to this portal under this --name")
 	cmd.PreRun = func(*cobra.Command, []string) {
 		if token == "" {
 			token = os.Getenv("FERRY_TOKEN")

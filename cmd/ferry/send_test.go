@@ -192,3 +192,40 @@ func TestSendCommandResumesAfterCtrlC(t *testing.T) {
 		t.Errorf("server bytes differ after resume (err %v)", err)
 	}
 }
+
+func TestSendCommandRunAgainSaysAlreadySentAndAgainSendsANewPackage(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	srv := sendtest.Start(t)
+	dir, _ := sendFixture(t)
+	args := []string{"send", filepath.Join(dir, "proj"), "--to", srv.URL + "/p/demo", "--name", "Rushes", "-q"}
+	code, stdout, stderr := runCaptured(t, args...)
+	if code != 0 {
+		t.Fatalf("first run: exit %d, stderr:\n%s", code, stderr)
+	}
+	first := strings.TrimSpace(stdout)
+
+	code, stdout, stderr = runCaptured(t, args...)
+	if code != 0 || strings.TrimSpace(stdout) != first || !strings.Contains(stderr, "already sent as package "+first+" on ") {
+		t.Errorf("second run: exit %d, stdout %q, stderr %q; want exit 0, %s on stdout and \"already sent as package %s on <date>\"", code, stdout, stderr, first, first)
+	}
+	if n := len(srv.Packages()); n != 1 {
+		t.Errorf("server has %d packages after the second run, want 1", n)
+	}
+
+	code, stdout, stderr = runCaptured(t, append(args, "--again")...)
+	if code != 0 || strings.TrimSpace(stdout) == first || strings.Contains(stderr, "already sent") {
+		t.Errorf("run with --again: exit %d, stdout %q, stderr %q; want exit 0 and a new package id", code, stdout, stderr)
+	}
+	if state, _ := srv.PackageState(strings.TrimSpace(stdout)); state != "finalized" || len(srv.Packages()) != 2 {
+		t.Errorf("after --again the server has %d packages, the new one %q; want 2, the new one finalized", len(srv.Packages()), state)
+	}
+
+	_, helpOut, helpErr := runCaptured(t, "send", "--help")
+	if !strings.Contains(helpOut+helpErr, "--again") {
+		t.Errorf("ferry send --help does not document --again")
+	}
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil || !strings.Contains(string(readme), "--again") {
+		t.Errorf("README.md's command table does not mention --again (err %v)", err)
+	}
+}

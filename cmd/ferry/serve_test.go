@@ -45,6 +45,8 @@ func TestAdminCommands(t *testing.T) {
 // TestSendToARealServer runs `ferry send` against the real server wiring:
 // the folder arrives complete and the package is finalized.
 func TestSendToARealServer(t *testing.T) {
+	// ferry send remembers finished sends in the user cache dir: keep the test's out of the real one.
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	data := t.TempDir()
 	pw := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pw, []byte("a long enough password\n"), 0o600); err != nil {

@@ -36,6 +36,10 @@ type Options struct {
 	Large   int64 // split threshold (default 64 MiB)
 	MaxPart int64 // largest partial (default 256 MiB)
 
+	// Again sends a new package even when this target, these paths and this
+	// name were sent before (otherwise Send answers with that package).
+	Again bool
+
 	StateDir string       // default DefaultStateDir()
 	HTTP     *http.Client // default: NewHTTPClient (adjust its tus.NewTransport for TLS roots)
 	Progress Progress     // default: none
@@ -53,6 +57,9 @@ type Result struct {
 	Bytes     int64 // their total size
 	Skipped   int   // files already complete on the server before this run
 	Sent      int64 // bytes sent in this run (retransmissions included)
+	// AlreadySent is when an earlier run finished this same send; non-zero
+	// means nothing was sent and PackageID is that earlier package.
+	AlreadySent time.Time
 }
 
 // ErrInterrupted wraps a cancelled run: state is saved and a re-run resumes.
@@ -120,6 +127,8 @@ type sender struct {
 
 	startedM sync.Mutex
 	started  map[string]bool
+
+	record sentRecord // filled in and saved once the package is finalized
 }
 
 // Send uploads opts.Paths as one package and finalizes it, resuming a previous
@@ -167,11 +176,28 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 		abs = append(abs, a)
 	}
 	target := opts.Target.String()
-	st, err := loadState(filepath.Join(opts.StateDir, StateKey(target, abs, opts.Info.Name)+".json"), target)
+	statePath := filepath.Join(opts.StateDir, StateKey(target, abs, opts.Info.Name)+".json")
+	st, err := loadState(statePath, target)
 	if err != nil {
 		return Result{}, err
 	}
-	s := &sender{opts: opts, zeroCopy: zeroCopy, st: st, api: &api{http: opts.HTTP, target: opts.Target, backoff: opts.Backoff}, prog: opts.Progress, log: opts.Log, started: map[string]bool{}}
+	// A send in progress (even one started with --again) is resumed; only
+	// a finished one is answered from the record.
+	if st.PackageID == "" && !opts.Again {
+		rec, ok, err := readSentRecord(sentPath(statePath), target)
+		if err != nil {
+			return Result{}, err
+		}
+		if ok {
+			res := Result{PackageID: rec.PackageID, AlreadySent: rec.SentAt, Files: len(files)}
+			for _, f := range files {
+				res.Bytes += f.Size
+			}
+			return res, nil
+		}
+	}
+	s := &sender{opts: opts, zeroCopy: zeroCopy, st: st, api: &api{http: opts.HTTP, target: opts.Target, backoff: opts.Backoff}, prog: opts.Progress, log: opts.Log, started: map[string]bool{},
+		record: sentRecord{Target: target, Name: opts.Info.Name, Paths: abs}}
 	res, err := s.run(ctx, files)
 	if err != nil {
 		if ferr := st.flush(); ferr != nil {
@@ -194,8 +220,8 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 		return res, err
 	}
 	res.PackageID = s.st.PackageID
-	if complete == nil { // already finalized by an earlier run
-		return res, s.st.remove()
+	if complete == nil { // finalized by an earlier run killed before it could say so
+		return res, s.finished(res.PackageID)
 	}
 	s.tus = &tus.Client{
 		HTTP:       s.opts.HTTP,
@@ -268,6 +294,12 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	if planErr != nil {
 		return res, planErr
 	}
+	// The plan (which files, split into which parts) is on disk before the
+	// first upload is created, so the journal's records of their URLs always
+	// find the file and part they belong to.
+	if err := s.st.save(); err != nil {
+		return res, err
+	}
 	s.prog.Total(res.Bytes, already)
 	defer s.prog.Close()
 	for _, j := range concatNow {
@@ -297,7 +329,19 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	if pkg.ID != "" {
 		res.PackageID = pkg.ID
 	}
-	return res, s.st.remove()
+	return res, s.finished(res.PackageID)
+}
+
+// finished remembers the sent package, then forgets the resume state. If the
+// record cannot be written the resume state stays: a re-run then finds the
+// package finalized and answers with it instead of sending it again.
+func (s *sender) finished(id string) error {
+	r := s.record
+	r.PackageID, r.SentAt = id, time.Now().UTC()
+	if err := writeSentRecord(sentPath(s.st.path), r); err != nil {
+		return fmt.Errorf("package %s is sent, but %w", id, err)
+	}
+	return s.st.remove()
 }
 
 // openPackage creates the package or, on a re-run, asks the server which files
@@ -343,9 +387,13 @@ func (s *sender) openPackage(ctx context.Context) (map[string]bool, error) {
 	if err != nil {
 		return nil, fmt.Errorf("create package: bad upload_url %q: %w", endpoint, err)
 	}
-	if err := s.st.update(func() {
-		s.st.PackageID, s.st.UploadToken, s.st.UploadURL = cr.Package.ID, cr.UploadToken, eu.String()
-	}); err != nil {
+	// On disk before any upload of the package is created: a re-run that
+	// did not know the package would start a second one.
+	s.st.mu.Lock()
+	s.st.PackageID, s.st.UploadToken, s.st.UploadURL = cr.Package.ID, cr.UploadToken, eu.String()
+	err = s.st.saveLocked()
+	s.st.mu.Unlock()
+	if err != nil {
 		return nil, err
 	}
 	return complete, nil
@@ -640,13 +688,9 @@ func (s *sender) create(ctx context.Context, j *job) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	return u, s.st.update(func() {
-		if j.part >= 0 {
-			j.fs.Parts[j.part].URL = u
-		} else {
-			j.fs.URL = u
-		}
-	})
+	// Durable before the first byte: a sender killed mid-file finds this
+	// upload again and continues it from the server's offset.
+	return u, s.st.recordURL(j.file.Rel, j.fs, j.part, u)
 }
 
 // concat joins a split file's partials into the final upload.
@@ -664,7 +708,17 @@ func (s *sender) concat(ctx context.Context, j *job) error {
 	}
 	endpoint := s.st.UploadURL
 	whole := j.fs.SHA256
+	final := j.fs.URL
 	s.st.mu.Unlock()
+	if s.finalExists(ctx, final, j.file.Size) {
+		// A run killed after the concatenation but before its state was
+		// saved: a second final would be a second copy of the file.
+		if err := s.st.update(func() { j.fs.Done = true }); err != nil {
+			return err
+		}
+		s.prog.FileDone(j.file.Rel)
+		return nil
+	}
 	if whole == "" {
 		// A state written before the whole digest was kept: hash it now,
 		// so the final still declares what delivery must confirm.
@@ -683,9 +737,22 @@ func (s *sender) concat(ctx context.Context, j *job) error {
 	if err != nil {
 		return fmt.Errorf("send %s: %w", j.file.Rel, err)
 	}
-	if err := s.st.update(func() { j.fs.URL, j.fs.Done = u, true }); err != nil {
+	if err := s.st.recordURL(j.file.Rel, j.fs, -1, u); err != nil {
+		return err
+	}
+	if err := s.st.update(func() { j.fs.Done = true }); err != nil {
 		return err
 	}
 	s.prog.FileDone(j.file.Rel)
 	return nil
+}
+
+// finalExists reports whether a final upload recorded by an earlier run is
+// complete on the server, with the file's size.
+func (s *sender) finalExists(ctx context.Context, u string, size int64) bool {
+	if u == "" {
+		return false
+	}
+	off, length, err := s.tus.Offset(ctx, u)
+	return err == nil && length == size && off == size
 }

@@ -267,8 +267,10 @@ func TestCancelledRunResumesWithoutResendingBytes(t *testing.T) {
 				t.Errorf("server has %d packages, want the one package resumed", len(ids))
 			}
 			assertPackage(t, srv, res.PackageID, want)
-			if entries, _ := os.ReadDir(stateDir); len(entries) != 0 {
-				t.Errorf("state dir holds %d entries after success, want none", len(entries))
+			// The resume state is gone; what stays is the record of the
+			// finished send (so the same command does not send it twice).
+			if entries, _ := os.ReadDir(stateDir); len(entries) != 1 || !strings.HasSuffix(entries[0].Name(), ".sent.json") {
+				t.Errorf("state dir holds %v after success, want only the record of the finished send", entries)
 			}
 		})
 	}
@@ -429,4 +431,134 @@ func (c *countingProgress) get() (int64, int) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	return c.n, c.calls
+}
+
+func TestRunningAFinishedSendAgainAnswersAlreadySentUnlessAgain(t *testing.T) {
+	srv := sendtest.Start(t)
+	srv.AddPortal("other", "")
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "set/a.mov"), 64<<10)
+	writeFile(t, filepath.Join(dir, "b.wav"), 10)
+	stateDir := t.TempDir()
+	base := send.Options{Target: portal(t, srv), Paths: []string{filepath.Join(dir, "set")}, Info: send.PackageInfo{Name: "rushes"}, StateDir: stateDir}
+	first, err := send.Send(context.Background(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !first.AlreadySent.IsZero() {
+		t.Fatalf("the first send reports already sent on %v", first.AlreadySent)
+	}
+	other, _ := send.ParseTarget(srv.URL+"/p/other", "")
+
+	cases := []struct {
+		name        string
+		change      func(*send.Options)
+		wantAlready bool
+	}{
+		{"same server, portal, paths and name", func(*send.Options) {}, true},
+		{"same paths given relative to the working directory", func(o *send.Options) { o.Paths = []string{relTo(t, filepath.Join(dir, "set"))} }, true},
+		{"another package name", func(o *send.Options) { o.Info.Name = "rushes 2" }, false},
+		{"another set of paths", func(o *send.Options) { o.Paths = append(o.Paths, filepath.Join(dir, "b.wav")) }, false},
+		{"another portal", func(o *send.Options) { o.Target = other }, false},
+		{"--again", func(o *send.Options) { o.Again = true }, false},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			opts := base
+			c.change(&opts)
+			before, received := len(srv.Packages()), srv.Received()
+			res, err := send.Send(context.Background(), opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			created := len(srv.Packages()) - before
+			if c.wantAlready {
+				if res.AlreadySent.IsZero() || res.PackageID != first.PackageID || created != 0 || srv.Received() != received {
+					t.Errorf("got package %s (already sent %v), %d new packages, %d bytes sent; want the first package %s, already sent, nothing sent",
+						res.PackageID, res.AlreadySent, created, srv.Received()-received, first.PackageID)
+				}
+				return
+			}
+			if !res.AlreadySent.IsZero() || res.PackageID == first.PackageID || created != 1 {
+				t.Errorf("got package %s (already sent %v), %d new packages; want a new package", res.PackageID, res.AlreadySent, created)
+			}
+		})
+	}
+
+	// After --again, the same command remembers the newer package.
+	again, err := send.Send(context.Background(), base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if again.AlreadySent.IsZero() || again.PackageID == first.PackageID {
+		t.Errorf("after --again: package %s, already sent %v; want the package --again sent", again.PackageID, again.AlreadySent)
+	}
+}
+
+// relTo returns path relative to the working directory.
+func relTo(t *testing.T, path string) string {
+	t.Helper()
+	wd, err := os.Getwd()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rel, err := filepath.Rel(wd, path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return rel
+}
+
+// snapshotOnDone copies the resume state as it is when a file is done: what a
+// sender killed after finalizing, before it could record that, leaves behind.
+type snapshotOnDone struct {
+	countingProgress
+	stateDir string
+	copied   map[string][]byte
+}
+
+func (s *snapshotOnDone) FileDone(string) {
+	entries, _ := os.ReadDir(s.stateDir)
+	for _, e := range entries {
+		if b, err := os.ReadFile(filepath.Join(s.stateDir, e.Name())); err == nil {
+			s.copied[e.Name()] = b
+		}
+	}
+}
+
+func TestSenderKilledAfterFinalizingAnswersWithThatPackageAndRemembersIt(t *testing.T) {
+	srv := sendtest.Start(t)
+	dir := t.TempDir()
+	writeFile(t, filepath.Join(dir, "clip.mov"), 64<<10)
+	stateDir := t.TempDir()
+	snap := &snapshotOnDone{stateDir: stateDir, copied: map[string][]byte{}}
+	opts := send.Options{Target: portal(t, srv), Paths: []string{filepath.Join(dir, "clip.mov")}, StateDir: stateDir, Progress: snap}
+	first, err := send.Send(context.Background(), opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// Put the directory back as the killed sender left it: resume state, no record.
+	entries, _ := os.ReadDir(stateDir)
+	for _, e := range entries {
+		os.Remove(filepath.Join(stateDir, e.Name()))
+	}
+	if len(snap.copied) == 0 {
+		t.Fatal("no resume state was seen while the file was sent")
+	}
+	for name, b := range snap.copied {
+		if err := os.WriteFile(filepath.Join(stateDir, name), b, 0o600); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	opts.Progress = nil
+	for run := 2; run <= 3; run++ {
+		res, err := send.Send(context.Background(), opts)
+		if err != nil {
+			t.Fatalf("run %d: %v", run, err)
+		}
+		if res.PackageID != first.PackageID || len(srv.Packages()) != 1 {
+			t.Errorf("run %d answered package %s, server has %d packages; want the finalized %s and no other", run, res.PackageID, len(srv.Packages()), first.PackageID)
+		}
+	}
 }

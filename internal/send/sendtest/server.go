@@ -39,6 +39,7 @@ type Server struct {
 	mux      *http.ServeMux
 	received atomic.Int64
 	patches  atomic.Int64
+	active   atomic.Int64 // PATCH requests being served
 
 	mu       sync.Mutex
 	portals  map[string]string // slug -> password ("" = none)
@@ -148,6 +149,11 @@ func (s *Server) Received() int64 { return s.received.Load() }
 // Patches is the number of PATCH requests seen.
 func (s *Server) Patches() int64 { return s.patches.Load() }
 
+// ActivePatches is the number of PATCH requests still being served: after a
+// client is killed, the server goes on reading what the kernel already
+// buffered, so a test waits for zero before it counts what was stored.
+func (s *Server) ActivePatches() int64 { return s.active.Load() }
+
 // DropConnectionAfter closes the TCP connection of the PATCH that is under way
 // once n more body bytes have arrived (once).
 func (s *Server) DropConnectionAfter(n int64) {
@@ -234,6 +240,8 @@ func (s *Server) countPatches(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Method == http.MethodPatch {
 			s.patches.Add(1)
+			s.active.Add(1)
+			defer s.active.Add(-1)
 			s.mu.Lock()
 			fail := s.fail5xx > 0
 			if fail {
