@@ -7,6 +7,7 @@ import (
 	"net/http"
 	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/ferryhq/ferry/internal/db"
@@ -145,8 +146,10 @@ const apiTokenTouchEvery = time.Minute
 // CreateAPIToken makes a named API token for userID, valid until expiresAt
 // (nil: until revoked), and returns it (shown once) with its row.
 func (s *Service) CreateAPIToken(ctx context.Context, userID, name string, expiresAt *time.Time) (string, *db.APIToken, error) {
-	if strings.TrimSpace(name) == "" || utf8.RuneCountInString(name) > MaxNameLen {
-		return "", nil, invalid("name", "invalid_name", "An API token needs a name of 1 to %d characters, to recognise it later.", MaxNameLen)
+	// No control characters: a name is printed in the CLI's token table and
+	// in logs, where a tab or newline could fake a column or a row.
+	if strings.TrimSpace(name) == "" || utf8.RuneCountInString(name) > MaxNameLen || strings.ContainsFunc(name, unicode.IsControl) {
+		return "", nil, invalid("name", "invalid_name", "An API token needs a name of 1 to %d characters without control characters, to recognise it later.", MaxNameLen)
 	}
 	now := s.now()
 	if expiresAt != nil && !expiresAt.After(now) {
