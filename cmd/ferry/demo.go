@@ -147,7 +147,7 @@ func seedDemo(ctx context.Context, app *server.App, emu *emulator.Server, info *
 	if err != nil {
 		return err
 	}
-	if info.APIToken, _, err = app.Portal.CreateAPIToken(ctx, u.ID, "demo"); err != nil {
+	if info.APIToken, _, err = app.Portal.CreateAPIToken(ctx, u.ID, "demo", nil); err != nil {
 		return err
 	}
 	c, err := app.Connect.Create(ctx, connect.Input{Name: "iconik emulator",

@@ -26,7 +26,10 @@ type Queries interface {
 	APITokenCreate(ctx context.Context, params *APITokenCreateParams) (*APIToken, error)
 	APITokenDelete(ctx context.Context, params *APITokenDeleteParams) error
 	APITokenGetByHash(ctx context.Context, params *APITokenGetByHashParams) (*APIToken, error)
+	APITokenGetByID(ctx context.Context, params *APITokenGetByIDParams) (*APIToken, error)
+	APITokenList(ctx context.Context, params *APITokenListParams) ([]*APIToken, error)
 	APITokenListByUser(ctx context.Context, params *APITokenListByUserParams) ([]*APIToken, error)
+	APITokenRevoke(ctx context.Context, params *APITokenRevokeParams) (*APIToken, error)
 	APITokenTouch(ctx context.Context, params *APITokenTouchParams) error
 
 	ConnectionCreate(ctx context.Context, params *ConnectionCreateParams) (*Connection, error)
@@ -141,10 +144,21 @@ type APITokenCreateParams struct {
 	Name      string
 	TokenHash []byte
 	CreatedAt time.Time
+	ExpiresAt *time.Time // nil: never expires
 }
 type APITokenDeleteParams struct{ ID, UserID string }
 type APITokenGetByHashParams struct{ TokenHash []byte }
+type APITokenGetByIDParams struct{ ID string }
+type APITokenListParams struct{}
 type APITokenListByUserParams struct{ UserID string }
+
+// APITokenRevokeParams: RevokedAt is kept only by the first revocation.
+type APITokenRevokeParams struct {
+	ID        string
+	RevokedAt time.Time
+}
+
+// APITokenTouchParams: LastUsedAt is stored only if later than the recorded one.
 type APITokenTouchParams struct {
 	ID         string
 	LastUsedAt time.Time

@@ -277,18 +277,19 @@ func (q queries) SessionGetByHash(ctx context.Context, p *SessionGetByHashParams
 
 // ---- API tokens ----
 
-const apiTokenCols = "id, user_id, name, token_hash, created_at, last_used_at"
+const apiTokenCols = "id, user_id, name, token_hash, created_at, last_used_at, expires_at, revoked_at"
 
 func scanAPIToken(r rowScanner) (*APIToken, error) {
 	var t APIToken
-	err := r.Scan(&t.ID, &t.UserID, &t.Name, &t.TokenHash, timeScan{dst: &t.CreatedAt}, timeScan{ptr: &t.LastUsedAt})
+	err := r.Scan(&t.ID, &t.UserID, &t.Name, &t.TokenHash, timeScan{dst: &t.CreatedAt}, timeScan{ptr: &t.LastUsedAt},
+		timeScan{ptr: &t.ExpiresAt}, timeScan{ptr: &t.RevokedAt})
 	return &t, err
 }
 
 func (q queries) APITokenCreate(ctx context.Context, p *APITokenCreateParams) (*APIToken, error) {
 	return one(ctx, q, "APITokenCreate", ErrNotFound, scanAPIToken,
-		"INSERT INTO api_tokens (id, user_id, name, token_hash, created_at) VALUES ($1, $2, $3, $4, $5) RETURNING "+apiTokenCols,
-		newID(p.ID), p.UserID, p.Name, p.TokenHash, ts(p.CreatedAt))
+		"INSERT INTO api_tokens (id, user_id, name, token_hash, created_at, expires_at) VALUES ($1, $2, $3, $4, $5, $6) RETURNING "+apiTokenCols,
+		newID(p.ID), p.UserID, p.Name, p.TokenHash, ts(p.CreatedAt), tsPtr(p.ExpiresAt))
 }
 
 func (q queries) APITokenDelete(ctx context.Context, p *APITokenDeleteParams) error {
@@ -301,13 +302,33 @@ func (q queries) APITokenGetByHash(ctx context.Context, p *APITokenGetByHashPara
 		"SELECT "+apiTokenCols+" FROM api_tokens WHERE token_hash = $1", p.TokenHash)
 }
 
+func (q queries) APITokenGetByID(ctx context.Context, p *APITokenGetByIDParams) (*APIToken, error) {
+	return one(ctx, q, "APITokenGetByID", ErrNotFound, scanAPIToken,
+		"SELECT "+apiTokenCols+" FROM api_tokens WHERE id = $1", p.ID)
+}
+
+func (q queries) APITokenList(ctx context.Context, _ *APITokenListParams) ([]*APIToken, error) {
+	return many(ctx, q, "APITokenList", scanAPIToken,
+		"SELECT "+apiTokenCols+" FROM api_tokens ORDER BY created_at, id")
+}
+
 func (q queries) APITokenListByUser(ctx context.Context, p *APITokenListByUserParams) ([]*APIToken, error) {
 	return many(ctx, q, "APITokenListByUser", scanAPIToken,
 		"SELECT "+apiTokenCols+" FROM api_tokens WHERE user_id = $1 ORDER BY created_at, id", p.UserID)
 }
 
+// APITokenRevoke keeps the first revocation time: revoking twice is the same
+// as once, and the list keeps saying when the token stopped working.
+func (q queries) APITokenRevoke(ctx context.Context, p *APITokenRevokeParams) (*APIToken, error) {
+	return one(ctx, q, "APITokenRevoke", ErrNotFound, scanAPIToken,
+		"UPDATE api_tokens SET revoked_at = COALESCE(revoked_at, $2) WHERE id = $1 RETURNING "+apiTokenCols, p.ID, ts(p.RevokedAt))
+}
+
+// APITokenTouch only moves last_used_at forward: replicas (or requests)
+// noting uses out of order never make the recorded last use go back.
 func (q queries) APITokenTouch(ctx context.Context, p *APITokenTouchParams) error {
-	_, err := q.exec(ctx, "APITokenTouch", ErrNotFound, "UPDATE api_tokens SET last_used_at = $2 WHERE id = $1", p.ID, ts(p.LastUsedAt))
+	_, err := q.exec(ctx, "APITokenTouch", nil,
+		"UPDATE api_tokens SET last_used_at = $2 WHERE id = $1 AND (last_used_at IS NULL OR last_used_at < $2)", p.ID, ts(p.LastUsedAt))
 	return err
 }
 

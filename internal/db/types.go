@@ -21,7 +21,8 @@ type Session struct {
 	ExpiresAt  time.Time
 }
 
-// APIToken is a bearer token for the admin API.
+// APIToken is a bearer token for the admin API. A revoked token keeps its
+// row (the list shows who had it); it is refused like an expired one.
 type APIToken struct {
 	ID         string
 	UserID     string
@@ -29,6 +30,8 @@ type APIToken struct {
 	TokenHash  []byte
 	CreatedAt  time.Time
 	LastUsedAt *time.Time
+	ExpiresAt  *time.Time // nil: never expires
+	RevokedAt  *time.Time
 }
 
 // Limits bound what a portal accepts. Zero means "no limit"; extensions are

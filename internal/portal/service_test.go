@@ -628,9 +628,9 @@ func TestUsersSessionsAndAPITokens(t *testing.T) {
 	_, _, err = f.svc.SessionByToken(ctx, tok2)
 	wantCode(t, err, "unauthorized")
 
-	_, _, err = f.svc.CreateAPIToken(ctx, u.ID, "")
+	_, _, err = f.svc.CreateAPIToken(ctx, u.ID, "", nil)
 	wantCode(t, err, "invalid_name")
-	api, row, err := f.svc.CreateAPIToken(ctx, u.ID, "ci")
+	api, row, err := f.svc.CreateAPIToken(ctx, u.ID, "ci", nil)
 	if err != nil || row.Name != "ci" {
 		t.Fatal(err)
 	}

@@ -5,7 +5,9 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+	"strings"
 	"time"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/ferryhq/ferry/internal/db"
@@ -135,25 +137,99 @@ func (s *Service) DeleteSession(ctx context.Context, token string) error {
 	return nil
 }
 
-// CreateAPIToken makes a named API token for userID and returns it (shown
-// once) with its row.
-func (s *Service) CreateAPIToken(ctx context.Context, userID, name string) (string, *db.APIToken, error) {
-	if name == "" || utf8.RuneCountInString(name) > MaxNameLen {
-		return "", nil, invalid("name", "invalid_name", "An API token needs a name of 1 to %d characters, to recognise it later.", MaxNameLen)
+// apiTokenTouchEvery bounds how often a token's last use is written: every
+// admin request authenticates, and a write per request would turn reads into
+// writes (SQLite has one writer; PostgreSQL would churn a row per call). A
+// last use known to within a minute answers "is this token still in use?".
+const apiTokenTouchEvery = time.Minute
+
+// CreateAPIToken makes a named API token for userID, valid until expiresAt
+// (nil: until revoked), and returns it (shown once) with its row.
+func (s *Service) CreateAPIToken(ctx context.Context, userID, name string, expiresAt *time.Time) (string, *db.APIToken, error) {
+	// No control characters: a name is printed in the CLI's token table and
+	// in logs, where a tab or newline could fake a column or a row.
+	if strings.TrimSpace(name) == "" || utf8.RuneCountInString(name) > MaxNameLen || strings.ContainsFunc(name, unicode.IsControl) {
+		return "", nil, invalid("name", "invalid_name", "An API token needs a name of 1 to %d characters without control characters, to recognise it later.", MaxNameLen)
+	}
+	now := s.now()
+	if expiresAt != nil && !expiresAt.After(now) {
+		return "", nil, invalid("expires_at", "invalid_expires_at", "An API token's expiry must be in the future.")
 	}
 	tok, hash, err := NewToken()
 	if err != nil {
 		return "", nil, err
 	}
-	t, err := s.db.APITokenCreate(ctx, &db.APITokenCreateParams{UserID: userID, Name: name, TokenHash: hash, CreatedAt: s.now()})
+	t, err := s.db.APITokenCreate(ctx, &db.APITokenCreateParams{UserID: userID, Name: name, TokenHash: hash, CreatedAt: now, ExpiresAt: expiresAt})
 	if err != nil {
 		return "", nil, fmt.Errorf("portal: creating API token %q for user %s: %w", name, userID, err)
 	}
 	return tok, t, nil
 }
 
-// UserByAPIToken returns the user an API token belongs to, and notes its use
-// (best effort: bookkeeping never refuses a caller).
+// APITokenState says whether a token is "active", "expired" or "revoked" at now.
+func APITokenState(t *db.APIToken, now time.Time) string {
+	switch {
+	case t.RevokedAt != nil:
+		return "revoked"
+	case t.ExpiresAt != nil && !now.Before(*t.ExpiresAt):
+		return "expired"
+	}
+	return "active"
+}
+
+// APITokenView is a token as the admin list shows it: its row (the hash
+// stays behind in callers' wire types) and its user's email.
+type APITokenView struct {
+	*db.APIToken
+	UserEmail string
+	State     string
+}
+
+// ListAPITokens lists every user's tokens, oldest first, revoked ones too.
+func (s *Service) ListAPITokens(ctx context.Context) ([]APITokenView, error) {
+	rows, err := s.db.APITokenList(ctx, &db.APITokenListParams{})
+	if err != nil {
+		return nil, fmt.Errorf("portal: listing API tokens: %w", err)
+	}
+	now := s.now()
+	emails := map[string]string{}
+	out := make([]APITokenView, 0, len(rows))
+	for _, t := range rows {
+		email, ok := emails[t.UserID]
+		if !ok {
+			u, err := s.db.UserGetByID(ctx, &db.UserGetByIDParams{ID: t.UserID})
+			if err != nil {
+				return nil, fmt.Errorf("portal: loading the user of API token %s: %w", t.ID, err)
+			}
+			email = u.Email
+			emails[t.UserID] = email
+		}
+		out = append(out, APITokenView{APIToken: t, UserEmail: email, State: APITokenState(t, now)})
+	}
+	return out, nil
+}
+
+// RevokeAPIToken stops a token from working, from its very next request; its
+// row stays for the list. Revoking a revoked token changes nothing.
+func (s *Service) RevokeAPIToken(ctx context.Context, id string) (APITokenView, error) {
+	t, err := s.db.APITokenRevoke(ctx, &db.APITokenRevokeParams{ID: id, RevokedAt: s.now()})
+	if errors.Is(err, db.ErrNotFound) {
+		return APITokenView{}, refuse(http.StatusNotFound, "token_not_found", "There is no API token with id %q.", id)
+	}
+	if err != nil {
+		return APITokenView{}, fmt.Errorf("portal: revoking API token %s: %w", id, err)
+	}
+	u, err := s.db.UserGetByID(ctx, &db.UserGetByIDParams{ID: t.UserID})
+	if err != nil {
+		return APITokenView{}, fmt.Errorf("portal: loading the user of API token %s: %w", t.ID, err)
+	}
+	return APITokenView{APIToken: t, UserEmail: u.Email, State: APITokenState(t, s.now())}, nil
+}
+
+// UserByAPIToken returns the user an API token belongs to. The row is read on
+// every request, so a revocation or expiry takes effect on the very next one
+// (no cache keeps a dead token alive). Its use is noted at most once per
+// apiTokenTouchEvery, best effort: bookkeeping never refuses a caller.
 func (s *Service) UserByAPIToken(ctx context.Context, token string) (*db.User, error) {
 	bad := errUnauthorized("The API token is not valid.")
 	if token == "" {
@@ -166,6 +242,15 @@ func (s *Service) UserByAPIToken(ctx context.Context, token string) (*db.User, e
 	if err != nil {
 		return nil, fmt.Errorf("portal: looking up an API token: %w", err)
 	}
+	now := s.now()
+	switch APITokenState(t, now) {
+	case "revoked":
+		return nil, refuse(http.StatusUnauthorized, "token_revoked", "This API token was revoked on %s; ask an admin for a new one.",
+			t.RevokedAt.UTC().Format(time.RFC3339))
+	case "expired":
+		return nil, refuse(http.StatusUnauthorized, "token_expired", "This API token expired on %s; create a new one.",
+			t.ExpiresAt.UTC().Format(time.RFC3339))
+	}
 	u, err := s.db.UserGetByID(ctx, &db.UserGetByIDParams{ID: t.UserID})
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, bad
@@ -173,7 +258,9 @@ func (s *Service) UserByAPIToken(ctx context.Context, token string) (*db.User, e
 	if err != nil {
 		return nil, fmt.Errorf("portal: loading the user of API token %s: %w", t.ID, err)
 	}
-	_ = s.db.APITokenTouch(ctx, &db.APITokenTouchParams{ID: t.ID, LastUsedAt: s.now()})
+	if t.LastUsedAt == nil || now.Sub(*t.LastUsedAt) >= apiTokenTouchEvery {
+		_ = s.db.APITokenTouch(ctx, &db.APITokenTouchParams{ID: t.ID, LastUsedAt: now})
+	}
 	return u, nil
 }
 

@@ -57,10 +57,50 @@ func unauthorized(err error) error {
 
 func (s *webStore) UserByAPIToken(ctx context.Context, token string) (web.User, error) {
 	u, err := s.svc.UserByAPIToken(ctx, token)
+	if pe := portal.AsError(err); pe != nil && pe.Status == 401 && pe.Code != "unauthorized" {
+		return web.User{}, mapErr(err) // expired or revoked: the caller is told which
+	}
 	if err != nil {
 		return web.User{}, unauthorized(err)
 	}
 	return webUser(u), nil
+}
+
+func toWebAPIToken(v portal.APITokenView) web.APIToken {
+	return web.APIToken{ID: v.ID, Name: v.Name, UserID: v.UserID, UserEmail: v.UserEmail, CreatedAt: v.CreatedAt,
+		LastUsedAt: v.LastUsedAt, ExpiresAt: v.ExpiresAt, RevokedAt: v.RevokedAt, State: v.State}
+}
+
+func (s *webStore) APITokenCreate(ctx context.Context, userID string, in web.APITokenInput) (web.APIToken, string, error) {
+	secret, t, err := s.svc.CreateAPIToken(ctx, userID, in.Name, in.ExpiresAt)
+	if err != nil {
+		return web.APIToken{}, "", mapErr(err)
+	}
+	u, err := s.db.UserGetByID(ctx, &db.UserGetByIDParams{ID: userID})
+	if err != nil {
+		return web.APIToken{}, "", fmt.Errorf("loading user %s: %w", userID, err)
+	}
+	return toWebAPIToken(portal.APITokenView{APIToken: t, UserEmail: u.Email, State: portal.APITokenState(t, s.now())}), secret, nil
+}
+
+func (s *webStore) APITokenList(ctx context.Context) ([]web.APIToken, error) {
+	list, err := s.svc.ListAPITokens(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.APIToken, 0, len(list))
+	for _, v := range list {
+		out = append(out, toWebAPIToken(v))
+	}
+	return out, nil
+}
+
+func (s *webStore) APITokenRevoke(ctx context.Context, id string) (web.APIToken, error) {
+	v, err := s.svc.RevokeAPIToken(ctx, id)
+	if err != nil {
+		return web.APIToken{}, mapErr(err)
+	}
+	return toWebAPIToken(v), nil
 }
 
 func (s *webStore) UserBySession(ctx context.Context, token string) (web.User, error) {

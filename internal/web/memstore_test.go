@@ -19,6 +19,8 @@ type memStore struct {
 	users     map[string]User   // id -> user
 	passwords map[string]string // email -> password
 	apiTokens map[string]string // token -> user id
+	tokens    map[string]*APIToken
+	tokenIDs  map[string]string // secret -> id of a token made through the API
 	sessions  map[string]string // token -> user id
 	portals   map[string]Portal
 	portalPW  map[string]string
@@ -32,6 +34,7 @@ type memStore struct {
 
 func newMemStore() *memStore {
 	return &memStore{users: map[string]User{}, passwords: map[string]string{}, apiTokens: map[string]string{},
+		tokens: map[string]*APIToken{}, tokenIDs: map[string]string{},
 		sessions: map[string]string{}, portals: map[string]Portal{}, portalPW: map[string]string{},
 		packages: map[string]*Package{}, upTokens: map[string]string{}, links: map[string]*Link{},
 		linkTok: map[string]string{}, linkPW: map[string]string{}}
@@ -62,7 +65,55 @@ func (m *memStore) UserByAPIToken(_ context.Context, token string) (User, error)
 	if id, ok := m.apiTokens[token]; ok {
 		return m.users[id], nil
 	}
+	if id, ok := m.tokenIDs[token]; ok {
+		t := m.tokens[id]
+		switch {
+		case t.RevokedAt != nil:
+			return User{}, errorf(401, "token_revoked", "This API token was revoked.")
+		case t.ExpiresAt != nil && !time.Now().Before(*t.ExpiresAt):
+			return User{}, errorf(401, "token_expired", "This API token expired.")
+		}
+		return m.users[t.UserID], nil
+	}
 	return User{}, ErrUnauthorized
+}
+
+func (m *memStore) APITokenCreate(_ context.Context, userID string, in APITokenInput) (APIToken, string, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if in.Name == "" {
+		return APIToken{}, "", &InvalidError{Field: "name", Message: "An API token needs a name."}
+	}
+	t := &APIToken{ID: m.id("t"), Name: in.Name, UserID: userID, UserEmail: m.users[userID].Email, CreatedAt: time.Now(),
+		ExpiresAt: in.ExpiresAt, State: "active"}
+	secret := randToken()
+	m.tokens[t.ID], m.tokenIDs[secret] = t, t.ID
+	return *t, secret, nil
+}
+
+func (m *memStore) APITokenList(context.Context) ([]APIToken, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []APIToken
+	for _, t := range m.tokens {
+		out = append(out, *t)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].ID < out[j].ID })
+	return out, nil
+}
+
+func (m *memStore) APITokenRevoke(_ context.Context, id string) (APIToken, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	t, ok := m.tokens[id]
+	if !ok {
+		return APIToken{}, ErrNotFound
+	}
+	if t.RevokedAt == nil {
+		now := time.Now()
+		t.RevokedAt, t.State = &now, "revoked"
+	}
+	return *t, nil
 }
 
 func (m *memStore) UserBySession(_ context.Context, token string) (User, error) {

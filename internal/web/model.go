@@ -197,6 +197,7 @@ type Links interface {
 // Store is everything web needs from the domain.
 type Store interface {
 	Auth
+	APITokens
 	Portals
 	Packages
 	Links

@@ -145,7 +145,7 @@ func buildOpenAPI(routes []Route) ([]byte, error) {
 		switch rt.Access {
 		case Admin:
 			op["security"] = []any{map[string]any{"apiToken": []any{}}, map[string]any{"session": []any{}}}
-			responses["401"] = errResp("No or unknown credentials")
+			responses["401"] = errResp("No or unknown credentials; an API token that expired answers token_expired, a revoked one token_revoked")
 		case Uploader:
 			op["security"] = []any{map[string]any{"uploadToken": []any{}}}
 			responses["401"] = errResp("No or unknown upload token")
@@ -170,7 +170,7 @@ func buildOpenAPI(routes []Route) ([]byte, error) {
 		"components": map[string]any{
 			"schemas": schemas,
 			"securitySchemes": map[string]any{
-				"apiToken":    map[string]any{"type": "http", "scheme": "bearer", "description": "API token from `ferry admin create-token`"},
+				"apiToken":    map[string]any{"type": "http", "scheme": "bearer", "description": "API token from `ferry admin create-token` or POST /api/v1/tokens"},
 				"uploadToken": map[string]any{"type": "http", "scheme": "bearer", "description": "Upload token returned when the package was created"},
 				"session":     map[string]any{"type": "apiKey", "in": "cookie", "name": sessionCookie, "description": "Browser session; state-changing requests also need the X-CSRF-Token header"},
 			},

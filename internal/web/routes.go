@@ -25,6 +25,9 @@ func (s *Server) routeTable() []Route {
 
 		// Admin: session cookie (+CSRF) or API token.
 		{"GET", "/api/v1/session", Admin, "Who is signed in, and the CSRF token for forms", s.session},
+		{"GET", "/api/v1/tokens", Admin, "List every API token: name, user, creation, last use (to within a minute), expiry, revocation; never the secret", s.tokenList},
+		{"POST", "/api/v1/tokens", Admin, "Create an API token for the caller ({\"name\"}, optional expires_in or expires_at); the secret is returned once", s.tokenCreate},
+		{"DELETE", "/api/v1/tokens/{id}", Admin, "Revoke an API token: refused from its next request on (the row stays listed)", s.tokenRevoke},
 		{"POST", "/logout", Admin, "Sign out (ends the browser session)", s.logout},
 		{"GET", "/api/v1/portals", Admin, "List portals", s.portalList},
 		{"POST", "/api/v1/portals", Admin, "Create a portal", s.portalCreate},

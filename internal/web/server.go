@@ -288,8 +288,13 @@ func (s *Server) authAdmin(w http.ResponseWriter, r *http.Request, originOnly bo
 }
 
 // authFailure keeps the Store's internal failures (500) apart from an
-// unknown credential (401).
+// unknown credential (401). A 401 the Store explains itself (an expired or
+// revoked API token) keeps its code, so a script knows to get a new token.
 func authFailure(err error) error {
+	var ae *Error
+	if errors.As(err, &ae) && ae.Status == http.StatusUnauthorized {
+		return ae
+	}
 	if errors.Is(err, ErrUnauthorized) || errors.Is(err, ErrNotFound) {
 		return errorf(http.StatusUnauthorized, "unauthorized", "The credentials are unknown, expired or revoked.")
 	}

@@ -29,6 +29,7 @@ func Run(t *testing.T, open Open) {
 		{"UsersAreUniqueByCaseInsensitiveEmail", testUsers},
 		{"SessionsExpireAndBelongToUsers", testSessions},
 		{"APITokensAreScopedToTheirUser", testAPITokens},
+		{"APITokensExpireAndRevokeKeepingTheirRow", testAPITokenRevoke},
 		{"PortalsRoundTripEveryField", testPortals},
 		{"PortalWithPackagesCannotBeDeleted", testPortalDeleteRestricted},
 		{"PackagesMoveUploadingFinalizedExpired", testPackageStates},
@@ -188,6 +189,51 @@ func testAPITokens(t *testing.T, s db.Store) {
 	}
 	if l := must(s.APITokenListByUser(ctx, &db.APITokenListByUserParams{UserID: a.ID})); len(l) != 0 {
 		t.Fatalf("deleted token still listed: %+v", l)
+	}
+}
+
+func testAPITokenRevoke(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	a, b := mkUser(t, s, "a@example.com"), mkUser(t, s, "b@example.com")
+	exp := t0.Add(30 * 24 * time.Hour)
+	tok := must(s.APITokenCreate(ctx, &db.APITokenCreateParams{UserID: a.ID, Name: "ci", TokenHash: randBytes(t), CreatedAt: t0, ExpiresAt: &exp}))
+	forever := must(s.APITokenCreate(ctx, &db.APITokenCreateParams{UserID: b.ID, Name: "ops", TokenHash: randBytes(t), CreatedAt: t0.Add(time.Second)}))
+	if tok.ExpiresAt == nil || !tok.ExpiresAt.Equal(exp) || tok.RevokedAt != nil || forever.ExpiresAt != nil {
+		t.Fatalf("created: %+v / %+v", tok, forever)
+	}
+
+	// Touch only moves forward, and a touch of an unknown id is no error.
+	for _, at := range []time.Time{t0.Add(2 * time.Minute), t0.Add(time.Minute)} {
+		if err := s.APITokenTouch(ctx, &db.APITokenTouchParams{ID: tok.ID, LastUsedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := s.APITokenTouch(ctx, &db.APITokenTouchParams{ID: "missing", LastUsedAt: t0}); err != nil {
+		t.Fatalf("touching an unknown token: %v", err)
+	}
+	if got := must(s.APITokenGetByID(ctx, &db.APITokenGetByIDParams{ID: tok.ID})); got.LastUsedAt == nil || !got.LastUsedAt.Equal(t0.Add(2*time.Minute)) {
+		t.Fatalf("last use went back: %+v", got.LastUsedAt)
+	}
+
+	// Revoking keeps the row and the first revocation time.
+	rev := must(s.APITokenRevoke(ctx, &db.APITokenRevokeParams{ID: tok.ID, RevokedAt: t0.Add(time.Hour)}))
+	again := must(s.APITokenRevoke(ctx, &db.APITokenRevokeParams{ID: tok.ID, RevokedAt: t0.Add(2 * time.Hour)}))
+	if rev.RevokedAt == nil || !rev.RevokedAt.Equal(t0.Add(time.Hour)) || !again.RevokedAt.Equal(*rev.RevokedAt) {
+		t.Fatalf("revoked: %+v, again: %+v", rev.RevokedAt, again.RevokedAt)
+	}
+	got := must(s.APITokenGetByHash(ctx, &db.APITokenGetByHashParams{TokenHash: tok.TokenHash}))
+	if got.RevokedAt == nil || got.ExpiresAt == nil || !got.ExpiresAt.Equal(exp) || got.Name != "ci" {
+		t.Fatalf("revoked token read back as %+v", got)
+	}
+	_, err := s.APITokenRevoke(ctx, &db.APITokenRevokeParams{ID: "missing", RevokedAt: t0})
+	wantErr(t, err, db.ErrNotFound)
+	_, err = s.APITokenGetByID(ctx, &db.APITokenGetByIDParams{ID: "missing"})
+	wantErr(t, err, db.ErrNotFound)
+
+	// The list holds every user's tokens, oldest first, revoked ones too.
+	l := must(s.APITokenList(ctx, &db.APITokenListParams{}))
+	if len(l) != 2 || l[0].ID != tok.ID || l[1].ID != forever.ID || l[0].RevokedAt == nil || l[1].RevokedAt != nil {
+		t.Fatalf("list: %+v", l)
 	}
 }
 
