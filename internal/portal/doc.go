@@ -13,5 +13,6 @@
 //	uploads: func CheckFile; Admit, CompleteFile (idempotent; hook runs in its tx), FailFile, CancelFile
 //	finalize: Finalize (hook runs in its tx: enqueue deliveries there)
 //	users: CreateUser, Authenticate, CreateSession, SessionByToken, DeleteSession,
-//	       CreateAPIToken, UserByAPIToken, CreateDownloadLink, OpenDownloadLink
+//	       CreateAPIToken, UserByAPIToken, CreateDownloadLink (what a link serves
+//	       is charged in bytes by web, through db.DownloadLinkFileCharge)
 package portal
