@@ -317,15 +317,15 @@ func (s *Server) linkZip(w http.ResponseWriter, r *http.Request) error {
 			s.log.Error("web: zip download failed midway", "package", st.pkg.ID, "err", err)
 		}
 	}
-	for _, c := range charges {
-		for i, f := range files {
-			if f.ID != c.FileID {
-				continue
-			}
-			var read int64
-			if meters[i] != nil {
-				read = meters[i].read.Load()
-			}
+	if len(charges) == 0 {
+		return nil
+	}
+	for i, f := range files {
+		var read int64
+		if meters[i] != nil {
+			read = meters[i].read.Load()
+		}
+		if f.Size > read {
 			s.refund(r, st.link.ID, f.ID, f.Size-read)
 		}
 	}
