@@ -59,6 +59,9 @@ type Queries interface {
 
 	DownloadLinkCreate(ctx context.Context, params *DownloadLinkCreateParams) (*DownloadLink, error)
 	DownloadLinkDelete(ctx context.Context, params *DownloadLinkDeleteParams) error
+	DownloadLinkFileCharge(ctx context.Context, params *DownloadLinkFileChargeParams) (*DownloadLinkFile, error)
+	DownloadLinkFileList(ctx context.Context, params *DownloadLinkFileListParams) ([]*DownloadLinkFile, error)
+	DownloadLinkFileRefund(ctx context.Context, params *DownloadLinkFileRefundParams) error
 	DownloadLinkGetByHash(ctx context.Context, params *DownloadLinkGetByHashParams) (*DownloadLink, error)
 	DownloadLinkIncrementCount(ctx context.Context, params *DownloadLinkIncrementCountParams) (*DownloadLink, error)
 	DownloadLinkListByPackage(ctx context.Context, params *DownloadLinkListByPackageParams) ([]*DownloadLink, error)
@@ -174,10 +177,30 @@ type DownloadLinkCreateParams struct {
 	ExpiresAt     *time.Time
 }
 type DownloadLinkDeleteParams struct{ ID string }
+
+// DownloadLinkFileChargeParams adds Bytes to what the link has served of one
+// file, atomically and only if the total stays at or under MaxBytes (else
+// ErrPrecondition and nothing changes). Bytes and MaxBytes are >= 0.
+type DownloadLinkFileChargeParams struct {
+	LinkID   string
+	FileID   string
+	Bytes    int64
+	MaxBytes int64
+}
+type DownloadLinkFileListParams struct{ LinkID string }
+
+// DownloadLinkFileRefundParams gives back Bytes charged but never sent (the
+// total never goes below zero).
+type DownloadLinkFileRefundParams struct {
+	LinkID string
+	FileID string
+	Bytes  int64
+}
 type DownloadLinkGetByHashParams struct{ TokenHash []byte }
 
-// DownloadLinkIncrementCountParams counts one download, atomically, only if
-// the link is neither exhausted nor expired at Now (else ErrPrecondition).
+// DownloadLinkIncrementCountParams counts one download started, atomically,
+// only if the link is not expired at Now (else ErrPrecondition). The count is
+// for people to read: the limit is enforced on bytes (DownloadLinkFileCharge).
 type DownloadLinkIncrementCountParams struct {
 	ID  string
 	Now time.Time

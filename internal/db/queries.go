@@ -573,6 +573,48 @@ func (q queries) DownloadLinkDelete(ctx context.Context, p *DownloadLinkDeletePa
 	return err
 }
 
+const downloadLinkFileCols = "link_id, file_id, bytes_served"
+
+func scanDownloadLinkFile(r rowScanner) (*DownloadLinkFile, error) {
+	var f DownloadLinkFile
+	if err := r.Scan(&f.LinkID, &f.FileID, &f.BytesServed); err != nil {
+		return nil, err
+	}
+	return &f, nil
+}
+
+// DownloadLinkFileCharge is one statement, so concurrent charges of the same
+// link and file serialise on its row: together they never pass MaxBytes. The
+// condition is written as a subtraction so that it cannot overflow.
+func (q queries) DownloadLinkFileCharge(ctx context.Context, p *DownloadLinkFileChargeParams) (*DownloadLinkFile, error) {
+	if p.Bytes < 0 || p.MaxBytes < 0 {
+		return nil, fmt.Errorf("db: DownloadLinkFileCharge: negative bytes (%d) or limit (%d)", p.Bytes, p.MaxBytes)
+	}
+	if p.Bytes > p.MaxBytes {
+		return nil, fmt.Errorf("db: DownloadLinkFileCharge: %w", ErrPrecondition)
+	}
+	return one(ctx, q, "DownloadLinkFileCharge", ErrPrecondition, scanDownloadLinkFile,
+		`INSERT INTO download_link_files (link_id, file_id, bytes_served) VALUES ($1, $2, $3)
+		ON CONFLICT (link_id, file_id) DO UPDATE SET bytes_served = download_link_files.bytes_served + excluded.bytes_served
+		WHERE download_link_files.bytes_served <= $4 - excluded.bytes_served
+		RETURNING `+downloadLinkFileCols, p.LinkID, p.FileID, p.Bytes, p.MaxBytes)
+}
+
+func (q queries) DownloadLinkFileList(ctx context.Context, p *DownloadLinkFileListParams) ([]*DownloadLinkFile, error) {
+	return many(ctx, q, "DownloadLinkFileList", scanDownloadLinkFile,
+		"SELECT "+downloadLinkFileCols+" FROM download_link_files WHERE link_id = $1 ORDER BY file_id", p.LinkID)
+}
+
+func (q queries) DownloadLinkFileRefund(ctx context.Context, p *DownloadLinkFileRefundParams) error {
+	if p.Bytes <= 0 {
+		return nil
+	}
+	_, err := q.exec(ctx, "DownloadLinkFileRefund", ErrNotFound,
+		`UPDATE download_link_files SET bytes_served = CASE WHEN bytes_served > $3 THEN bytes_served - $3 ELSE 0 END
+		WHERE link_id = $1 AND file_id = $2`, p.LinkID, p.FileID, p.Bytes)
+	return err
+}
+
 func (q queries) DownloadLinkGetByHash(ctx context.Context, p *DownloadLinkGetByHashParams) (*DownloadLink, error) {
 	return one(ctx, q, "DownloadLinkGetByHash", ErrNotFound, scanDownloadLink,
 		"SELECT "+downloadLinkCols+" FROM download_links WHERE token_hash = $1", p.TokenHash)
@@ -581,7 +623,7 @@ func (q queries) DownloadLinkGetByHash(ctx context.Context, p *DownloadLinkGetBy
 func (q queries) DownloadLinkIncrementCount(ctx context.Context, p *DownloadLinkIncrementCountParams) (*DownloadLink, error) {
 	return one(ctx, q, "DownloadLinkIncrementCount", ErrPrecondition, scanDownloadLink,
 		`UPDATE download_links SET download_count = download_count + 1
-		WHERE id = $1 AND (download_limit = 0 OR download_count < download_limit) AND (expires_at IS NULL OR expires_at > $2)
+		WHERE id = $1 AND (expires_at IS NULL OR expires_at > $2)
 		RETURNING `+downloadLinkCols, p.ID, ts(p.Now))
 }
 

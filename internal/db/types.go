@@ -120,7 +120,15 @@ type DownloadLink struct {
 	TokenHash     []byte
 	PasswordHash  string // "" = none
 	DownloadLimit int    // 0 = unlimited
-	DownloadCount int
+	DownloadCount int    // downloads started (informational)
 	CreatedAt     time.Time
 	ExpiresAt     *time.Time
+}
+
+// DownloadLinkFile is what a link has served of one file: bytes charged,
+// including those of a response still streaming.
+type DownloadLinkFile struct {
+	LinkID      string
+	FileID      string
+	BytesServed int64
 }

@@ -14,5 +14,6 @@
 //	finalize: Finalize (hook runs in its tx: enqueue deliveries there)
 //	users: CreateUser, Authenticate, CreateSession, SessionByToken, DeleteSession,
 //	       CreateAPIToken (optional expiry), ListAPITokens, RevokeAPIToken, UserByAPIToken
-//	       (refuses revoked and expired tokens on every call), CreateDownloadLink, OpenDownloadLink
+//	       (refuses revoked and expired tokens on every call), CreateDownloadLink (what a
+//	       link serves is charged in bytes by web, through db.DownloadLinkFileCharge)
 package portal

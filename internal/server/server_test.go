@@ -1010,7 +1010,7 @@ func TestDownloadLinksOnTheRealStore(t *testing.T) {
 		steps func(u string) []int
 		want  []int
 	}{
-		{"limit counts zips and whole files, not resumed ranges", map[string]any{"max_downloads": 2}, func(u string) []int {
+		{"limit: a zip is a copy of every file, the page asks for no bytes", map[string]any{"max_downloads": 2}, func(u string) []int {
 			return []int{get(u + "/zip"), get(u), get(u+"/zip", "Range", "bytes=0-"), get(u + "/zip"), get(u)}
 		}, []int{200, 200, 200, 410, 410}},
 		{"expiry", map[string]any{"expires_in": "1h"}, func(u string) []int {

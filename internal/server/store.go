@@ -393,10 +393,40 @@ func (s *webStore) LinkCheckPassword(ctx context.Context, token, password string
 	return portal.CheckPassword(l.PasswordHash, password)
 }
 
-func (s *webStore) LinkCountDownload(ctx context.Context, linkID string) error {
-	_, err := s.db.DownloadLinkIncrementCount(ctx, &db.DownloadLinkIncrementCountParams{ID: linkID, Now: s.now()})
+func (s *webStore) LinkServed(ctx context.Context, linkID string) (map[string]int64, error) {
+	rows, err := s.db.DownloadLinkFileList(ctx, &db.DownloadLinkFileListParams{LinkID: linkID})
+	if err != nil {
+		return nil, mapErr(err)
+	}
+	out := make(map[string]int64, len(rows))
+	for _, r := range rows {
+		out[r.FileID] = r.BytesServed
+	}
+	return out, nil
+}
+
+// LinkCharge charges every file in one transaction: a zip is charged for
+// all its files or for none.
+func (s *webStore) LinkCharge(ctx context.Context, linkID string, charges []web.FileCharge, download bool) error {
+	err := s.db.InTx(ctx, func(tx db.Tx) error {
+		if download {
+			if _, err := tx.DownloadLinkIncrementCount(ctx, &db.DownloadLinkIncrementCountParams{ID: linkID, Now: s.now()}); err != nil {
+				return err
+			}
+		}
+		for _, c := range charges {
+			if _, err := tx.DownloadLinkFileCharge(ctx, &db.DownloadLinkFileChargeParams{LinkID: linkID, FileID: c.FileID, Bytes: c.Bytes, MaxBytes: c.MaxBytes}); err != nil {
+				return err
+			}
+		}
+		return nil
+	})
 	if errors.Is(err, db.ErrPrecondition) {
 		return web.ErrLimitReached
 	}
 	return mapErr(err)
+}
+
+func (s *webStore) LinkRefund(ctx context.Context, linkID, fileID string, bytes int64) error {
+	return mapErr(s.db.DownloadLinkFileRefund(ctx, &db.DownloadLinkFileRefundParams{LinkID: linkID, FileID: fileID, Bytes: bytes}))
 }

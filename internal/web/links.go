@@ -8,8 +8,10 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"net/http"
 	"strings"
+	"time"
 )
 
 const (
@@ -21,9 +23,52 @@ const (
 type linkState struct {
 	link    Link
 	pkg     Package
-	locked  bool // a password is needed and was not given
-	spent   bool // no downloads left
+	served  map[string]int64 // bytes served per file id (limited links only)
+	locked  bool             // a password is needed and was not given
+	spent   bool             // every file has been served as often as the link allows
 	expired bool
+}
+
+// The counting rule of a limited link (max_downloads = N) is on bytes, not
+// requests: the link serves each file at most N times its size in total,
+// whatever Range, If-Range or multipart shape the requests take, and a zip
+// costs one whole size of every file in it. A charge is taken in the
+// database, atomically, before any byte goes out (so concurrent requests
+// cannot pass the limit together, and a restart forgets nothing); bytes that
+// were charged but never read from the file (a client gone midway) are given
+// back afterwards. A resume (curl -C -, a browser's Range with If-Range)
+// costs only the bytes it asks for. The OpenAPI description of the download
+// routes says the same for clients.
+
+// linkBudget is the most a link may serve of a file of size bytes in total.
+func linkBudget(maxDownloads int, size int64) int64 {
+	if maxDownloads <= 0 {
+		return math.MaxInt64
+	}
+	if size > 0 && int64(maxDownloads) > math.MaxInt64/size {
+		return math.MaxInt64
+	}
+	return int64(maxDownloads) * size
+}
+
+func (st linkState) limited() bool { return st.link.MaxDownloads > 0 }
+
+// left is how many bytes of f the link may still serve.
+func (st linkState) left(f File) int64 {
+	if !st.limited() {
+		return math.MaxInt64
+	}
+	return max(0, linkBudget(st.link.MaxDownloads, f.Size)-st.served[f.ID])
+}
+
+func (st linkState) files() []File {
+	var out []File
+	for _, f := range st.pkg.Files {
+		if f.State == FileComplete {
+			out = append(out, f)
+		}
+	}
+	return out
 }
 
 // resolveLink looks up {token}; an unknown token is a plain 404 so that
@@ -37,7 +82,6 @@ func (s *Server) resolveLink(r *http.Request) (linkState, error) {
 	}
 	st := linkState{link: l}
 	st.expired = l.ExpiresAt != nil && !s.now().Before(*l.ExpiresAt)
-	st.spent = l.MaxDownloads > 0 && l.Downloads >= l.MaxDownloads
 	if l.HasPassword {
 		st.locked = !s.linkUnlocked(r, l)
 	}
@@ -53,6 +97,18 @@ func (s *Server) resolveLink(r *http.Request) (linkState, error) {
 		// The package's retention ended: its bytes are gone.
 		st.expired = true
 	}
+	if st.limited() {
+		if st.served, err = s.opt.Store.LinkServed(r.Context(), l.ID); err != nil {
+			return linkState{}, fmt.Errorf("reading what link %s has served: %w", l.ID, err)
+		}
+		// Spent when no file with bytes has any left (empty files cost nothing).
+		st.spent = true
+		for _, f := range st.files() {
+			if f.Size > 0 && st.left(f) > 0 {
+				st.spent = false
+			}
+		}
+	}
 	return st, nil
 }
 
@@ -64,9 +120,23 @@ func (st linkState) refusal() error {
 	case st.locked:
 		return errorf(http.StatusUnauthorized, "password_required", "This download link needs its password (form on the link's page, or the X-Link-Password header).")
 	case st.spent:
-		return errorf(http.StatusGone, "download_limit_reached", "This link has no downloads left; ask the sender for a new one.")
+		return limitReached()
 	}
 	return nil
+}
+
+func limitReached() error {
+	return errorf(http.StatusGone, "download_limit_reached", "This link has no downloads left; ask the sender for a new one.")
+}
+
+// notEnoughLeft refuses a request asking for more of a file than its link
+// may still serve (a resume of what is left still fits).
+func notEnoughLeft(f File, want, left int64) error {
+	if left <= 0 {
+		return errorf(http.StatusGone, "download_limit_reached", "This link has no downloads of %s left; ask the sender for a new one.", f.Path)
+	}
+	return errorf(http.StatusGone, "download_limit_reached",
+		"This link may serve %d more bytes of %s, and this request asks for %d; ask the sender for a new link.", left, f.Path, want)
 }
 
 // linkUnlocked accepts the unlock cookie set by /d/{token}/unlock, or the
@@ -113,52 +183,89 @@ func (s *Server) linkUnlock(w http.ResponseWriter, r *http.Request) error {
 	return nil
 }
 
-// countsAsDownload: a request that starts at byte 0 is a new download; a
-// Range continuing past 0 resumes one already counted.
-func countsAsDownload(r *http.Request) bool {
-	if r.Method == http.MethodHead {
-		return false
-	}
-	rg := strings.TrimSpace(r.Header.Get("Range"))
-	return rg == "" || strings.HasPrefix(rg, "bytes=0-")
-}
-
 func (s *Server) linkFile(w http.ResponseWriter, r *http.Request) error {
 	st, err := s.resolveLink(r)
 	if err != nil {
 		return err
 	}
-	fileID := r.PathValue("file")
-	var f *File
-	for i := range st.pkg.Files {
-		if st.pkg.Files[i].ID == fileID && st.pkg.Files[i].State == FileComplete {
-			f = &st.pkg.Files[i]
-		}
-	}
 	if err := st.refusal(); err != nil {
-		// A resumed range of a download already counted may finish after the
-		// last download was spent; expiry and passwords still apply.
-		if !(st.spent && !st.expired && !st.locked && !countsAsDownload(r)) {
-			return err
+		return err
+	}
+	var f *File
+	for _, c := range st.files() {
+		if c.ID == r.PathValue("file") {
+			f = &c
 		}
 	}
 	if f == nil {
 		return notFound("file")
+	}
+	left := st.left(*f)
+	if f.Size > 0 && left <= 0 {
+		// Used up: refused whatever the request (HEAD, conditional, ranged).
+		return notEnoughLeft(*f, 0, 0)
 	}
 	blob, err := s.opt.Blobs.Open(r.Context(), f.UploadID)
 	if err != nil {
 		return fmt.Errorf("opening file %s of package %s: %w", f.ID, st.pkg.ID, err)
 	}
 	defer blob.Close()
-	if countsAsDownload(r) {
-		if err := s.opt.Store.LinkCountDownload(r.Context(), st.link.ID); err != nil {
+	plan := planBlob(r, st.pkg.CreatedAt, blob.Size(), f.SHA256)
+	if plan.status == http.StatusRequestedRangeNotSatisfiable {
+		// Answered here rather than by ServeContent: errors are JSON everywhere.
+		w.Header().Set("Content-Range", fmt.Sprintf("bytes */%d", blob.Size()))
+		return errorf(http.StatusRequestedRangeNotSatisfiable, "range_not_satisfiable",
+			"The Range asks for none of the %d bytes of %s.", blob.Size(), f.Path)
+	}
+	if plan.bytes > left {
+		// A HEAD is refused as its GET would be.
+		return notEnoughLeft(*f, plan.bytes, left)
+	}
+	if r.Method == http.MethodHead || plan.bytes == 0 {
+		// Nothing to charge; the meter still lets no byte through.
+		serveBlob(w, r, f.Path, st.pkg.CreatedAt, &meteredReaderAt{ra: blob}, blob.Size(), f.SHA256)
+		return nil
+	}
+	var charges []FileCharge
+	if st.limited() {
+		charges = []FileCharge{{FileID: f.ID, Bytes: plan.bytes, MaxBytes: linkBudget(st.link.MaxDownloads, f.Size)}}
+	}
+	if len(charges) > 0 || plan.fromStart {
+		if err := s.opt.Store.LinkCharge(r.Context(), st.link.ID, charges, plan.fromStart); err != nil {
+			if errors.Is(err, ErrLimitReached) {
+				// Another request took the bytes first, or the link just expired.
+				return errorf(http.StatusGone, "download_limit_reached",
+					"This link has not enough of %s left for this request; ask the sender for a new one.", f.Path)
+			}
 			return mapStoreError(err)
 		}
 	}
-	serveBlob(w, r, f.Path, st.pkg.CreatedAt, blob, blob.Size(), f.SHA256)
+	m := &meteredReaderAt{ra: blob, max: plan.bytes}
+	serveBlob(w, r, f.Path, st.pkg.CreatedAt, m, blob.Size(), f.SHA256)
+	if len(charges) > 0 {
+		s.refund(r, st.link.ID, f.ID, plan.bytes-m.read.Load())
+	}
 	return nil
 }
 
+// refund gives back bytes charged but never read from the file, even when
+// the client has gone (its request context is cancelled by then).
+func (s *Server) refund(r *http.Request, linkID, fileID string, n int64) {
+	if n <= 0 {
+		return
+	}
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
+	defer cancel()
+	if err := s.opt.Store.LinkRefund(ctx, linkID, fileID, n); err != nil {
+		// The bytes stay charged: the link serves less, never more.
+		s.log.Error("web: giving back unsent download bytes", "link", linkID, "file", fileID, "bytes", n, "err", err)
+	}
+}
+
+// linkZip streams the package as a zip. A zip cannot be resumed (it is built
+// on the fly and ignores Range), so it costs one whole size of every file,
+// charged before the first byte; files the stream never reached are given
+// back when it breaks.
 func (s *Server) linkZip(w http.ResponseWriter, r *http.Request) error {
 	st, err := s.resolveLink(r)
 	if err != nil {
@@ -167,26 +274,38 @@ func (s *Server) linkZip(w http.ResponseWriter, r *http.Request) error {
 	if err := st.refusal(); err != nil {
 		return err
 	}
-	var entries []ZipEntry
-	for _, f := range st.pkg.Files {
-		if f.State != FileComplete {
-			continue
+	files := st.files()
+	var charges []FileCharge
+	for _, f := range files {
+		if left := st.left(f); f.Size > left {
+			return notEnoughLeft(f, f.Size, left)
 		}
-		entries = append(entries, ZipEntry{Path: f.Path, Size: f.Size, Modified: st.pkg.CreatedAt,
-			Open: func(ctx context.Context) (io.ReaderAt, io.Closer, error) {
-				b, err := s.opt.Blobs.Open(ctx, f.UploadID)
-				if err != nil {
-					return nil, nil, err
-				}
-				return b, b, nil
-			}})
+		if st.limited() && f.Size > 0 {
+			charges = append(charges, FileCharge{FileID: f.ID, Bytes: f.Size, MaxBytes: linkBudget(st.link.MaxDownloads, f.Size)})
+		}
 	}
 	if r.Method == http.MethodHead {
 		w.Header().Set("Content-Type", "application/zip")
 		return nil
 	}
-	if err := s.opt.Store.LinkCountDownload(r.Context(), st.link.ID); err != nil {
+	if err := s.opt.Store.LinkCharge(r.Context(), st.link.ID, charges, true); err != nil {
+		if errors.Is(err, ErrLimitReached) {
+			return limitReached()
+		}
 		return mapStoreError(err)
+	}
+	meters := make([]*meteredReaderAt, len(files))
+	entries := make([]ZipEntry, len(files))
+	for i, f := range files {
+		entries[i] = ZipEntry{Path: f.Path, Size: f.Size, Modified: st.pkg.CreatedAt,
+			Open: func(ctx context.Context) (io.ReaderAt, io.Closer, error) {
+				b, err := s.opt.Blobs.Open(ctx, f.UploadID)
+				if err != nil {
+					return nil, nil, err
+				}
+				meters[i] = &meteredReaderAt{ra: b, max: f.Size}
+				return meters[i], b, nil
+			}}
 	}
 	w.Header().Set("Content-Type", "application/zip")
 	w.Header().Set("Content-Disposition", contentDisposition("attachment", zipName(st.pkg.Name)))
@@ -196,6 +315,18 @@ func (s *Server) linkZip(w http.ResponseWriter, r *http.Request) error {
 		// reject (no central directory). Log why.
 		if !errors.Is(err, context.Canceled) {
 			s.log.Error("web: zip download failed midway", "package", st.pkg.ID, "err", err)
+		}
+	}
+	if len(charges) == 0 {
+		return nil
+	}
+	for i, f := range files {
+		var read int64
+		if meters[i] != nil {
+			read = meters[i].read.Load()
+		}
+		if f.Size > read {
+			s.refund(r, st.link.ID, f.ID, f.Size-read)
 		}
 	}
 	return nil

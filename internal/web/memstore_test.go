@@ -29,6 +29,7 @@ type memStore struct {
 	links     map[string]*Link
 	linkTok   map[string]string // token -> link id
 	linkPW    map[string]string
+	served    map[[2]string]int64 // {link id, file id} -> bytes
 	seq       int
 }
 
@@ -37,7 +38,7 @@ func newMemStore() *memStore {
 		tokens: map[string]*APIToken{}, tokenIDs: map[string]string{},
 		sessions: map[string]string{}, portals: map[string]Portal{}, portalPW: map[string]string{},
 		packages: map[string]*Package{}, upTokens: map[string]string{}, links: map[string]*Link{},
-		linkTok: map[string]string{}, linkPW: map[string]string{}}
+		linkTok: map[string]string{}, linkPW: map[string]string{}, served: map[[2]string]int64{}}
 }
 
 func randToken() string {
@@ -359,14 +360,39 @@ func (m *memStore) LinkCheckPassword(_ context.Context, tok, pw string) (bool, e
 	return m.linkPW[m.linkTok[tok]] == pw, nil
 }
 
-func (m *memStore) LinkCountDownload(_ context.Context, id string) error {
+func (m *memStore) LinkServed(_ context.Context, id string) (map[string]int64, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	l := m.links[id]
-	if l.MaxDownloads > 0 && l.Downloads >= l.MaxDownloads {
-		return ErrLimitReached
+	out := map[string]int64{}
+	for k, n := range m.served {
+		if k[0] == id {
+			out[k[1]] = n
+		}
 	}
-	l.Downloads++
+	return out, nil
+}
+
+func (m *memStore) LinkCharge(_ context.Context, id string, charges []FileCharge, download bool) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	for _, c := range charges {
+		if c.Bytes > c.MaxBytes-m.served[[2]string{id, c.FileID}] {
+			return ErrLimitReached
+		}
+	}
+	for _, c := range charges {
+		m.served[[2]string{id, c.FileID}] += c.Bytes
+	}
+	if download {
+		m.links[id].Downloads++
+	}
+	return nil
+}
+
+func (m *memStore) LinkRefund(_ context.Context, id, fileID string, n int64) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	m.served[[2]string{id, fileID}] = max(0, m.served[[2]string{id, fileID}]-n)
 	return nil
 }
 

@@ -136,7 +136,7 @@ var (
 	ErrUnauthorized = errors.New("unauthorized")
 	// ErrConflict: a unique value (slug, email) is taken, or a state forbids the change.
 	ErrConflict = errors.New("conflict")
-	// ErrLimitReached: a download link has no downloads left.
+	// ErrLimitReached: a download link has not enough bytes left for a request.
 	ErrLimitReached = errors.New("limit reached")
 )
 
@@ -189,9 +189,24 @@ type Links interface {
 	LinkByToken(ctx context.Context, token string) (Link, error)
 	// LinkCheckPassword checks the password of the link behind token, in constant time.
 	LinkCheckPassword(ctx context.Context, token, password string) (bool, error)
-	// LinkCountDownload records one download, atomically refusing with
-	// ErrLimitReached when none are left.
-	LinkCountDownload(ctx context.Context, linkID string) error
+	// LinkServed returns the bytes of each file (by file id) the link has
+	// served so far; files it never served are absent.
+	LinkServed(ctx context.Context, linkID string) (map[string]int64, error)
+	// LinkCharge records bytes about to be served, atomically and all or
+	// nothing: when any file would pass its MaxBytes, nothing is recorded and
+	// the answer is ErrLimitReached. download also counts one download started
+	// (informational), refused with ErrLimitReached when the link has expired.
+	LinkCharge(ctx context.Context, linkID string, charges []FileCharge, download bool) error
+	// LinkRefund gives back bytes charged for a file but never sent.
+	LinkRefund(ctx context.Context, linkID, fileID string, bytes int64) error
+}
+
+// FileCharge is what one response is about to serve of one file, and the
+// most the link may have served of it in total.
+type FileCharge struct {
+	FileID   string
+	Bytes    int64
+	MaxBytes int64
 }
 
 // Store is everything web needs from the domain.

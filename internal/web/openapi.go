@@ -15,7 +15,8 @@ import (
 
 // The OpenAPI document is generated from the route table and the Go types of
 // the wire format, so it cannot drift from what the server does. Only /api/v1
-// routes and the public portal API are described; pages are not an API.
+// routes, the public portal API and the download links' byte routes
+// (openapi_downloads.go) are described; pages are not an API.
 
 // apiSchemas names, per route, the request and response bodies and the
 // success status. Routes absent here answer 204 or are pages.
@@ -159,6 +160,7 @@ func buildOpenAPI(routes []Route) ([]byte, error) {
 		paths[rt.Pattern][strings.ToLower(rt.Method)] = op
 	}
 	paths["/uploads/"] = map[string]any{"post": tusCreateOperation(errResp)}
+	addDownloadPaths(paths, schemas, errResp)
 	doc := map[string]any{
 		"openapi": "3.0.3",
 		"info": map[string]any{

@@ -36,7 +36,8 @@ func Run(t *testing.T, open Open) {
 		{"PackageListFiltersAndPages", testPackageList},
 		{"FilesAreUniqueByPathKeyAndMoveStateOnce", testFiles},
 		{"FileFindPathConflictFindsFileFolderClashes", testFilePathConflicts},
-		{"DownloadLinksStopAtLimitAndExpiry", testDownloadLinks},
+		{"DownloadLinksCountUntilExpiry", testDownloadLinks},
+		{"DownloadLinkBytesNeverPassTheirLimit", testDownloadLinkBytes},
 		{"InTxCommitsOrRollsBack", testInTx},
 		{"PackageAddUsageSerialisesConcurrentAdmissions", testConcurrentAdmission},
 		{"TimesRoundTripInUTCMicroseconds", testTimes},
@@ -498,14 +499,13 @@ func testDownloadLinks(t *testing.T, s db.Store) {
 	}
 	_, err := s.DownloadLinkIncrementCount(ctx, &db.DownloadLinkIncrementCountParams{ID: l.ID, Now: exp})
 	wantErr(t, err, db.ErrPrecondition) // expired
-	for want := 1; want <= 2; want++ {
+	// The count is informational: the limit is enforced on bytes.
+	for want := 1; want <= 3; want++ {
 		got := must(s.DownloadLinkIncrementCount(ctx, &db.DownloadLinkIncrementCountParams{ID: l.ID, Now: t0}))
 		if got.DownloadCount != want {
 			t.Fatalf("count = %d, want %d", got.DownloadCount, want)
 		}
 	}
-	_, err = s.DownloadLinkIncrementCount(ctx, &db.DownloadLinkIncrementCountParams{ID: l.ID, Now: t0})
-	wantErr(t, err, db.ErrPrecondition) // exhausted
 	unlimited := must(s.DownloadLinkCreate(ctx, &db.DownloadLinkCreateParams{PackageID: p.ID, TokenHash: randBytes(t), CreatedAt: t0.Add(time.Second)}))
 	for range 3 {
 		must(s.DownloadLinkIncrementCount(ctx, &db.DownloadLinkIncrementCountParams{ID: unlimited.ID, Now: t0.Add(1000 * time.Hour)}))
@@ -518,6 +518,74 @@ func testDownloadLinks(t *testing.T, s db.Store) {
 	}
 	_, err = s.DownloadLinkGetByHash(ctx, &db.DownloadLinkGetByHashParams{TokenHash: l.TokenHash})
 	wantErr(t, err, db.ErrNotFound)
+}
+
+func testDownloadLinkBytes(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	p := mkPackage(t, s, "")
+	l := must(s.DownloadLinkCreate(ctx, &db.DownloadLinkCreateParams{PackageID: p.ID, TokenHash: randBytes(t), DownloadLimit: 2, CreatedAt: t0}))
+	charge := func(file string, n, max int64) error {
+		_, err := s.DownloadLinkFileCharge(ctx, &db.DownloadLinkFileChargeParams{LinkID: l.ID, FileID: file, Bytes: n, MaxBytes: max})
+		return err
+	}
+	const max = 1 << 40 // large values stay exact in both dialects
+	wantErr(t, charge("a", max+1, max), db.ErrPrecondition)
+	if err := charge("a", max-10, max); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, charge("a", 11, max), db.ErrPrecondition)
+	if err := charge("a", 10, max); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, charge("a", 1, max), db.ErrPrecondition)
+	if err := charge("b", 0, 0); err != nil { // an empty file costs nothing
+		t.Fatal(err)
+	}
+	if err := s.DownloadLinkFileRefund(ctx, &db.DownloadLinkFileRefundParams{LinkID: l.ID, FileID: "a", Bytes: 7}); err != nil {
+		t.Fatal(err)
+	}
+	if err := charge("a", 7, max); err != nil {
+		t.Fatal("a refund did not give the bytes back:", err)
+	}
+	if err := s.DownloadLinkFileRefund(ctx, &db.DownloadLinkFileRefundParams{LinkID: l.ID, FileID: "b", Bytes: 5}); err != nil {
+		t.Fatal(err)
+	}
+	wantErr(t, s.DownloadLinkFileRefund(ctx, &db.DownloadLinkFileRefundParams{LinkID: l.ID, FileID: "never", Bytes: 5}), db.ErrNotFound)
+	list := must(s.DownloadLinkFileList(ctx, &db.DownloadLinkFileListParams{LinkID: l.ID}))
+	if len(list) != 2 || list[0].FileID != "a" || list[0].BytesServed != max || list[1].FileID != "b" || list[1].BytesServed != 0 {
+		t.Fatalf("list = %+v %+v", list[0], list[len(list)-1])
+	}
+
+	// Concurrent charges of one file never pass the limit together.
+	const workers, limit = 24, 10
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	ok := 0
+	for range workers {
+		wg.Go(func() {
+			err := charge("c", 1, limit)
+			if err != nil && !errors.Is(err, db.ErrPrecondition) {
+				t.Errorf("charge: %v", err)
+			}
+			mu.Lock()
+			defer mu.Unlock()
+			if err == nil {
+				ok++
+			}
+		})
+	}
+	wg.Wait()
+	if ok != limit {
+		t.Fatalf("%d concurrent one-byte charges passed, want %d", ok, limit)
+	}
+
+	// The bytes go with the link.
+	if err := s.DownloadLinkDelete(ctx, &db.DownloadLinkDeleteParams{ID: l.ID}); err != nil {
+		t.Fatal(err)
+	}
+	if list := must(s.DownloadLinkFileList(ctx, &db.DownloadLinkFileListParams{LinkID: l.ID})); len(list) != 0 {
+		t.Fatalf("rows outlived their link: %+v", list)
+	}
 }
 
 func testInTx(t *testing.T, s db.Store) {
