@@ -35,6 +35,8 @@ func Run(t *testing.T, open Open) {
 		{"PackageListFiltersAndPages", testPackageList},
 		{"FilesAreUniqueByPathKeyAndMoveStateOnce", testFiles},
 		{"FileFindPathConflictFindsFileFolderClashes", testFilePathConflicts},
+		{"FileGetInFolderFindsOneFileInsideAFolder", testFileGetInFolder},
+		{"SizesStayIntegersAndOverflowIsRefused", testSizesStayIntegers},
 		{"DownloadLinksStopAtLimitAndExpiry", testDownloadLinks},
 		{"InTxCommitsOrRollsBack", testInTx},
 		{"PackageAddUsageSerialisesConcurrentAdmissions", testConcurrentAdmission},
