@@ -73,6 +73,8 @@ func (g *gate) Admit(ctx context.Context, u ingest.Upload) (ingest.Admission, er
 	if r := adm.Replaced; r != nil && r.UploadID != "" && r.UploadID != u.ID {
 		// The earlier upload of this path can never become the file: it is stopped now rather
 		// than taking the rest of its bytes (which the package no longer counts) first.
+		g.log.InfoContext(ctx, "an unfinished upload was replaced by a newer upload of the same path", "upload", r.UploadID,
+			"by", u.ID, "package", adm.Package.ID, "path", r.Path)
 		out.Supersedes = []string{r.UploadID}
 		out.Superseded = &ingest.Rejection{Status: http.StatusGone, Code: "upload_replaced",
 			Message: fmt.Sprintf("A newer upload of %s replaced this one in the package; this upload takes no more bytes and never completes.", r.Path)}
