@@ -78,6 +78,9 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code, messag
 const codeTooLarge = "upload_too_large"
 
 func (i *Ingest) tooLargeMessage() string {
+	if i.cfg.MaxSize <= 0 { // no configured limit: only a sum past int64 gets here
+		return "the upload is larger than this server can count"
+	}
 	return fmt.Sprintf("this server accepts uploads of at most %d bytes (Tus-Max-Size); send a larger file in parts of at most that size, or ask the operator to raise --max-upload-size", i.cfg.MaxSize)
 }
 
