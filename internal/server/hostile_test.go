@@ -157,6 +157,21 @@ var hostileSequences = []hostileSequence{
 		},
 	},
 	{
+		// Earlier findings, kept as rows so the restart covers them too.
+		name:   "paths and limits refused before storage",
+		limits: map[string]any{"max_file_size": 20, "denied_extensions": []string{"exe"}},
+		steps: []hostileStep{
+			create("../../escape.txt", 1, []byte("x")).want(400, "path_dot_segment"),
+			create("/etc/passwd", 1, []byte("x")).want(400, "path_absolute"),
+			create("a\\..\\b.txt", 1, []byte("x")).want(400, "path_backslash"),
+			create("virus.exe", 1, []byte("x")).want(422, "extension_denied"),
+			create("big.bin", 21, nil).want(413, "file_too_large"),
+			create("ok.txt", 2, []byte("ok")).want(201, ""),
+			create("OK.TXT", 2, []byte("ok")).want(409, "path_duplicate"),
+			create("ok.txt/inside.txt", 2, []byte("ok")).want(409, "path_file_folder_conflict"),
+		},
+	},
+	{
 		// issue 9 item 11c: a create with no name says which keys it read.
 		name: "a create with no name",
 		steps: []hostileStep{
