@@ -15,11 +15,13 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/testbed"
+	"github.com/ferryhq/ferry/internal/web"
 )
 
 // A hostile sequence is what an outside tester sends a running server with a
@@ -377,4 +379,39 @@ func TestStartupSurvivesAnUploadThatCanNeverBeCompleted(t *testing.T) {
 	// The path takes a new upload; the server serves.
 	h.hostileStep(3, create("race.txt", 5, []byte("BBBBB")).want(201, ""), saved)
 	h.servesAFreshUpload()
+}
+
+// A completion that failed for a passing reason (the database was away) is
+// retried by the sweeper while the server runs, not only at the next start.
+func TestSweepRetriesACompletionThatFailedForAPassingReason(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein"})
+	pkg := h.newPackage("p")
+	h.srv.Close()
+	h.app.Close()
+	var down atomic.Bool
+	down.Store(true)
+	app, err := Open(t.Context(), h.cfg, Options{NoSync: true, OnComplete: func(context.Context, db.Tx, *db.Package, *db.File) error {
+		if down.Load() {
+			return errors.New("queue unreachable")
+		}
+		return nil
+	}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	h.app, h.srv = app, httptest.NewServer(app.Handler())
+	t.Cleanup(func() { h.srv.Close(); app.Close() })
+	saved := map[string]string{"token": pkg.UploadToken}
+	h.hostileStep(0, create("late.txt", 4, []byte("late")).want(500, "completion_failed"), saved)
+	down.Store(false)
+	if _, _, err := app.Sweep(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	var got struct{ Package web.Package }
+	resp, body := h.req("GET", "/p/p/packages/"+pkg.Package.ID, nil, "Authorization", "Bearer "+pkg.UploadToken)
+	h.mustJSON(resp, body, 200, &got)
+	if len(got.Package.Files) != 1 || got.Package.Files[0].State != "complete" {
+		t.Fatalf("after a sweep: %s", body)
+	}
 }
