@@ -2,11 +2,14 @@ package portal
 
 import (
 	"context"
+	"fmt"
 	"math"
 	"strings"
+	"sync"
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/db"
+	"github.com/ferryhq/ferry/internal/testbed"
 )
 
 // issue 9 item 4: sizes near the int64 limit on a portal without limits. A
@@ -79,4 +82,45 @@ func TestFoldersDifferingOnlyInCaseCollide(t *testing.T) {
 	f.admit(t, tok, "Dir/Sub/x/y.txt", 1)
 	f.admit(t, tok, "Dir/other/z.txt", 1)
 	f.admit(t, tok, "dir2/z.txt", 1)
+}
+
+// issue 9 item 1 on PostgreSQL, where transactions run side by side: an
+// upload completing while a newer upload of the same path is admitted ends
+// one way or the other (the first completes and the second is a duplicate,
+// or the second replaces it and the first is refused as replaced), never
+// both, never neither, and never a failure.
+func TestCompletionRacingAReplacementEndsOneWayOnPostgres(t *testing.T) {
+	dsn := testbed.Postgres(t).CreateDatabase(t)
+	store, err := db.Open(context.Background(), dsn, db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	f := fixtureOn(store)
+	f.portal(t, "p", db.Limits{}, "")
+	_, tok := f.pkg(t, "p")
+	for i := range 20 {
+		path := fmt.Sprintf("race%d.txt", i)
+		a, err := f.svc.Admit(ctx, Upload{Token: tok, RelativePath: path, Size: 5, UploadID: "A" + path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var wg sync.WaitGroup
+		var completeErr, admitErr error
+		wg.Go(func() {
+			_, completeErr = f.svc.CompleteFile(ctx, Completion{FileRef: FileRef{FileID: a.File.ID, UploadID: "A" + path}, Size: 5, Path: path}, nil)
+		})
+		wg.Go(func() {
+			_, admitErr = f.svc.Admit(ctx, Upload{Token: tok, RelativePath: path, Size: 5, UploadID: "B" + path})
+		})
+		wg.Wait()
+		ce, ae := AsError(completeErr), AsError(admitErr)
+		switch {
+		case completeErr == nil && ae != nil && ae.Code == "path_duplicate":
+		case ce != nil && ce.Code == "upload_replaced" && admitErr == nil:
+		default:
+			t.Fatalf("%s: completion %v, admission %v", path, completeErr, admitErr)
+		}
+	}
 }
