@@ -52,7 +52,66 @@ type Config struct {
 	// DeliveryIndexGrace is how long iconik may take to list an object whose
 	// creation answer was lost before ferry creates it again.
 	DeliveryIndexGrace time.Duration
+	// MaxUploadSize is the largest upload (file or part) the server accepts,
+	// advertised to tus clients as Tus-Max-Size. It is finite so that no sum
+	// of sizes a sender can make comes near the int64 limit.
+	MaxUploadSize ByteSize
 }
+
+// DefaultMaxUploadSize is 16 TiB: past any single media file, far from int64.
+const DefaultMaxUploadSize ByteSize = 16 << 40
+
+// ByteSize is a number of bytes, written as a whole number with an optional
+// binary (KiB, MiB, GiB, TiB, PiB) or decimal (KB, MB, GB, TB, PB) unit.
+type ByteSize int64
+
+var byteUnits = []struct {
+	suffix string
+	n      int64
+}{
+	{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"PiB", 1 << 50},
+	{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"PB", 1e15}, {"B", 1},
+}
+
+// ParseByteSize reads "16TiB", "500 GB" or "1048576".
+func ParseByteSize(s string) (ByteSize, error) {
+	t := strings.TrimSpace(s)
+	mult := int64(1)
+	for _, u := range byteUnits {
+		if len(t) > len(u.suffix) && strings.EqualFold(t[len(t)-len(u.suffix):], u.suffix) {
+			t, mult = strings.TrimSpace(t[:len(t)-len(u.suffix)]), u.n
+			break
+		}
+	}
+	n, err := strconv.ParseInt(t, 10, 64)
+	if err != nil || n < 0 || n > (1<<63-1)/mult {
+		return 0, fmt.Errorf("%q is not a size like 16TiB, 500GB or 1048576", s)
+	}
+	return ByteSize(n * mult), nil
+}
+
+// String writes the size in the largest binary unit that divides it.
+func (b ByteSize) String() string {
+	for i := 4; i >= 0; i-- {
+		u := byteUnits[i]
+		if b != 0 && int64(b)%u.n == 0 {
+			return strconv.FormatInt(int64(b)/u.n, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+// Set and Type make *ByteSize a pflag.Value.
+func (b *ByteSize) Set(s string) error {
+	v, err := ParseByteSize(s)
+	if err != nil {
+		return err
+	}
+	*b = v
+	return nil
+}
+
+func (b *ByteSize) Type() string { return "size" }
 
 // envPrefix prefixes every environment variable ferry reads.
 const envPrefix = "FERRY_"
@@ -76,6 +135,7 @@ func Default(xdgDataHome string) Config {
 		DeliveryWorkers:     8,
 		DeliveryPerPackage:  4,
 		DeliveryIndexGrace:  30 * time.Second,
+		MaxUploadSize:       DefaultMaxUploadSize,
 	}
 }
 
@@ -106,6 +166,7 @@ func (c *Config) settings() []setting {
 		{"delivery-workers", "files delivered into iconik at once on this machine", &c.DeliveryWorkers, false},
 		{"delivery-per-package", "files of one delivery sent at once", &c.DeliveryPerPackage, false},
 		{"delivery-index-grace", "how long iconik may take to list an object whose creation answer was lost, before ferry creates it again", &c.DeliveryIndexGrace, false},
+		{"max-upload-size", "largest upload (file or part) accepted, advertised as Tus-Max-Size (16TiB, 500GB, bytes)", &c.MaxUploadSize, false},
 	}
 }
 
@@ -152,6 +213,8 @@ func set(ptr any, v string) error {
 			return fmt.Errorf("%q is not a duration like 90s or 2h", v)
 		}
 		*p = d
+	case *ByteSize:
+		return p.Set(v)
 	default:
 		return fmt.Errorf("unsupported setting type %T", ptr)
 	}
@@ -182,6 +245,8 @@ func (c *Config) BindFlags(fs *pflag.FlagSet, names ...string) {
 			fs.IntVar(p, s.flag, *p, usage)
 		case *time.Duration:
 			fs.DurationVar(p, s.flag, *p, usage)
+		case *ByteSize:
+			fs.Var(p, s.flag, usage)
 		}
 	}
 }
@@ -212,6 +277,9 @@ func (c *Config) Validate() error {
 		if n <= 0 {
 			return fmt.Errorf("config: %s must be positive, got %d", name, n)
 		}
+	}
+	if c.MaxUploadSize <= 0 {
+		return fmt.Errorf("config: --max-upload-size must be positive, got %d", c.MaxUploadSize)
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("config: --tls-cert and --tls-key go together; one of them is empty")

@@ -30,6 +30,10 @@ func TestPrecedenceDefaultsThenEnvironmentThenFlags(t *testing.T) {
 			map[string]string{"FERRY_DELIVERY_WORKERS": "3", "FERRY_DEMO": "true"},
 			[]string{"--delivery-workers=16", "--delivery-per-package", "1", "--delivery-index-grace=1m", "--demo=false"},
 			func(c *Config) { c.DeliveryWorkers, c.DeliveryPerPackage, c.DeliveryIndexGrace = 16, 1, time.Minute }},
+		{"the largest upload from the environment, then a flag", map[string]string{"FERRY_MAX_UPLOAD_SIZE": "500GB"}, nil,
+			func(c *Config) { c.MaxUploadSize = 500e9 }},
+		{"the largest upload from a flag", map[string]string{"FERRY_MAX_UPLOAD_SIZE": "500GB"}, []string{"--max-upload-size=2TiB"},
+			func(c *Config) { c.MaxUploadSize = 2 << 40 }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -58,7 +62,7 @@ func TestEverySettingIsAFlagNamingItsVariable(t *testing.T) {
 	var c Config
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	c.BindFlags(fs)
-	for _, name := range []string{"demo", "delivery-workers", "delivery-per-package", "delivery-index-grace", "addr"} {
+	for _, name := range []string{"max-upload-size", "demo", "delivery-workers", "delivery-per-package", "delivery-index-grace", "addr"} {
 		f := fs.Lookup(name)
 		if f == nil || !strings.Contains(f.Usage, "["+EnvName(name)+"]") {
 			t.Errorf("flag --%s missing or its help does not name %s: %+v", name, EnvName(name), f)
@@ -82,6 +86,9 @@ func TestMalformedSettingsAreRefusedWithTheirName(t *testing.T) {
 		{"negative per-package share", map[string]string{"FERRY_DELIVERY_PER_PACKAGE": "-1"}, "--delivery-per-package"},
 		{"zero index grace", map[string]string{"FERRY_DELIVERY_INDEX_GRACE": "0s"}, "--delivery-index-grace"},
 		{"certificate without key", map[string]string{"FERRY_TLS_CERT": "c.pem"}, "--tls-key"},
+		{"largest upload not a size", map[string]string{"FERRY_MAX_UPLOAD_SIZE": "huge"}, "FERRY_MAX_UPLOAD_SIZE"},
+		{"largest upload past int64", map[string]string{"FERRY_MAX_UPLOAD_SIZE": "9000000PiB"}, "FERRY_MAX_UPLOAD_SIZE"},
+		{"no largest upload", map[string]string{"FERRY_MAX_UPLOAD_SIZE": "0"}, "--max-upload-size"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -93,6 +100,18 @@ func TestMalformedSettingsAreRefusedWithTheirName(t *testing.T) {
 				t.Fatalf("error %v does not name %s", err, tc.want)
 			}
 		})
+	}
+}
+
+func TestByteSizesReadAndPrintInUnits(t *testing.T) {
+	for in, want := range map[string]ByteSize{"16TiB": 16 << 40, "500 GB": 500e9, "1048576": 1 << 20, "2kib": 2048, "7B": 7} {
+		got, err := ParseByteSize(in)
+		if err != nil || got != want {
+			t.Errorf("ParseByteSize(%q) = %d, %v; want %d", in, got, err, want)
+		}
+	}
+	if s := DefaultMaxUploadSize.String(); s != "16TiB" {
+		t.Errorf("the default prints as %q", s)
 	}
 }
 

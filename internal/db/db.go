@@ -18,6 +18,10 @@ var (
 	// ErrPrecondition: a conditional update matched no row: the row is
 	// missing or not in the state the operation requires.
 	ErrPrecondition = errors.New("precondition failed")
+	// ErrOutOfRange: a size or count would leave the 64-bit integer range
+	// (PostgreSQL's bigint overflow; on SQLite a trigger refuses the REAL
+	// that integer overflow turns into). Nothing was written.
+	ErrOutOfRange = errors.New("value out of range")
 )
 
 // Queries is every operation, listed alphabetically. Store and Tx both offer
@@ -72,6 +76,7 @@ type Queries interface {
 	FileGetByID(ctx context.Context, params *FileGetByIDParams) (*File, error)
 	FileGetByPathKey(ctx context.Context, params *FileGetByPathKeyParams) (*File, error)
 	FileGetByUploadID(ctx context.Context, params *FileGetByUploadIDParams) (*File, error)
+	FileGetInFolder(ctx context.Context, params *FileGetInFolderParams) (*File, error)
 	FileListByPackage(ctx context.Context, params *FileListByPackageParams) ([]*File, error)
 	FileSetComplete(ctx context.Context, params *FileSetCompleteParams) (*File, error)
 	FileSetFailed(ctx context.Context, params *FileSetFailedParams) (*File, error)
@@ -230,6 +235,10 @@ type FileFindPathConflictParams struct {
 type FileGetByIDParams struct{ ID string }
 type FileGetByPathKeyParams struct{ PackageID, PathKey string }
 type FileGetByUploadIDParams struct{ UploadID string }
+
+// FileGetInFolderParams finds one file of PackageID inside the folder whose
+// key is FolderKey (at any depth), the first by key; ErrNotFound if none.
+type FileGetInFolderParams struct{ PackageID, FolderKey string }
 type FileListByPackageParams struct{ PackageID string }
 
 // FileSetCompleteParams moves an uploading file to complete (else
@@ -252,7 +261,8 @@ type FileSetUploadIDParams struct{ ID, UploadID string }
 type FileSetSHA256IfEmptyParams struct{ ID, SHA256 string }
 
 // PackageAddUsageParams adds to an uploading package's file count and total
-// size (deltas may be negative); ErrPrecondition if it is not uploading. In a
+// size (deltas may be negative); ErrPrecondition if it is not uploading,
+// ErrOutOfRange if a sum would leave int64. In a
 // transaction it is also the package's lock: run it before reading the
 // package's files, so concurrent admissions to one package serialise.
 type PackageAddUsageParams struct {

@@ -30,6 +30,7 @@ type dialect struct {
 	goose      goose.Dialect
 	migrations string // directory under migrations/
 	constraint func(error) bool
+	outOfRange func(error) bool
 }
 
 var (
@@ -46,6 +47,12 @@ var (
 			}
 			return false
 		},
+		outOfRange: func(err error) bool {
+			// Raised by the triggers of migration 00004 (sizes stay integers).
+			var se *sqlite.Error
+			return errors.As(err, &se) && se.Code() == sqlite3.SQLITE_CONSTRAINT_TRIGGER &&
+				strings.Contains(se.Error(), "out of range")
+		},
 	}
 	postgresDialect = &dialect{
 		name: DialectPostgres, goose: goose.DialectPostgres, migrations: "migrations/postgres",
@@ -53,14 +60,24 @@ var (
 			var pe *pgconn.PgError
 			return errors.As(err, &pe) && (pe.Code == "23505" || pe.Code == "23503")
 		},
+		outOfRange: func(err error) bool {
+			var pe *pgconn.PgError
+			return errors.As(err, &pe) && pe.Code == "22003" // numeric_value_out_of_range
+		},
 	}
 )
 
-// classify marks constraint violations with ErrConflict, keeping the driver's
-// error in the chain for the details.
+// classify marks constraint violations with ErrConflict and integer
+// overflow with ErrOutOfRange, keeping the driver's error in the chain for
+// the details.
 func (d *dialect) classify(err error) error {
-	if err != nil && d.constraint(err) {
+	switch {
+	case err == nil:
+		return nil
+	case d.constraint(err):
 		return fmt.Errorf("%w: %w", ErrConflict, err)
+	case d.outOfRange(err):
+		return fmt.Errorf("%w: %w", ErrOutOfRange, err)
 	}
 	return err
 }

@@ -520,6 +520,13 @@ func (q queries) FileGetByUploadID(ctx context.Context, p *FileGetByUploadIDPara
 		"SELECT "+fileCols+" FROM files WHERE upload_id = $1 ORDER BY created_at DESC LIMIT 1", p.UploadID)
 }
 
+func (q queries) FileGetInFolder(ctx context.Context, p *FileGetInFolderParams) (*File, error) {
+	// The same byte range as FileFindPathConflict's "inside folder k".
+	return one(ctx, q, "FileGetInFolder", ErrNotFound, scanFile,
+		"SELECT "+fileCols+" FROM files WHERE package_id = $1 AND path_key >= $2 AND path_key < $3 ORDER BY path_key LIMIT 1",
+		p.PackageID, p.FolderKey+"/", p.FolderKey+"0")
+}
+
 func (q queries) FileListByPackage(ctx context.Context, p *FileListByPackageParams) ([]*File, error) {
 	return many(ctx, q, "FileListByPackage", scanFile,
 		"SELECT "+fileCols+" FROM files WHERE package_id = $1 ORDER BY path_key, id", p.PackageID)

@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"strconv"
 	"strings"
@@ -24,6 +25,14 @@ func (i *Ingest) authorize(next http.Handler) http.Handler {
 			method = strings.ToUpper(o)
 		}
 		id := strings.Trim(r.URL.Path, "/")
+		if l := r.Header.Get("Upload-Length"); l != "" && (method == http.MethodPost || method == http.MethodPatch) {
+			// tusd refuses a declared length past MaxSize too, but a deferred one (PATCH) only as
+			// an invalid header: one answer for both, naming the limit.
+			if n, err := strconv.ParseInt(l, 10, 64); err == nil && i.cfg.MaxSize > 0 && n > i.cfg.MaxSize {
+				writeError(w, r, http.StatusRequestEntityTooLarge, codeTooLarge, i.tooLargeMessage())
+				return
+			}
+		}
 		if method == http.MethodOptions || (method == http.MethodPost && id == "") {
 			next.ServeHTTP(w, r)
 			return
@@ -40,6 +49,11 @@ func (i *Ingest) authorize(next http.Handler) http.Handler {
 		}
 		if !sameToken(info.Storage[concatstore.StorageKeyTokenHash], tok) {
 			writeError(w, r, http.StatusForbidden, "forbidden", "this upload token does not own the upload")
+			return
+		}
+		// An abandoned upload takes no more bytes and says why; its owner may still terminate it.
+		if why, ok := i.store.Abandoned(id); ok && method != http.MethodDelete {
+			writeError(w, r, http.StatusGone, why.Code, why.Message)
 			return
 		}
 		next.ServeHTTP(w, r)
@@ -60,11 +74,21 @@ func writeError(w http.ResponseWriter, r *http.Request, status int, code, messag
 	}
 }
 
+// codeTooLarge is the contract code of a length past Config.MaxSize.
+const codeTooLarge = "upload_too_large"
+
+func (i *Ingest) tooLargeMessage() string {
+	if i.cfg.MaxSize <= 0 { // no configured limit: only a sum past int64 gets here
+		return "the upload is larger than this server can count"
+	}
+	return fmt.Sprintf("this server accepts uploads of at most %d bytes (Tus-Max-Size); send a larger file in parts of at most that size, or ask the operator to raise --max-upload-size", i.cfg.MaxSize)
+}
+
 // jsonErrors turns tusd's own plain-text errors ("ERR_MISMATCHED_OFFSET: mismatched offset")
 // into the contract's JSON error body with the same status; errors ingest raises are JSON already.
-func jsonErrors(next http.Handler) http.Handler {
+func (i *Ingest) jsonErrors(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		ew := &errorWriter{ResponseWriter: w}
+		ew := &errorWriter{ResponseWriter: w, tooLarge: i.tooLargeMessage()}
 		next.ServeHTTP(ew, r)
 		ew.flushError(r)
 	})
@@ -78,6 +102,8 @@ type errorWriter struct {
 	capture bool
 	status  int
 	buf     bytes.Buffer
+	// tooLarge replaces tusd's message for a length past MaxSize (a final's sum).
+	tooLarge string
 }
 
 func (e *errorWriter) Unwrap() http.ResponseWriter { return e.ResponseWriter }
@@ -119,6 +145,9 @@ func (e *errorWriter) flushError(r *http.Request) {
 	code, msg := "", text
 	if c, m, ok := strings.Cut(text, ": "); ok && strings.HasPrefix(c, "ERR_") {
 		code, msg = strings.ToLower(strings.TrimPrefix(c, "ERR_")), m
+	}
+	if code == "max_size_exceeded" {
+		code, msg = codeTooLarge, e.tooLarge
 	}
 	if code == "" {
 		code = strings.ToLower(strings.ReplaceAll(http.StatusText(e.status), " ", "_"))

@@ -95,9 +95,12 @@ func (i *Ingest) preCreate(ev handler.HookEvent) (handler.HTTPResponse, handler.
 			"sha256 metadata must be 64 lowercase hexadecimal digits")
 	}
 	if info.IsFinal {
-		if err := i.checkPartials(info.PartialUploads, tok); err != nil {
+		size, err := i.checkPartials(info.PartialUploads, tok)
+		if err != nil {
 			return handler.HTTPResponse{}, none, err
 		}
+		// tusd summed the sizes without a check: the Gate counts what the final really holds.
+		info.Size = size
 	}
 
 	id := concatstore.NewID()
@@ -122,6 +125,17 @@ func (i *Ingest) preCreate(ev handler.HookEvent) (handler.HTTPResponse, handler.
 		return handler.HTTPResponse{}, none, apiError(http.StatusInternalServerError, "internal",
 			"the upload could not be admitted; try again later")
 	}
+	for _, old := range adm.Supersedes {
+		why := adm.Superseded
+		if why == nil {
+			why = &Rejection{Status: http.StatusGone, Code: "upload_replaced", Message: "a newer upload of the same file replaced this one"}
+		}
+		if err := i.store.Abandon(old, concatstore.Abandonment{Code: why.Code, Message: why.Message}); err != nil {
+			// Its completion is refused all the same (the Gate no longer knows it); only its
+			// bytes may grow until then.
+			i.log.ErrorContext(ev.Context, "abandoning a replaced upload", "upload", old, "by", id, "error", err)
+		}
+	}
 	meta := maps.Clone(info.MetaData)
 	if meta == nil {
 		meta = handler.MetaData{}
@@ -135,27 +149,39 @@ func (i *Ingest) preCreate(ev handler.HookEvent) (handler.HTTPResponse, handler.
 	}, nil
 }
 
-// checkPartials refuses a final upload over partials that are not the sender's or not free.
-func (i *Ingest) checkPartials(ids []string, tok string) error {
+// checkPartials refuses a final upload over partials that are not the sender's, not free, listed
+// twice, or larger together than MaxSize, and returns the bytes the final will hold.
+func (i *Ingest) checkPartials(ids []string, tok string) (int64, error) {
+	seen := make(map[string]bool, len(ids))
+	var size int64
 	for _, id := range ids {
+		if seen[id] {
+			return 0, apiError(http.StatusBadRequest, "partial_repeated",
+				fmt.Sprintf("partial upload %s is listed more than once in Upload-Concat; a final lists each partial exactly once", id))
+		}
+		seen[id] = true
 		info, err := i.store.Info(id)
 		if err != nil {
 			if errors.Is(err, handler.ErrNotFound) {
-				return apiError(http.StatusNotFound, "partial_not_found", fmt.Sprintf("partial upload %s does not exist", id))
+				return 0, apiError(http.StatusNotFound, "partial_not_found", fmt.Sprintf("partial upload %s does not exist", id))
 			}
-			return err
+			return 0, err
 		}
 		if !sameToken(info.Storage[concatstore.StorageKeyTokenHash], tok) {
-			return apiError(http.StatusForbidden, "forbidden", fmt.Sprintf("partial upload %s belongs to another upload token", id))
+			return 0, apiError(http.StatusForbidden, "forbidden", fmt.Sprintf("partial upload %s belongs to another upload token", id))
 		}
 		if !info.IsPartial {
-			return apiError(http.StatusBadRequest, "invalid_concat", fmt.Sprintf("upload %s is not a partial upload", id))
+			return 0, apiError(http.StatusBadRequest, "invalid_concat", fmt.Sprintf("upload %s is not a partial upload", id))
 		}
 		if fid, err := i.store.FinalOf(id); err == nil && fid != "" {
-			return apiError(http.StatusConflict, "partial_in_use", fmt.Sprintf("partial upload %s already belongs to a final upload", id))
+			return 0, apiError(http.StatusConflict, "partial_in_use", fmt.Sprintf("partial upload %s already belongs to a final upload", id))
 		}
+		if size+info.Size < size || (i.cfg.MaxSize > 0 && size+info.Size > i.cfg.MaxSize) {
+			return 0, apiError(http.StatusRequestEntityTooLarge, codeTooLarge, i.tooLargeMessage())
+		}
+		size += info.Size
 	}
-	return nil
+	return size, nil
 }
 
 // preFinish runs when an upload's last byte is stored, before the client hears about it.
@@ -178,6 +204,10 @@ func uploadOf(info handler.FileInfo, h http.Header) Upload {
 // tusd hook and Reconcile; errors it returns are client responses.
 func (i *Ingest) finish(ctx context.Context, info handler.FileInfo, h http.Header) error {
 	u := uploadOf(info, h)
+	if why, ok := i.store.Abandoned(info.ID); ok {
+		// Replaced while its last bytes were arriving: it never becomes a file.
+		return apiError(http.StatusGone, why.Code, why.Message)
+	}
 	var sums Checksums
 	if !info.IsFinal {
 		sum, err := i.store.SHA256(info.ID)
@@ -200,6 +230,14 @@ func (i *Ingest) finish(ctx context.Context, info handler.FileInfo, h http.Heade
 		sums.SHA256 = sum
 	}
 	if err := i.gate.Complete(ctx, u, sums); err != nil {
+		var rej *Rejection
+		if errors.As(err, &rej) {
+			// Final: never completed, never retried; the sweeper takes the bytes.
+			if err := i.store.Abandon(info.ID, concatstore.Abandonment{Code: rej.Code, Message: rej.Message}); err != nil {
+				i.log.ErrorContext(ctx, "abandoning an upload whose completion was refused", "upload", info.ID, "error", err)
+			}
+			return apiError(rej.Status, rej.Code, rej.Message)
+		}
 		i.log.ErrorContext(ctx, "recording upload completion failed; Reconcile will retry", "upload", info.ID, "error", err)
 		return apiError(http.StatusInternalServerError, "completion_failed",
 			"the upload arrived but its completion could not be recorded; the server will retry")

@@ -28,6 +28,12 @@ type Gate interface {
 	// record completion durably before returning. It MUST be idempotent: ingest calls it again from
 	// Reconcile for every finished upload whose completion it did not see acknowledged (the process
 	// may die between Complete returning and ingest noting it).
+	//
+	// A *Rejection means the upload can never become a file (a newer upload replaced it, its file
+	// was refused for good); the gate has recorded and logged whatever it needs. ingest then
+	// abandons the upload: it answers the sender and every later request on it with the
+	// rejection, never calls Complete for it again, and Cleanup removes its bytes in due course.
+	// Any other error is taken as passing: Reconcile retries it.
 	Complete(ctx context.Context, u Upload, sum Checksums) error
 	// Failed records that a finished upload failed its integrity check; ingest then deletes its
 	// bytes. It is also called for a partial upload (u.IsPartial) whose declared sha256 did not
@@ -56,6 +62,11 @@ type Admission struct {
 	// Metadata is stored with the upload and handed back to Complete and Failed (for example
 	// package_id, file_id). tus HEAD responses echo metadata to the sender: put no secret here.
 	Metadata map[string]string
+	// Supersedes lists earlier uploads this one takes the place of (the same file, sent again):
+	// ingest abandons them with Superseded, so they take no more bytes and never complete.
+	Supersedes []string
+	// Superseded is what a request on a superseded upload is answered with.
+	Superseded *Rejection
 }
 
 // Rejection refuses an upload with an HTTP status and a contract error code.
@@ -95,7 +106,10 @@ type Config struct {
 	Dir      string       // data directory for uploads (required)
 	BasePath string       // URL path the handler is mounted at; default "/uploads/"
 	Logger   *slog.Logger // default slog.Default()
-	MaxSize  int64        // largest upload in bytes; 0 = no limit
+	// MaxSize is the largest upload in bytes (a whole file, a partial, or a final's sum),
+	// advertised as Tus-Max-Size; larger lengths are refused with 413 before anything is stored.
+	// 0 = no limit (tests only: a server must keep every size sum far from int64).
+	MaxSize int64
 	// NoSync skips the fsync of a finished upload's bytes before Complete. Only for tests and
 	// benchmarks: without it a power cut can lose bytes already reported complete.
 	NoSync bool
@@ -157,7 +171,7 @@ func New(cfg Config, gate Gate) (*Ingest, error) {
 		return nil, fmt.Errorf("ingest: building tus handler: %w", err)
 	}
 	i.tus = tus
-	i.h = http.StripPrefix(strings.TrimSuffix(cfg.BasePath, "/"), jsonErrors(i.authorize(tus)))
+	i.h = http.StripPrefix(strings.TrimSuffix(cfg.BasePath, "/"), i.jsonErrors(i.authorize(tus)))
 	return i, nil
 }
 

@@ -13,38 +13,48 @@ import (
 
 // Reconcile completes every finished whole upload (single or final) whose completion was never
 // acknowledged: the process died, or Gate.Complete failed, between the last byte and the marker
-// ingest writes after Complete returns. Run it at start-up; it is safe to run again at any time.
+// ingest writes after Complete returns. Run it at start-up; it is safe to run again at any time
+// (the sweeper does, so a completion that failed for a passing reason is retried).
+//
+// One upload never stops it: an upload the Gate refuses for good is abandoned (the Gate logs
+// it with its package and path; Cleanup removes its bytes), and one that fails for another
+// reason is logged and left for the next run. It returns an error only when it cannot look at
+// the uploads at all, or ctx ends.
 func (i *Ingest) Reconcile(ctx context.Context) error {
 	ids, err := i.store.IDs()
 	if err != nil {
 		return fmt.Errorf("ingest: reconciling: %w", err)
 	}
-	var errs []error
-	done := 0
+	done, left := 0, 0
 	for _, id := range ids {
 		if err := ctx.Err(); err != nil {
 			return fmt.Errorf("ingest: reconciling: %w", err)
 		}
 		info, err := i.store.Info(id)
 		if err != nil {
-			if !errors.Is(err, handler.ErrNotFound) { // removed meanwhile
-				errs = append(errs, fmt.Errorf("ingest: reconciling upload %s: %w", id, err))
+			if !errors.Is(err, handler.ErrNotFound) { // else removed meanwhile
+				i.log.ErrorContext(ctx, "reconciling: reading upload failed; left for the next run", "upload", id, "error", err)
+				left++
 			}
 			continue
 		}
 		if info.IsPartial || !concatstore.Finished(info) || i.store.Acknowledged(id) {
 			continue
 		}
+		if _, abandoned := i.store.Abandoned(id); abandoned {
+			continue
+		}
 		if err := i.reconcileOne(ctx, id); err != nil {
-			errs = append(errs, fmt.Errorf("ingest: reconciling upload %s: %w", id, err))
+			i.log.ErrorContext(ctx, "reconciling: completing upload failed; left for the next run", "upload", id, "error", err)
+			left++
 			continue
 		}
 		done++
 	}
-	if done > 0 {
-		i.log.InfoContext(ctx, "reconciled finished uploads", "count", done)
+	if done > 0 || left > 0 {
+		i.log.InfoContext(ctx, "reconciled finished uploads", "count", done, "left", left)
 	}
-	return errors.Join(errs...)
+	return ctx.Err()
 }
 
 func (i *Ingest) reconcileOne(ctx context.Context, id string) error {
@@ -59,17 +69,17 @@ func (i *Ingest) reconcileOne(ctx context.Context, id string) error {
 	}
 	err = i.finish(ctx, info, nil)
 	var he handler.Error
-	if errors.As(err, &he) && he.ErrorCode == "checksum_mismatch" && !i.store.Acknowledged(id) {
-		if _, gone := i.store.Info(id); gone != nil {
-			return nil // reported to the Gate as failed and removed: settled
-		}
+	if errors.As(err, &he) && he.HTTPResponse.StatusCode < 500 {
+		// Settled without a completion: failed its integrity check (reported, removed) or
+		// refused for good by the Gate (abandoned).
+		return nil
 	}
 	return err
 }
 
 // Cleanup removes uploads idle for longer than olderThan that can no longer become a file:
-// unfinished uploads, and partial uploads that no existing final upload references. Finished
-// whole uploads stay until Delete. It returns how many uploads it removed.
+// unfinished uploads, abandoned ones, and partial uploads that no existing final upload
+// references. Finished whole uploads stay until Delete. It returns how many uploads it removed.
 func (i *Ingest) Cleanup(ctx context.Context, olderThan time.Duration) (int, error) {
 	ids, err := i.store.IDs()
 	if err != nil {
@@ -105,11 +115,13 @@ func (i *Ingest) cleanupOne(ctx context.Context, id string, cutoff time.Time) (b
 	if err != nil {
 		return false, nil // removed meanwhile (a final takes its partials with it)
 	}
+	_, abandoned := i.store.Abandoned(id)
 	switch {
 	case info.IsPartial:
 		if fid, err := i.store.FinalOf(id); err != nil || fid != "" {
 			return false, nil // part of a live final upload (or unreadable: leave it)
 		}
+	case abandoned:
 	case concatstore.Finished(info):
 		return false, nil
 	}

@@ -441,10 +441,10 @@ func TestCompleteFileIsIdempotentAndChecksSHA256(t *testing.T) {
 	if again, _ := f.db.FileGetByID(ctx, &db.FileGetByIDParams{ID: bad.ID}); again.State != db.FileUploading {
 		t.Fatalf("completion survived a failed hook: %+v", again)
 	}
+	// A file row that is gone (replaced by a newer upload of the same path,
+	// or cancelled) can never be completed: a refusal, not a failure.
 	_, err = f.svc.CompleteFile(ctx, Completion{FileRef: FileRef{FileID: "nope"}, Size: 4}, nil)
-	if !errors.Is(err, db.ErrNotFound) {
-		t.Fatalf("unknown file: %v", err)
-	}
+	wantCode(t, err, "upload_replaced")
 }
 
 func TestCompleteFileRecordsDeferredLength(t *testing.T) {

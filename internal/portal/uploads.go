@@ -39,6 +39,10 @@ type Admission struct {
 	Portal  *db.Portal // nil for a package without portal
 	File    *db.File   // nil for a partial
 	Path    pathsafe.Path
+	// Replaced is the unfinished file row of the same path this admission
+	// took the place of (nil if none). Its upload can no longer become a
+	// file: the caller stops it taking bytes (its UploadID).
+	Replaced *db.File
 }
 
 var sha256RE = regexp.MustCompile(`^[0-9a-f]{64}$`)
@@ -73,6 +77,88 @@ func CheckFile(l db.Limits, p pathsafe.Path, size int64) error {
 
 func tooLarge(code, format string, args ...any) *Error {
 	return refuse(http.StatusRequestEntityTooLarge, code, format, args...)
+}
+
+// errUncountable refuses a size ferry cannot add to the package: the sum
+// would leave int64. Only a portal without a package limit gets this far.
+func errUncountable() *Error {
+	return tooLarge("package_too_large", "The package would hold more bytes than ferry can count; send the rest as another package.")
+}
+
+// addSize adds two sizes, reporting whether the sum fits in an int64.
+func addSize(a, b int64) (int64, bool) {
+	sum := a + b
+	if (b > 0 && sum < a) || (b < 0 && sum > a) {
+		return 0, false
+	}
+	return sum, true
+}
+
+// addUsage adds to uploading package id's file count and size with the
+// package locked (in tx, it is the package's lock; see PackageAddUsage),
+// checking the sums in Go first: one that would leave int64 is refused
+// (the database would refuse it too, as db.ErrOutOfRange).
+func addUsage(ctx context.Context, tx db.Queries, id string, files int, bytes int64) (*db.Package, error) {
+	cur, err := tx.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: id})
+	if err != nil || (files == 0 && bytes == 0) {
+		return cur, err
+	}
+	if _, ok := addSize(cur.TotalSize, bytes); !ok {
+		return nil, errUncountable()
+	}
+	if _, ok := addSize(int64(cur.FileCount), int64(files)); !ok {
+		return nil, errUncountable()
+	}
+	cur, err = tx.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: id, FilesDelta: files, BytesDelta: bytes})
+	if errors.Is(err, db.ErrOutOfRange) {
+		return nil, errUncountable()
+	}
+	return cur, err
+}
+
+// errNoName refuses an upload whose metadata names no file, saying which
+// keys were read.
+func errNoName() *Error {
+	return invalid("path", string(pathsafe.CodeEmpty),
+		"The upload names no file: ferry reads the tus metadata filename (the file's name) or relativePath (its folder path including the name) and found neither.")
+}
+
+// errReplaced refuses to complete an upload whose file row is gone.
+func errReplaced(path string) *Error {
+	what := "This upload"
+	if path != "" {
+		what = "This upload of " + path
+	}
+	return refuse(http.StatusGone, "upload_replaced", "%s is no longer part of the package: a newer upload of the same path replaced it, or the file was cancelled. Its bytes are discarded; the newer upload is the one that counts.", what)
+}
+
+// folderSpelling refuses p when one of its folders is already in the
+// package spelled differently (case or Unicode form): files that differ
+// that way collide, and so do folders. Every file admitted passed this
+// check, so one file inside the deepest existing folder shows how each of
+// p's folders down to it is spelled.
+func folderSpelling(ctx context.Context, tx db.Queries, pkgID string, p pathsafe.Path) error {
+	anc := p.Ancestors()
+	for i := len(anc) - 1; i >= 0; i-- {
+		f, err := tx.FileGetInFolder(ctx, &db.FileGetInFolderParams{PackageID: pkgID, FolderKey: pathsafe.Key(anc[i])})
+		if errors.Is(err, db.ErrNotFound) {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		have, want := strings.Split(f.Path, "/"), p.Segments()
+		for j := 0; j <= i && j < len(have); j++ {
+			if have[j] != want[j] {
+				existing := strings.Join(have[:j+1], "/")
+				return &pathsafe.Error{Code: pathsafe.CodeDuplicate, Message: fmt.Sprintf(
+					"path %q: the package already has the folder %q; folder names that differ only by upper/lower case or Unicode form collide, so send it as %q",
+					p.String(), existing, existing+p.String()[len(anc[j]):])}
+			}
+		}
+		return nil
+	}
+	return nil
 }
 
 // HumanBytes renders a size for a message ("1.5 GiB").
@@ -136,6 +222,9 @@ func (s *Service) Admit(ctx context.Context, u Upload) (*Admission, error) {
 	if u.Partial {
 		return s.admitPartial(ctx, u, adm, limits)
 	}
+	if noName(u) {
+		return nil, errNoName()
+	}
 	p, err := pathsafe.Clean(u.RelativePath, u.Filename)
 	if err != nil {
 		return nil, AsError(err)
@@ -157,7 +246,7 @@ func (s *Service) Admit(ctx context.Context, u Upload) (*Admission, error) {
 	err = s.db.InTx(ctx, func(tx db.Tx) error {
 		// AddUsage first: it locks the package row, so the checks below
 		// see every admission that committed before this one.
-		cur, err := tx.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: pkg.ID, FilesDelta: 1, BytesDelta: bytesDelta})
+		cur, err := addUsage(ctx, tx, pkg.ID, 1, bytesDelta)
 		if errors.Is(err, db.ErrPrecondition) {
 			return refuse(http.StatusConflict, "package_not_uploading", "The package accepts no more files; create a new package.")
 		}
@@ -185,6 +274,10 @@ func (s *Service) Admit(ctx context.Context, u Upload) (*Admission, error) {
 			if err := tx.FileDelete(ctx, &db.FileDeleteParams{ID: clash.ID}); err != nil {
 				return err
 			}
+			adm.Replaced = clash
+		}
+		if err := folderSpelling(ctx, tx, pkg.ID, p); err != nil {
+			return err
 		}
 		if limits.MaxFileCount > 0 && cur.FileCount > limits.MaxFileCount {
 			return tooLarge("too_many_files", "This portal accepts at most %d files per package.", limits.MaxFileCount)
@@ -214,11 +307,17 @@ func (s *Service) Admit(ctx context.Context, u Upload) (*Admission, error) {
 	return adm, nil
 }
 
+// noName reports whether u names no file (Uppy sends relativePath "null"
+// for a file picked without a folder).
+func noName(u Upload) bool {
+	return (u.RelativePath == "" || u.RelativePath == "null") && u.Filename == ""
+}
+
 // errPartialMetadata refuses a partial upload that does not say which file
 // it belongs to.
 func errPartialMetadata() *Error {
 	return invalid("metadata", "partial_metadata_required",
-		"A partial upload must carry relativePath (or filename) and file_size (the whole file's size) in its metadata, so it can be checked before its bytes are stored; with tus-js-client set them in metadataForPartialUploads.")
+		"A partial upload must carry the tus metadata relativePath (or filename) and file_size (the whole file's size), so it can be checked before its bytes are stored; with tus-js-client set them in metadataForPartialUploads.")
 }
 
 // admitPartial checks one partial of a parallel upload against the same
@@ -229,7 +328,7 @@ func errPartialMetadata() *Error {
 // cannot pile up partials). No file row is made: sibling partials share a
 // path, and the final upload reserves the file.
 func (s *Service) admitPartial(ctx context.Context, u Upload, adm *Admission, limits db.Limits) (*Admission, error) {
-	if u.RelativePath == "" && u.Filename == "" || u.FileSize < 0 {
+	if noName(u) || u.FileSize < 0 {
 		return nil, errPartialMetadata()
 	}
 	p, err := pathsafe.Clean(u.RelativePath, u.Filename)
@@ -251,7 +350,7 @@ func (s *Service) admitPartial(ctx context.Context, u Upload, adm *Admission, li
 	err = s.db.InTx(ctx, func(tx db.Tx) error {
 		// AddUsage first: it locks the package row, so concurrent
 		// admissions serialise and each sees the partial bytes before it.
-		cur, err := tx.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: adm.Package.ID, BytesDelta: u.Size})
+		cur, err := addUsage(ctx, tx, adm.Package.ID, 0, u.Size)
 		if errors.Is(err, db.ErrPrecondition) {
 			return notUploading(adm.Package)
 		}
@@ -274,6 +373,9 @@ func (s *Service) admitPartial(ctx context.Context, u Upload, adm *Admission, li
 			return AsError(pathsafe.DuplicateError(p.String(), clash.Path))
 		default:
 			newFile = false // an unfinished upload of this path: the final replaces it
+		}
+		if err := folderSpelling(ctx, tx, adm.Package.ID, p); err != nil {
+			return err
 		}
 		if newFile && limits.MaxFileCount > 0 && cur.FileCount+1 > limits.MaxFileCount {
 			return tooLarge("too_many_files", "This portal accepts at most %d files per package.", limits.MaxFileCount)
@@ -327,6 +429,9 @@ type Completion struct {
 	FileRef
 	Size   int64
 	SHA256 []byte // computed over the stored bytes; nil if not computed
+	// Path is the path the upload was admitted for, only for messages
+	// (the file row may be gone); "" if not known.
+	Path string
 }
 
 // CompleteHook runs in the transaction that records a file complete, so work
@@ -337,14 +442,35 @@ type CompleteHook func(ctx context.Context, tx db.Tx, pkg *db.Package, f *db.Fil
 // idempotent: a file already complete is returned as is and the hook does
 // not run again. A computed SHA-256 that differs from the one the sender
 // declared marks the file failed (committed) and returns checksum_mismatch.
-// A deferred-length file's real size is added to the package here.
+// A deferred-length file's real size is added to the package here; a size
+// the package cannot count marks the file failed too (package_too_large).
+// An upload whose file row is gone or belongs to another upload (a newer
+// upload of the same path replaced it) is refused with 410 upload_replaced.
+// Every refusal is final: completing the same upload again gives the same.
 func (s *Service) CompleteFile(ctx context.Context, c Completion, hook CompleteHook) (*db.File, error) {
 	var out *db.File
-	var mismatch *Error
+	var failed *Error
 	err := s.db.InTx(ctx, func(tx db.Tx) error {
 		f, err := s.file(ctx, tx, c.FileRef)
+		if errors.Is(err, db.ErrNotFound) {
+			return errReplaced(c.Path)
+		}
 		if err != nil {
 			return fmt.Errorf("finding the file of upload %q: %w", c.UploadID, err)
+		}
+		// Lock the package as Admit does, then read the row again: an
+		// admission of the same path either replaced it before (gone) or
+		// sees it complete after (a duplicate), never both.
+		if _, err := tx.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: f.PackageID}); err != nil && !errors.Is(err, db.ErrPrecondition) {
+			return err
+		}
+		if f, err = tx.FileGetByID(ctx, &db.FileGetByIDParams{ID: f.ID}); errors.Is(err, db.ErrNotFound) {
+			return errReplaced(c.Path)
+		} else if err != nil {
+			return err
+		}
+		if c.UploadID != "" && f.UploadID != "" && f.UploadID != c.UploadID {
+			return errReplaced(f.Path)
 		}
 		switch f.State {
 		case db.FileComplete:
@@ -353,20 +479,28 @@ func (s *Service) CompleteFile(ctx context.Context, c Completion, hook CompleteH
 		case db.FileFailed:
 			return refuse(http.StatusConflict, "file_failed", "%s failed earlier (%s); upload it again.", f.Path, f.FailureReason)
 		}
+		fail := func(e *Error, reason string) error {
+			var err error
+			if out, err = tx.FileSetFailed(ctx, &db.FileSetFailedParams{ID: f.ID, Reason: reason}); err != nil {
+				return err
+			}
+			failed = e
+			return nil // commit the failure; report it below
+		}
 		digest, verified := f.SHA256, false
 		if c.SHA256 != nil {
 			digest, verified = hex.EncodeToString(c.SHA256), true
 			if f.SHA256 != "" && f.SHA256 != digest {
 				reason := fmt.Sprintf("sha256 of the received bytes is %s, the sender declared %s", digest, f.SHA256)
-				if out, err = tx.FileSetFailed(ctx, &db.FileSetFailedParams{ID: f.ID, Reason: reason}); err != nil {
-					return err
-				}
-				mismatch = refuse(http.StatusUnprocessableEntity, "checksum_mismatch", "%s arrived damaged: %s. Upload it again.", f.Path, reason)
-				return nil // commit the failure; report it below
+				return fail(refuse(http.StatusUnprocessableEntity, "checksum_mismatch", "%s arrived damaged: %s. Upload it again.", f.Path, reason), reason)
 			}
 		}
 		if c.Size != f.Size {
-			if _, err := tx.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: f.PackageID, BytesDelta: c.Size - f.Size}); err != nil && !errors.Is(err, db.ErrPrecondition) {
+			_, err := addUsage(ctx, tx, f.PackageID, 0, c.Size-f.Size)
+			if e := AsError(err); e != nil {
+				return fail(e, e.Message)
+			}
+			if err != nil && !errors.Is(err, db.ErrPrecondition) {
 				return err
 			}
 		}
@@ -389,8 +523,8 @@ func (s *Service) CompleteFile(ctx context.Context, c Completion, hook CompleteH
 		}
 		return nil, fmt.Errorf("portal: completing %s: %w", c.describe(), err)
 	}
-	if mismatch != nil {
-		return out, mismatch
+	if failed != nil {
+		return out, failed
 	}
 	return out, nil
 }
@@ -524,7 +658,10 @@ func (s *Service) Finalize(ctx context.Context, id string, hook FinalizeHook) (*
 		// the finalized package's size is its files'.
 		var total int64
 		for _, f := range fin.Files {
-			total += f.Size
+			var ok bool
+			if total, ok = addSize(total, f.Size); !ok {
+				return errUncountable()
+			}
 		}
 		if total != pkg.TotalSize {
 			if _, err := tx.PackageAddUsage(ctx, &db.PackageAddUsageParams{ID: id, BytesDelta: total - pkg.TotalSize}); err != nil {

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/pathsafe"
 	"github.com/ferryhq/ferry/internal/portal"
 )
 
@@ -68,7 +69,26 @@ func (g *gate) Admit(ctx context.Context, u ingest.Upload) (ingest.Admission, er
 	if adm.File != nil {
 		meta[metaFileID] = adm.File.ID
 	}
-	return ingest.Admission{Metadata: meta}, nil
+	out := ingest.Admission{Metadata: meta}
+	if r := adm.Replaced; r != nil && r.UploadID != "" && r.UploadID != u.ID {
+		// The earlier upload of this path can never become the file: it is stopped now rather
+		// than taking the rest of its bytes (which the package no longer counts) first.
+		g.log.InfoContext(ctx, "an unfinished upload was replaced by a newer upload of the same path", "upload", r.UploadID,
+			"by", u.ID, "package", adm.Package.ID, "path", r.Path)
+		out.Supersedes = []string{r.UploadID}
+		out.Superseded = &ingest.Rejection{Status: http.StatusGone, Code: "upload_replaced",
+			Message: fmt.Sprintf("A newer upload of %s replaced this one in the package; this upload takes no more bytes and never completes.", r.Path)}
+	}
+	return out, nil
+}
+
+// pathOf is the path an upload's metadata names, for messages and logs ("" if none valid).
+func pathOf(meta map[string]string) string {
+	p, err := pathsafe.Clean(meta["relativePath"], meta["filename"])
+	if err != nil {
+		return ""
+	}
+	return p.String()
 }
 
 // metaFileSize is the tus metadata key of a partial upload that names the
@@ -92,11 +112,18 @@ func fileSizeOf(meta map[string]string) (int64, error) {
 
 // Complete records a whole file durably (idempotent in portal.CompleteFile);
 // the hook enqueues delivery in the same transaction.
+// A refusal is final (ingest abandons the upload, and its bytes go with the
+// next sweep): it is logged here, once, with the package and path.
 func (g *gate) Complete(ctx context.Context, u ingest.Upload, sum ingest.Checksums) error {
+	path := pathOf(u.Metadata)
 	_, err := g.svc.CompleteFile(ctx, portal.Completion{
-		FileRef: portal.FileRef{FileID: u.Metadata[metaFileID], UploadID: u.ID}, Size: u.Size, SHA256: sum.SHA256,
+		FileRef: portal.FileRef{FileID: u.Metadata[metaFileID], UploadID: u.ID}, Size: u.Size, SHA256: sum.SHA256, Path: path,
 	}, g.onComplete)
 	if err != nil {
+		if pe := portal.AsError(err); pe != nil {
+			g.log.WarnContext(ctx, "upload cannot be completed: given up, its bytes left to the sweeper", "upload", u.ID,
+				"package", u.Metadata[metaPackageID], "path", path, "code", pe.Code, "reason", pe.Message)
+		}
 		return fmt.Errorf("recording upload %s complete: %w", u.ID, rejection(err))
 	}
 	return nil

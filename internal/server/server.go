@@ -90,7 +90,8 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: opt.Logger, DB: store, Portal: portal.New(store, portal.Options{Now: opt.Now}), now: opt.Now}
 	g := &gate{svc: a.Portal, log: opt.Logger.With("component", "gate"), onComplete: opt.OnComplete}
-	a.Ingest, err = ingest.New(ingest.Config{Dir: filepath.Join(dataDir, "uploads"), BasePath: "/uploads/", Logger: opt.Logger, NoSync: opt.NoSync}, g)
+	a.Ingest, err = ingest.New(ingest.Config{Dir: filepath.Join(dataDir, "uploads"), BasePath: "/uploads/", Logger: opt.Logger,
+		NoSync: opt.NoSync, MaxSize: int64(cfg.MaxUploadSize)}, g)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("starting the upload engine: %w", err)
@@ -127,6 +128,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		store.Close()
 		return nil, err
 	}
+	// One upload never stops the start: Reconcile logs and skips what it cannot complete.
 	if err := a.Ingest.Reconcile(ctx); err != nil {
 		store.Close()
 		return nil, fmt.Errorf("reconciling uploads that finished while ferry was down: %w", err)
@@ -151,6 +153,11 @@ func (a *App) Close() error { return a.DB.Close() }
 // Sweep deletes unfinished uploads older than the configured age and the
 // bytes of packages past their expiry. It returns what it removed.
 func (a *App) Sweep(ctx context.Context) (uploads, packages int, err error) {
+	// Completions that failed for a passing reason (the database was away) are retried here,
+	// not only at the next start.
+	if err := a.Ingest.Reconcile(ctx); err != nil {
+		return 0, 0, fmt.Errorf("reconciling finished uploads: %w", err)
+	}
 	uploads, err = a.Ingest.Cleanup(ctx, a.cfg.UnfinishedUploadAge)
 	if err != nil {
 		return uploads, 0, fmt.Errorf("cleaning unfinished uploads: %w", err)

@@ -36,6 +36,8 @@ func Run(t *testing.T, open Open) {
 		{"PackageListFiltersAndPages", testPackageList},
 		{"FilesAreUniqueByPathKeyAndMoveStateOnce", testFiles},
 		{"FileFindPathConflictFindsFileFolderClashes", testFilePathConflicts},
+		{"FileGetInFolderFindsOneFileInsideAFolder", testFileGetInFolder},
+		{"SizesStayIntegersAndOverflowIsRefused", testSizesStayIntegers},
 		{"DownloadLinksCountUntilExpiry", testDownloadLinks},
 		{"DownloadLinkBytesNeverPassTheirLimit", testDownloadLinkBytes},
 		{"InTxCommitsOrRollsBack", testInTx},

@@ -32,6 +32,7 @@ import (
 //	ID.bin   the bytes (absent for a final upload)
 //	ID.hash  SHA-256 state: 8-byte big-endian offset it covers, then the marshalled digest
 //	ID.ack   present once the application acknowledged completion (see Acknowledge)
+//	ID.abandoned  present once the application gave the upload up (see Abandon): JSON reason
 
 // StorageKeyTokenHash is the FileInfo.Storage key under which a creation hook may hand the store a
 // value to keep with the upload (ferry stores the SHA-256 of the upload token there). Storage is
@@ -58,6 +59,7 @@ var (
 	ErrPartialTaken     = handler.NewError("ERR_PARTIAL_IN_USE", "a partial upload already belongs to another final upload", http.StatusConflict)
 	ErrPartialProtected = handler.NewError("ERR_PARTIAL_IN_USE", "this partial upload belongs to a final upload: terminate the final upload instead", http.StatusConflict)
 	ErrNotPartial       = handler.NewError("ERR_INVALID_CONCAT", "a final upload may only reference partial uploads", http.StatusBadRequest)
+	ErrPartialRepeated  = handler.NewError("ERR_PARTIAL_REPEATED", "a final upload lists each partial upload at most once", http.StatusBadRequest)
 )
 
 // Store is the data store. The zero value is not usable: call New.
@@ -276,7 +278,7 @@ func (s *Store) LastActivity(id string) (time.Time, error) {
 	}
 	var last time.Time
 	found := false
-	for _, ext := range []string{".info", ".bin", ".hash"} {
+	for _, ext := range []string{".info", ".bin", ".hash", ".abandoned"} {
 		st, err := os.Stat(s.path(id, ext))
 		if err != nil {
 			continue
@@ -317,6 +319,45 @@ func (s *Store) Acknowledged(id string) bool {
 	return err == nil
 }
 
+// Abandonment says why the application gave an upload up: a contract error
+// code and a sentence for the sender.
+type Abandonment struct {
+	Code, Message string
+}
+
+// Abandon records durably that the upload can never become a file (a newer
+// upload replaced it, or its completion was refused for good). Its bytes
+// stay until Remove; the caller answers every later request with why.
+// Abandoning a missing upload is not an error.
+func (s *Store) Abandon(id string, why Abandonment) error {
+	if _, err := s.readRecord(id); errors.Is(err, handler.ErrNotFound) {
+		return nil
+	} else if err != nil {
+		return err
+	}
+	b, err := json.Marshal(why)
+	if err != nil {
+		return fmt.Errorf("concatstore: encoding why upload %s was abandoned: %w", id, err)
+	}
+	return writeAtomic(s.path(id, ".abandoned"), b)
+}
+
+// Abandoned returns why the upload was abandoned, if it was.
+func (s *Store) Abandoned(id string) (Abandonment, bool) {
+	var why Abandonment
+	if !ValidID(id) {
+		return why, false
+	}
+	b, err := os.ReadFile(s.path(id, ".abandoned"))
+	if err != nil {
+		return why, false
+	}
+	if json.Unmarshal(b, &why) != nil || why.Code == "" {
+		why = Abandonment{Code: "upload_abandoned", Message: "this upload can no longer become a file"}
+	}
+	return why, true
+}
+
 // Remove deletes an upload; a final upload takes its partials with it. A partial that a final
 // references is refused with ErrPartialProtected. Removing a missing upload is not an error.
 func (s *Store) Remove(id string) error {
@@ -354,7 +395,7 @@ func (s *Store) removeLocked(id string) error {
 
 // removeFiles deletes the record last, so a crash midway leaves a record that a retry can finish.
 func (s *Store) removeFiles(id string) error {
-	for _, ext := range []string{".bin", ".hash", ".ack", ".hash.tmp", ".info.tmp", ".info"} {
+	for _, ext := range []string{".bin", ".hash", ".ack", ".abandoned", ".abandoned.tmp", ".hash.tmp", ".info.tmp", ".info"} {
 		if err := os.Remove(s.path(id, ext)); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			return fmt.Errorf("concatstore: removing upload %s: %w", id, err)
 		}
@@ -580,6 +621,7 @@ func (u *upload) ConcatUploads(ctx context.Context, partials []handler.Upload) e
 	defer s.mu.Unlock()
 	ids := make([]string, len(partials))
 	recs := make([]*record, len(partials))
+	seen := make(map[string]bool, len(partials))
 	var size int64
 	for i, p := range partials {
 		pu, ok := p.(*upload)
@@ -598,7 +640,16 @@ func (u *upload) ConcatUploads(ctx context.Context, partials []handler.Upload) e
 				return ErrPartialTaken
 			}
 		}
+		// A partial listed twice would make its bytes count twice in the
+		// file but once against every limit.
+		if seen[r.Info.ID] {
+			return ErrPartialRepeated
+		}
+		seen[r.Info.ID] = true
 		ids[i], recs[i] = r.Info.ID, r
+		if size+r.Info.Size < size {
+			return fmt.Errorf("concatstore: concatenating upload %s: the partials' sizes overflow", u.id())
+		}
 		size += r.Info.Size
 	}
 	if size != u.rec.Info.Size {

@@ -192,3 +192,59 @@ func TestOpenRangeOpensTheOnePartHoldingARange(t *testing.T) {
 		t.Fatalf("ranges gave equal bytes %v with %d of %d from their own descriptor (want some, not all)", bytes.Equal(sent, whole), zeroCopy, (len(whole)+29)/30)
 	}
 }
+
+// A final that lists a partial twice would hold its bytes twice while every
+// limit counted them once (issue 9 item 3): the store refuses it too.
+func TestConcatRefusesARepeatedPartial(t *testing.T) {
+	ctx := context.Background()
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := s.NewUpload(ctx, handler.FileInfo{Size: 3, IsPartial: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := p.WriteChunk(ctx, 0, bytes.NewReader([]byte("abc"))); err != nil {
+		t.Fatal(err)
+	}
+	f, err := s.NewUpload(ctx, handler.FileInfo{Size: 6, IsFinal: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.AsConcatableUpload(f).ConcatUploads(ctx, []handler.Upload{p, p}); !errors.Is(err, ErrPartialRepeated) {
+		t.Fatalf("ConcatUploads(p, p) = %v, want ErrPartialRepeated", err)
+	}
+}
+
+func TestAbandonedUploadsSayWhyUntilRemoved(t *testing.T) {
+	ctx := context.Background()
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	u, err := s.NewUpload(ctx, handler.FileInfo{Size: 3})
+	if err != nil {
+		t.Fatal(err)
+	}
+	info, _ := u.GetInfo(ctx)
+	if _, ok := s.Abandoned(info.ID); ok {
+		t.Fatal("a fresh upload reads as abandoned")
+	}
+	why := Abandonment{Code: "upload_replaced", Message: "replaced"}
+	if err := s.Abandon(info.ID, why); err != nil {
+		t.Fatal(err)
+	}
+	if got, ok := s.Abandoned(info.ID); !ok || got != why {
+		t.Fatalf("Abandoned = %+v, %v", got, ok)
+	}
+	if err := s.Remove(info.ID); err != nil {
+		t.Fatal(err)
+	}
+	if _, ok := s.Abandoned(info.ID); ok {
+		t.Fatal("Remove left the abandonment behind")
+	}
+	if err := s.Abandon(NewID(), why); err != nil {
+		t.Fatalf("abandoning a missing upload: %v", err)
+	}
+}
