@@ -8,11 +8,14 @@ import (
 	"encoding/hex"
 	"io"
 	"math/rand/v2"
+	"net"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/network"
 	"github.com/chromedp/chromedp"
 
 	"github.com/ferryhq/ferry/internal/testbed"
@@ -189,4 +192,104 @@ func (h *harness) downloadZip(pkgID string) map[string][]byte {
 		out[zf.Name] = b
 	}
 	return out
+}
+
+// restartOnSameAddress stops the server as a crash would (every connection
+// cut mid-request) and starts it again on the same data directory and the
+// same address, so that a page open in a browser can reconnect to it.
+func (h *harness) restartOnSameAddress() {
+	h.t.Helper()
+	addr := h.srv.Listener.Addr().String()
+	h.srv.CloseClientConnections()
+	h.srv.Close()
+	if err := h.app.Close(); err != nil {
+		h.t.Fatal(err)
+	}
+	app, err := Open(h.t.Context(), h.cfg, Options{NoSync: true, Now: func() time.Time { return h.now }})
+	if err != nil {
+		h.t.Fatalf("the server does not start again on the same data directory: %v", err)
+	}
+	var ln net.Listener
+	for range 50 { // the old socket may linger for a moment
+		if ln, err = net.Listen("tcp", addr); err == nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		h.t.Fatalf("listening again on %s: %v", addr, err)
+	}
+	h.app = app
+	h.srv = httptest.NewUnstartedServer(app.Handler())
+	h.srv.Listener.Close()
+	h.srv.Listener = ln
+	h.srv.Start()
+	h.t.Cleanup(func() { h.srv.Close(); app.Close() })
+}
+
+// TestPortalPageFinishesAnUploadAcrossAServerRestart restarts the server in
+// the middle of an upload from the portal page; the page retries on its own
+// and finishes the package without a click, byte for byte.
+func TestPortalPageFinishesAnUploadAcrossAServerRestart(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "Dailies", "slug": "dailies"})
+	dir := t.TempDir()
+	files := map[string][]byte{
+		"big.mov":   randBytes(rand.New(rand.NewPCG(3, 4)), 160<<20), // parallel partials
+		"small.mov": randBytes(rand.New(rand.NewPCG(5, 6)), 24<<20),  // one stream
+	}
+	var paths []string
+	for name, data := range files {
+		p := filepath.Join(dir, name)
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		paths = append(paths, p)
+	}
+	ctx := browser(t)
+	// Slow the browser's uploads down so that the restart lands mid-upload.
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+		MatchedNetworkConditions: []*network.Conditions{{Latency: 5, DownloadThroughput: -1, UploadThroughput: 12 << 20}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := within(ctx, time.Minute,
+		chromedp.Navigate(h.srv.URL+"/p/dailies"),
+		chromedp.WaitVisible(chromedp.CSS(`.uppy-Dashboard`)),
+		chromedp.SendKeys(chromedp.CSS(`#sender_email`), "dop@example.com"),
+		chromedp.SendKeys(chromedp.CSS(`#name`), "Across a restart"),
+		chromedp.SetUploadFiles(chromedp.CSS(`input.uppy-Dashboard-input:not([webkitdirectory])`), paths),
+		chromedp.Click(chromedp.CSS(`.uppy-StatusBar-actionBtn--upload`)),
+	); err != nil {
+		t.Fatalf("starting the upload: %v", err)
+	}
+	// Wait until a good part is up, then restart the server under it.
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	progress, err := chromedp.Run(pctx, chromedp.Poll[int](`(() => { const p = window.ferryUppy.getState().totalProgress; return p >= 25 && p; })()`))
+	cancel()
+	if err != nil {
+		t.Fatalf("waiting for the upload to get going: %v", err)
+	}
+	screenshot(t, ctx, "1-before-restart.png")
+	h.restartOnSameAddress()
+	t.Logf("server restarted at %d%% of the upload", progress)
+	if out, err := pageOutcome(ctx, 3*time.Minute); err != nil || out != "received" {
+		t.Fatalf("after the restart the page ended with %q (%v)", out, err)
+	}
+	screenshot(t, ctx, "2-received.png")
+	var list struct{ Packages []web.Package }
+	resp, body := h.req("GET", "/api/v1/packages?state=finalized", nil, h.admin()...)
+	h.mustJSON(resp, body, 200, &list)
+	if len(list.Packages) != 1 {
+		t.Fatalf("finalized packages: %s", body)
+	}
+	got := h.downloadZip(list.Packages[0].ID)
+	for name, want := range files {
+		if !bytes.Equal(got[name], want) {
+			t.Errorf("%s: %d bytes stored, the browser sent %d (or they differ)", name, len(got[name]), len(want))
+		}
+	}
 }
