@@ -195,11 +195,17 @@ type DownloadLinkFileChargeParams struct {
 type DownloadLinkFileListParams struct{ LinkID string }
 
 // DownloadLinkFileRefundParams gives back Bytes charged but never sent (the
-// total never goes below zero).
+// total never goes below zero), and forgives Lost bytes that were sent into a
+// connection that broke (they may never have reached the recipient, who will
+// ask for them again), but only up to MaxLost forgiven over the link's life
+// for this file, so that breaking connections on purpose cannot turn a link
+// into an unlimited one.
 type DownloadLinkFileRefundParams struct {
-	LinkID string
-	FileID string
-	Bytes  int64
+	LinkID  string
+	FileID  string
+	Bytes   int64
+	Lost    int64
+	MaxLost int64
 }
 type DownloadLinkGetByHashParams struct{ TokenHash []byte }
 

@@ -613,12 +613,20 @@ func (q queries) DownloadLinkFileList(ctx context.Context, p *DownloadLinkFileLi
 }
 
 func (q queries) DownloadLinkFileRefund(ctx context.Context, p *DownloadLinkFileRefundParams) error {
-	if p.Bytes <= 0 {
+	if p.Bytes < 0 || p.Lost < 0 || p.MaxLost < 0 {
+		return fmt.Errorf("db: DownloadLinkFileRefund: negative bytes (%d), lost (%d) or cap (%d)", p.Bytes, p.Lost, p.MaxLost)
+	}
+	if p.Bytes == 0 && p.Lost == 0 {
 		return nil
 	}
+	// forgive is the part of Lost still under the cap; every SET expression
+	// reads the row as it was, so it is spelled out twice.
+	const forgive = `(CASE WHEN lost_forgiven >= $5 THEN 0 WHEN $4 <= $5 - lost_forgiven THEN $4 ELSE $5 - lost_forgiven END)`
 	_, err := q.exec(ctx, "DownloadLinkFileRefund", ErrNotFound,
-		`UPDATE download_link_files SET bytes_served = CASE WHEN bytes_served > $3 THEN bytes_served - $3 ELSE 0 END
-		WHERE link_id = $1 AND file_id = $2`, p.LinkID, p.FileID, p.Bytes)
+		`UPDATE download_link_files SET
+			bytes_served = CASE WHEN bytes_served > $3 + `+forgive+` THEN bytes_served - $3 - `+forgive+` ELSE 0 END,
+			lost_forgiven = lost_forgiven + `+forgive+`
+		WHERE link_id = $1 AND file_id = $2`, p.LinkID, p.FileID, p.Bytes, p.Lost, p.MaxLost)
 	return err
 }
 

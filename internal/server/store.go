@@ -427,6 +427,6 @@ func (s *webStore) LinkCharge(ctx context.Context, linkID string, charges []web.
 	return mapErr(err)
 }
 
-func (s *webStore) LinkRefund(ctx context.Context, linkID, fileID string, bytes int64) error {
-	return mapErr(s.db.DownloadLinkFileRefund(ctx, &db.DownloadLinkFileRefundParams{LinkID: linkID, FileID: fileID, Bytes: bytes}))
+func (s *webStore) LinkRefund(ctx context.Context, linkID, fileID string, unsent, lost, maxLost int64) error {
+	return mapErr(s.db.DownloadLinkFileRefund(ctx, &db.DownloadLinkFileRefundParams{LinkID: linkID, FileID: fileID, Bytes: unsent, Lost: lost, MaxLost: maxLost}))
 }

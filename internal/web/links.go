@@ -243,22 +243,44 @@ func (s *Server) linkFile(w http.ResponseWriter, r *http.Request) error {
 	m := &meteredReaderAt{ra: blob, max: plan.bytes}
 	serveBlob(w, r, f.Path, st.pkg.CreatedAt, m, blob.Size(), f.SHA256)
 	if len(charges) > 0 {
-		s.refund(r, st.link.ID, f.ID, plan.bytes-m.read.Load())
+		read := m.read.Load()
+		var lost int64
+		if read < plan.bytes || r.Context().Err() != nil {
+			// The connection broke: what was in the kernels' buffers
+			// between here and the recipient never reached it, and an
+			// honest resume (curl -C -, a browser) asks for it again.
+			lost = min(read, lostPerBreak)
+		}
+		s.refund(r, st.link.ID, f.ID, plan.bytes-read, lost, min(f.Size, lostPerFile))
 	}
 	return nil
 }
 
-// refund gives back bytes charged but never read from the file, even when
-// the client has gone (its request context is cancelled by then).
-func (s *Server) refund(r *http.Request, linkID, fileID string, n int64) {
-	if n <= 0 {
+// A connection that breaks loses what was in flight: the server counts bytes
+// it wrote, the recipient keeps bytes it read, and between the two sit the
+// socket buffers of both ends (Linux autotunes them up to 4 MiB for sending
+// and 6 MiB for receiving). So a break forgives up to lostPerBreak of what
+// the request had sent, and a file forgives at most lostPerFile (or its
+// size, if smaller) over its link's life: a strict "N times the size" would
+// refuse the resume of a one-download link, and an unbounded refund would
+// let a client that breaks connections on purpose read for ever.
+const (
+	lostPerBreak = 16 << 20
+	lostPerFile  = 64 << 20
+)
+
+// refund gives back bytes charged but never read from the file, and forgives
+// lost bytes up to maxLost, even when the client has gone (its request
+// context is cancelled by then).
+func (s *Server) refund(r *http.Request, linkID, fileID string, unsent, lost, maxLost int64) {
+	if unsent <= 0 && lost <= 0 {
 		return
 	}
 	ctx, cancel := context.WithTimeout(context.WithoutCancel(r.Context()), 10*time.Second)
 	defer cancel()
-	if err := s.opt.Store.LinkRefund(ctx, linkID, fileID, n); err != nil {
+	if err := s.opt.Store.LinkRefund(ctx, linkID, fileID, max(unsent, 0), lost, maxLost); err != nil {
 		// The bytes stay charged: the link serves less, never more.
-		s.log.Error("web: giving back unsent download bytes", "link", linkID, "file", fileID, "bytes", n, "err", err)
+		s.log.Error("web: giving back unsent download bytes", "link", linkID, "file", fileID, "unsent", unsent, "lost", lost, "err", err)
 	}
 }
 
@@ -326,7 +348,8 @@ func (s *Server) linkZip(w http.ResponseWriter, r *http.Request) error {
 			read = meters[i].read.Load()
 		}
 		if f.Size > read {
-			s.refund(r, st.link.ID, f.ID, f.Size-read)
+			// A zip cannot be resumed: only what was never read is given back.
+			s.refund(r, st.link.ID, f.ID, f.Size-read, 0, 0)
 		}
 	}
 	return nil

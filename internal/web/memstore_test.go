@@ -30,6 +30,7 @@ type memStore struct {
 	linkTok   map[string]string // token -> link id
 	linkPW    map[string]string
 	served    map[[2]string]int64 // {link id, file id} -> bytes
+	forgiven  map[[2]string]int64 // {link id, file id} -> lost bytes given back
 	seq       int
 }
 
@@ -38,7 +39,7 @@ func newMemStore() *memStore {
 		tokens: map[string]*APIToken{}, tokenIDs: map[string]string{},
 		sessions: map[string]string{}, portals: map[string]Portal{}, portalPW: map[string]string{},
 		packages: map[string]*Package{}, upTokens: map[string]string{}, links: map[string]*Link{},
-		linkTok: map[string]string{}, linkPW: map[string]string{}, served: map[[2]string]int64{}}
+		linkTok: map[string]string{}, linkPW: map[string]string{}, served: map[[2]string]int64{}, forgiven: map[[2]string]int64{}}
 }
 
 func randToken() string {
@@ -389,10 +390,13 @@ func (m *memStore) LinkCharge(_ context.Context, id string, charges []FileCharge
 	return nil
 }
 
-func (m *memStore) LinkRefund(_ context.Context, id, fileID string, n int64) error {
+func (m *memStore) LinkRefund(_ context.Context, id, fileID string, unsent, lost, maxLost int64) error {
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.served[[2]string{id, fileID}] = max(0, m.served[[2]string{id, fileID}]-n)
+	k := [2]string{id, fileID}
+	forgive := max(0, min(lost, maxLost-m.forgiven[k]))
+	m.forgiven[k] += forgive
+	m.served[k] = max(0, m.served[k]-unsent-forgive)
 	return nil
 }
 

@@ -197,8 +197,10 @@ type Links interface {
 	// the answer is ErrLimitReached. download also counts one download started
 	// (informational), refused with ErrLimitReached when the link has expired.
 	LinkCharge(ctx context.Context, linkID string, charges []FileCharge, download bool) error
-	// LinkRefund gives back bytes charged for a file but never sent.
-	LinkRefund(ctx context.Context, linkID, fileID string, bytes int64) error
+	// LinkRefund gives back bytes charged for a file but never sent, and
+	// forgives lost bytes (sent into a connection that broke) up to maxLost
+	// over the link's life.
+	LinkRefund(ctx context.Context, linkID, fileID string, unsent, lost, maxLost int64) error
 }
 
 // FileCharge is what one response is about to serve of one file, and the

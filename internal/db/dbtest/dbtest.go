@@ -558,6 +558,30 @@ func testDownloadLinkBytes(t *testing.T, s db.Store) {
 		t.Fatalf("list = %+v %+v", list[0], list[len(list)-1])
 	}
 
+	// Bytes lost in a broken connection are forgiven, but only up to the cap
+	// over the link's life: breaking connections on purpose cannot reopen it.
+	const size = 100
+	if err := charge("d", 2*size, 2*size); err != nil {
+		t.Fatal(err)
+	}
+	lost := func(n int64) {
+		t.Helper()
+		if err := s.DownloadLinkFileRefund(ctx, &db.DownloadLinkFileRefundParams{LinkID: l.ID, FileID: "d", Lost: n, MaxLost: 30}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	lost(20)
+	if err := charge("d", 20, 2*size); err != nil {
+		t.Fatal("lost bytes were not forgiven:", err)
+	}
+	lost(20) // only 10 of these are still under the cap
+	wantErr(t, charge("d", 11, 2*size), db.ErrPrecondition)
+	if err := charge("d", 10, 2*size); err != nil {
+		t.Fatal(err)
+	}
+	lost(50) // the cap is used up
+	wantErr(t, charge("d", 1, 2*size), db.ErrPrecondition)
+
 	// Concurrent charges of one file never pass the limit together.
 	const workers, limit = 24, 10
 	var wg sync.WaitGroup

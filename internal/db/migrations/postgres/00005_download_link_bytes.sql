@@ -9,6 +9,9 @@ CREATE TABLE download_link_files (
     link_id      TEXT NOT NULL REFERENCES download_links (id) ON DELETE CASCADE,
     file_id      TEXT NOT NULL,
     bytes_served BIGINT NOT NULL DEFAULT 0 CHECK (bytes_served >= 0),
+    -- bytes given back because a connection broke while they were in flight
+    -- (capped per file: see DownloadLinkFileRefund)
+    lost_forgiven BIGINT NOT NULL DEFAULT 0 CHECK (lost_forgiven >= 0),
     PRIMARY KEY (link_id, file_id)
 );
 
