@@ -62,7 +62,7 @@ type Storage struct {
 	// iconik stores a file at Path/<directory_path>/<name>.
 	Path       string
 	Selectable bool
-	Reason                            string // why not selectable
+	Reason     string // why not selectable
 }
 
 // StorageRef is the storage a connection delivers to.
