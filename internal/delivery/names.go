@@ -196,6 +196,9 @@ func finalRefusal(err error) error {
 // nothing behind in iconik.
 func (r *fileRun) checkObjectName(ctx context.Context) error {
 	check := nameChecks[strings.ToUpper(r.conn.StorageMethod)]
+	if nc, ok := r.s.o.Uploaders[r.conn.StorageMethod].(transfer.NameChecker); ok {
+		check = nc.CheckName // the uploader that will send the bytes knows its provider best
+	}
 	if check == nil {
 		return nil
 	}
