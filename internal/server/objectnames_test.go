@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path"
 	"strings"
@@ -106,6 +107,30 @@ func TestUploadNoStorageCouldTakeIsRefusedBeforeAnyByteIsStored(t *testing.T) {
 	key := delivery.NameParts{StoragePath: "ferry", Root: "Portal Downloads", Portal: "Names", PackageTitle: d.Title}.ObjectName(fits)
 	if got := e.object(key); string(got) != "fits" || len(key) > 1024 {
 		t.Fatalf("object %q (%d bytes) holds %q, want the delivered file within 1,024 bytes", key, len(key), got)
+	}
+
+	// After the refusals the server starts again on the same data
+	// directory and serves the package with its one file.
+	e.app.stopDelivery()
+	e.srv.Close()
+	e.app.Close()
+	app, err := Open(t.Context(), e.cfg, Options{NoSync: true})
+	if err != nil {
+		t.Fatalf("restart after the refused uploads: %v", err)
+	}
+	defer app.Close()
+	srv := httptest.NewServer(app.Handler())
+	defer srv.Close()
+	req, _ := http.NewRequest("GET", srv.URL+"/api/v1/packages/"+c.Package.ID, nil)
+	req.Header.Set("Authorization", "Bearer "+e.token)
+	res, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer res.Body.Close()
+	var got struct{ Package web.Package }
+	if err := json.NewDecoder(res.Body).Decode(&got); err != nil || res.StatusCode != 200 || got.Package.FileCount != 1 {
+		t.Fatalf("after a restart: %d %+v (%v), want the package with its one file", res.StatusCode, got.Package, err)
 	}
 }
 
