@@ -2,7 +2,9 @@ package delivery_test
 
 import (
 	"context"
+	"net/http"
 	"strings"
+	"sync/atomic"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
@@ -10,6 +12,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
+	"github.com/ferryhq/ferry/internal/iconik/emulator/emulatortest"
 	"github.com/ferryhq/ferry/internal/testbed"
 )
 
@@ -85,5 +88,62 @@ func TestAFileNoStorageCanTakeFailsAtOnceWithTheLimit(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestAProviderRefusalFailsTheFileAtOnceWithItsReason: when the storage
+// itself refuses a file for a reason no retry changes (S3's 400
+// KeyTooLongError; none of the test servers enforces the key limit, so the
+// answer is injected in front of the emulator's S3 data plane, on a real
+// socket, for one file's PUTs), the file fails on its first attempt with
+// the provider's code and message, instead of being retried for minutes.
+func TestAProviderRefusalFailsTheFileAtOnceWithItsReason(t *testing.T) {
+	var refused atomic.Int64
+	e := newEnv(t, envOptions{noSpec: true, wrap: func(h http.Handler) http.Handler {
+		checked := emulatortest.Checked(t, h, 0)
+		return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/_storage/s3/") && strings.Contains(r.URL.Path, "refused.mov") {
+				refused.Add(1)
+				w.Header().Set("Content-Type", "application/xml")
+				w.WriteHeader(http.StatusBadRequest)
+				w.Write([]byte(`<?xml version="1.0" encoding="UTF-8"?><Error><Code>KeyTooLongError</Code><Message>Your key is too long</Message></Error>`))
+				return
+			}
+			checked.ServeHTTP(w, r)
+		})
+	}})
+	conn := e.connect("c", "s3")
+	e.createPortal("Refusals", conn.ID)
+	h := e.newPackage("refusals", "Pkg", "r@example.com")
+	e.put(h, "refused.mov", []byte("the provider refuses this one"))
+	e.put(h, "fine.txt", []byte("delivered"))
+	e.finalize(h)
+	st := e.settled(h, conn.ID)
+	if st.Delivery.State != db.DeliveryPartiallyFailed {
+		t.Fatalf("delivery %s (%s), want partially failed", st.Delivery.State, st.Delivery.Error)
+	}
+	for _, f := range st.Files {
+		if f.Path != "refused.mov" {
+			if f.State != db.DeliveryFileDelivered {
+				t.Errorf("%s: %s %s", f.Path, f.State, f.Error)
+			}
+			continue
+		}
+		if f.State != db.DeliveryFileFailed || f.Attempts != 1 {
+			t.Errorf("refused.mov: %s after %d attempts, want failed after 1", f.State, f.Attempts)
+		}
+		if !strings.Contains(f.Error, "HTTP 400 KeyTooLongError: Your key is too long") {
+			t.Errorf("refused.mov's error %q does not carry the provider's reason", f.Error)
+		}
+		job, err := e.cl.JobGet(e.ctx, f.JobID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if job.Status != "FAILED" || !strings.Contains(job.ErrorMessage, "KeyTooLongError") {
+			t.Errorf("in iconik: job %s %q, want FAILED with the provider's reason", job.Status, job.ErrorMessage)
+		}
+	}
+	if n := refused.Load(); n != 1 {
+		t.Errorf("the provider was asked %d times, want once", n)
 	}
 }
