@@ -107,7 +107,7 @@ func report(v *iconik.Verification) *Report {
 	}
 	for _, st := range v.Storages {
 		r.Storages = append(r.Storages, Storage{ID: st.ID, Name: st.Name, Method: st.Method, Purpose: st.Purpose,
-			Status: st.Status, Path: st.Setting("path"), Selectable: st.Selectable, Reason: st.Reason})
+			Status: st.Status, Path: st.Setting("path"), AddsUUID: st.Flag("add_uuid_to_filenames"), Selectable: st.Selectable, Reason: st.Reason})
 	}
 	return r
 }
@@ -302,7 +302,7 @@ func slackContext(id string) string { return "connection/" + id + "/slack_webhoo
 func (s *Service) toConnection(r *db.Connection) *Connection {
 	return &Connection{
 		ID: r.ID, Name: r.Name, BaseURL: r.BaseURL, AppID: r.AppID,
-		Storage:    StorageRef{ID: r.StorageID, Name: r.StorageName, Method: r.StorageMethod, Path: r.StoragePath},
+		Storage:    StorageRef{ID: r.StorageID, Name: r.StorageName, Method: r.StorageMethod, Path: r.StoragePath, AddsUUID: r.StorageAddsUUID},
 		PortalRoot: r.PortalRoot, SendRoot: r.SendRoot, MetadataViewID: r.MetadataViewID, MetadataField: r.MetadataField,
 		HasSlackWebhook: r.SlackWebhookSealed != "", IconikUserID: r.IconikUserID, IconikUserEmail: r.IconikUserEmail,
 		State: string(r.State), StateReason: r.StateReason, VerifiedAt: r.VerifiedAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
@@ -372,7 +372,7 @@ func (s *Service) Create(ctx context.Context, in Input) (*Connection, error) {
 	now := s.now()
 	row, err := s.opt.Store.ConnectionCreate(ctx, &db.ConnectionCreateParams{
 		ID: id, Name: in.Name, BaseURL: in.BaseURL, AppID: in.AppID, TokenSealed: tok,
-		StorageID: ck.storage.ID, StorageName: ck.storage.Name, StorageMethod: ck.storage.Method, StoragePath: ck.storage.Path,
+		StorageID: ck.storage.ID, StorageName: ck.storage.Name, StorageMethod: ck.storage.Method, StoragePath: ck.storage.Path, StorageAddsUUID: ck.storage.AddsUUID,
 		PortalRoot: in.PortalRoot, SendRoot: in.SendRoot, MetadataViewID: ck.viewID, MetadataField: DescriptionField,
 		SlackWebhookSealed: hook, IconikUserID: ck.rep.User.ID, IconikUserEmail: ck.rep.User.Email,
 		State: db.ConnectionOK, VerifiedAt: &now, CreatedAt: now,
@@ -513,6 +513,7 @@ func (s *Service) Update(ctx context.Context, id string, u Update) (*Connection,
 		}
 		now := s.now()
 		next.StorageName, next.StorageMethod, next.StoragePath, next.MetadataViewID = ck.storage.Name, ck.storage.Method, ck.storage.Path, ck.viewID
+		next.StorageAddsUUID = ck.storage.AddsUUID
 		next.IconikUserID, next.IconikUserEmail = ck.rep.User.ID, ck.rep.User.Email
 		next.State, next.StateReason, next.VerifiedAt = db.ConnectionOK, "", &now
 		if p.Token.Reveal() != tok.Reveal() {
@@ -539,7 +540,7 @@ func updateParams(c *db.Connection, now time.Time) *db.ConnectionUpdateParams {
 	return &db.ConnectionUpdateParams{
 		ID: c.ID, Name: c.Name, BaseURL: c.BaseURL, AppID: c.AppID, TokenSealed: c.TokenSealed,
 		StorageID: c.StorageID, StorageName: c.StorageName, StorageMethod: c.StorageMethod, StoragePath: c.StoragePath,
-		PortalRoot: c.PortalRoot, SendRoot: c.SendRoot, MetadataViewID: c.MetadataViewID, MetadataField: c.MetadataField,
+		StorageAddsUUID: c.StorageAddsUUID, PortalRoot: c.PortalRoot, SendRoot: c.SendRoot, MetadataViewID: c.MetadataViewID, MetadataField: c.MetadataField,
 		SlackWebhookSealed: c.SlackWebhookSealed, IconikUserID: c.IconikUserID, IconikUserEmail: c.IconikUserEmail,
 		State: c.State, StateReason: c.StateReason, VerifiedAt: c.VerifiedAt, UpdatedAt: now,
 	}
@@ -646,11 +647,11 @@ func (s *Service) Reverify(ctx context.Context, id string) (*Connection, *Report
 		return nil, rep, err
 	}
 	now := s.now()
-	if st.Path != cur.StoragePath {
+	if st.Path != cur.StoragePath || st.AddsUUID != cur.StorageAddsUUID {
 		// The storage's prefix decides every object name admission checks
 		// (and connections saved before it was recorded have none yet).
 		next := *cur
-		next.StoragePath = st.Path
+		next.StoragePath, next.StorageAddsUUID = st.Path, st.AddsUUID
 		if _, err := s.opt.Store.ConnectionUpdate(ctx, updateParams(&next, now)); err != nil && !errors.Is(err, db.ErrNotFound) {
 			return nil, nil, fmt.Errorf("connect: recording the storage path of connection %s: %w", id, err)
 		}

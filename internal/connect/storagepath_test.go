@@ -48,3 +48,26 @@ func TestConnectionRemembersTheStoragePathPrefix(t *testing.T) {
 		t.Fatalf("after re-verification: storage path %q broken %v, want %q and ok", got.Storage.Path, got.Broken(), "ferry")
 	}
 }
+
+// A storage where iconik adds a UUID to file names makes every object name
+// longer: the connection records it for the admission check.
+func TestConnectionRemembersThatTheStorageAddsUUIDs(t *testing.T) {
+	seed := emulator.DefaultSeed()
+	for i := range seed.Storages {
+		if seed.Storages[i].Name == "s3" {
+			seed.Storages[i].Settings = map[string]any{"add_uuid_to_filenames": true}
+		}
+	}
+	emu := emulatortest.Start(t, emulator.Options{Seed: seed})
+	f := newFixture(t, emu)
+	ctx := context.Background()
+	for _, st := range []string{"s3", "gcs"} {
+		c, err := f.svc.Create(ctx, connect.Input{Name: st, Params: f.params("admin"), StorageID: f.storageID(t, st)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if c.Storage.AddsUUID != (st == "s3") {
+			t.Errorf("connection to %s: AddsUUID %v", st, c.Storage.AddsUUID)
+		}
+	}
+}
