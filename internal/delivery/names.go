@@ -36,7 +36,11 @@ const TitleSuffixReserve = " (9999999)"
 // NameParts are what decides a delivered file's object name, except the
 // file's own path.
 type NameParts struct {
-	StoragePath  string // the storage's settings.path ("" = bucket root)
+	StoragePath string // the storage's settings.path ("" = bucket root)
+	// AddsUUID: iconik adds a UUID to file names on this storage
+	// (add_uuid_to_filenames); where exactly is not documented, so the
+	// checks count it on the file name (UUIDReserve more bytes).
+	AddsUUID     bool
 	Root         string // the collection root ("Portal Downloads", "MASV", or the connection's)
 	Portal       string // the portal's name for portal deliveries, "" for Send to Cloud
 	PackageTitle string // the package collection's title
@@ -71,6 +75,20 @@ func (n NameParts) ObjectName(filePath string) string {
 	return strings.Join(segs, "/")
 }
 
+// UUIDReserve stands for the UUID iconik adds to a file name on a storage
+// with add_uuid_to_filenames: a separator and 36 characters.
+const UUIDReserve = "-00000000-0000-0000-0000-000000000000"
+
+// checkedName is the object name the checks apply to: ObjectName, with
+// room for the UUID when the storage adds one.
+func (n NameParts) checkedName(filePath string) string {
+	name := n.ObjectName(filePath)
+	if n.AddsUUID {
+		name += UUIDReserve
+	}
+	return name
+}
+
 // nameChecks are the providers' object name rules by iconik storage method.
 var nameChecks = map[string]func(string) error{"S3": s3.CheckName, "GCS": gcs.CheckName, "AZURE": azure.CheckName, "B2": b2.CheckName}
 
@@ -82,12 +100,14 @@ func (n NameParts) checkName(method, filePath string) error {
 	if check == nil {
 		return nil // no direct upload: the connection was refused when saved
 	}
-	if err := check(n.ObjectName(filePath)); err != nil {
-		return err
-	}
+	// The longer name first: a refusal then says by how much to shorten
+	// in the worst case.
 	worst := n
 	worst.PackageTitle += TitleSuffixReserve
-	return check(worst.ObjectName(filePath))
+	if err := check(worst.checkedName(filePath)); err != nil {
+		return err
+	}
+	return check(n.checkedName(filePath))
 }
 
 // nameRefusal is what a sender (or an admin sending to cloud) reads when
@@ -134,7 +154,8 @@ func CheckAdmission(ctx context.Context, q db.Queries, pkg *db.Package, p *db.Po
 		if err != nil {
 			return fmt.Errorf("delivery: reading connection %s of portal %s: %w", id, p.ID, err)
 		}
-		n := NameParts{StoragePath: c.StoragePath, Root: orDefault(c.PortalRoot, "Portal Downloads"), Portal: p.Name, PackageTitle: titleSafe(pkg.Name)}
+		n := NameParts{StoragePath: c.StoragePath, AddsUUID: c.StorageAddsUUID, Root: orDefault(c.PortalRoot, "Portal Downloads"), Portal: p.Name,
+			PackageTitle: titleSafe(pkg.Name)}
 		if err := n.checkName(c.StorageMethod, filePath); err != nil {
 			return nameRefusal(err, c.StorageMethod, filePath)
 		}
@@ -150,7 +171,7 @@ func CheckSendToCloud(ctx context.Context, q db.Queries, pkg *db.Package, c *db.
 	if err != nil {
 		return fmt.Errorf("delivery: listing files of package %s: %w", pkg.ID, err)
 	}
-	n := NameParts{StoragePath: c.StoragePath, Root: orDefault(c.SendRoot, "MASV"), PackageTitle: titleSafe(pkg.Name)}
+	n := NameParts{StoragePath: c.StoragePath, AddsUUID: c.StorageAddsUUID, Root: orDefault(c.SendRoot, "MASV"), PackageTitle: titleSafe(pkg.Name)}
 	var first error
 	bad := 0
 	for _, f := range files {
@@ -202,7 +223,7 @@ func (r *fileRun) checkObjectName(ctx context.Context) error {
 	if check == nil {
 		return nil
 	}
-	n := NameParts{StoragePath: r.conn.StoragePath, Root: r.d.RootTitle, PackageTitle: r.d.PackageTitle}
+	n := NameParts{StoragePath: r.conn.StoragePath, AddsUUID: r.conn.StorageAddsUUID, Root: r.d.RootTitle, PackageTitle: r.d.PackageTitle}
 	portalDelivery := r.d.Origin == db.DeliveryOriginPortal
 	if n.Root == "" {
 		n.Root = orDefault(r.conn.SendRoot, "MASV")
@@ -216,7 +237,7 @@ func (r *fileRun) checkObjectName(ctx context.Context) error {
 	if n.PackageTitle == "" {
 		n.PackageTitle = titleSafe(r.pkg.Name)
 	}
-	name := n.ObjectName(r.f.Path)
+	name := n.checkedName(r.f.Path)
 	if err := check(name); err != nil {
 		return &errPermanent{fmt.Errorf("the %s storage can never store this file under its object name (%s bytes; the storage prefix, %q and the path): %w; shorten the path and send it again",
 			strings.ToUpper(r.conn.StorageMethod), transfer.Count(len(name)), n.Dir(""), err)}

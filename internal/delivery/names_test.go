@@ -25,13 +25,15 @@ func TestAdmissionChecksTheFullObjectNameOnEveryStorageOfThePortal(t *testing.T)
 	t.Cleanup(func() { store.Close() })
 	conn := func(name, method, prefix string) string {
 		c, err := store.ConnectionCreate(ctx, &db.ConnectionCreateParams{Name: name, BaseURL: "u", AppID: "a", TokenSealed: "t",
-			StorageID: name, StorageMethod: method, StoragePath: prefix, PortalRoot: "Portal Downloads", SendRoot: "MASV"})
+			StorageID: name, StorageMethod: method, StoragePath: prefix, StorageAddsUUID: strings.HasSuffix(name, "uuid"),
+			PortalRoot: "Portal Downloads", SendRoot: "MASV"})
 		if err != nil {
 			t.Fatal(err)
 		}
 		return c.ID
 	}
 	s3, az, azDot := conn("s3", "S3", "media/ferry"), conn("azure", "AZURE", ""), conn("azure-dot", "AZURE", "media.")
+	s3UUID := conn("s3-uuid", "S3", "media/ferry")
 	pkg := &db.Package{Name: "Shoot"}
 	head := len("media/ferry/Portal Downloads/P/Shoot" + delivery.TitleSuffixReserve + "/")
 	cases := []struct {
@@ -43,6 +45,7 @@ func TestAdmissionChecksTheFullObjectNameOnEveryStorageOfThePortal(t *testing.T)
 	}{
 		{"fits S3 exactly", []string{s3}, strings.Repeat("a", 1024-head), "", ""},
 		{"one byte over on S3", []string{s3}, strings.Repeat("a", 1025-head), "object_name_too_long", "S3 object keys are at most 1,024 bytes"},
+		{"room for the UUID iconik adds to file names", []string{s3UUID}, strings.Repeat("a", 1024-head), "object_name_too_long", "by at least 37 bytes"},
 		{"S3 counts bytes", []string{s3}, strings.Repeat("é", 490), "object_name_too_long", "Shorten its path by at least"},
 		{"Azure counts characters", []string{az}, strings.Repeat("é", 490), "", ""},
 		{"every connection is checked", []string{az, s3}, strings.Repeat("é", 490), "object_name_too_long", "S3"},

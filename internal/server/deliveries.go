@@ -105,7 +105,8 @@ func (d deliveryConns) Client(ctx context.Context, id string) (*iconik.Client, d
 	if err != nil {
 		return nil, delivery.Connection{}, err
 	}
-	return cl, delivery.Connection{ID: c.ID, StorageID: c.Storage.ID, StorageMethod: c.Storage.Method, StoragePath: c.Storage.Path, PortalRoot: c.PortalRoot,
+	return cl, delivery.Connection{ID: c.ID, StorageID: c.Storage.ID, StorageMethod: c.Storage.Method, StoragePath: c.Storage.Path,
+		StorageAddsUUID: c.Storage.AddsUUID, PortalRoot: c.PortalRoot,
 		SendRoot: c.SendRoot, MetadataViewID: c.MetadataViewID, DescriptionField: c.MetadataField}, nil
 }
 
