@@ -107,7 +107,7 @@ func report(v *iconik.Verification) *Report {
 	}
 	for _, st := range v.Storages {
 		r.Storages = append(r.Storages, Storage{ID: st.ID, Name: st.Name, Method: st.Method, Purpose: st.Purpose,
-			Status: st.Status, Selectable: st.Selectable, Reason: st.Reason})
+			Status: st.Status, Path: st.Setting("path"), AddsUUID: st.Flag("add_uuid_to_filenames"), Selectable: st.Selectable, Reason: st.Reason})
 	}
 	return r
 }
@@ -302,7 +302,7 @@ func slackContext(id string) string { return "connection/" + id + "/slack_webhoo
 func (s *Service) toConnection(r *db.Connection) *Connection {
 	return &Connection{
 		ID: r.ID, Name: r.Name, BaseURL: r.BaseURL, AppID: r.AppID,
-		Storage:    StorageRef{ID: r.StorageID, Name: r.StorageName, Method: r.StorageMethod},
+		Storage:    StorageRef{ID: r.StorageID, Name: r.StorageName, Method: r.StorageMethod, Path: r.StoragePath, AddsUUID: r.StorageAddsUUID},
 		PortalRoot: r.PortalRoot, SendRoot: r.SendRoot, MetadataViewID: r.MetadataViewID, MetadataField: r.MetadataField,
 		HasSlackWebhook: r.SlackWebhookSealed != "", IconikUserID: r.IconikUserID, IconikUserEmail: r.IconikUserEmail,
 		State: string(r.State), StateReason: r.StateReason, VerifiedAt: r.VerifiedAt, CreatedAt: r.CreatedAt, UpdatedAt: r.UpdatedAt,
@@ -372,7 +372,7 @@ func (s *Service) Create(ctx context.Context, in Input) (*Connection, error) {
 	now := s.now()
 	row, err := s.opt.Store.ConnectionCreate(ctx, &db.ConnectionCreateParams{
 		ID: id, Name: in.Name, BaseURL: in.BaseURL, AppID: in.AppID, TokenSealed: tok,
-		StorageID: ck.storage.ID, StorageName: ck.storage.Name, StorageMethod: ck.storage.Method,
+		StorageID: ck.storage.ID, StorageName: ck.storage.Name, StorageMethod: ck.storage.Method, StoragePath: ck.storage.Path, StorageAddsUUID: ck.storage.AddsUUID,
 		PortalRoot: in.PortalRoot, SendRoot: in.SendRoot, MetadataViewID: ck.viewID, MetadataField: DescriptionField,
 		SlackWebhookSealed: hook, IconikUserID: ck.rep.User.ID, IconikUserEmail: ck.rep.User.Email,
 		State: db.ConnectionOK, VerifiedAt: &now, CreatedAt: now,
@@ -512,7 +512,8 @@ func (s *Service) Update(ctx context.Context, id string, u Update) (*Connection,
 			return nil, err
 		}
 		now := s.now()
-		next.StorageName, next.StorageMethod, next.MetadataViewID = ck.storage.Name, ck.storage.Method, ck.viewID
+		next.StorageName, next.StorageMethod, next.StoragePath, next.MetadataViewID = ck.storage.Name, ck.storage.Method, ck.storage.Path, ck.viewID
+		next.StorageAddsUUID = ck.storage.AddsUUID
 		next.IconikUserID, next.IconikUserEmail = ck.rep.User.ID, ck.rep.User.Email
 		next.State, next.StateReason, next.VerifiedAt = db.ConnectionOK, "", &now
 		if p.Token.Reveal() != tok.Reveal() {
@@ -521,13 +522,7 @@ func (s *Service) Update(ctx context.Context, id string, u Update) (*Connection,
 			}
 		}
 	}
-	row, err := s.opt.Store.ConnectionUpdate(ctx, &db.ConnectionUpdateParams{
-		ID: id, Name: next.Name, BaseURL: next.BaseURL, AppID: next.AppID, TokenSealed: next.TokenSealed,
-		StorageID: next.StorageID, StorageName: next.StorageName, StorageMethod: next.StorageMethod,
-		PortalRoot: next.PortalRoot, SendRoot: next.SendRoot, MetadataViewID: next.MetadataViewID, MetadataField: next.MetadataField,
-		SlackWebhookSealed: next.SlackWebhookSealed, IconikUserID: next.IconikUserID, IconikUserEmail: next.IconikUserEmail,
-		State: next.State, StateReason: next.StateReason, VerifiedAt: next.VerifiedAt, UpdatedAt: s.now(),
-	})
+	row, err := s.opt.Store.ConnectionUpdate(ctx, updateParams(&next, s.now()))
 	switch {
 	case errors.Is(err, db.ErrConflict):
 		return nil, nameTaken(next.Name)
@@ -538,6 +533,17 @@ func (s *Service) Update(ctx context.Context, id string, u Update) (*Connection,
 	}
 	s.log.Info("connection updated", "connection", id, "name", next.Name, "rechecked", recheck)
 	return s.toConnection(row), nil
+}
+
+// updateParams saves every field of c.
+func updateParams(c *db.Connection, now time.Time) *db.ConnectionUpdateParams {
+	return &db.ConnectionUpdateParams{
+		ID: c.ID, Name: c.Name, BaseURL: c.BaseURL, AppID: c.AppID, TokenSealed: c.TokenSealed,
+		StorageID: c.StorageID, StorageName: c.StorageName, StorageMethod: c.StorageMethod, StoragePath: c.StoragePath,
+		StorageAddsUUID: c.StorageAddsUUID, PortalRoot: c.PortalRoot, SendRoot: c.SendRoot, MetadataViewID: c.MetadataViewID, MetadataField: c.MetadataField,
+		SlackWebhookSealed: c.SlackWebhookSealed, IconikUserID: c.IconikUserID, IconikUserEmail: c.IconikUserEmail,
+		State: c.State, StateReason: c.StateReason, VerifiedAt: c.VerifiedAt, UpdatedAt: now,
+	}
 }
 
 // Delete removes a connection no portal delivers to.
@@ -624,7 +630,8 @@ func (s *Service) Reverify(ctx context.Context, id string) (*Connection, *Report
 		}
 		return nil, nil, err
 	}
-	if _, gerr := gate(rep, cur.StorageID); gerr != nil {
+	st, gerr := gate(rep, cur.StorageID)
+	if gerr != nil {
 		c, merr := s.MarkBroken(ctx, id, AsError(gerr).Message)
 		return c, rep, merr
 	}
@@ -640,6 +647,15 @@ func (s *Service) Reverify(ctx context.Context, id string) (*Connection, *Report
 		return nil, rep, err
 	}
 	now := s.now()
+	if st.Path != cur.StoragePath || st.AddsUUID != cur.StorageAddsUUID {
+		// The storage's prefix decides every object name admission checks
+		// (and connections saved before it was recorded have none yet).
+		next := *cur
+		next.StoragePath, next.StorageAddsUUID = st.Path, st.AddsUUID
+		if _, err := s.opt.Store.ConnectionUpdate(ctx, updateParams(&next, now)); err != nil && !errors.Is(err, db.ErrNotFound) {
+			return nil, nil, fmt.Errorf("connect: recording the storage path of connection %s: %w", id, err)
+		}
+	}
 	row, err := s.opt.Store.ConnectionSetState(ctx, &db.ConnectionSetStateParams{ID: id, State: db.ConnectionOK, VerifiedAt: &now, UpdatedAt: now})
 	if errors.Is(err, db.ErrNotFound) {
 		return nil, nil, notFound()

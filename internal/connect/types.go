@@ -58,12 +58,21 @@ func (u User) Active() bool { return u.Status == "ACTIVE" }
 // Storage is an iconik storage as the storage picker shows it.
 type Storage struct {
 	ID, Name, Method, Purpose, Status string
-	Selectable                        bool
-	Reason                            string // why not selectable
+	// Path is the storage's object key prefix (iconik settings.path):
+	// iconik stores a file at Path/<directory_path>/<name>.
+	Path string
+	// AddsUUID: iconik adds a UUID to the names of files it stores there
+	// (settings.add_uuid_to_filenames), making every object name longer.
+	AddsUUID   bool
+	Selectable bool
+	Reason     string // why not selectable
 }
 
 // StorageRef is the storage a connection delivers to.
-type StorageRef struct{ ID, Name, Method string }
+type StorageRef struct {
+	ID, Name, Method, Path string
+	AddsUUID               bool
+}
 
 // Input creates a connection.
 type Input struct {

@@ -27,6 +27,8 @@ type Connection struct {
 	StorageID          string
 	StorageName        string
 	StorageMethod      string
+	StoragePath        string // the storage's object key prefix (iconik settings.path)
+	StorageAddsUUID    bool   // iconik adds a UUID to file names (settings.add_uuid_to_filenames)
 	PortalRoot         string // collection root of portal deliveries
 	SendRoot           string // collection root of Send to Cloud deliveries
 	MetadataViewID     string // the view holding MetadataField
@@ -43,13 +45,13 @@ type Connection struct {
 
 const connectionCols = "id, name, base_url, app_id, token_sealed, storage_id, storage_name, storage_method, " +
 	"portal_root, send_root, metadata_view_id, metadata_field, slack_webhook_sealed, iconik_user_id, iconik_user_email, " +
-	"state, state_reason, verified_at, created_at, updated_at"
+	"state, state_reason, verified_at, created_at, updated_at, storage_path, storage_adds_uuid"
 
 func scanConnection(r rowScanner) (*Connection, error) {
 	var c Connection
 	err := r.Scan(&c.ID, &c.Name, &c.BaseURL, &c.AppID, &c.TokenSealed, &c.StorageID, &c.StorageName, &c.StorageMethod,
 		&c.PortalRoot, &c.SendRoot, &c.MetadataViewID, &c.MetadataField, &c.SlackWebhookSealed, &c.IconikUserID, &c.IconikUserEmail,
-		&c.State, &c.StateReason, timeScan{ptr: &c.VerifiedAt}, timeScan{dst: &c.CreatedAt}, timeScan{dst: &c.UpdatedAt})
+		&c.State, &c.StateReason, timeScan{ptr: &c.VerifiedAt}, timeScan{dst: &c.CreatedAt}, timeScan{dst: &c.UpdatedAt}, &c.StoragePath, &c.StorageAddsUUID)
 	return &c, err
 }
 
@@ -63,10 +65,10 @@ func connectionState(s ConnectionState) ConnectionState {
 func (q queries) ConnectionCreate(ctx context.Context, p *ConnectionCreateParams) (*Connection, error) {
 	now := ts(p.CreatedAt)
 	return one(ctx, q, "ConnectionCreate", ErrNotFound, scanConnection,
-		"INSERT INTO connections ("+connectionCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) RETURNING "+connectionCols,
+		"INSERT INTO connections ("+connectionCols+") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20, $21, $22) RETURNING "+connectionCols,
 		newID(p.ID), p.Name, p.BaseURL, p.AppID, p.TokenSealed, p.StorageID, p.StorageName, p.StorageMethod,
 		p.PortalRoot, p.SendRoot, p.MetadataViewID, p.MetadataField, p.SlackWebhookSealed, p.IconikUserID, p.IconikUserEmail,
-		string(connectionState(p.State)), p.StateReason, tsPtr(p.VerifiedAt), now, now)
+		string(connectionState(p.State)), p.StateReason, tsPtr(p.VerifiedAt), now, now, p.StoragePath, p.StorageAddsUUID)
 }
 
 func (q queries) ConnectionDelete(ctx context.Context, p *ConnectionDeleteParams) error {
@@ -94,10 +96,10 @@ func (q queries) ConnectionUpdate(ctx context.Context, p *ConnectionUpdateParams
 		"UPDATE connections SET name = $2, base_url = $3, app_id = $4, token_sealed = $5, storage_id = $6, storage_name = $7, "+
 			"storage_method = $8, portal_root = $9, send_root = $10, metadata_view_id = $11, metadata_field = $12, "+
 			"slack_webhook_sealed = $13, iconik_user_id = $14, iconik_user_email = $15, state = $16, state_reason = $17, "+
-			"verified_at = $18, updated_at = $19 WHERE id = $1 RETURNING "+connectionCols,
+			"verified_at = $18, updated_at = $19, storage_path = $20, storage_adds_uuid = $21 WHERE id = $1 RETURNING "+connectionCols,
 		p.ID, p.Name, p.BaseURL, p.AppID, p.TokenSealed, p.StorageID, p.StorageName, p.StorageMethod,
 		p.PortalRoot, p.SendRoot, p.MetadataViewID, p.MetadataField, p.SlackWebhookSealed, p.IconikUserID, p.IconikUserEmail,
-		string(connectionState(p.State)), p.StateReason, tsPtr(p.VerifiedAt), ts(p.UpdatedAt))
+		string(connectionState(p.State)), p.StateReason, tsPtr(p.VerifiedAt), ts(p.UpdatedAt), p.StoragePath, p.StorageAddsUUID)
 }
 
 // Params of the connection operations (kept beside them, as deliveries' are).
@@ -112,6 +114,8 @@ type ConnectionCreateParams struct {
 	StorageID          string
 	StorageName        string
 	StorageMethod      string
+	StoragePath        string
+	StorageAddsUUID    bool
 	PortalRoot         string
 	SendRoot           string
 	MetadataViewID     string
@@ -150,6 +154,8 @@ type ConnectionUpdateParams struct {
 	StorageID          string
 	StorageName        string
 	StorageMethod      string
+	StoragePath        string
+	StorageAddsUUID    bool
 	PortalRoot         string
 	SendRoot           string
 	MetadataViewID     string

@@ -37,6 +37,11 @@ type Connection struct {
 	ID            string
 	StorageID     string // the chosen iconik storage (purpose FILES)
 	StorageMethod string // S3 | GCS | AZURE | B2
+	// StoragePath is the storage's object key prefix (settings.path).
+	StoragePath string
+	// StorageAddsUUID: iconik adds a UUID to file names there
+	// (settings.add_uuid_to_filenames).
+	StorageAddsUUID bool
 	// S3SignsMD5: the storage signs part URLs with Content-MD5
 	// (presign_md5_checksum).
 	S3SignsMD5 bool

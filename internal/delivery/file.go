@@ -269,7 +269,7 @@ func (r *fileRun) settle(ctx context.Context, err error, attempt, maxAttempts in
 		return err // shutting down: resume later from the recorded step
 	}
 	f.Attempts = max(f.Attempts, attempt) // also when the connection did not open
-	err = r.s.brokenConnection(ctx, r.d.ConnectionID, err)
+	err = r.s.brokenConnection(ctx, r.d.ConnectionID, finalRefusal(err))
 	var pe *errPermanent
 	if !errors.As(err, &pe) && attempt < maxAttempts {
 		f.Error = err.Error()
@@ -345,7 +345,7 @@ func (r *fileRun) steps(ctx context.Context) error {
 			return err
 		}
 	}
-	for _, step := range []func(context.Context) error{r.collection, r.asset, r.format, r.fileSet, r.file, r.job} {
+	for _, step := range []func(context.Context) error{r.checkObjectName, r.collection, r.checkObjectName, r.asset, r.format, r.fileSet, r.file, r.job} {
 		if err := r.retry(ctx, step); err != nil {
 			return err
 		}
@@ -408,14 +408,14 @@ func (r *fileRun) folders() []string {
 	return strings.Split(dir, "/")
 }
 
-// dir is the storage directory: the same tree as the collections.
+// dir is the storage directory: the same tree as the collections
+// (NameParts.Dir, the one place that composes object names).
 func (r *fileRun) dir() string {
-	parts := []string{r.d.RootTitle}
+	n := NameParts{StoragePath: r.conn.StoragePath, Root: r.d.RootTitle, PackageTitle: r.d.PackageTitle}
 	if r.d.Origin == db.DeliveryOriginPortal {
-		parts = append(parts, titleSafe(r.d.PortalName))
+		n.Portal = r.d.PortalName
 	}
-	parts = append(parts, r.d.PackageTitle)
-	return path.Join(append(parts, r.folders()...)...)
+	return n.Dir(r.f.Path)
 }
 
 func (r *fileRun) mimeType() string {

@@ -237,7 +237,8 @@ func (e *env) connect(id, storage string) delivery.Connection {
 		e.t.Fatalf("emulator has no storage %q", storage)
 	}
 	view := e.descriptionView()
-	c := delivery.Connection{ID: id, StorageID: st.ID, StorageMethod: st.Method, MetadataViewID: view}
+	c := delivery.Connection{ID: id, StorageID: st.ID, StorageMethod: st.Method, StoragePath: st.Setting("path"),
+		StorageAddsUUID: st.Flag("add_uuid_to_filenames"), MetadataViewID: view}
 	e.conns.mu.Lock()
 	defer e.conns.mu.Unlock()
 	e.conns.clients[id] = e.client(e.t, true)

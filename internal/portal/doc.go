@@ -10,7 +10,7 @@
 //	secrets: func NewToken, HashToken, TokenEqual, HashPassword, CheckPassword, ExpiresAt
 //	portals: func ValidatePortal; CreatePortal, UpdatePortal, CheckPortalPassword
 //	packages: CreatePackage (returns the upload token once), PackageByToken
-//	uploads: func CheckFile; Admit, CompleteFile (idempotent; hook runs in its tx), FailFile, CancelFile
+//	uploads: func CheckFile; Admit (asks Options.ObjectNames, an ObjectNameCheck), CompleteFile (idempotent; hook runs in its tx), FailFile, CancelFile
 //	finalize: Finalize (hook runs in its tx: enqueue deliveries there)
 //	users: CreateUser, Authenticate, CreateSession, SessionByToken, DeleteSession,
 //	       CreateAPIToken (optional expiry), ListAPITokens, RevokeAPIToken, UserByAPIToken

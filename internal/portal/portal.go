@@ -62,12 +62,16 @@ var errUnauthorized = func(msg string) *Error { return refuse(http.StatusUnautho
 // Options configure a Service.
 type Options struct {
 	Now func() time.Time // nil = time.Now
+	// ObjectNames checks each admitted file's object name on the storages
+	// its package is delivered to (objectnames.go); nil checks nothing.
+	ObjectNames ObjectNameCheck
 }
 
 // Service applies the rules to a db.Store. It is safe for concurrent use.
 type Service struct {
-	db  db.Store
-	now func() time.Time
+	db          db.Store
+	now         func() time.Time
+	objectNames ObjectNameCheck
 }
 
 // New returns a Service over store.
@@ -76,7 +80,7 @@ func New(store db.Store, opts Options) *Service {
 	if now == nil {
 		now = time.Now
 	}
-	return &Service{db: store, now: now}
+	return &Service{db: store, now: now, objectNames: opts.ObjectNames}
 }
 
 // ---- portals ----

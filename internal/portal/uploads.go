@@ -235,6 +235,9 @@ func (s *Service) Admit(ctx context.Context, u Upload) (*Admission, error) {
 	if err := CheckFile(limits, p, u.Size); err != nil {
 		return nil, err
 	}
+	if err := s.checkObjectNames(ctx, pkg, portal, p); err != nil {
+		return nil, err
+	}
 	size := max(u.Size, 0)
 	// A final's bytes were counted against the package as its partials
 	// were admitted, and its size is theirs: count the file, not the bytes
@@ -345,6 +348,9 @@ func (s *Service) admitPartial(ctx context.Context, u Upload, adm *Admission, li
 		return nil, invalid("file_size", "invalid_partial", "%s: a part of %s cannot belong to a file of %s.", p, HumanBytes(u.Size), HumanBytes(u.FileSize))
 	}
 	if err := CheckFile(limits, p, u.FileSize); err != nil {
+		return nil, err
+	}
+	if err := s.checkObjectNames(ctx, adm.Package, adm.Portal, p); err != nil {
 		return nil, err
 	}
 	err = s.db.InTx(ctx, func(tx db.Tx) error {

@@ -13,6 +13,7 @@ import (
 	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/portal"
 	"github.com/ferryhq/ferry/internal/secret"
 	"github.com/ferryhq/ferry/internal/web"
 )
@@ -104,7 +105,8 @@ func (d deliveryConns) Client(ctx context.Context, id string) (*iconik.Client, d
 	if err != nil {
 		return nil, delivery.Connection{}, err
 	}
-	return cl, delivery.Connection{ID: c.ID, StorageID: c.Storage.ID, StorageMethod: c.Storage.Method, PortalRoot: c.PortalRoot,
+	return cl, delivery.Connection{ID: c.ID, StorageID: c.Storage.ID, StorageMethod: c.Storage.Method, StoragePath: c.Storage.Path,
+		StorageAddsUUID: c.Storage.AddsUUID, PortalRoot: c.PortalRoot,
 		SendRoot: c.SendRoot, MetadataViewID: c.MetadataViewID, DescriptionField: c.MetadataField}, nil
 }
 
@@ -173,11 +175,34 @@ func (s *deliveryStore) DeliverySend(ctx context.Context, packageID, connectionI
 		return nil, &web.Error{Status: http.StatusConflict, Code: "connection_broken",
 			Message: fmt.Sprintf("Connection %s is broken: %s Re-verify or update it.", c.Name, c.StateReason)}
 	}
+	if err := s.checkSendToCloud(ctx, packageID, connectionID); err != nil {
+		return nil, err
+	}
 	d, err := s.d.SendToCloud(ctx, packageID, connectionID)
 	if err != nil {
 		return nil, deliveryErr(err)
 	}
 	return s.DeliveryGet(ctx, d.ID)
+}
+
+// checkSendToCloud refuses a Send to Cloud before it is recorded when a
+// file of the package could never be stored on the connection's storage
+// (its full object name past the provider's limits): every file would
+// otherwise fail at delivery.
+func (s *deliveryStore) checkSendToCloud(ctx context.Context, packageID, connectionID string) error {
+	pkg, err := s.db.PackageGetByID(ctx, &db.PackageGetByIDParams{ID: packageID})
+	if err != nil {
+		return deliveryErr(err)
+	}
+	c, err := s.db.ConnectionGetByID(ctx, &db.ConnectionGetByIDParams{ID: connectionID})
+	if err != nil {
+		return deliveryErr(err)
+	}
+	err = delivery.CheckSendToCloud(ctx, s.db, pkg, c)
+	if pe := portal.AsError(err); pe != nil {
+		return &web.Error{Status: pe.Status, Code: pe.Code, Message: pe.Message}
+	}
+	return err
 }
 
 func (s *deliveryStore) JobsUI() http.Handler { return s.d.JobsUI() }

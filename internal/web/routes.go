@@ -50,7 +50,7 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/api/v1/deliveries/{id}", Admin, "Get a delivery: state, per-file state, bytes done, errors, iconik ids and collection id", s.deliveryGet},
 		{"POST", "/api/v1/deliveries/{id}/retry", Admin, "Retry the failed files of a delivery (each resumes from its first unfinished step)", s.deliveryRetry},
 		{"GET", "/api/v1/packages/{id}/deliveries", Admin, "List a package's deliveries into iconik", s.deliveryList},
-		{"POST", "/api/v1/packages/{id}/deliveries", Admin, "Send to Cloud: deliver a finalized package to a connection ({\"connection_id\"})", s.deliverySend},
+		{"POST", "/api/v1/packages/{id}/deliveries", Admin, "Send to Cloud: deliver a finalized package to a connection ({\"connection_id\"}); 422 object_name_too_long or object_name_refused, and nothing recorded, when a file's full object name could never be stored on the connection's storage", s.deliverySend},
 		{"GET", jobsUIPath, Admin, "River UI: durable delivery jobs, for operators", s.jobsUI},
 		{"POST", jobsUIPath, Admin, "River UI actions (retry, cancel, delete jobs)", s.jobsUI},
 		{"PUT", jobsUIPath, Admin, "River UI actions (pause, resume a queue)", s.jobsUI},

@@ -13,7 +13,7 @@ func connectionParams(name string) *db.ConnectionCreateParams {
 	v := t0.Add(-time.Minute)
 	return &db.ConnectionCreateParams{
 		Name: name, BaseURL: "https://app.iconik.io", AppID: "app-1", TokenSealed: "v1:abcd:sealed",
-		StorageID: "st-1", StorageName: "s3", StorageMethod: "S3", PortalRoot: "Portal Downloads", SendRoot: "MASV",
+		StorageID: "st-1", StorageName: "s3", StorageMethod: "S3", StoragePath: "media/ferry", StorageAddsUUID: true, PortalRoot: "Portal Downloads", SendRoot: "MASV",
 		MetadataViewID: "view-1", MetadataField: "description", SlackWebhookSealed: "v1:abcd:slack",
 		IconikUserID: "u-1", IconikUserEmail: "ada@example.com", VerifiedAt: &v, CreatedAt: t0,
 	}
@@ -25,7 +25,7 @@ func testConnections(t *testing.T, s db.Store) {
 	c := must(s.ConnectionCreate(ctx, want))
 	if c.ID == "" || c.Name != want.Name || c.BaseURL != want.BaseURL || c.AppID != want.AppID || c.TokenSealed != want.TokenSealed ||
 		c.StorageID != want.StorageID || c.StorageName != want.StorageName || c.StorageMethod != want.StorageMethod ||
-		c.PortalRoot != want.PortalRoot || c.SendRoot != want.SendRoot || c.MetadataViewID != want.MetadataViewID ||
+		c.StoragePath != want.StoragePath || !c.StorageAddsUUID || c.PortalRoot != want.PortalRoot || c.SendRoot != want.SendRoot || c.MetadataViewID != want.MetadataViewID ||
 		c.MetadataField != want.MetadataField || c.SlackWebhookSealed != want.SlackWebhookSealed ||
 		c.IconikUserID != want.IconikUserID || c.IconikUserEmail != want.IconikUserEmail ||
 		c.State != db.ConnectionOK || c.StateReason != "" || c.VerifiedAt == nil || !c.VerifiedAt.Equal(*want.VerifiedAt) ||
@@ -69,10 +69,10 @@ func testConnections(t *testing.T, s db.Store) {
 	// Update replaces every mutable field and keeps the creation time.
 	up := must(s.ConnectionUpdate(ctx, &db.ConnectionUpdateParams{ID: c.ID, Name: "Tenant Z", BaseURL: "https://eu.iconik.io",
 		AppID: "app-2", TokenSealed: "v1:abcd:new", StorageID: "st-2", StorageName: "gcs", StorageMethod: "GCS",
-		PortalRoot: "Inbox", SendRoot: "Sends", MetadataViewID: "view-2", MetadataField: "description",
+		StoragePath: "other/prefix", PortalRoot: "Inbox", SendRoot: "Sends", MetadataViewID: "view-2", MetadataField: "description",
 		State: db.ConnectionBroken, StateReason: "why", UpdatedAt: later.Add(time.Hour)}))
 	if up.Name != "Tenant Z" || up.BaseURL != "https://eu.iconik.io" || up.AppID != "app-2" || up.TokenSealed != "v1:abcd:new" ||
-		up.StorageID != "st-2" || up.StorageName != "gcs" || up.StorageMethod != "GCS" || up.PortalRoot != "Inbox" ||
+		up.StorageID != "st-2" || up.StorageName != "gcs" || up.StorageMethod != "GCS" || up.StoragePath != "other/prefix" || up.StorageAddsUUID || up.PortalRoot != "Inbox" ||
 		up.SendRoot != "Sends" || up.MetadataViewID != "view-2" || up.SlackWebhookSealed != "" || up.IconikUserID != "" ||
 		up.State != db.ConnectionBroken || up.StateReason != "why" || up.VerifiedAt != nil ||
 		!up.CreatedAt.Equal(t0) || !up.UpdatedAt.Equal(later.Add(time.Hour)) {

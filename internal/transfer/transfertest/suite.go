@@ -237,6 +237,41 @@ func Run(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("KnowsTheLongestNameTheProviderStores", func(t *testing.T) {
+		h.skip(t)
+		// Every provider caps an object name at 1,024 (bytes of UTF-8, or
+		// characters on Azure: the same for ASCII). A file admitted with a
+		// longer name could never be delivered (issue 9 item 5), so each
+		// uploader must say so before a byte is sent, and a name at the
+		// limit must really be storable.
+		nc, ok := h.New(transfer.Options{}).(transfer.NameChecker)
+		if !ok {
+			t.Fatal("the uploader does not implement transfer.NameChecker")
+		}
+		atLimit := LongName("ferry/names-"+randName()+"/", 1024)
+		if err := nc.CheckName(atLimit); err != nil {
+			t.Fatalf("CheckName refuses a name of 1,024 ASCII bytes: %v", err)
+		}
+		s := newSetup(t, h, 1)
+		s.key, s.target = atLimit, h.NewTarget(t, atLimit, 1, s.proxy.Via)
+		res, err := s.up.Upload(context.Background(), s.src, s.target, transfer.Params{})
+		if err != nil {
+			t.Fatalf("upload to a name of 1,024 bytes: %v", err)
+		}
+		s.checkStored(t, res)
+
+		over := atLimit + "x"
+		err = nc.CheckName(over)
+		ne := transfer.AsNameError(err)
+		if ne == nil || ne.Rule != transfer.NameTooLong || ne.Over != 1 || !strings.Contains(ne.Limit, "1,024") {
+			t.Fatalf("CheckName(1,025 bytes) = %v, want a NameError naming the 1,024 limit, 1 over", err)
+		}
+		// No refusal by the server is asked for: Versity v1.8.0,
+		// fake-gcs-server v1.56.1 and Azurite 3.37.0 all store names past
+		// the limit the real services enforce, so ferry's own check is
+		// the guard that holds on every server.
+	})
+
 	t.Run("FailsClearlyWhenThePartKeepsBeingRejected", func(t *testing.T) {
 		h.skip(t)
 		s := newSetup(t, h, 3*ps+5)
@@ -383,6 +418,27 @@ func WriteRandomFile(t testing.TB, size int64) (string, string) {
 		t.Fatal(err)
 	}
 	return path, hex.EncodeToString(h.Sum(nil))
+}
+
+// LongName returns prefix followed by "/"-separated segments of ASCII
+// letters (none over 200 bytes, below every provider's and file system's
+// segment limit) so that the whole name is exactly n bytes.
+func LongName(prefix string, n int) string {
+	var b strings.Builder
+	b.WriteString(prefix)
+	for b.Len() < n {
+		seg := min(200, n-b.Len())
+		if b.Len() > 0 && !strings.HasSuffix(b.String(), "/") {
+			if seg < 2 {
+				b.WriteString("z")
+				continue
+			}
+			b.WriteByte('/')
+			seg--
+		}
+		b.WriteString(strings.Repeat(string(rune('a'+b.Len()%26)), seg))
+	}
+	return b.String()
 }
 
 func randName() string {
