@@ -72,6 +72,11 @@ type Queries interface {
 	FileSetSHA256IfEmpty(ctx context.Context, params *FileSetSHA256IfEmptyParams) (*File, error)
 	FileSetUploadID(ctx context.Context, params *FileSetUploadIDParams) (*File, error)
 
+	NotificationCreate(ctx context.Context, params *NotificationCreateParams) (*Notification, error)
+	NotificationGetByID(ctx context.Context, params *NotificationGetByIDParams) (*Notification, error)
+	NotificationList(ctx context.Context, params *NotificationListParams) ([]*Notification, error)
+	NotificationRecordAttempt(ctx context.Context, params *NotificationRecordAttemptParams) (*Notification, error)
+
 	PackageAddUsage(ctx context.Context, params *PackageAddUsageParams) (*Package, error)
 	PackageCreate(ctx context.Context, params *PackageCreateParams) (*Package, error)
 	PackageDelete(ctx context.Context, params *PackageDeleteParams) error
