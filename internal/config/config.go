@@ -52,6 +52,12 @@ type Config struct {
 	// DeliveryIndexGrace is how long iconik may take to list an object whose
 	// creation answer was lost before ferry creates it again.
 	DeliveryIndexGrace time.Duration
+	// SMTPURL is where email goes: smtp://user:pass@host:587?tls=starttls
+	// (tls=starttls|implicit|none). Empty: emails are kept in the outbox
+	// (/admin/outbox) instead. Its password is never logged or returned.
+	SMTPURL string
+	// MailFrom is the sender of ferry's emails.
+	MailFrom string
 }
 
 // envPrefix prefixes every environment variable ferry reads.
@@ -76,6 +82,7 @@ func Default(xdgDataHome string) Config {
 		DeliveryWorkers:     8,
 		DeliveryPerPackage:  4,
 		DeliveryIndexGrace:  30 * time.Second,
+		MailFrom:            "ferry <ferry@localhost>",
 	}
 }
 
@@ -106,6 +113,8 @@ func (c *Config) settings() []setting {
 		{"delivery-workers", "files delivered into iconik at once on this machine", &c.DeliveryWorkers, false},
 		{"delivery-per-package", "files of one delivery sent at once", &c.DeliveryPerPackage, false},
 		{"delivery-index-grace", "how long iconik may take to list an object whose creation answer was lost, before ferry creates it again", &c.DeliveryIndexGrace, false},
+		{"smtp-url", "SMTP server for email, smtp://user:pass@host:587?tls=starttls|implicit|none (empty: emails go to the outbox at /admin/outbox; prefer the environment variable, a flag shows in the process list)", &c.SMTPURL, false},
+		{"mail-from", "sender of ferry's emails, like \"ferry <ferry@studio.example>\"", &c.MailFrom, false},
 	}
 }
 
@@ -215,6 +224,13 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("config: --tls-cert and --tls-key go together; one of them is empty")
+	}
+	if c.SMTPURL != "" && !strings.HasPrefix(c.SMTPURL, "smtp://") && !strings.HasPrefix(c.SMTPURL, "smtps://") {
+		// Not repeated: it may carry a password.
+		return fmt.Errorf("config: --smtp-url must start with smtp:// (like smtp://user:pass@host:587?tls=starttls)")
+	}
+	if strings.TrimSpace(c.MailFrom) == "" {
+		return fmt.Errorf("config: --mail-from is empty")
 	}
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		return fmt.Errorf("config: --public-url %q must start with http:// or https://", c.PublicURL)

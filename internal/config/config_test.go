@@ -58,7 +58,7 @@ func TestEverySettingIsAFlagNamingItsVariable(t *testing.T) {
 	var c Config
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	c.BindFlags(fs)
-	for _, name := range []string{"demo", "delivery-workers", "delivery-per-package", "delivery-index-grace", "addr"} {
+	for _, name := range []string{"demo", "delivery-workers", "delivery-per-package", "delivery-index-grace", "addr", "smtp-url", "mail-from"} {
 		f := fs.Lookup(name)
 		if f == nil || !strings.Contains(f.Usage, "["+EnvName(name)+"]") {
 			t.Errorf("flag --%s missing or its help does not name %s: %+v", name, EnvName(name), f)
@@ -82,6 +82,8 @@ func TestMalformedSettingsAreRefusedWithTheirName(t *testing.T) {
 		{"negative per-package share", map[string]string{"FERRY_DELIVERY_PER_PACKAGE": "-1"}, "--delivery-per-package"},
 		{"zero index grace", map[string]string{"FERRY_DELIVERY_INDEX_GRACE": "0s"}, "--delivery-index-grace"},
 		{"certificate without key", map[string]string{"FERRY_TLS_CERT": "c.pem"}, "--tls-key"},
+		{"smtp url of another scheme", map[string]string{"FERRY_SMTP_URL": "http://u:s3cret@mail.example"}, "--smtp-url"},
+		{"empty mail sender", map[string]string{"FERRY_MAIL_FROM": " "}, "--mail-from"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -91,6 +93,9 @@ func TestMalformedSettingsAreRefusedWithTheirName(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v does not name %s", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("error %v repeats a password", err)
 			}
 		})
 	}

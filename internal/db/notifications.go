@@ -99,8 +99,9 @@ func (q queries) NotificationList(ctx context.Context, p *NotificationListParams
 	return many(ctx, q, "NotificationList", scanNotification,
 		"SELECT "+notificationCols+` FROM notifications
 		WHERE ($1 = '' OR package_id = $1) AND ($2 = '' OR transport = $2) AND ($3 = '' OR channel = $3) AND ($4 = '' OR recipient = $4)
-		ORDER BY created_at DESC, id DESC LIMIT $5`,
-		p.PackageID, p.Transport, p.Channel, p.Recipient, limit)
+		AND ($5 = '' OR state = $5)
+		ORDER BY created_at DESC, id DESC LIMIT $6`,
+		p.PackageID, p.Transport, p.Channel, p.Recipient, string(p.State), limit)
 }
 
 func (q queries) NotificationRecordAttempt(ctx context.Context, p *NotificationRecordAttemptParams) (*Notification, error) {
@@ -140,6 +141,7 @@ type NotificationListParams struct {
 	Transport string
 	Channel   string
 	Recipient string
+	State     NotificationState
 	Limit     int // 0 = 100
 }
 

@@ -29,6 +29,9 @@ func (a *App) openDelivery(ctx context.Context, opt Options, g *gate) error {
 		Logger:  a.log,
 		Workers: a.cfg.DeliveryWorkers, PerDelivery: a.cfg.DeliveryPerPackage, IndexGrace: a.cfg.DeliveryIndexGrace,
 	}
+	if a.Notify != nil {
+		o.OnSettled = a.Notify.OnSettled
+	}
 	if opt.Delivery != nil {
 		opt.Delivery(&o)
 	}
@@ -66,7 +69,7 @@ func (a *App) withDeliveries(ws *webStore) web.Store {
 		return ws
 	}
 	if ws.onFinalize == nil {
-		ws.onFinalize = a.Delivery.OnFinalize
+		ws.onFinalize = a.finalizeHook()
 	}
 	return &deliveryStore{webStore: ws, d: a.Delivery}
 }

@@ -60,6 +60,9 @@ func testNotifications(t *testing.T, s db.Store) {
 	if smtp := must(s.NotificationList(ctx, &db.NotificationListParams{Transport: "smtp"})); len(smtp) != 1 || smtp[0].ID != n.ID {
 		t.Fatalf("smtp transport lists %+v", smtp)
 	}
+	if queued := must(s.NotificationList(ctx, &db.NotificationListParams{State: db.NotificationQueued})); len(queued) != 2 {
+		t.Fatalf("queued lists %d, want the second recipient's and the test message", len(queued))
+	}
 	if got := must(s.NotificationGetByID(ctx, &db.NotificationGetByIDParams{ID: n.ID})); got.State != db.NotificationSent {
 		t.Fatalf("get %+v", got)
 	}
