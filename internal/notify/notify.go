@@ -82,8 +82,8 @@ type Options struct {
 	// every queue. Two leaders-to-be with different workers would each
 	// discard the other's rescued jobs as unknown kinds.
 	Follower bool
-	Logger       *slog.Logger
-	Now          func() time.Time
+	Logger   *slog.Logger
+	Now      func() time.Time
 }
 
 // Service records and sends notifications.
@@ -147,11 +147,11 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &sendWorker{s: s})
 	s.river, err = river.NewClient(driver, &river.Config{
-		Queues:               map[string]river.QueueConfig{queue: {MaxWorkers: 4}},
-		Workers:              workers,
-		MaxAttempts:          o.MaxAttempts,
-		FetchPollInterval:    o.PollInterval,
-		FetchCooldown:        min(o.PollInterval, 100*time.Millisecond),
+		Queues:                 map[string]river.QueueConfig{queue: {MaxWorkers: 4}},
+		Workers:                workers,
+		MaxAttempts:            o.MaxAttempts,
+		FetchPollInterval:      o.PollInterval,
+		FetchCooldown:          min(o.PollInterval, 100*time.Millisecond),
 		RescueStuckJobsAfter:   rescue,
 		LeaderElectionDisabled: o.Follower,
 		Logger:                 o.Logger.With("component", "river"),
@@ -579,4 +579,3 @@ func (s *Service) Test(ctx context.Context, addr string) (*TestResult, error) {
 // ErrBadAddress refuses a test message to something that is not one plain
 // email address.
 var ErrBadAddress = errors.New("not a plain email address like name@example.com")
-

@@ -216,7 +216,9 @@ func TestFinalizeEmailsEachRecipientOnceAndTheSenderAReceipt(t *testing.T) {
 	pkg := f.portalPackage("Dailies", []string{r1, r2}, "Shoot 1", sender, "Day one & <two>", map[string]int64{"a/clip.mov": 2048, "b.txt": 10})
 	fin := f.finalize(pkg)
 	f.finalize(pkg) // a retried request: already finalized
-	if err := f.store.InTx(t.Context(), func(tx db.Tx) error { return f.svc.OnFinalize(t.Context(), tx, &portal.Finalized{Package: fin.Package, Files: fin.Files, Portal: fin.Portal}) }); err != nil {
+	if err := f.store.InTx(t.Context(), func(tx db.Tx) error {
+		return f.svc.OnFinalize(t.Context(), tx, &portal.Finalized{Package: fin.Package, Files: fin.Files, Portal: fin.Portal})
+	}); err != nil {
 		t.Fatalf("replaying the finalize event: %v", err)
 	}
 	list := f.settled(pkg.ID, 3)
@@ -415,7 +417,9 @@ func (p *slackPeer) Calls() []map[string]any {
 // webhooks is the connection's webhook as connect would open it.
 type webhooks string
 
-func (w webhooks) SlackWebhook(context.Context, string) (secret.Value, error) { return secret.New(string(w)), nil }
+func (w webhooks) SlackWebhook(context.Context, string) (secret.Value, error) {
+	return secret.New(string(w)), nil
+}
 
 // TestSlackMessageIsRetriedAfterA5xxAndCarriesBlocksAndFallback: the
 // payload is Block Kit plus a plain-text fallback naming the status,
