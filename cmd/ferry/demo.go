@@ -161,7 +161,7 @@ func seedDemo(ctx context.Context, app *server.App, emu *emulator.Server, info *
 	// the first package fills the outbox (/admin/outbox) with what would
 	// have been sent.
 	p, err := app.Portal.CreatePortal(ctx, portal.PortalInput{Name: "Demo", Slug: "demo", Active: true, ConnectionIDs: []string{c.ID},
-		Recipients: []string{info.AdminEmail},
+		Recipients:     []string{info.AdminEmail},
 		WelcomeMessage: "This is ferry's demo portal: what you upload here is delivered into the emulated iconik."})
 	if err != nil {
 		return err
