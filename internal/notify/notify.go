@@ -525,22 +525,22 @@ func (s *Service) OutboxList(ctx context.Context, limit int) ([]*db.Notification
 	return s.o.DB.NotificationList(ctx, &db.NotificationListParams{Transport: TransportOutbox, Limit: limit})
 }
 
-// SlackFailure returns why Slack last refused connection id's webhook, or
-// "" when its last Slack message went out (or none was sent yet).
-func (s *Service) SlackFailure(ctx context.Context, connectionID string) (string, error) {
+// SlackFailure returns why Slack last refused connection id's webhook and
+// when, or "" when its last Slack message went out (or none was sent yet).
+func (s *Service) SlackFailure(ctx context.Context, connectionID string) (string, time.Time, error) {
 	list, err := s.o.DB.NotificationList(ctx, &db.NotificationListParams{Channel: db.NotificationSlack, Recipient: connectionID, Limit: 10})
 	if err != nil {
-		return "", err
+		return "", time.Time{}, err
 	}
 	for _, n := range list {
 		switch n.State {
 		case db.NotificationSent:
-			return "", nil
+			return "", time.Time{}, nil
 		case db.NotificationFailed:
-			return n.Error, nil
+			return n.Error, n.UpdatedAt, nil
 		}
 	}
-	return "", nil
+	return "", time.Time{}, nil
 }
 
 // TestResult is what a test message got.

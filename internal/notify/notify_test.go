@@ -480,7 +480,7 @@ func TestSlack4xxIsRecordedAsAConfigurationErrorNotRetried(t *testing.T) {
 	if strings.Contains(n.Error, "secret") || strings.Contains(n.Response, "/services/") {
 		t.Fatalf("the webhook URL leaked into the record: %+v", n)
 	}
-	reason, err := f.svc.SlackFailure(t.Context(), ev.Delivery.ConnectionID)
+	reason, _, err := f.svc.SlackFailure(t.Context(), ev.Delivery.ConnectionID)
 	if err != nil || !strings.Contains(reason, "404 no_service") {
 		t.Fatalf("connection's Slack failure %q (%v)", reason, err)
 	}

@@ -135,6 +135,6 @@ func (w notifyWeb) NotificationTest(ctx context.Context, to string) (*web.MailTe
 
 func (w notifyWeb) MailToOutbox() bool { return w.n.Outbox() }
 
-func (w notifyWeb) SlackFailure(ctx context.Context, connectionID string) (string, error) {
+func (w notifyWeb) SlackFailure(ctx context.Context, connectionID string) (string, time.Time, error) {
 	return w.n.SlackFailure(ctx, connectionID)
 }

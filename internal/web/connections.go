@@ -111,13 +111,16 @@ type Connection struct {
 	MetadataViewID  string            `json:"metadata_view_id"`
 	MetadataField   string            `json:"metadata_field"`
 	HasSlackWebhook bool              `json:"has_slack_webhook"`
-	IconikUserID    string            `json:"iconik_user_id"`
-	IconikUserEmail string            `json:"iconik_user_email"`
-	State           string            `json:"state"` // ok | broken
-	StateReason     string            `json:"state_reason"`
-	VerifiedAt      *time.Time        `json:"verified_at"`
-	CreatedAt       time.Time         `json:"created_at"`
-	UpdatedAt       time.Time         `json:"updated_at"`
+	// SlackError says why Slack refused the webhook at the last message
+	// (a wrong or revoked URL); set a new one to clear it.
+	SlackError      string     `json:"slack_error,omitempty"`
+	IconikUserID    string     `json:"iconik_user_id"`
+	IconikUserEmail string     `json:"iconik_user_email"`
+	State           string     `json:"state"` // ok | broken
+	StateReason     string     `json:"state_reason"`
+	VerifiedAt      *time.Time `json:"verified_at"`
+	CreatedAt       time.Time  `json:"created_at"`
+	UpdatedAt       time.Time  `json:"updated_at"`
 }
 
 type verificationResponse struct {
@@ -239,7 +242,7 @@ func (s *Server) connectionList(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := connectionsResponse{Connections: make([]Connection, 0, len(list))}
 	for _, c := range list {
-		out.Connections = append(out.Connections, wireConnection(c))
+		out.Connections = append(out.Connections, s.withSlackFailure(r.Context(), wireConnection(c)))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -276,7 +279,7 @@ func (s *Server) connectionGet(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return connectError(err)
 	}
-	writeJSON(w, http.StatusOK, connectionResponse{wireConnection(c)})
+	writeJSON(w, http.StatusOK, connectionResponse{s.withSlackFailure(r.Context(), wireConnection(c))})
 	return nil
 }
 

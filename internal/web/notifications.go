@@ -21,8 +21,9 @@ type Notifications interface {
 	NotificationTest(ctx context.Context, to string) (*MailTest, error)
 	// MailToOutbox reports whether email goes to the outbox (no SMTP).
 	MailToOutbox() bool
-	// SlackFailure says why Slack last refused a connection's webhook ("" = none).
-	SlackFailure(ctx context.Context, connectionID string) (string, error)
+	// SlackFailure says why Slack last refused a connection's webhook, and
+	// when ("" = it did not).
+	SlackFailure(ctx context.Context, connectionID string) (string, time.Time, error)
 }
 
 // ErrBadAddress refuses a test message to something that is not an address.
@@ -120,6 +121,23 @@ func (s *Server) sendTest(ctx context.Context, ns Notifications, to string) (*Ma
 		return nil, errorf(http.StatusBadRequest, "invalid_address", "%q is not an email address like name@example.com.", to)
 	}
 	return res, err
+}
+
+// withSlackFailure shows on a connection why Slack refused its webhook,
+// unless the connection changed since (a new webhook deserves a new try).
+func (s *Server) withSlackFailure(ctx context.Context, c Connection) Connection {
+	if s.opt.Notifications == nil || !c.HasSlackWebhook {
+		return c
+	}
+	reason, at, err := s.opt.Notifications.SlackFailure(ctx, c.ID)
+	if err != nil {
+		s.log.Warn("web: reading a connection's Slack status", "connection", c.ID, "err", err)
+		return c
+	}
+	if reason != "" && !at.Before(c.UpdatedAt) {
+		c.SlackError = reason
+	}
+	return c
 }
 
 // ---- pages ----
