@@ -92,6 +92,8 @@ type Queries interface {
 	PortalGetByID(ctx context.Context, params *PortalGetByIDParams) (*Portal, error)
 	PortalGetBySlug(ctx context.Context, params *PortalGetBySlugParams) (*Portal, error)
 	PortalList(ctx context.Context, params *PortalListParams) ([]*Portal, error)
+	PortalNotifySettingsGet(ctx context.Context, params *PortalNotifySettingsGetParams) (*PortalNotifySettings, error)
+	PortalNotifySettingsSet(ctx context.Context, params *PortalNotifySettingsSetParams) (*PortalNotifySettings, error)
 	PortalUpdate(ctx context.Context, params *PortalUpdateParams) (*Portal, error)
 
 	SessionCreate(ctx context.Context, params *SessionCreateParams) (*Session, error)

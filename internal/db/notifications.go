@@ -161,3 +161,39 @@ type NotificationRecordAttemptParams struct {
 	Error     string
 	At        time.Time
 }
+
+// PortalNotifySettings are a portal's notification switches.
+type PortalNotifySettings struct {
+	PortalID      string
+	SenderReceipt bool // the sender gets a receipt when the package is finalized
+	UpdatedAt     time.Time
+}
+
+func scanPortalNotifySettings(r rowScanner) (*PortalNotifySettings, error) {
+	var p PortalNotifySettings
+	err := r.Scan(&p.PortalID, &p.SenderReceipt, timeScan{dst: &p.UpdatedAt})
+	return &p, err
+}
+
+// PortalNotifySettingsGet returns a portal's switches; ErrNotFound when none
+// were ever set (the caller applies the defaults).
+func (q queries) PortalNotifySettingsGet(ctx context.Context, p *PortalNotifySettingsGetParams) (*PortalNotifySettings, error) {
+	return one(ctx, q, "PortalNotifySettingsGet", ErrNotFound, scanPortalNotifySettings,
+		"SELECT portal_id, sender_receipt, updated_at FROM portal_notify_settings WHERE portal_id = $1", p.PortalID)
+}
+
+// PortalNotifySettingsSet stores a portal's switches (ErrConflict for an
+// unknown portal).
+func (q queries) PortalNotifySettingsSet(ctx context.Context, p *PortalNotifySettingsSetParams) (*PortalNotifySettings, error) {
+	return one(ctx, q, "PortalNotifySettingsSet", ErrNotFound, scanPortalNotifySettings,
+		`INSERT INTO portal_notify_settings (portal_id, sender_receipt, updated_at) VALUES ($1, $2, $3)
+		ON CONFLICT (portal_id) DO UPDATE SET sender_receipt = excluded.sender_receipt, updated_at = excluded.updated_at
+		RETURNING portal_id, sender_receipt, updated_at`, p.PortalID, p.SenderReceipt, ts(p.UpdatedAt))
+}
+
+type PortalNotifySettingsGetParams struct{ PortalID string }
+type PortalNotifySettingsSetParams struct {
+	PortalID      string
+	SenderReceipt bool
+	UpdatedAt     time.Time
+}

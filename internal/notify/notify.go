@@ -282,7 +282,11 @@ func (s *Service) OnFinalize(ctx context.Context, tx db.Tx, fin *portal.Finalize
 	for _, r := range fin.Portal.Recipients {
 		out = append(out, outgoing{kind: KindNewPackage, channel: db.NotificationEmail, recipient: r, msg: m, link: true})
 	}
-	if pkg.SenderEmail != "" {
+	receipt, err := senderReceipt(ctx, tx, fin.Portal.ID)
+	if err != nil {
+		return err
+	}
+	if pkg.SenderEmail != "" && receipt {
 		out = append(out, outgoing{kind: KindReceipt, channel: db.NotificationEmail, recipient: pkg.SenderEmail, msg: m})
 	}
 	return s.record(ctx, tx, pkg, "finalized:"+pkg.ID, out)
@@ -508,6 +512,49 @@ func (s *Service) attempt(ctx context.Context, n *db.Notification) outcome {
 		return s.sendSlack(ctx, n, m)
 	}
 	return s.sendEmail(ctx, n, m)
+}
+
+// senderReceipt reads a portal's switch: on unless turned off.
+func senderReceipt(ctx context.Context, q db.Queries, portalID string) (bool, error) {
+	st, err := q.PortalNotifySettingsGet(ctx, &db.PortalNotifySettingsGetParams{PortalID: portalID})
+	if errors.Is(err, db.ErrNotFound) {
+		return true, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("notify: reading the notification settings of portal %s: %w", portalID, err)
+	}
+	return st.SenderReceipt, nil
+}
+
+// PortalSettings are a portal's notification switches.
+type PortalSettings struct {
+	SenderReceipt bool
+}
+
+// PortalSettings returns portal id's switches (db.ErrNotFound for an
+// unknown portal).
+func (s *Service) PortalSettings(ctx context.Context, portalID string) (*PortalSettings, error) {
+	if _, err := s.o.DB.PortalGetByID(ctx, &db.PortalGetByIDParams{ID: portalID}); err != nil {
+		return nil, err
+	}
+	r, err := senderReceipt(ctx, s.o.DB, portalID)
+	if err != nil {
+		return nil, err
+	}
+	return &PortalSettings{SenderReceipt: r}, nil
+}
+
+// SetPortalSettings stores portal id's switches (db.ErrNotFound for an
+// unknown portal).
+func (s *Service) SetPortalSettings(ctx context.Context, portalID string, in PortalSettings) (*PortalSettings, error) {
+	_, err := s.o.DB.PortalNotifySettingsSet(ctx, &db.PortalNotifySettingsSetParams{PortalID: portalID, SenderReceipt: in.SenderReceipt, UpdatedAt: s.o.Now()})
+	if errors.Is(err, db.ErrConflict) {
+		return nil, fmt.Errorf("portal %s: %w", portalID, db.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &in, nil
 }
 
 // ---- reading ----

@@ -133,6 +133,28 @@ func (w notifyWeb) NotificationTest(ctx context.Context, to string) (*web.MailTe
 	return &web.MailTest{To: strings.ToLower(strings.TrimSpace(to)), Sent: res.Sent, Transport: res.Transport, Response: res.Response, Error: res.Error}, nil
 }
 
+func (w notifyWeb) PortalNotifySettings(ctx context.Context, portalID string) (*web.PortalNotify, error) {
+	st, err := w.n.PortalSettings(ctx, portalID)
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, fmt.Errorf("portal %s: %w", portalID, web.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &web.PortalNotify{SenderReceipt: st.SenderReceipt}, nil
+}
+
+func (w notifyWeb) PortalNotifySettingsSet(ctx context.Context, portalID string, in web.PortalNotify) (*web.PortalNotify, error) {
+	st, err := w.n.SetPortalSettings(ctx, portalID, notify.PortalSettings{SenderReceipt: in.SenderReceipt})
+	if errors.Is(err, db.ErrNotFound) {
+		return nil, fmt.Errorf("portal %s: %w", portalID, web.ErrNotFound)
+	}
+	if err != nil {
+		return nil, err
+	}
+	return &web.PortalNotify{SenderReceipt: st.SenderReceipt}, nil
+}
+
 func (w notifyWeb) MailToOutbox() bool { return w.n.Outbox() }
 
 func (w notifyWeb) SlackFailure(ctx context.Context, connectionID string) (string, time.Time, error) {

@@ -116,16 +116,16 @@ func newNotifyE2E(t *testing.T, mp *testbed.MailServer) *e2e {
 
 // notifications waits (bounded) until the package has want notifications
 // of kind, none of them queued, and returns them.
-func (e *e2e) notifications(pkgID, kind string, want int) []web.Notification {
-	e.t.Helper()
-	ctx, cancel := context.WithTimeout(e.t.Context(), e2eBound)
+func (h *harness) notifications(pkgID, kind string, want int) []web.Notification {
+	h.t.Helper()
+	ctx, cancel := context.WithTimeout(h.t.Context(), e2eBound)
 	defer cancel()
 	for {
 		var list struct {
 			Notifications []web.Notification `json:"notifications"`
 		}
-		resp, body := e.req("GET", "/api/v1/packages/"+pkgID+"/notifications", nil, e.admin()...)
-		e.mustJSON(resp, body, 200, &list)
+		resp, body := h.req("GET", "/api/v1/packages/"+pkgID+"/notifications", nil, h.admin()...)
+		h.mustJSON(resp, body, 200, &list)
 		var got []web.Notification
 		done := true
 		for _, n := range list.Notifications {
@@ -139,7 +139,7 @@ func (e *e2e) notifications(pkgID, kind string, want int) []web.Notification {
 		}
 		select {
 		case <-ctx.Done():
-			e.t.Fatalf("%s notifications of %s: %+v, want %d settled", kind, pkgID, list.Notifications, want)
+			h.t.Fatalf("%s notifications of %s: %+v, want %d settled", kind, pkgID, list.Notifications, want)
 		case <-time.After(50 * time.Millisecond):
 		}
 	}
@@ -367,5 +367,88 @@ func TestPortalRecipientsAreValidatedWhenSaved(t *testing.T) {
 	h.mustJSON(resp, body, 200, &list)
 	if len(list.Portals) != 0 {
 		t.Fatalf("refused portals were stored: %+v", list.Portals)
+	}
+}
+
+// TestSenderReceiptFollowsThePortalSwitchAndTheOutboxShowsMessages: with no
+// SMTP server, messages go to the outbox and its page; a portal whose
+// sender_receipt switch is off sends the recipients' email but no receipt;
+// a test message reports where it went; bad input is refused.
+func TestSenderReceiptFollowsThePortalSwitchAndTheOutboxShowsMessages(t *testing.T) {
+	h := newHarness(t)
+	if err := h.app.startDelivery(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.app.stopDelivery)
+	if err := h.app.startNotify(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(h.app.stopNotify)
+	p := h.portal(map[string]any{"name": "Dailies", "slug": "dailies", "active": true, "recipients": []string{"r@example.com"}})
+	var st struct {
+		Settings web.PortalNotify `json:"settings"`
+	}
+	resp, body := h.req("GET", "/api/v1/portals/"+p.ID+"/notifications", nil, h.admin()...)
+	h.mustJSON(resp, body, 200, &st)
+	if !st.Settings.SenderReceipt {
+		t.Fatalf("a new portal's sender receipt is off: %s", body)
+	}
+	resp, body = h.req("PUT", "/api/v1/portals/"+p.ID+"/notifications", map[string]any{}, h.admin()...)
+	h.mustJSON(resp, body, 400, nil)
+	resp, body = h.req("PUT", "/api/v1/portals/nope/notifications", map[string]any{"sender_receipt": false}, h.admin()...)
+	h.mustJSON(resp, body, 404, nil)
+	resp, body = h.req("PUT", "/api/v1/portals/"+p.ID+"/notifications", map[string]any{"sender_receipt": false}, h.admin()...)
+	h.mustJSON(resp, body, 200, &st)
+	if st.Settings.SenderReceipt {
+		t.Fatalf("switch not stored: %s", body)
+	}
+
+	var c created
+	resp, body = h.req("POST", "/p/dailies/packages", map[string]string{"name": "Shoot <b>1<b>", "sender_email": "s@example.com"})
+	h.mustJSON(resp, body, 201, &c)
+	h.upload(c.UploadToken, "a.txt", []byte("a\n"))
+	resp, body = h.req("POST", "/p/dailies/packages/"+c.Package.ID+"/finalize", nil, "Authorization", "Bearer "+c.UploadToken)
+	h.mustJSON(resp, body, 200, nil)
+	n := h.notifications(c.Package.ID, "new_package", 1)[0]
+	if n.State != "sent" || n.Transport != "outbox" || n.Recipient != "r@example.com" {
+		t.Fatalf("new package notification %+v", n)
+	}
+	var all struct {
+		Notifications []web.Notification `json:"notifications"`
+	}
+	resp, body = h.req("GET", "/api/v1/packages/"+c.Package.ID+"/notifications", nil, h.admin()...)
+	h.mustJSON(resp, body, 200, &all)
+	if len(all.Notifications) != 1 {
+		t.Fatalf("with the receipt switched off: %+v", all.Notifications)
+	}
+	resp, body = h.req("GET", "/api/v1/packages/nope/notifications", nil, h.admin()...)
+	h.mustJSON(resp, body, 404, nil)
+
+	resp, body = h.req("GET", "/admin/outbox", nil, h.admin()...)
+	page := string(body)
+	if resp.StatusCode != 200 || !strings.Contains(page, "New package &#34;Shoot &lt;b&gt;1&lt;b&gt;&#34; from s@example.com on Dailies") ||
+		!strings.Contains(page, `<iframe sandbox=""`) || strings.Contains(page, "<b>1<b>") {
+		t.Fatalf("outbox page %d:\n%s", resp.StatusCode, page)
+	}
+	if csp := resp.Header.Get("Content-Security-Policy"); !strings.Contains(csp, "script-src 'none'") {
+		t.Fatalf("outbox page CSP %q", csp)
+	}
+	resp, body = h.req("GET", "/admin/packages/"+c.Package.ID, nil, h.admin()...)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "r@example.com") || !strings.Contains(string(body), "new_package") {
+		t.Fatalf("package page %d:\n%s", resp.StatusCode, body)
+	}
+
+	var res struct {
+		Result web.MailTest `json:"result"`
+	}
+	resp, body = h.req("POST", "/api/v1/notifications/test", map[string]string{"to": "T@Example.com"}, h.admin()...)
+	h.mustJSON(resp, body, 200, &res)
+	if !res.Result.Sent || res.Result.Transport != "outbox" || res.Result.To != "t@example.com" || !strings.Contains(res.Result.Response, "outbox") {
+		t.Fatalf("test message %+v", res.Result)
+	}
+	resp, body = h.req("POST", "/api/v1/notifications/test", map[string]string{"to": "x@example.com\r\nBcc: y@example.com"}, h.admin()...)
+	h.mustJSON(resp, body, 400, nil)
+	if !strings.Contains(string(body), "invalid_address") {
+		t.Fatalf("bad test address: %s", body)
 	}
 }

@@ -21,6 +21,10 @@ type Notifications interface {
 	NotificationTest(ctx context.Context, to string) (*MailTest, error)
 	// MailToOutbox reports whether email goes to the outbox (no SMTP).
 	MailToOutbox() bool
+	// PortalNotifySettings and PortalNotifySettingsSet read and change a
+	// portal's switches (ErrNotFound for an unknown portal).
+	PortalNotifySettings(ctx context.Context, portalID string) (*PortalNotify, error)
+	PortalNotifySettingsSet(ctx context.Context, portalID string, in PortalNotify) (*PortalNotify, error)
 	// SlackFailure says why Slack last refused a connection's webhook, and
 	// when ("" = it did not).
 	SlackFailure(ctx context.Context, connectionID string) (string, time.Time, error)
@@ -47,6 +51,59 @@ type Notification struct {
 	// The outbox keeps the message as the recipient would see it.
 	BodyText string `json:"-"`
 	BodyHTML string `json:"-"`
+}
+
+// PortalNotify are a portal's notification switches.
+type PortalNotify struct {
+	// SenderReceipt: the sender gets a receipt when the package is
+	// finalized (on unless turned off).
+	SenderReceipt bool `json:"sender_receipt"`
+}
+
+type portalNotifyRequest struct {
+	SenderReceipt *bool `json:"sender_receipt"`
+}
+type portalNotifyResponse struct {
+	Settings PortalNotify `json:"settings"`
+}
+
+func (s *Server) portalNotifyGet(w http.ResponseWriter, r *http.Request) error {
+	ns, err := s.notifications()
+	if err != nil {
+		return err
+	}
+	st, err := ns.PortalNotifySettings(r.Context(), r.PathValue("id"))
+	if errors.Is(err, ErrNotFound) {
+		return notFound("portal")
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, portalNotifyResponse{Settings: *st})
+	return nil
+}
+
+func (s *Server) portalNotifySet(w http.ResponseWriter, r *http.Request) error {
+	ns, err := s.notifications()
+	if err != nil {
+		return err
+	}
+	var in portalNotifyRequest
+	if err := decodeJSON(r, &in); err != nil {
+		return err
+	}
+	if in.SenderReceipt == nil {
+		return errorf(http.StatusBadRequest, "invalid_sender_receipt", "Send {\"sender_receipt\": true} or false.")
+	}
+	st, err := ns.PortalNotifySettingsSet(r.Context(), r.PathValue("id"), PortalNotify{SenderReceipt: *in.SenderReceipt})
+	if errors.Is(err, ErrNotFound) {
+		return notFound("portal")
+	}
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, portalNotifyResponse{Settings: *st})
+	return nil
 }
 
 // MailTest is a test message's outcome, with the SMTP server's answer.

@@ -50,6 +50,8 @@ func (s *Server) routeTable() []Route {
 		// Notifications (issue 11).
 		{"GET", "/api/v1/packages/{id}/notifications", Admin, "List what was sent about a package: to whom, when, and what the server answered", s.notificationList},
 		{"POST", "/api/v1/notifications/test", Admin, "Send a test email now ({\"to\"}) and return the SMTP server's answer", s.mailTest},
+		{"GET", "/api/v1/portals/{id}/notifications", Admin, "A portal's notification switches (sender_receipt: the sender gets a receipt; on by default)", s.portalNotifyGet},
+		{"PUT", "/api/v1/portals/{id}/notifications", Admin, "Change a portal's notification switches ({\"sender_receipt\": false})", s.portalNotifySet},
 		{"GET", "/admin/outbox", Admin, "Outbox page: the emails kept when no SMTP server is configured, as recipients would see them", s.outboxPage},
 		{"GET", "/admin/mail-test", Admin, "Test message page", s.mailTestPage},
 		{"POST", "/admin/mail-test", Admin, "Send a test message (form)", s.mailTestPage},

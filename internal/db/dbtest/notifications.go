@@ -69,6 +69,20 @@ func testNotifications(t *testing.T, s db.Store) {
 	_, err = s.NotificationGetByID(ctx, &db.NotificationGetByIDParams{ID: "nope"})
 	wantErr(t, err, db.ErrNotFound)
 
+	// A portal's switches: none set reads as ErrNotFound; set, then changed.
+	portal := must(s.PortalCreate(ctx, &db.PortalCreateParams{Name: "P", Slug: "p-notify", Active: true}))
+	_, err = s.PortalNotifySettingsGet(ctx, &db.PortalNotifySettingsGetParams{PortalID: portal.ID})
+	wantErr(t, err, db.ErrNotFound)
+	must(s.PortalNotifySettingsSet(ctx, &db.PortalNotifySettingsSetParams{PortalID: portal.ID, SenderReceipt: false, UpdatedAt: t0}))
+	if got := must(s.PortalNotifySettingsGet(ctx, &db.PortalNotifySettingsGetParams{PortalID: portal.ID})); got.SenderReceipt || !got.UpdatedAt.Equal(t0) {
+		t.Fatalf("settings %+v", got)
+	}
+	if got := must(s.PortalNotifySettingsSet(ctx, &db.PortalNotifySettingsSetParams{PortalID: portal.ID, SenderReceipt: true})); !got.SenderReceipt {
+		t.Fatalf("settings after the change %+v", got)
+	}
+	_, err = s.PortalNotifySettingsSet(ctx, &db.PortalNotifySettingsSetParams{PortalID: "nope", SenderReceipt: true})
+	wantErr(t, err, db.ErrConflict)
+
 	// Deleting the package deletes its notifications; a test message stays.
 	must(0, s.PackageDelete(ctx, &db.PackageDeleteParams{ID: p.ID}))
 	if left := must(s.NotificationList(ctx, &db.NotificationListParams{})); len(left) != 1 || left[0].ID != test.ID {

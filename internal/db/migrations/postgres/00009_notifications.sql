@@ -32,5 +32,14 @@ CREATE INDEX notifications_package_id ON notifications (package_id);
 CREATE INDEX notifications_transport ON notifications (transport, created_at);
 CREATE INDEX notifications_recipient ON notifications (channel, recipient, created_at);
 
+-- A portal's notification switches; no row = the defaults (the sender gets a
+-- receipt).
+CREATE TABLE portal_notify_settings (
+    portal_id      TEXT PRIMARY KEY REFERENCES portals (id) ON DELETE CASCADE,
+    sender_receipt BOOLEAN NOT NULL DEFAULT true,
+    updated_at     TIMESTAMPTZ NOT NULL
+);
+
 -- +goose Down
+DROP TABLE portal_notify_settings;
 DROP TABLE notifications;
