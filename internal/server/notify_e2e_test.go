@@ -27,9 +27,9 @@ import (
 	"github.com/ferryhq/ferry/internal/web"
 )
 
-// injectedFault is what a stored file starting with "FAIL" reads as in
+// errInjected is what a stored file starting with "FAIL" reads as in
 // these tests: a disk that cannot give the bytes back.
-var injectedFault = errors.New("injected fault: the stored bytes cannot be read")
+var errInjected = errors.New("injected fault: the stored bytes cannot be read")
 
 // newNotifyE2E is the real App with SMTP to Mailpit, links on its own
 // address, a connection to an emulator's S3 storage, and deliveries that
@@ -64,7 +64,7 @@ func newNotifyE2E(t *testing.T, mp *testbed.MailServer) *e2e {
 			head := make([]byte, 4)
 			if n, _ := b.ReadAt(head, 0); n == 4 && string(head) == "FAIL" {
 				b.Close()
-				return nil, injectedFault
+				return nil, errInjected
 			}
 			return b, nil
 		})
@@ -267,7 +267,7 @@ func TestPortalUploadEmailsRecipientsAWorkingLinkThenTheTransferResult(t *testin
 	e.notifications(c2.Package.ID, "transfer", 2)
 	for _, to := range []string{r1, r2} {
 		_, text := onlyMail(t, mp, to, `Transfer to iconik: "Shoot 2" 1 of 2 files failed`)
-		if !strings.Contains(text, "1 of 2 files failed") || !strings.Contains(text, "cam B/bad.mov: ") || !strings.Contains(text, injectedFault.Error()) {
+		if !strings.Contains(text, "1 of 2 files failed") || !strings.Contains(text, "cam B/bad.mov: ") || !strings.Contains(text, errInjected.Error()) {
 			t.Fatalf("transfer email does not name the failed file and its reason:\n%s", text)
 		}
 		if strings.Contains(text, "good.txt:") {
