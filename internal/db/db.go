@@ -76,6 +76,8 @@ type Queries interface {
 	NotificationGetByID(ctx context.Context, params *NotificationGetByIDParams) (*Notification, error)
 	NotificationList(ctx context.Context, params *NotificationListParams) ([]*Notification, error)
 	NotificationRecordAttempt(ctx context.Context, params *NotificationRecordAttemptParams) (*Notification, error)
+	NotifyRequesterGet(ctx context.Context, params *NotifyRequesterGetParams) (string, error)
+	NotifyRequesterSet(ctx context.Context, params *NotifyRequesterSetParams) error
 
 	PackageAddUsage(ctx context.Context, params *PackageAddUsageParams) (*Package, error)
 	PackageCreate(ctx context.Context, params *PackageCreateParams) (*Package, error)

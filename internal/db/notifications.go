@@ -2,8 +2,10 @@ package db
 
 import (
 	"context"
+	"database/sql"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -196,4 +198,36 @@ type PortalNotifySettingsSetParams struct {
 	PortalID      string
 	SenderReceipt bool
 	UpdatedAt     time.Time
+}
+
+// NotifyRequesterGet returns who asked for the Send to Cloud of a package
+// to a connection ("" and ErrNotFound when nobody is recorded).
+func (q queries) NotifyRequesterGet(ctx context.Context, p *NotifyRequesterGetParams) (string, error) {
+	var email string
+	err := q.ex.QueryRowContext(ctx, "SELECT email FROM notify_requesters WHERE package_id = $1 AND connection_id = $2",
+		p.PackageID, p.ConnectionID).Scan(&email)
+	if errors.Is(err, sql.ErrNoRows) {
+		return "", fmt.Errorf("db: NotifyRequesterGet: %w", ErrNotFound)
+	}
+	if err != nil {
+		return "", fmt.Errorf("db: NotifyRequesterGet: %w", q.d.classify(err))
+	}
+	return email, nil
+}
+
+// NotifyRequesterSet records who asked for the Send to Cloud of a package
+// to a connection (the latest request wins; ErrConflict for an unknown
+// package).
+func (q queries) NotifyRequesterSet(ctx context.Context, p *NotifyRequesterSetParams) error {
+	_, err := q.exec(ctx, "NotifyRequesterSet", nil,
+		`INSERT INTO notify_requesters (package_id, connection_id, email, created_at) VALUES ($1, $2, $3, $4)
+		ON CONFLICT (package_id, connection_id) DO UPDATE SET email = excluded.email, created_at = excluded.created_at`,
+		p.PackageID, p.ConnectionID, strings.ToLower(p.Email), ts(p.CreatedAt))
+	return err
+}
+
+type NotifyRequesterGetParams struct{ PackageID, ConnectionID string }
+type NotifyRequesterSetParams struct {
+	PackageID, ConnectionID, Email string
+	CreatedAt                      time.Time
 }

@@ -338,13 +338,24 @@ func (s *Service) OnSettled(ctx context.Context, ev delivery.Event) error {
 			if p != nil {
 				recipients = p.Recipients
 			}
-		} else if pkg.CreatedByUserID != "" {
-			u, err := tx.UserGetByID(ctx, &db.UserGetByIDParams{ID: pkg.CreatedByUserID})
+		} else {
+			// Send to Cloud: the admin who asked, else the one who sent
+			// the package.
+			who, err := tx.NotifyRequesterGet(ctx, &db.NotifyRequesterGetParams{PackageID: pkg.ID, ConnectionID: d.ConnectionID})
 			if err != nil && !errors.Is(err, db.ErrNotFound) {
 				return err
 			}
-			if u != nil {
-				recipients = []string{u.Email}
+			if who == "" && pkg.CreatedByUserID != "" {
+				u, err := tx.UserGetByID(ctx, &db.UserGetByIDParams{ID: pkg.CreatedByUserID})
+				if err != nil && !errors.Is(err, db.ErrNotFound) {
+					return err
+				}
+				if u != nil {
+					who = u.Email
+				}
+			}
+			if who != "" {
+				recipients = []string{who}
 			}
 		}
 		var out []outgoing
@@ -512,6 +523,17 @@ func (s *Service) attempt(ctx context.Context, n *db.Notification) outcome {
 		return s.sendSlack(ctx, n, m)
 	}
 	return s.sendEmail(ctx, n, m)
+}
+
+// SetRequester records that email asked for the Send to Cloud of package
+// to connection: its "Transfer to iconik" goes to them. Call it before the
+// delivery is created, so that it is known however fast the delivery settles.
+func (s *Service) SetRequester(ctx context.Context, packageID, connectionID, email string) error {
+	err := s.o.DB.NotifyRequesterSet(ctx, &db.NotifyRequesterSetParams{PackageID: packageID, ConnectionID: connectionID, Email: email, CreatedAt: s.o.Now()})
+	if errors.Is(err, db.ErrConflict) {
+		return fmt.Errorf("package %s: %w", packageID, db.ErrNotFound)
+	}
+	return err
 }
 
 // senderReceipt reads a portal's switch: on unless turned off.

@@ -223,8 +223,8 @@ func TestFinalizeEmailsEachRecipientOnceAndTheSenderAReceipt(t *testing.T) {
 	}
 	list := f.settled(pkg.ID, 3)
 	for _, n := range list {
-		if n.State != db.NotificationSent || n.Transport != TransportSMTP || !strings.Contains(n.Response, "250") {
-			t.Fatalf("notification %+v: want sent over SMTP with the server's 250", n)
+		if n.State != db.NotificationSent || n.Transport != TransportSMTP || !strings.Contains(n.Response, "queued as") {
+			t.Fatalf("notification %+v: want sent over SMTP with the server's answer", n)
 		}
 	}
 	for _, to := range []string{r1, r2} {
@@ -327,11 +327,18 @@ func TestSettledDeliveryEmailsTheResultNamingEachFailedFile(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	list := f.settled(pkg.ID, 1)
-	if list[0].Kind != KindTransfer || list[0].State != db.NotificationSent {
-		t.Fatalf("notifications %+v", list)
+	list := f.settled(pkg.ID, 2) // "New package" and "Transfer to iconik"
+	for _, n := range list {
+		if n.State != db.NotificationSent || (n.Kind != KindTransfer && n.Kind != KindNewPackage) {
+			t.Fatalf("notification %+v", n)
+		}
 	}
-	got := mpSearch(t, mp, "to:"+r)
+	var got []mpMessage
+	for _, m := range mpSearch(t, mp, "to:"+r) {
+		if strings.HasPrefix(m.Subject, "Transfer to iconik") {
+			got = append(got, m)
+		}
+	}
 	if len(got) != 1 || got[0].Subject != `Transfer to iconik: "Shoot 2" 2 of 3 files failed` {
 		t.Fatalf("recipient got %+v", got)
 	}

@@ -13,6 +13,7 @@ import (
 	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/notify"
 	"github.com/ferryhq/ferry/internal/secret"
 	"github.com/ferryhq/ferry/internal/web"
 )
@@ -71,7 +72,7 @@ func (a *App) withDeliveries(ws *webStore) web.Store {
 	if ws.onFinalize == nil {
 		ws.onFinalize = a.finalizeHook()
 	}
-	return &deliveryStore{webStore: ws, d: a.Delivery}
+	return &deliveryStore{webStore: ws, d: a.Delivery, n: a.Notify}
 }
 
 // startDelivery works delivery jobs until stopDelivery.
@@ -130,6 +131,7 @@ func (b deliveryBlobs) Open(ctx context.Context, id string) (delivery.Blob, erro
 type deliveryStore struct {
 	*webStore
 	d *delivery.Service
+	n *notify.Service // nil: no notifications
 }
 
 var _ web.Deliveries = (*deliveryStore)(nil)
@@ -175,6 +177,12 @@ func (s *deliveryStore) DeliverySend(ctx context.Context, packageID, connectionI
 		// Every file would fail at once: say so now, with the reason.
 		return nil, &web.Error{Status: http.StatusConflict, Code: "connection_broken",
 			Message: fmt.Sprintf("Connection %s is broken: %s Re-verify or update it.", c.Name, c.StateReason)}
+	}
+	if u, ok := web.RequestUser(ctx); ok && s.n != nil {
+		// Before the delivery exists: it may settle at once.
+		if err := s.n.SetRequester(ctx, packageID, connectionID, u.Email); err != nil {
+			return nil, deliveryErr(err)
+		}
 	}
 	d, err := s.d.SendToCloud(ctx, packageID, connectionID)
 	if err != nil {

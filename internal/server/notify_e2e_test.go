@@ -224,7 +224,7 @@ func TestPortalUploadEmailsRecipientsAWorkingLinkThenTheTransferResult(t *testin
 	e.mustJSON(resp, body, 200, &pkg)
 
 	for _, n := range e.notifications(c.Package.ID, "new_package", 2) {
-		if n.State != "sent" || n.Transport != "smtp" || !strings.Contains(n.Response, "250") {
+		if n.State != "sent" || n.Transport != "smtp" || !strings.Contains(n.Response, "queued as") {
 			t.Fatalf("new package notification %+v", n)
 		}
 	}
@@ -450,5 +450,39 @@ func TestSenderReceiptFollowsThePortalSwitchAndTheOutboxShowsMessages(t *testing
 	h.mustJSON(resp, body, 400, nil)
 	if !strings.Contains(string(body), "invalid_address") {
 		t.Fatalf("bad test address: %s", body)
+	}
+}
+
+// TestSendToCloudResultGoesToTheAdminWhoAskedForIt: a package one admin
+// uploaded and another sent to the cloud: "Transfer to iconik" goes to the
+// one who asked for the Send to Cloud.
+func TestSendToCloudResultGoesToTheAdminWhoAskedForIt(t *testing.T) {
+	e := newE2E(t, "s3")
+	if err := e.app.startNotify(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(e.app.stopNotify)
+	if _, err := CreateUser(t.Context(), e.cfg, "second@example.com", "another horse battery"); err != nil {
+		t.Fatal(err)
+	}
+	tok, err := CreateAPIToken(t.Context(), e.cfg, "second@example.com", "test")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var own created
+	resp, body := e.req("POST", "/api/v1/packages", map[string]string{"name": "Masters"}, e.admin()...)
+	e.mustJSON(resp, body, 201, &own)
+	e.upload(own.UploadToken, "a/b.txt", []byte("sent to cloud\n"))
+	resp, body = e.req("POST", "/api/v1/packages/"+own.Package.ID+"/finalize", nil, e.admin()...)
+	e.mustJSON(resp, body, 200, nil)
+	var sd struct {
+		Delivery web.Delivery `json:"delivery"`
+	}
+	resp, body = e.req("POST", "/api/v1/packages/"+own.Package.ID+"/deliveries", map[string]string{"connection_id": e.conn.ID}, "Authorization", "Bearer "+tok)
+	e.mustJSON(resp, body, 202, &sd)
+	e.waitSettled(sd.Delivery.ID)
+	n := e.notifications(own.Package.ID, "transfer", 1)[0]
+	if n.Recipient != "second@example.com" || n.State != "sent" || n.Subject != `Transfer to iconik: "Masters" delivered` {
+		t.Fatalf("transfer notification %+v: want it sent to the admin who asked", n)
 	}
 }

@@ -125,6 +125,13 @@ type mailTestResponse struct {
 	Result MailTest `json:"result"`
 }
 
+// RequestUser returns the user an admin request acts as (the signed-in user
+// or the API token's), from the context handlers and the Store receive.
+func RequestUser(ctx context.Context) (User, bool) {
+	u, ok := ctx.Value(userKey).(User)
+	return u, ok && u.Email != ""
+}
+
 func (s *Server) notifications() (Notifications, error) {
 	if s.opt.Notifications == nil {
 		return nil, errorf(http.StatusServiceUnavailable, "notifications_unavailable", "Notifications are not enabled on this server.")

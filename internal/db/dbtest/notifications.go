@@ -83,6 +83,16 @@ func testNotifications(t *testing.T, s db.Store) {
 	_, err = s.PortalNotifySettingsSet(ctx, &db.PortalNotifySettingsSetParams{PortalID: "nope", SenderReceipt: true})
 	wantErr(t, err, db.ErrConflict)
 
+	// Send to Cloud requesters: the latest wins; none is ErrNotFound.
+	_, err = s.NotifyRequesterGet(ctx, &db.NotifyRequesterGetParams{PackageID: p.ID, ConnectionID: "c1"})
+	wantErr(t, err, db.ErrNotFound)
+	must(0, s.NotifyRequesterSet(ctx, &db.NotifyRequesterSetParams{PackageID: p.ID, ConnectionID: "c1", Email: "First@example.com"}))
+	must(0, s.NotifyRequesterSet(ctx, &db.NotifyRequesterSetParams{PackageID: p.ID, ConnectionID: "c1", Email: "second@example.com"}))
+	if got := must(s.NotifyRequesterGet(ctx, &db.NotifyRequesterGetParams{PackageID: p.ID, ConnectionID: "c1"})); got != "second@example.com" {
+		t.Fatalf("requester %q", got)
+	}
+	wantErr(t, s.NotifyRequesterSet(ctx, &db.NotifyRequesterSetParams{PackageID: "nope", ConnectionID: "c1", Email: "a@example.com"}), db.ErrConflict)
+
 	// Deleting the package deletes its notifications; a test message stays.
 	must(0, s.PackageDelete(ctx, &db.PackageDeleteParams{ID: p.ID}))
 	if left := must(s.NotificationList(ctx, &db.NotificationListParams{})); len(left) != 1 || left[0].ID != test.ID {

@@ -40,6 +40,17 @@ CREATE TABLE portal_notify_settings (
     updated_at     TIMESTAMPTZ NOT NULL
 );
 
+-- Who asked for a Send to Cloud (the admin its "Transfer to iconik" email
+-- goes to), per package and connection; the latest request wins.
+CREATE TABLE notify_requesters (
+    package_id    TEXT NOT NULL REFERENCES packages (id) ON DELETE CASCADE,
+    connection_id TEXT NOT NULL,
+    email         TEXT NOT NULL,
+    created_at    TIMESTAMPTZ NOT NULL,
+    PRIMARY KEY (package_id, connection_id)
+);
+
 -- +goose Down
+DROP TABLE notify_requesters;
 DROP TABLE portal_notify_settings;
 DROP TABLE notifications;
