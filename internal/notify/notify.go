@@ -182,7 +182,28 @@ func (s *Service) Start(ctx context.Context) error {
 	if err := s.river.Start(ctx); err != nil {
 		return fmt.Errorf("notify: starting River: %w", err)
 	}
+	go s.reconcileLoop(ctx)
 	return nil
+}
+
+// reconcileEvery is how often queued messages are checked for a job.
+const reconcileEvery = 5 * time.Minute
+
+func (s *Service) reconcileLoop(ctx context.Context) {
+	t := time.NewTicker(reconcileEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-s.river.Stopped():
+			return
+		case <-t.C:
+			if err := s.Reconcile(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("notify: re-enqueueing queued messages", "err", err)
+			}
+		}
+	}
 }
 
 // Reconcile gives every message still queued a job, unless it has one: the
