@@ -209,13 +209,25 @@ func TestPortalUploadEmailsRecipientsAWorkingLinkThenTheTransferResult(t *testin
 	e.portal(map[string]any{"name": "Dailies", "slug": "dailies", "active": true, "recipients": []string{r1, r2}, "retention_days": 7,
 		"connection_ids": []string{e.conn.ID}})
 
+	// The test message reports the SMTP server's answer.
+	var res struct {
+		Result web.MailTest `json:"result"`
+	}
+	tester := uniqAddr("tester")
+	resp, body := e.req("POST", "/api/v1/notifications/test", map[string]string{"to": tester}, e.admin()...)
+	e.mustJSON(resp, body, 200, &res)
+	if !res.Result.Sent || res.Result.Transport != "smtp" || !strings.Contains(res.Result.Response, "queued as") {
+		t.Fatalf("test message %+v", res.Result)
+	}
+	onlyMail(t, mp, tester, "ferry test message")
+
 	rng := rand.New(rand.NewPCG(11, 5))
 	files := map[string][]byte{"notes.txt": []byte("day one\n"), "cam A/clip.bin": randBytes(rng, 300<<10+7)}
 	c := e.createPortalPackage("dailies", "Shoot 1", sender)
 	for p, b := range files {
 		e.upload(c.UploadToken, p, b)
 	}
-	resp, body := e.req("POST", "/p/dailies/packages/"+c.Package.ID+"/finalize", nil, "Authorization", "Bearer "+c.UploadToken)
+	resp, body = e.req("POST", "/p/dailies/packages/"+c.Package.ID+"/finalize", nil, "Authorization", "Bearer "+c.UploadToken)
 	e.mustJSON(resp, body, 200, nil)
 	var pkg struct {
 		Package web.Package `json:"package"`
@@ -484,5 +496,39 @@ func TestSendToCloudResultGoesToTheAdminWhoAskedForIt(t *testing.T) {
 	n := e.notifications(own.Package.ID, "transfer", 1)[0]
 	if n.Recipient != "second@example.com" || n.State != "sent" || n.Subject != `Transfer to iconik: "Masters" delivered` {
 		t.Fatalf("transfer notification %+v: want it sent to the admin who asked", n)
+	}
+}
+
+// TestMailTestPageNeedsItsCSRFTokenAndShowsTheServersAnswer: the console's
+// test-message form, in a browser session: refused without the session's
+// CSRF token, and with it sent, showing where it went and the answer.
+func TestMailTestPageNeedsItsCSRFTokenAndShowsTheServersAnswer(t *testing.T) {
+	h := newHarness(t)
+	resp, body := h.req("POST", "/login", map[string]string{"email": "admin@example.com", "password": "correct horse battery"})
+	var login struct {
+		CSRFToken string `json:"csrf_token"`
+	}
+	h.mustJSON(resp, body, 200, &login)
+	var cookie string
+	for _, c := range resp.Cookies() {
+		if c.Name == "ferry_session" {
+			cookie = c.Name + "=" + c.Value
+		}
+	}
+	resp, body = h.req("GET", "/admin/mail-test", nil, "Cookie", cookie)
+	if resp.StatusCode != 200 || !strings.Contains(string(body), `name="csrf_token" value="`+login.CSRFToken+`"`) {
+		t.Fatalf("form page %d:\n%s", resp.StatusCode, body)
+	}
+	form := func(token string) (*http.Response, []byte) {
+		return h.req("POST", "/admin/mail-test", []byte(url.Values{"to": {"me@example.com"}, "csrf_token": {token}}.Encode()),
+			"Cookie", cookie, "Content-Type", "application/x-www-form-urlencoded", "Origin", h.srv.URL)
+	}
+	if resp, body := form(""); resp.StatusCode != http.StatusForbidden {
+		t.Fatalf("a form without its CSRF token: %d %s", resp.StatusCode, body)
+	}
+	resp, body = form(login.CSRFToken)
+	page := string(body)
+	if resp.StatusCode != 200 || !strings.Contains(page, "<h2>Sent</h2>") || !strings.Contains(page, "outbox") || !strings.Contains(page, "me@example.com") {
+		t.Fatalf("form answer %d:\n%s", resp.StatusCode, page)
 	}
 }
