@@ -48,7 +48,11 @@ func newStore(t *testing.T) db.Store {
 // adjusts its options (SMTP, Slack).
 func newFixture(t *testing.T, edit func(*Options)) *fixture {
 	t.Helper()
-	store := newStore(t)
+	return newFixtureOn(t, newStore(t), edit)
+}
+
+func newFixtureOn(t *testing.T, store db.Store, edit func(*Options)) *fixture {
+	t.Helper()
 	o := Options{DB: store, LinkKey: []byte("test link key"), From: "ferry <ferry@studio.example>",
 		BaseURL: func() string { return "http://ferry.example" }, Backoff: func(int) time.Duration { return 10 * time.Millisecond },
 		PollInterval: 20 * time.Millisecond, Logger: slog.New(slog.DiscardHandler)}
@@ -550,5 +554,41 @@ func TestSMTPURLIsParsedAndItsPasswordNeverShown(t *testing.T) {
 		if err != nil || s.String() != c.want || strings.Contains(fmt.Sprintf("%v %+v", s, s), "s3cret") {
 			t.Errorf("%s: %v (%v), want %s without the password", c.in, s, err, c.want)
 		}
+	}
+}
+
+// TestFinalizeAndSettleSendOnceOnPostgreSQL: the same exactly-once flow on
+// PostgreSQL (River's database/sql driver there), with a replayed event and
+// a real SMTP server.
+func TestFinalizeAndSettleSendOnceOnPostgreSQL(t *testing.T) {
+	pg := testbed.Postgres(t)
+	mp, smtp := mailpitSMTP(t)
+	store, err := db.Open(t.Context(), pg.CreateDatabase(t), db.Options{Logger: slog.New(slog.DiscardHandler)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { store.Close() })
+	f := newFixtureOn(t, store, smtp)
+	r := uniq(t, "producer")
+	pkg := f.portalPackage("Dailies", []string{r}, "Shoot PG", "", "", map[string]int64{"a.mov": 5, "b.mov": 6})
+	fin := f.finalize(pkg)
+	if err := f.store.InTx(t.Context(), func(tx db.Tx) error {
+		return f.svc.OnFinalize(t.Context(), tx, &portal.Finalized{Package: fin.Package, Files: fin.Files, Portal: fin.Portal})
+	}); err != nil {
+		t.Fatalf("replaying the finalize event on PostgreSQL: %v", err)
+	}
+	ev := f.event(pkg, db.DeliveryFailed, map[string]string{"a.mov": "boom", "b.mov": "bang"})
+	for range 2 {
+		if err := f.svc.OnSettled(t.Context(), ev); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, n := range f.settled(pkg.ID, 2) {
+		if n.State != db.NotificationSent {
+			t.Fatalf("notification %+v", n)
+		}
+	}
+	if got := mpSearch(t, mp, "to:"+r); len(got) != 2 {
+		t.Fatalf("%s received %d messages, want New package and Transfer to iconik once each", r, len(got))
 	}
 }
