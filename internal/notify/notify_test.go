@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -590,5 +591,24 @@ func TestFinalizeAndSettleSendOnceOnPostgreSQL(t *testing.T) {
 	}
 	if got := mpSearch(t, mp, "to:"+r); len(got) != 2 {
 		t.Fatalf("%s received %d messages, want New package and Transfer to iconik once each", r, len(got))
+	}
+}
+
+// TestUnreachableSMTPIsRetriedThenRecordedAsFailed: a server that refuses
+// connections is tried MaxAttempts times (with backoff), then the message
+// is recorded as failed with the reason, and nothing is queued any more.
+func TestUnreachableSMTPIsRetriedThenRecordedAsFailed(t *testing.T) {
+	closed := httptest.NewServer(http.NotFoundHandler())
+	addr := closed.Listener.Addr().(*net.TCPAddr)
+	closed.Close() // a port nothing listens on any more
+	f := newFixture(t, func(o *Options) {
+		o.SMTP = &SMTP{Host: "127.0.0.1", Port: addr.Port, TLS: "none", Timeout: 5 * time.Second}
+		o.MaxAttempts = 2
+	})
+	pkg := f.portalPackage("Dailies", []string{uniq(t, "producer")}, "Shoot", "", "", map[string]int64{"a.mov": 5})
+	f.finalize(pkg)
+	n := f.settled(pkg.ID, 1)[0]
+	if n.State != db.NotificationFailed || n.Attempts != 2 || !strings.Contains(n.Error, "SMTP smtp://127.0.0.1:") || n.SentAt != nil {
+		t.Fatalf("notification %+v: want failed after 2 attempts, saying why", n)
 	}
 }
