@@ -94,6 +94,11 @@ type setting struct {
 	envOnly     bool // secrets: never a flag (visible in ps)
 }
 
+// hiddenDefaults are flags whose value may hold a password: help never
+// shows it as the flag's default (it would, when it came from the
+// environment).
+var hiddenDefaults = map[string]bool{"smtp-url": true}
+
 func (c *Config) settings() []setting {
 	return []setting{
 		{"addr", "host:port to listen on", &c.Addr, false},
@@ -191,6 +196,9 @@ func (c *Config) BindFlags(fs *pflag.FlagSet, names ...string) {
 			fs.IntVar(p, s.flag, *p, usage)
 		case *time.Duration:
 			fs.DurationVar(p, s.flag, *p, usage)
+		}
+		if hiddenDefaults[s.flag] {
+			fs.Lookup(s.flag).DefValue = ""
 		}
 	}
 }

@@ -117,3 +117,23 @@ func TestSecretKeyComesOnlyFromTheEnvironment(t *testing.T) {
 		t.Fatal("the secret key is offered as a flag, where ps would show it")
 	}
 }
+
+func TestSMTPURLFromTheEnvironmentIsNeverShownInHelp(t *testing.T) {
+	c, err := Load(func(k string) (string, bool) {
+		if k == "FERRY_SMTP_URL" {
+			return "smtp://u:s3cret@mail.example:587", true
+		}
+		return "", false
+	})
+	if err != nil || c.SMTPURL != "smtp://u:s3cret@mail.example:587" {
+		t.Fatalf("FERRY_SMTP_URL not read: %v", err)
+	}
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	c.BindFlags(fs)
+	if help := fs.FlagUsages(); strings.Contains(help, "s3cret") {
+		t.Fatalf("help shows the SMTP password:\n%s", help)
+	}
+	if err := fs.Parse(nil); err != nil || c.SMTPURL != "smtp://u:s3cret@mail.example:587" {
+		t.Fatalf("the environment's value was lost: %q %v", c.SMTPURL, err)
+	}
+}
