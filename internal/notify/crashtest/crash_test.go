@@ -11,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -78,9 +79,10 @@ func stallingSMTP(t *testing.T) (addr string, accepted <-chan struct{}) {
 }
 
 // TestMessagesArriveExactlyOnceAfterSIGKILLBetweenEventAndSend: a package
-// is finalized (the event commits its messages) while the SMTP server
-// stalls every send; ferry is killed with SIGKILL mid-send and restarted
-// against a real SMTP server (Mailpit): every message arrives, exactly once.
+// is finalized and then delivered into iconik (each event commits its
+// messages) while the SMTP server stalls every send; ferry is killed with
+// SIGKILL with all four sends in flight and restarted against a real SMTP
+// server (Mailpit): every message arrives, exactly once.
 func TestMessagesArriveExactlyOnceAfterSIGKILLBetweenEventAndSend(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs the real binary")
@@ -108,9 +110,11 @@ func TestMessagesArriveExactlyOnceAfterSIGKILLBetweenEventAndSend(t *testing.T) 
 	}
 	p := serve(stall)
 	a := &api{t: t, base: "http://" + addr, token: strings.TrimSpace(string(tok))}
+	connID := emulatorConnection(t, a, dir, logPath)
 
 	r1, r2, sender := uniq("producer"), uniq("editor"), uniq("sender")
-	a.do("POST", "/api/v1/portals", "", map[string]any{"name": "Crash", "slug": "crash", "active": true, "recipients": []string{r1, r2}}, nil)
+	a.do("POST", "/api/v1/portals", "", map[string]any{"name": "Crash", "slug": "crash", "active": true, "recipients": []string{r1, r2},
+		"connection_ids": []string{connID}}, nil)
 	var created struct {
 		Package struct {
 			ID string `json:"id"`
@@ -121,10 +125,28 @@ func TestMessagesArriveExactlyOnceAfterSIGKILLBetweenEventAndSend(t *testing.T) 
 	tusUpload(t, a.base, created.UploadToken, "day 1/a.txt", []byte("hello\n"))
 	a.do("POST", "/p/crash/packages/"+created.Package.ID+"/finalize", created.UploadToken, nil, nil)
 
-	select {
-	case <-accepted:
-	case <-time.After(2 * time.Minute):
-		t.Fatal("no send reached the SMTP server")
+	// Three sends of the finalize event and the first "Transfer to iconik"
+	// of the settled one (four workers) are in flight.
+	for i := range 4 {
+		select {
+		case <-accepted:
+		case <-time.After(2 * time.Minute):
+			t.Fatalf("only %d sends reached the SMTP server", i)
+		}
+	}
+	var before struct {
+		Notifications []notification `json:"notifications"`
+	}
+	a.do("GET", "/api/v1/packages/"+created.Package.ID+"/notifications", "", nil, &before)
+	kinds := map[string]int{}
+	for _, n := range before.Notifications {
+		kinds[n.Kind]++
+		if n.State != "queued" {
+			t.Fatalf("before the kill: %+v", n)
+		}
+	}
+	if kinds["new_package"] != 2 || kinds["receipt"] != 1 || kinds["transfer"] != 2 {
+		t.Fatalf("before the kill the events recorded %v, want both events' messages", kinds)
 	}
 	p.kill()
 	for _, to := range []string{r1, r2, sender} {
@@ -134,7 +156,7 @@ func TestMessagesArriveExactlyOnceAfterSIGKILLBetweenEventAndSend(t *testing.T) 
 	}
 
 	p = serve(fmt.Sprintf("%s:%d", mp.SMTPHost, mp.SMTPPort))
-	list := a.waitNotifications(created.Package.ID, 3)
+	list := a.waitNotifications(created.Package.ID, 5)
 	for _, n := range list {
 		if n.State != "sent" || n.Transport != "smtp" {
 			t.Fatalf("after the restart: %+v", n)
@@ -143,10 +165,10 @@ func TestMessagesArriveExactlyOnceAfterSIGKILLBetweenEventAndSend(t *testing.T) 
 	// Killed again once all was sent, and restarted: nothing is sent again.
 	p.kill()
 	serve(fmt.Sprintf("%s:%d", mp.SMTPHost, mp.SMTPPort))
-	a.waitNotifications(created.Package.ID, 3)
-	for _, to := range []string{r1, r2, sender} {
-		if n := mailpitCount(t, mp, to); n != 1 {
-			t.Fatalf("%s received %d messages, want exactly 1", to, n)
+	a.waitNotifications(created.Package.ID, 5)
+	for to, want := range map[string]int{r1: 2, r2: 2, sender: 1} {
+		if n := mailpitCount(t, mp, to); n != want {
+			t.Fatalf("%s received %d messages, want exactly %d (New package and Transfer to iconik once each; one receipt)", to, n, want)
 		}
 	}
 }
@@ -206,4 +228,57 @@ func TestDemoOutboxFillsOnTheFirstPackage(t *testing.T) {
 			t.Fatalf("the outbox page lacks %q", s)
 		}
 	}
+}
+
+// emulatorConnection starts an iconik emulator process and connects ferry
+// to its S3 storage; it returns the connection's id.
+func emulatorConnection(t *testing.T, a *api, dir, logPath string) string {
+	t.Helper()
+	emuAddr, emuDir := freeAddr(t), filepath.Join(dir, "iconik")
+	emu := start(t, logPath, "iconik-emulator", "--addr", emuAddr, "--data", emuDir)
+	waitHTTP(t, "http://"+emuAddr+"/", emu)
+	b, err := os.ReadFile(filepath.Join(emuDir, "credentials.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var creds []struct {
+		Name  string `json:"name"`
+		AppID string `json:"app_id"`
+		Token string `json:"token"`
+	}
+	if err := json.Unmarshal(b, &creds); err != nil {
+		t.Fatal(err)
+	}
+	i := slices.IndexFunc(creds, func(c struct {
+		Name  string `json:"name"`
+		AppID string `json:"app_id"`
+		Token string `json:"token"`
+	}) bool {
+		return c.Name == "admin"
+	})
+	if i < 0 {
+		t.Fatal("the emulator has no admin credential")
+	}
+	body := map[string]any{"base_url": "http://" + emuAddr, "app_id": creds[i].AppID, "token": creds[i].Token}
+	var v struct {
+		Verification struct {
+			Storages []struct {
+				ID         string `json:"id"`
+				Name       string `json:"name"`
+				Selectable bool   `json:"selectable"`
+			} `json:"storages"`
+		} `json:"verification"`
+	}
+	a.do("POST", "/api/v1/connections/verify", "", body, &v)
+	for _, st := range v.Verification.Storages {
+		if st.Name == "s3" && st.Selectable {
+			body["storage_id"] = st.ID
+		}
+	}
+	body["name"] = "emulator"
+	var conn struct {
+		Connection struct{ ID string } `json:"connection"`
+	}
+	a.do("POST", "/api/v1/connections", "", body, &conn)
+	return conn.Connection.ID
 }
