@@ -111,16 +111,14 @@ type Connection struct {
 	MetadataViewID  string            `json:"metadata_view_id"`
 	MetadataField   string            `json:"metadata_field"`
 	HasSlackWebhook bool              `json:"has_slack_webhook"`
-	// SlackError says why Slack refused the webhook at the last message
-	// (a wrong or revoked URL); set a new one to clear it.
-	SlackError      string     `json:"slack_error,omitempty"`
-	IconikUserID    string     `json:"iconik_user_id"`
-	IconikUserEmail string     `json:"iconik_user_email"`
-	State           string     `json:"state"` // ok | broken
-	StateReason     string     `json:"state_reason"`
-	VerifiedAt      *time.Time `json:"verified_at"`
-	CreatedAt       time.Time  `json:"created_at"`
-	UpdatedAt       time.Time  `json:"updated_at"`
+	IconikUserID    string            `json:"iconik_user_id"`
+	IconikUserEmail string            `json:"iconik_user_email"`
+	State           string            `json:"state"` // ok | broken
+	StateReason     string            `json:"state_reason"`
+	VerifiedAt      *time.Time        `json:"verified_at"`
+	CreatedAt       time.Time         `json:"created_at"`
+	UpdatedAt       time.Time         `json:"updated_at"`
+	SlackError      string            `json:"slack_error,omitempty"` // why Slack refused the webhook at its last message; a new webhook clears it
 }
 
 type verificationResponse struct {

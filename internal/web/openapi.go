@@ -24,25 +24,27 @@ var apiSchemas = map[string]struct {
 	resp   any
 	status int
 }{
-	"GET /api/v1/session":                     {nil, sessionResponse{}, 200},
-	"GET /api/v1/portals":                     {nil, portalsResponse{}, 200},
-	"POST /api/v1/portals":                    {PortalInput{}, portalResponse{}, 201},
-	"GET /api/v1/portals/{id}":                {nil, portalResponse{}, 200},
-	"PATCH /api/v1/portals/{id}":              {PortalInput{}, portalResponse{}, 200},
-	"DELETE /api/v1/portals/{id}":             {nil, nil, 204},
-	"GET /api/v1/packages":                    {nil, packagesResponse{}, 200},
-	"POST /api/v1/packages":                   {adminPackageRequest{}, createdPackage{}, 201},
-	"GET /api/v1/packages/{id}":               {nil, packageResponse{}, 200},
-	"DELETE /api/v1/packages/{id}":            {nil, nil, 204},
-	"POST /api/v1/packages/{id}/finalize":     {nil, packageResponse{}, 200},
-	"POST /api/v1/packages/{id}/links":        {linkRequest{}, createdLink{}, 201},
-	"POST /p/{slug}/packages":                 {packageRequest{}, createdPackage{}, 201},
+	"GET /api/v1/session":                   {nil, sessionResponse{}, 200},
+	"GET /api/v1/portals":                   {nil, portalsResponse{}, 200},
+	"POST /api/v1/portals":                  {PortalInput{}, portalResponse{}, 201},
+	"GET /api/v1/portals/{id}":              {nil, portalResponse{}, 200},
+	"PATCH /api/v1/portals/{id}":            {PortalInput{}, portalResponse{}, 200},
+	"DELETE /api/v1/portals/{id}":           {nil, nil, 204},
+	"GET /api/v1/packages":                  {nil, packagesResponse{}, 200},
+	"POST /api/v1/packages":                 {adminPackageRequest{}, createdPackage{}, 201},
+	"GET /api/v1/packages/{id}":             {nil, packageResponse{}, 200},
+	"DELETE /api/v1/packages/{id}":          {nil, nil, 204},
+	"POST /api/v1/packages/{id}/finalize":   {nil, packageResponse{}, 200},
+	"POST /api/v1/packages/{id}/links":      {linkRequest{}, createdLink{}, 201},
+	"POST /p/{slug}/packages":               {packageRequest{}, createdPackage{}, 201},
+	"GET /p/{slug}/packages/{id}":           {nil, packageResponse{}, 200},
+	"POST /p/{slug}/packages/{id}/finalize": {nil, packageResponse{}, 200},
+
+	// Notifications (issue 11).
 	"GET /api/v1/packages/{id}/notifications": {nil, notificationsResponse{}, 200},
 	"POST /api/v1/notifications/test":         {mailTestRequest{}, mailTestResponse{}, 200},
 	"GET /api/v1/portals/{id}/notifications":  {nil, portalNotifyResponse{}, 200},
 	"PUT /api/v1/portals/{id}/notifications":  {portalNotifyRequest{}, portalNotifyResponse{}, 200},
-	"GET /p/{slug}/packages/{id}":             {nil, packageResponse{}, 200},
-	"POST /p/{slug}/packages/{id}/finalize":   {nil, packageResponse{}, 200},
 }
 
 type sessionResponse struct {
