@@ -2,6 +2,8 @@ package notify
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"net"
@@ -29,6 +31,8 @@ type SMTP struct {
 	TLS string
 	// Timeout bounds one conversation with the server (default 30 s).
 	Timeout time.Duration
+	// RootCAs verifies the server's certificate (nil: the system's roots).
+	RootCAs *x509.CertPool
 }
 
 // ParseSMTPURL reads --smtp-url. Its errors never repeat the password.
@@ -167,6 +171,9 @@ func (s *Service) smtpClient() (*gomail.Client, error) {
 		opts = append(opts, gomail.WithTLSPolicy(gomail.NoTLS))
 	default:
 		opts = append(opts, gomail.WithTLSPolicy(gomail.TLSMandatory))
+	}
+	if c.TLS != "none" {
+		opts = append(opts, gomail.WithTLSConfig(&tls.Config{ServerName: c.Host, RootCAs: c.RootCAs, MinVersion: tls.VersionTLS12}))
 	}
 	if c.Username != "" {
 		auth := gomail.SMTPAuthAutoDiscover
