@@ -96,3 +96,41 @@ func TestSMTPOverSTARTTLSAndImplicitTLSWithAuth(t *testing.T) {
 		})
 	}
 }
+
+// TestRecipientRefusedBySMTPServerIsFailedAtOnceWithItsAnswer: a 5xx for the
+// recipient (here Mailpit refusing any address outside example.org) is the
+// server's final word: recorded as failed after one attempt with the
+// server's answer, not retried.
+func TestRecipientRefusedBySMTPServerIsFailedAtOnceWithItsAnswer(t *testing.T) {
+	bin := testbed.Binary(t, "mailpit")
+	dir := t.TempDir()
+	smtpPort, httpPort := testbed.FreePort(t), testbed.FreePort(t)
+	p, err := testbed.StartIn(dir, testbed.StartOpts{Name: "mailpit-refusing", Bin: bin, Args: []string{
+		"--smtp", fmt.Sprintf("127.0.0.1:%d", smtpPort), "--listen", fmt.Sprintf("127.0.0.1:%d", httpPort),
+		"--database", filepath.Join(dir, "mail.db"), "--disable-version-check", "--smtp-allowed-recipients", `@example\.org$`}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(p.Stop)
+	if err := testbed.WaitTCP(p, fmt.Sprintf("127.0.0.1:%d", smtpPort), 30*time.Second); err != nil {
+		t.Fatal(err)
+	}
+	f := newFixture(t, func(o *Options) {
+		o.SMTP = &SMTP{Host: "127.0.0.1", Port: smtpPort, TLS: "none", Timeout: 20 * time.Second}
+		o.MaxAttempts = 5
+	})
+	pkg := f.portalPackage("Dailies", []string{"ok@example.org", "nobody@example.com"}, "Shoot", "", "", map[string]int64{"a.mov": 5})
+	f.finalize(pkg)
+	for _, n := range f.settled(pkg.ID, 2) {
+		switch n.Recipient {
+		case "ok@example.org":
+			if n.State != "sent" {
+				t.Fatalf("allowed recipient: %+v", n)
+			}
+		default:
+			if n.State != "failed" || n.Attempts != 1 || !strings.Contains(n.Response, "550") {
+				t.Fatalf("refused recipient: %+v; want failed at the first 5xx with the server's answer", n)
+			}
+		}
+	}
+}
