@@ -105,9 +105,10 @@ func runDemo(ctx context.Context, out io.Writer, cfg config.Config, log *slog.Lo
   ferry:       %s  (sign in as %s / %s)
   API token:   %s
   portal:      %s  (delivers to the emulated iconik's S3 storage)
+  outbox:      %s  (the emails ferry would have sent; --smtp-url sends them)
   iconik:      %s  (browse page; App-ID %s, Auth-Token %s)
   saved in:    %s
-`, info.FerryURL, info.AdminEmail, info.AdminPassword, info.APIToken, info.PortalURL, info.IconikURL, info.IconikAppID, info.IconikToken, infoPath)
+`, info.FerryURL, info.AdminEmail, info.AdminPassword, info.APIToken, info.PortalURL, info.FerryURL+"/admin/outbox", info.IconikURL, info.IconikAppID, info.IconikToken, infoPath)
 	})
 }
 
@@ -156,7 +157,11 @@ func seedDemo(ctx context.Context, app *server.App, emu *emulator.Server, info *
 		return fmt.Errorf("connecting to the emulator: %w", err)
 	}
 	info.ConnectionID = c.ID
+	// The admin is the portal's recipient: with no SMTP server configured,
+	// the first package fills the outbox (/admin/outbox) with what would
+	// have been sent.
 	p, err := app.Portal.CreatePortal(ctx, portal.PortalInput{Name: "Demo", Slug: "demo", Active: true, ConnectionIDs: []string{c.ID},
+		Recipients:     []string{info.AdminEmail},
 		WelcomeMessage: "This is ferry's demo portal: what you upload here is delivered into the emulated iconik."})
 	if err != nil {
 		return err

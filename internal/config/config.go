@@ -56,6 +56,12 @@ type Config struct {
 	// advertised to tus clients as Tus-Max-Size. It is finite so that no sum
 	// of sizes a sender can make comes near the int64 limit.
 	MaxUploadSize ByteSize
+	// SMTPURL is where email goes: smtp://user:pass@host:587?tls=starttls
+	// (tls=starttls|implicit|none). Empty: emails are kept in the outbox
+	// (/admin/outbox) instead. Its password is never logged or returned.
+	SMTPURL string
+	// MailFrom is the sender of ferry's emails.
+	MailFrom string
 }
 
 // DefaultMaxUploadSize is 16 TiB: past any single media file, far from int64.
@@ -136,6 +142,7 @@ func Default(xdgDataHome string) Config {
 		DeliveryPerPackage:  4,
 		DeliveryIndexGrace:  30 * time.Second,
 		MaxUploadSize:       DefaultMaxUploadSize,
+		MailFrom:            "ferry <ferry@localhost>",
 	}
 }
 
@@ -146,6 +153,11 @@ type setting struct {
 	ptr         any
 	envOnly     bool // secrets: never a flag (visible in ps)
 }
+
+// hiddenDefaults are flags whose value may hold a password: help never
+// shows it as the flag's default (it would, when it came from the
+// environment).
+var hiddenDefaults = map[string]bool{"smtp-url": true}
 
 func (c *Config) settings() []setting {
 	return []setting{
@@ -167,6 +179,8 @@ func (c *Config) settings() []setting {
 		{"delivery-per-package", "files of one delivery sent at once", &c.DeliveryPerPackage, false},
 		{"delivery-index-grace", "how long iconik may take to list an object whose creation answer was lost, before ferry creates it again", &c.DeliveryIndexGrace, false},
 		{"max-upload-size", "largest upload (file or part) accepted, advertised as Tus-Max-Size (16TiB, 500GB, bytes)", &c.MaxUploadSize, false},
+		{"smtp-url", "SMTP server for email, smtp://user:pass@host:587?tls=starttls|implicit|none (empty: emails go to the outbox at /admin/outbox; prefer the environment variable, a flag shows in the process list)", &c.SMTPURL, false},
+		{"mail-from", "sender of ferry's emails, like \"ferry <ferry@studio.example>\"", &c.MailFrom, false},
 	}
 }
 
@@ -248,6 +262,9 @@ func (c *Config) BindFlags(fs *pflag.FlagSet, names ...string) {
 		case *ByteSize:
 			fs.Var(p, s.flag, usage)
 		}
+		if hiddenDefaults[s.flag] {
+			fs.Lookup(s.flag).DefValue = ""
+		}
 	}
 }
 
@@ -283,6 +300,13 @@ func (c *Config) Validate() error {
 	}
 	if (c.TLSCert == "") != (c.TLSKey == "") {
 		return fmt.Errorf("config: --tls-cert and --tls-key go together; one of them is empty")
+	}
+	if c.SMTPURL != "" && !strings.HasPrefix(c.SMTPURL, "smtp://") && !strings.HasPrefix(c.SMTPURL, "smtps://") {
+		// Not repeated: it may carry a password.
+		return fmt.Errorf("config: --smtp-url must start with smtp:// (like smtp://user:pass@host:587?tls=starttls)")
+	}
+	if strings.TrimSpace(c.MailFrom) == "" {
+		return fmt.Errorf("config: --mail-from is empty")
 	}
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		return fmt.Errorf("config: --public-url %q must start with http:// or https://", c.PublicURL)

@@ -62,7 +62,7 @@ func TestEverySettingIsAFlagNamingItsVariable(t *testing.T) {
 	var c Config
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	c.BindFlags(fs)
-	for _, name := range []string{"max-upload-size", "demo", "delivery-workers", "delivery-per-package", "delivery-index-grace", "addr"} {
+	for _, name := range []string{"max-upload-size", "demo", "delivery-workers", "delivery-per-package", "delivery-index-grace", "addr", "smtp-url", "mail-from"} {
 		f := fs.Lookup(name)
 		if f == nil || !strings.Contains(f.Usage, "["+EnvName(name)+"]") {
 			t.Errorf("flag --%s missing or its help does not name %s: %+v", name, EnvName(name), f)
@@ -89,6 +89,8 @@ func TestMalformedSettingsAreRefusedWithTheirName(t *testing.T) {
 		{"largest upload not a size", map[string]string{"FERRY_MAX_UPLOAD_SIZE": "huge"}, "FERRY_MAX_UPLOAD_SIZE"},
 		{"largest upload past int64", map[string]string{"FERRY_MAX_UPLOAD_SIZE": "9000000PiB"}, "FERRY_MAX_UPLOAD_SIZE"},
 		{"no largest upload", map[string]string{"FERRY_MAX_UPLOAD_SIZE": "0"}, "--max-upload-size"},
+		{"smtp url of another scheme", map[string]string{"FERRY_SMTP_URL": "http://u:s3cret@mail.example"}, "--smtp-url"},
+		{"empty mail sender", map[string]string{"FERRY_MAIL_FROM": " "}, "--mail-from"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -98,6 +100,9 @@ func TestMalformedSettingsAreRefusedWithTheirName(t *testing.T) {
 			}
 			if err == nil || !strings.Contains(err.Error(), tc.want) {
 				t.Fatalf("error %v does not name %s", err, tc.want)
+			}
+			if strings.Contains(err.Error(), "s3cret") {
+				t.Fatalf("error %v repeats a password", err)
 			}
 		})
 	}
@@ -129,5 +134,25 @@ func TestSecretKeyComesOnlyFromTheEnvironment(t *testing.T) {
 	c.BindFlags(fs)
 	if fs.Lookup("secret-key") != nil {
 		t.Fatal("the secret key is offered as a flag, where ps would show it")
+	}
+}
+
+func TestSMTPURLFromTheEnvironmentIsNeverShownInHelp(t *testing.T) {
+	c, err := Load(func(k string) (string, bool) {
+		if k == "FERRY_SMTP_URL" {
+			return "smtp://u:s3cret@mail.example:587", true
+		}
+		return "", false
+	})
+	if err != nil || c.SMTPURL != "smtp://u:s3cret@mail.example:587" {
+		t.Fatalf("FERRY_SMTP_URL not read: %v", err)
+	}
+	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
+	c.BindFlags(fs)
+	if help := fs.FlagUsages(); strings.Contains(help, "s3cret") {
+		t.Fatalf("help shows the SMTP password:\n%s", help)
+	}
+	if err := fs.Parse(nil); err != nil || c.SMTPURL != "smtp://u:s3cret@mail.example:587" {
+		t.Fatalf("the environment's value was lost: %q %v", c.SMTPURL, err)
 	}
 }

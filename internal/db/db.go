@@ -83,6 +83,13 @@ type Queries interface {
 	FileSetSHA256IfEmpty(ctx context.Context, params *FileSetSHA256IfEmptyParams) (*File, error)
 	FileSetUploadID(ctx context.Context, params *FileSetUploadIDParams) (*File, error)
 
+	NotificationCreate(ctx context.Context, params *NotificationCreateParams) (*Notification, error)
+	NotificationGetByID(ctx context.Context, params *NotificationGetByIDParams) (*Notification, error)
+	NotificationList(ctx context.Context, params *NotificationListParams) ([]*Notification, error)
+	NotificationRecordAttempt(ctx context.Context, params *NotificationRecordAttemptParams) (*Notification, error)
+	NotifyRequesterGet(ctx context.Context, params *NotifyRequesterGetParams) (string, error)
+	NotifyRequesterSet(ctx context.Context, params *NotifyRequesterSetParams) error
+
 	PackageAddUsage(ctx context.Context, params *PackageAddUsageParams) (*Package, error)
 	PackageCreate(ctx context.Context, params *PackageCreateParams) (*Package, error)
 	PackageDelete(ctx context.Context, params *PackageDeleteParams) error
@@ -98,6 +105,8 @@ type Queries interface {
 	PortalGetByID(ctx context.Context, params *PortalGetByIDParams) (*Portal, error)
 	PortalGetBySlug(ctx context.Context, params *PortalGetBySlugParams) (*Portal, error)
 	PortalList(ctx context.Context, params *PortalListParams) ([]*Portal, error)
+	PortalNotifySettingsGet(ctx context.Context, params *PortalNotifySettingsGetParams) (*PortalNotifySettings, error)
+	PortalNotifySettingsSet(ctx context.Context, params *PortalNotifySettingsSetParams) (*PortalNotifySettings, error)
 	PortalUpdate(ctx context.Context, params *PortalUpdateParams) (*Portal, error)
 
 	SessionCreate(ctx context.Context, params *SessionCreateParams) (*Session, error)

@@ -13,6 +13,7 @@ import (
 	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/notify"
 	"github.com/ferryhq/ferry/internal/portal"
 	"github.com/ferryhq/ferry/internal/secret"
 	"github.com/ferryhq/ferry/internal/web"
@@ -29,6 +30,9 @@ func (a *App) openDelivery(ctx context.Context, opt Options, g *gate) error {
 		DB: a.DB, Connections: deliveryConns{a.Connect}, Blobs: deliveryBlobs{a.Ingest}, Sealer: sealer,
 		Logger:  a.log,
 		Workers: a.cfg.DeliveryWorkers, PerDelivery: a.cfg.DeliveryPerPackage, IndexGrace: a.cfg.DeliveryIndexGrace,
+	}
+	if a.Notify != nil {
+		o.OnSettled = a.Notify.OnSettled
 	}
 	if opt.Delivery != nil {
 		opt.Delivery(&o)
@@ -67,9 +71,9 @@ func (a *App) withDeliveries(ws *webStore) web.Store {
 		return ws
 	}
 	if ws.onFinalize == nil {
-		ws.onFinalize = a.Delivery.OnFinalize
+		ws.onFinalize = a.finalizeHook()
 	}
-	return &deliveryStore{webStore: ws, d: a.Delivery}
+	return &deliveryStore{webStore: ws, d: a.Delivery, n: a.Notify}
 }
 
 // startDelivery works delivery jobs until stopDelivery.
@@ -129,6 +133,7 @@ func (b deliveryBlobs) Open(ctx context.Context, id string) (delivery.Blob, erro
 type deliveryStore struct {
 	*webStore
 	d *delivery.Service
+	n *notify.Service // nil: no notifications
 }
 
 var _ web.Deliveries = (*deliveryStore)(nil)
@@ -177,6 +182,12 @@ func (s *deliveryStore) DeliverySend(ctx context.Context, packageID, connectionI
 	}
 	if err := s.checkSendToCloud(ctx, packageID, connectionID); err != nil {
 		return nil, err
+	}
+	if u, ok := web.RequestUser(ctx); ok && s.n != nil {
+		// Before the delivery exists: it may settle at once.
+		if err := s.n.SetRequester(ctx, packageID, connectionID, u.Email); err != nil {
+			return nil, deliveryErr(err)
+		}
 	}
 	d, err := s.d.SendToCloud(ctx, packageID, connectionID)
 	if err != nil {

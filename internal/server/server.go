@@ -13,6 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/config"
@@ -21,6 +22,7 @@ import (
 	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/notify"
 	"github.com/ferryhq/ferry/internal/portal"
 	"github.com/ferryhq/ferry/internal/secret"
 	"github.com/ferryhq/ferry/internal/web"
@@ -57,7 +59,10 @@ type App struct {
 	Connect *connect.Service
 	// Delivery delivers packages into iconik.
 	Delivery *delivery.Service
-	now      func() time.Time
+	// Notify sends the emails and Slack messages about packages.
+	Notify *notify.Service
+	now    func() time.Time
+	bound  atomic.Pointer[string] // the address Serve listens on, for links
 }
 
 // Open opens (and migrates) the database under cfg.DataDir, builds the upload
@@ -114,6 +119,10 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		store.Close()
 		return nil, err
 	}
+	if err := a.openNotify(ctx, key); err != nil {
+		store.Close()
+		return nil, err
+	}
 	if err := a.openDelivery(ctx, opt, g); err != nil {
 		store.Close()
 		return nil, err
@@ -122,7 +131,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		Store: a.withDeliveries(&webStore{db: store, svc: a.Portal, conns: a.Connect, now: opt.Now, onFinalize: opt.OnFinalize}),
 		Blobs: blobs{a.Ingest}, Uploads: a.guardTermination(a.Ingest.Handler()), Connections: a.Connect,
 		Logger: opt.Logger, SecureCookies: cfg.SecureCookies, SessionTTL: cfg.SessionTTL, Now: opt.Now,
-		Secret: derive(key, "web MAC v1"),
+		Secret: derive(key, "web MAC v1"), Notifications: notifyWeb{a.Notify},
 	})
 	if err != nil {
 		store.Close()
@@ -242,20 +251,29 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 		return fmt.Errorf("listening on %s: %w", a.cfg.Addr, err)
 	}
 	srv := a.HTTPServer()
+	scheme := "http"
+	if a.cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	bound := scheme + "://" + ln.Addr().String()
+	a.bound.Store(&bound)
 	if err := a.startDelivery(ctx); err != nil {
 		ln.Close()
 		return err
 	}
 	defer a.stopDelivery()
+	if err := a.startNotify(ctx); err != nil {
+		ln.Close()
+		return err
+	}
+	defer a.stopNotify()
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.sweepLoop(sweepCtx, a.cfg.CleanupInterval) })
 	defer func() { stopSweep(); wg.Wait() }()
 
 	errc := make(chan error, 1)
-	scheme := "http"
 	if a.cfg.TLSCert != "" {
-		scheme = "https"
 		go func() { errc <- srv.ServeTLS(ln, a.cfg.TLSCert, a.cfg.TLSKey) }()
 	} else {
 		go func() { errc <- srv.Serve(ln) }()

@@ -118,6 +118,7 @@ type Connection struct {
 	VerifiedAt      *time.Time        `json:"verified_at"`
 	CreatedAt       time.Time         `json:"created_at"`
 	UpdatedAt       time.Time         `json:"updated_at"`
+	SlackError      string            `json:"slack_error,omitempty"` // why Slack refused the webhook at its last message; a new webhook clears it
 }
 
 type verificationResponse struct {
@@ -239,7 +240,7 @@ func (s *Server) connectionList(w http.ResponseWriter, r *http.Request) error {
 	}
 	out := connectionsResponse{Connections: make([]Connection, 0, len(list))}
 	for _, c := range list {
-		out.Connections = append(out.Connections, wireConnection(c))
+		out.Connections = append(out.Connections, s.withSlackFailure(r.Context(), wireConnection(c)))
 	}
 	writeJSON(w, http.StatusOK, out)
 	return nil
@@ -276,7 +277,7 @@ func (s *Server) connectionGet(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return connectError(err)
 	}
-	writeJSON(w, http.StatusOK, connectionResponse{wireConnection(c)})
+	writeJSON(w, http.StatusOK, connectionResponse{s.withSlackFailure(r.Context(), wireConnection(c))})
 	return nil
 }
 

@@ -40,6 +40,12 @@ var apiSchemas = map[string]struct {
 	"POST /p/{slug}/packages":               {packageRequest{}, createdPackage{}, 201},
 	"GET /p/{slug}/packages/{id}":           {nil, packageResponse{}, 200},
 	"POST /p/{slug}/packages/{id}/finalize": {nil, packageResponse{}, 200},
+
+	// Notifications (issue 11).
+	"GET /api/v1/packages/{id}/notifications": {nil, notificationsResponse{}, 200},
+	"POST /api/v1/notifications/test":         {mailTestRequest{}, mailTestResponse{}, 200},
+	"GET /api/v1/portals/{id}/notifications":  {nil, portalNotifyResponse{}, 200},
+	"PUT /api/v1/portals/{id}/notifications":  {portalNotifyRequest{}, portalNotifyResponse{}, 200},
 }
 
 type sessionResponse struct {

@@ -51,6 +51,16 @@ func (s *Server) routeTable() []Route {
 		{"POST", "/api/v1/deliveries/{id}/retry", Admin, "Retry the failed files of a delivery (each resumes from its first unfinished step)", s.deliveryRetry},
 		{"GET", "/api/v1/packages/{id}/deliveries", Admin, "List a package's deliveries into iconik", s.deliveryList},
 		{"POST", "/api/v1/packages/{id}/deliveries", Admin, "Send to Cloud: deliver a finalized package to a connection ({\"connection_id\"}); 422 object_name_too_long or object_name_refused, and nothing recorded, when a file's full object name could never be stored on the connection's storage", s.deliverySend},
+		// Notifications (issue 11).
+		{"GET", "/api/v1/packages/{id}/notifications", Admin, "List what was sent about a package: to whom, when, and what the server answered", s.notificationList},
+		{"POST", "/api/v1/notifications/test", Admin, "Send a test email now ({\"to\"}) and return the SMTP server's answer", s.mailTest},
+		{"GET", "/api/v1/portals/{id}/notifications", Admin, "A portal's notification switches (sender_receipt: the sender gets a receipt; on by default)", s.portalNotifyGet},
+		{"PUT", "/api/v1/portals/{id}/notifications", Admin, "Change a portal's notification switches ({\"sender_receipt\": false})", s.portalNotifySet},
+		{"GET", "/admin/outbox", Admin, "Outbox page: the emails kept when no SMTP server is configured, as recipients would see them", s.outboxPage},
+		{"GET", "/admin/mail-test", Admin, "Test message page", s.mailTestPage},
+		{"POST", "/admin/mail-test", Admin, "Send a test message (form)", s.mailTestPage},
+		{"GET", "/admin/packages/{id}", Admin, "Package page: what was sent about it", s.packageNotificationsPage},
+
 		{"GET", jobsUIPath, Admin, "River UI: durable delivery jobs, for operators", s.jobsUI},
 		{"POST", jobsUIPath, Admin, "River UI actions (retry, cancel, delete jobs)", s.jobsUI},
 		{"PUT", jobsUIPath, Admin, "River UI actions (pause, resume a queue)", s.jobsUI},

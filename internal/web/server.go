@@ -32,6 +32,9 @@ type Options struct {
 	Secret []byte
 	// Connections serves /api/v1/connections (nil: those routes answer 503).
 	Connections Connections
+	// Notifications serves what was sent, the outbox and test messages
+	// (nil: those routes answer 503).
+	Notifications Notifications
 }
 
 // Access says who may call a route.

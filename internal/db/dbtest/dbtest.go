@@ -45,6 +45,7 @@ func Run(t *testing.T, open Open) {
 		{"TimesRoundTripInUTCMicroseconds", testTimes},
 		{"ConnectionsRoundTripAndMarkBroken", testConnections},
 		{"DeliveriesResumeAndClaimOnce", testDeliveries},
+		{"NotificationsAreRecordedOncePerEventKindAndRecipient", testNotifications},
 	}
 	for _, c := range cases {
 		run(t, c.name, func(t *testing.T) { c.fn(t, open(t)) })
