@@ -1,10 +1,10 @@
-// Builds the portal page's bundle into internal/web/static/ with esbuild.
+// Builds the portal page's and the console's bundles into internal/web/static/ with esbuild.
 // The output is committed (go build needs no npm); scripts/web runs this, and
 // TestWebBundleMatchesItsSources fails when the committed files are stale.
 import * as esbuild from 'esbuild'
 
 await esbuild.build({
-  entryPoints: { portal: 'src/portal.js' },
+  entryPoints: { portal: 'src/portal.js', console: 'src/console.js' },
   bundle: true,
   minify: true,
   format: 'iife',

@@ -13,10 +13,11 @@ import (
 
 // The admin UI proper comes later; these are minimal server-rendered pages.
 
-//go:embed templates/*.html
+//go:embed templates/*.html templates/console/*.html
 var templateFS embed.FS
 
-var pages = template.Must(template.New("").Funcs(template.FuncMap{"size": humanSize}).ParseFS(templateFS, "templates/*.html"))
+var pages = template.Must(template.New("").Funcs(template.FuncMap{"size": humanSize}).Funcs(consoleFuncs).
+	ParseFS(templateFS, "templates/*.html", "templates/console/*.html"))
 
 // render writes a page. Scripts run only with the page's nonce (CSP), so
 // markup that slipped into a page could not run script.

@@ -47,10 +47,14 @@ const (
 	Admin
 	// Uploader routes need the package's upload token (Authorization: Bearer).
 	Uploader
+	// Console routes are admin pages for a signed-in browser: the same
+	// credentials as Admin, but a visitor who is not signed in is sent to the
+	// sign-in page and every error is an HTML page, never JSON.
+	Console
 )
 
 func (a Access) String() string {
-	return [...]string{"public", "admin", "uploader"}[a]
+	return [...]string{"public", "admin", "uploader", "console"}[a]
 }
 
 // Route is one entry of the route table: the auth test iterates it, so a new
@@ -169,6 +173,13 @@ func (s *Server) wrap(rt Route) http.Handler {
 				return
 			}
 			ctx = context.WithValue(ctx, userKey, u)
+		case Console:
+			u, err := s.authAdmin(w, r, false)
+			if err != nil {
+				s.consoleError(w, r, err)
+				return
+			}
+			ctx = context.WithValue(ctx, userKey, u)
 		case Uploader:
 			pkgID, err := s.authUploader(r)
 			if err != nil {
@@ -189,6 +200,10 @@ func (s *Server) wrap(rt Route) http.Handler {
 			}
 		}()
 		if err := rt.handle(w, r.WithContext(ctx)); err != nil {
+			if rt.Access == Console {
+				s.consoleError(w, r.WithContext(ctx), err)
+				return
+			}
 			writeError(w, r, mapStoreError(err))
 		}
 	})

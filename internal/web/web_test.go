@@ -501,3 +501,40 @@ func TestOpenAPIDescribesTheTusMetadataKeys(t *testing.T) {
 		t.Error("the tus creation does not document 413 for uploads over Tus-Max-Size")
 	}
 }
+
+// Console pages are for a signed-in browser: a visitor who is not signed in
+// (or brings a credential that is unknown) is sent to the sign-in page on a
+// GET and refused with an HTML page otherwise; never JSON, never the page.
+func TestEveryConsoleRouteSendsStrangersToSignIn(t *testing.T) {
+	f := newFixture(t)
+	s, _ := New(Options{Store: f.store, Blobs: f.blobs})
+	callers := []struct {
+		name string
+		hdr  []string
+	}{
+		{"anonymous", nil},
+		{"unknown api token", []string{"Authorization", "Bearer " + randToken()}},
+		{"unknown session cookie", []string{"Cookie", sessionCookie + "=" + randToken()}},
+	}
+	for _, rt := range s.Routes() {
+		if rt.Access != Console {
+			continue
+		}
+		path := pathVar.ReplaceAllString(rt.Pattern, "x1")
+		for _, c := range callers {
+			t.Run(rt.Method+" "+rt.Pattern+"/"+c.name, func(t *testing.T) {
+				hdr := append([]string{"Content-Type", "application/x-www-form-urlencoded"}, c.hdr...)
+				resp, body := f.do(rt.Method, path, "name=n", hdr...)
+				if rt.Method == http.MethodGet {
+					if resp.StatusCode != http.StatusSeeOther || !strings.HasPrefix(resp.Header.Get("Location"), "/login?next=") {
+						t.Fatalf("got %d to %q, want 303 to /login?next=...", resp.StatusCode, resp.Header.Get("Location"))
+					}
+					return
+				}
+				if resp.StatusCode != http.StatusUnauthorized || !strings.HasPrefix(resp.Header.Get("Content-Type"), "text/html") {
+					t.Fatalf("got %d %s, want a 401 HTML page: %s", resp.StatusCode, resp.Header.Get("Content-Type"), body)
+				}
+			})
+		}
+	}
+}
