@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	wanlink "github.com/ferryhq/ferry/bench/internal/wan"
 	"github.com/ferryhq/ferry/internal/send/sendtest"
 	"github.com/ferryhq/ferry/internal/testbed"
 )
@@ -331,7 +332,7 @@ func wan(c config, target string) error {
 	if err != nil {
 		return err
 	}
-	p, err := startProxy(tu.Host, c.wanDelay, c.wanRate, 4<<20)
+	p, err := wanlink.Start(tu.Host, c.wanDelay, c.wanRate, 4<<20)
 	if err != nil {
 		return err
 	}

@@ -1,4 +1,7 @@
-package main
+// Package wan is the benchmarks' crude long-distance link: a TCP proxy that
+// delays each direction and caps each connection's rate, shared by the
+// upload benchmarks (bench/ingest, bench/portal).
+package wan
 
 import (
 	"context"
@@ -12,11 +15,11 @@ import (
 	"golang.org/x/time/rate"
 )
 
-// wanProxy forwards TCP connections to upstream, adding a one-way delay in
+// Proxy forwards TCP connections to upstream, adding a one-way delay in
 // each direction and capping each connection's rate per direction: a crude
 // long-distance link. In-flight data per direction is bounded (window), as a
 // TCP window would bound it. Written here because no small Go tool does both.
-type wanProxy struct {
+type Proxy struct {
 	ln       net.Listener
 	upstream string
 	delay    time.Duration
@@ -27,20 +30,23 @@ type wanProxy struct {
 	conns    map[net.Conn]bool
 }
 
-func startProxy(upstream string, delay time.Duration, bytesPerSec float64, window int) (*wanProxy, error) {
+// Start listens on a free loopback port and forwards to upstream.
+func Start(upstream string, delay time.Duration, bytesPerSec float64, window int) (*Proxy, error) {
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		return nil, err
 	}
-	p := &wanProxy{ln: ln, upstream: upstream, delay: delay, rate: bytesPerSec, window: window, conns: map[net.Conn]bool{}}
+	p := &Proxy{ln: ln, upstream: upstream, delay: delay, rate: bytesPerSec, window: window, conns: map[net.Conn]bool{}}
 	p.wg.Add(1)
 	go p.serve()
 	return p, nil
 }
 
-func (p *wanProxy) Addr() string { return p.ln.Addr().String() }
+// Addr is the proxy's address.
+func (p *Proxy) Addr() string { return p.ln.Addr().String() }
 
-func (p *wanProxy) Close() {
+// Close stops the proxy and cuts every connection.
+func (p *Proxy) Close() {
 	p.ln.Close()
 	p.mu.Lock()
 	for c := range p.conns {
@@ -50,7 +56,7 @@ func (p *wanProxy) Close() {
 	p.wg.Wait()
 }
 
-func (p *wanProxy) track(c net.Conn, on bool) {
+func (p *Proxy) track(c net.Conn, on bool) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if on {
@@ -60,7 +66,7 @@ func (p *wanProxy) track(c net.Conn, on bool) {
 	}
 }
 
-func (p *wanProxy) serve() {
+func (p *Proxy) serve() {
 	defer p.wg.Done()
 	for {
 		c, err := p.ln.Accept()
@@ -75,7 +81,7 @@ func (p *wanProxy) serve() {
 	}
 }
 
-func (p *wanProxy) handle(client net.Conn) {
+func (p *Proxy) handle(client net.Conn) {
 	time.Sleep(p.delay) // SYN one way
 	up, err := net.Dial("tcp", p.upstream)
 	if err != nil {
@@ -104,7 +110,7 @@ type chunk struct {
 }
 
 // pipe copies src to dst through the delay line and the rate cap.
-func (p *wanProxy) pipe(dst, src net.Conn) {
+func (p *Proxy) pipe(dst, src net.Conn) {
 	const size = 64 << 10
 	// A 1 MiB bucket: timers oversleep on a busy machine, and a bucket of one
 	// chunk would turn every oversleep into lost rate; the average stays capped.
