@@ -12,6 +12,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -134,6 +135,18 @@ func TestPortalPageUploadsAFolderTreeWithUppy(t *testing.T) {
 		t.Fatalf("the upload ended with %q (%v)", out, err)
 	}
 	screenshot(t, ctx, "2-received.png")
+	// The sender's receipt lists what arrived.
+	if err := within(ctx, 30*time.Second,
+		chromedp.Click(chromedp.CSS(`[data-receipt]`)),
+		chromedp.WaitVisible(chromedp.CSS(`table`)),
+	); err != nil {
+		t.Fatalf("opening the receipt: %v", err)
+	}
+	receipt, err := chromedp.Run(ctx, chromedp.Evaluate[string](`document.body.innerText`))
+	if err != nil || !strings.Contains(receipt, "Shoot/Day 1/clip A.mov") || !strings.Contains(receipt, "Rushes day 1") {
+		t.Fatalf("the receipt page says %q (%v)", receipt, err)
+	}
+	screenshot(t, ctx, "3-receipt.png")
 
 	var list struct{ Packages []web.Package }
 	resp, body := h.req("GET", "/api/v1/packages?state=finalized", nil, h.admin()...)

@@ -277,8 +277,15 @@ func (s *Server) uploaderFinalize(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return notFoundAs(err, "package")
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"package": done})
+	writeJSON(w, http.StatusOK, finalizedResponse{Package: done, ReceiptURL: "/r/" + s.receiptToken(done.ID)})
 	return nil
+}
+
+// finalizedResponse answers the uploader's finalize: the package, and the
+// sender's receipt page (files, and whether they have been delivered).
+type finalizedResponse struct {
+	Package    Package `json:"package"`
+	ReceiptURL string  `json:"receipt_url"`
 }
 
 // ---- download links (admin side) ----

@@ -39,7 +39,7 @@ var apiSchemas = map[string]struct {
 	"POST /api/v1/packages/{id}/links":      {linkRequest{}, createdLink{}, 201},
 	"POST /p/{slug}/packages":               {packageRequest{}, createdPackage{}, 201},
 	"GET /p/{slug}/packages/{id}":           {nil, packageResponse{}, 200},
-	"POST /p/{slug}/packages/{id}/finalize": {nil, packageResponse{}, 200},
+	"POST /p/{slug}/packages/{id}/finalize": {nil, finalizedResponse{}, 200},
 
 	// Notifications (issue 11).
 	"GET /api/v1/packages/{id}/notifications": {nil, notificationsResponse{}, 200},

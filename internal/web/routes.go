@@ -14,6 +14,7 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/p/{slug}", Public, "Portal upload page", s.portalPage},
 		{"GET", "/static/{file}", Public, "The browser bundle (Uppy) and its stylesheet, built from web/", s.staticFile},
 		{"POST", "/p/{slug}/packages", Public, "Create a package on a portal; returns its upload token", s.portalCreatePackage},
+		{"GET", "/r/{token}", Public, "A sender's receipt of a package: its files and whether it has been delivered", s.receiptPage},
 		{"GET", "/d/{token}", Public, "Download link page listing the files", s.linkPage},
 		{"POST", "/d/{token}/unlock", Public, "Unlock a password-protected download link", s.linkUnlock},
 		{"GET", "/d/{token}/files/{file}", Public, "Download one file (HTTP Range supported)", s.linkFile},

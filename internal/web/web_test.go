@@ -538,3 +538,30 @@ func TestEveryConsoleRouteSendsStrangersToSignIn(t *testing.T) {
 		}
 	}
 }
+
+// Finalizing gives the sender a receipt address; the receipt lists the
+// package's files, and a receipt token for another or a made-up package
+// shows nothing.
+func TestFinalizeGivesTheSenderAReceiptOnlyForTheirPackage(t *testing.T) {
+	f := newFixture(t)
+	f.store.PortalCreate(t.Context(), PortalInput{Name: "P", Slug: "p", Active: ptr(true)})
+	resp, body := f.do("POST", "/p/p/packages", map[string]string{"name": "Rushes", "sender_email": "a@example.com"})
+	var created createdPackage
+	if resp.StatusCode != 201 || json.Unmarshal(body, &created) != nil {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	resp, body = f.do("POST", "/p/p/packages/"+created.Package.ID+"/finalize", nil, "Authorization", "Bearer "+created.UploadToken)
+	var fin finalizedResponse
+	if resp.StatusCode != 200 || json.Unmarshal(body, &fin) != nil || !strings.HasPrefix(fin.ReceiptURL, "/r/") {
+		t.Fatalf("finalize: %d %s", resp.StatusCode, body)
+	}
+	resp, body = f.do("GET", fin.ReceiptURL, nil)
+	if resp.StatusCode != 200 || !bytes.Contains(body, []byte("Rushes")) {
+		t.Fatalf("receipt: %d %s", resp.StatusCode, body)
+	}
+	for _, forged := range []string{"/r/" + created.Package.ID, "/r/" + created.Package.ID + ".AAAAAAAAAAAAAAAAAAAAAAAA", "/r/other." + strings.SplitN(fin.ReceiptURL, ".", 2)[1]} {
+		if resp, body := f.do("GET", forged, nil); resp.StatusCode != 404 || bytes.Contains(body, []byte("Rushes")) {
+			t.Errorf("%s: %d", forged, resp.StatusCode)
+		}
+	}
+}

@@ -202,15 +202,16 @@ uppy.on('complete', async (result) => {
   const body = await res.json()
   forgetPackage()
   uppy.clear()
-  showReceived(body.package)
+  showReceived(body.package, body.receipt_url)
 })
 
-function showReceived (p) {
+function showReceived (p, receiptURL) {
   document.getElementById('upload').hidden = true
   const done = document.getElementById('received')
   done.querySelector('[data-name]').textContent = p.name
   done.querySelector('[data-count]').textContent = String(p.file_count)
   done.querySelector('[data-size]').textContent = humanBytes(p.total_size)
+  done.querySelector('[data-receipt]').href = receiptURL
   done.hidden = false
   done.focus()
 }
