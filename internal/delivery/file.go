@@ -339,7 +339,26 @@ const (
 	stepGaveUp    = "gave_up"
 )
 
+// steps runs the file's steps; when iconik answers that an object ferry
+// recorded is gone, the file goes back to the step that creates it (once
+// per cause, see recover.go) and the steps run again.
 func (r *fileRun) steps(ctx context.Context) error {
+	for {
+		err := r.runSteps(ctx)
+		if err == nil || !mayBeGone(err) || ctx.Err() != nil {
+			return err
+		}
+		again, rerr := r.recoverGone(ctx, err)
+		if rerr != nil {
+			return rerr
+		}
+		if !again {
+			return err
+		}
+	}
+}
+
+func (r *fileRun) runSteps(ctx context.Context) error {
 	if r.f.Step == stepGaveUp {
 		if err := r.retry(ctx, r.restart); err != nil {
 			return err
@@ -492,6 +511,13 @@ func (r *fileRun) collection(ctx context.Context) error {
 	id, err := r.s.plan.folder(ctx, r.cl, r.conn, d, r.folders())
 	if err != nil {
 		return fmt.Errorf("resolving the collection of %s: %w", r.f.Path, err)
+	}
+	if r.f.AssetID != "" {
+		// The file's collection was deleted in iconik and resolved anew
+		// (recover.go) while its asset lives on: the asset joins the new one.
+		if err := r.cl.CollectionContentsAdd(ctx, id, iconik.CollectionContentsAddParams{ObjectID: r.f.AssetID, ObjectType: "assets"}); err != nil {
+			return fmt.Errorf("adding the asset of %s to its collection: %w", r.f.Path, err)
+		}
 	}
 	return r.recorded(ctx, func() { r.f.CollectionID = id })
 }
@@ -946,7 +972,11 @@ func (w *settleWorker) Work(ctx context.Context, job *river.Job[settleArgs]) err
 		return err
 	}
 	if d.IconikJobID != "" {
-		if err := s.closeParentJob(ctx, d, files); err != nil {
+		if err := s.closeParentJob(ctx, d, files); isNotFound(err) {
+			// Deleted in iconik: there is nothing left to close, and
+			// retrying the dead id would only hold the event back.
+			s.log.Warn("delivery: the package's iconik job is gone; not closing it", "delivery", d.ID, "job", d.IconikJobID, "err", err)
+		} else if err != nil {
 			var pe *errPermanent
 			if !errors.As(s.brokenConnection(ctx, d.ConnectionID, err), &pe) {
 				return err
