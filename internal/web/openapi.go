@@ -88,7 +88,7 @@ func buildOpenAPI(routes []Route) ([]byte, error) {
 			return "" // an anonymous struct stays inline
 		}
 		return strings.ToUpper(n[:1]) + n[1:] // wire types unexported in Go are still named schemas
-	}))
+	}), openapi3gen.SchemaCustomizer(describeField))
 	ref := func(v any) (any, error) {
 		sr, err := gen.NewSchemaRefForValue(v, schemas)
 		if err != nil {
@@ -186,4 +186,20 @@ func operationID(rt Route) string {
 		b.WriteString(strings.ToUpper(part[:1]) + part[1:])
 	}
 	return b.String()
+}
+
+// describeField documents a wire field from its struct tags: doc (a
+// description) and enum (the values, comma-separated), so that a field's
+// meaning sits next to the field.
+func describeField(_ string, _ reflect.Type, tag reflect.StructTag, schema *openapi3.Schema) error {
+	if d := tag.Get("doc"); d != "" {
+		schema.Description = d
+	}
+	if e := tag.Get("enum"); e != "" {
+		schema.Enum = nil
+		for _, v := range strings.Split(e, ",") {
+			schema.Enum = append(schema.Enum, v)
+		}
+	}
+	return nil
 }
