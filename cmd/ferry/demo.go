@@ -43,8 +43,10 @@ type demoInfo struct {
 
 // runDemo runs the whole loop on one machine: the iconik emulator in-process
 // on its own port (kept in demo.json so the saved connection stays valid
-// across restarts), a seeded admin, a connection to the emulator's S3
-// storage and a portal "demo" delivering to it.
+// across restarts) with its state under <data>/iconik-emulator (every answer
+// it gives is on disk first, so a kill -9 of the demo loses no iconik object
+// ferry recorded), a seeded admin, a connection to the emulator's S3 storage
+// and a portal "demo" delivering to it.
 func runDemo(ctx context.Context, out io.Writer, cfg config.Config, log *slog.Logger, opt server.Options) error {
 	dataDir, err := filepath.Abs(cfg.DataDir)
 	if err != nil {

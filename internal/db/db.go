@@ -44,6 +44,7 @@ type Queries interface {
 	ConnectionUpdate(ctx context.Context, params *ConnectionUpdateParams) (*Connection, error)
 
 	DeliveryCollectionClaim(ctx context.Context, params *DeliveryCollectionClaimParams) (*DeliveryCollection, error)
+	DeliveryCollectionForget(ctx context.Context, params *DeliveryCollectionForgetParams) error
 	DeliveryCollectionSet(ctx context.Context, params *DeliveryCollectionSetParams) (*DeliveryCollection, error)
 	DeliveryCreate(ctx context.Context, params *DeliveryCreateParams) (*Delivery, error)
 	DeliveryFileCreate(ctx context.Context, params *DeliveryFileCreateParams) (*DeliveryFile, error)
@@ -52,6 +53,7 @@ type Queries interface {
 	DeliveryFileList(ctx context.Context, params *DeliveryFileListParams) ([]*DeliveryFile, error)
 	DeliveryFileRelease(ctx context.Context, params *DeliveryFileReleaseParams) error
 	DeliveryFileRetryFailed(ctx context.Context, params *DeliveryFileRetryFailedParams) ([]*DeliveryFile, error)
+	DeliveryFileSetRetry(ctx context.Context, params *DeliveryFileSetRetryParams) (*DeliveryFile, error)
 	DeliveryFileUpdate(ctx context.Context, params *DeliveryFileUpdateParams) (*DeliveryFile, error)
 	DeliveryGetByID(ctx context.Context, params *DeliveryGetByIDParams) (*Delivery, error)
 	DeliveryGetByPackageConnection(ctx context.Context, params *DeliveryGetByPackageConnectionParams) (*Delivery, error)

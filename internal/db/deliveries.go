@@ -87,11 +87,23 @@ type DeliveryFile struct {
 	MD5              string
 	DeliveredSHA256  string // computed while streaming to the storage
 	Error            string
-	Attempts         int
-	CreatedAt        time.Time
-	UpdatedAt        time.Time
-	SettledAt        *time.Time
+	Attempts         int // River attempts of the file's job so far
+	// Recreated lists the iconik objects ferry created again after iconik
+	// answered 404 for the recorded id ("collection,asset"): each cause is
+	// recovered once per retry request.
+	Recreated string
+	// LastError and NextAttemptAt are written by DeliveryFileSetRetry only
+	// (DeliveryFileUpdate leaves them): the last error the file met, and
+	// while it waits for a retry, when that retry is due (nil otherwise).
+	LastError     string
+	NextAttemptAt *time.Time
+	CreatedAt     time.Time
+	UpdatedAt     time.Time
+	SettledAt     *time.Time
 }
+
+// Retrying reports whether the file waits for a retry.
+func (f *DeliveryFile) Retrying() bool { return f.NextAttemptAt != nil && !f.State.Settled() }
 
 // DeliveryCollection is a claimed collection path on a connection: the
 // iconik id once known, and for a package level the package owning it.
@@ -111,6 +123,14 @@ type DeliveryCollection struct {
 type DeliveryCollectionClaimParams struct {
 	ConnectionID, ParentID, Title, PackageID string
 	CreatedAt                                time.Time
+}
+
+// DeliveryCollectionForgetParams drops the iconik id CollectionID from the
+// claims of ConnectionID that name it (iconik answered 404 for it: deleted),
+// so the next lookup finds or creates the collection again. The claims
+// themselves (and a package level's owner) stay.
+type DeliveryCollectionForgetParams struct {
+	ConnectionID, CollectionID string
 }
 
 // DeliveryCollectionSetParams records the collection's iconik id, or with
@@ -164,6 +184,15 @@ type DeliveryFileLeaseParams struct {
 type DeliveryFileReleaseParams struct {
 	DeliveryID, FileID string
 	Owner              string
+}
+
+// DeliveryFileSetRetryParams records that a file met LastError and, with
+// NextAttemptAt, when it is tried again; NextAttemptAt nil says it no
+// longer waits, and LastError "" keeps the one recorded.
+type DeliveryFileSetRetryParams struct {
+	DeliveryID, FileID string
+	LastError          string
+	NextAttemptAt      *time.Time
 }
 
 // DeliveryFileRetryFailedParams puts the failed files of a delivery back in
@@ -297,14 +326,15 @@ func (q queries) DeliverySetState(ctx context.Context, p *DeliverySetStateParams
 
 const deliveryFileCols = `delivery_id, file_id, path, size, sha256, upload_id, state, step, pending, pending_at,
 	collection_id, asset_id, version_id, format_id, file_set_id, iconik_file_id, job_id, keyframe_job_id, keyframes_skipped,
-	transfer_state, bytes_done, md5, delivered_sha256, error, attempts, created_at, updated_at, settled_at`
+	transfer_state, bytes_done, md5, delivered_sha256, error, attempts, recreated, last_error, next_attempt_at,
+	created_at, updated_at, settled_at`
 
 func scanDeliveryFile(r rowScanner) (*DeliveryFile, error) {
 	var f DeliveryFile
 	err := r.Scan(&f.DeliveryID, &f.FileID, &f.Path, &f.Size, &f.SHA256, &f.UploadID, &f.State, &f.Step, &f.Pending,
 		timeScan{ptr: &f.PendingAt}, &f.CollectionID, &f.AssetID, &f.VersionID, &f.FormatID, &f.FileSetID, &f.IconikFileID,
 		&f.JobID, &f.KeyframeJobID, &f.KeyframesSkipped, &f.TransferState, &f.BytesDone, &f.MD5, &f.DeliveredSHA256,
-		&f.Error, &f.Attempts, timeScan{dst: &f.CreatedAt}, timeScan{dst: &f.UpdatedAt}, timeScan{ptr: &f.SettledAt})
+		&f.Error, &f.Attempts, &f.Recreated, &f.LastError, timeScan{ptr: &f.NextAttemptAt}, timeScan{dst: &f.CreatedAt}, timeScan{dst: &f.UpdatedAt}, timeScan{ptr: &f.SettledAt})
 	return &f, err
 }
 
@@ -352,7 +382,7 @@ func (q queries) DeliveryFileRelease(ctx context.Context, p *DeliveryFileRelease
 
 func (q queries) DeliveryFileRetryFailed(ctx context.Context, p *DeliveryFileRetryFailedParams) ([]*DeliveryFile, error) {
 	return many(ctx, q, "DeliveryFileRetryFailed", scanDeliveryFile,
-		`UPDATE delivery_files SET state = 'queued', error = '', attempts = 0, settled_at = NULL, updated_at = $2
+		`UPDATE delivery_files SET state = 'queued', error = '', attempts = 0, recreated = '', next_attempt_at = NULL, settled_at = NULL, updated_at = $2
 		WHERE delivery_id = $1 AND state = 'failed' RETURNING `+deliveryFileCols, p.DeliveryID, ts(p.UpdatedAt))
 }
 
@@ -372,12 +402,19 @@ func (q queries) DeliveryFileUpdate(ctx context.Context, p *DeliveryFileUpdatePa
 		`UPDATE delivery_files SET state = $3, step = $4, pending = $5, pending_at = $6, collection_id = $7, asset_id = $8,
 		version_id = $9, format_id = $10, file_set_id = $11, iconik_file_id = $12, job_id = $13, keyframe_job_id = $14,
 		keyframes_skipped = $15, transfer_state = $16, bytes_done = $17, md5 = $18, delivered_sha256 = $19, error = $20,
-		attempts = $21, updated_at = $22, settled_at = $23
+		attempts = $21, updated_at = $22, settled_at = $23, recreated = $24
 		WHERE delivery_id = $1 AND file_id = $2 RETURNING `+deliveryFileCols,
 		f.DeliveryID, f.FileID, string(f.State), f.Step, f.Pending, tsPtr(f.PendingAt), f.CollectionID, f.AssetID,
 		f.VersionID, f.FormatID, f.FileSetID, f.IconikFileID, f.JobID, f.KeyframeJobID,
 		f.KeyframesSkipped, f.TransferState, f.BytesDone, f.MD5, f.DeliveredSHA256, f.Error,
-		f.Attempts, ts(time.Time{}), settled)
+		f.Attempts, ts(time.Time{}), settled, f.Recreated)
+}
+
+func (q queries) DeliveryFileSetRetry(ctx context.Context, p *DeliveryFileSetRetryParams) (*DeliveryFile, error) {
+	return one(ctx, q, "DeliveryFileSetRetry", ErrNotFound, scanDeliveryFile,
+		`UPDATE delivery_files SET last_error = CASE WHEN $3 = '' THEN last_error ELSE $3 END, next_attempt_at = $4
+		WHERE delivery_id = $1 AND file_id = $2 RETURNING `+deliveryFileCols,
+		p.DeliveryID, p.FileID, p.LastError, tsPtr(p.NextAttemptAt))
 }
 
 // ---- delivery collections ----
@@ -403,6 +440,16 @@ func (q queries) DeliveryCollectionClaim(ctx context.Context, p *DeliveryCollect
 	return one(ctx, q, "DeliveryCollectionClaim", ErrNotFound, scanDeliveryCollection,
 		"SELECT "+deliveryCollectionCols+" FROM delivery_collections WHERE connection_id = $1 AND parent_id = $2 AND title = $3",
 		p.ConnectionID, p.ParentID, p.Title)
+}
+
+func (q queries) DeliveryCollectionForget(ctx context.Context, p *DeliveryCollectionForgetParams) error {
+	if p.ConnectionID == "" || p.CollectionID == "" {
+		return errors.New("db: DeliveryCollectionForget: connection and collection are required")
+	}
+	_, err := q.exec(ctx, "DeliveryCollectionForget", nil,
+		"UPDATE delivery_collections SET collection_id = '', pending_at = NULL WHERE connection_id = $1 AND collection_id = $2",
+		p.ConnectionID, p.CollectionID)
+	return err
 }
 
 func (q queries) DeliveryCollectionSet(ctx context.Context, p *DeliveryCollectionSetParams) (*DeliveryCollection, error) {

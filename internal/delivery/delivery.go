@@ -518,6 +518,10 @@ type Status struct {
 	Files     []*db.DeliveryFile
 	BytesDone int64
 	Bytes     int64
+	// Retrying: the delivery is not settled and a file waits for a retry
+	// (db.DeliveryFile.Retrying); Reason says which and why.
+	Retrying bool
+	Reason   string
 }
 
 // Get returns delivery id with its files.
@@ -531,6 +535,7 @@ func (s *Service) Get(ctx context.Context, id string) (*Status, error) {
 		return nil, fmt.Errorf("delivery: reading files of delivery %s: %w", id, err)
 	}
 	st := &Status{Delivery: d, Files: files}
+	st.Retrying, st.Reason = retrying(d, files)
 	for _, f := range files {
 		st.Bytes += f.Size
 		st.BytesDone += f.BytesDone

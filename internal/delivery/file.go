@@ -215,6 +215,8 @@ type fileRun struct {
 	f      *db.DeliveryFile
 	userID string       // the asset's creator, for the format
 	icFile *iconik.File // the file record with unused upload URLs
+	// waiting: a retry was noted (noteRetry) and no work went through since.
+	waiting atomic.Bool
 }
 
 func (s *Service) deliverFile(ctx context.Context, a fileArgs, attempt, maxAttempts int) error {
@@ -230,6 +232,7 @@ func (s *Service) deliverFile(ctx context.Context, a fileArgs, attempt, maxAttem
 		return nil // a duplicate job: the file settled already
 	}
 	r := &fileRun{s: s, f: f}
+	ctx = r.withRetryNotices(ctx)
 	if r.d, err = q.DeliveryGetByID(ctx, &db.DeliveryGetByIDParams{ID: a.DeliveryID}); err != nil {
 		return err
 	}
@@ -251,6 +254,9 @@ func (s *Service) deliverFile(ctx context.Context, a fileArgs, attempt, maxAttem
 	if err := r.save(ctx); err != nil {
 		return err
 	}
+	if f.NextAttemptAt != nil {
+		r.clearRetry(ctx, "") // River's retry is here: the file runs again
+	}
 	return r.settle(ctx, r.steps(ctx), attempt, maxAttempts)
 }
 
@@ -262,6 +268,9 @@ func (r *fileRun) settle(ctx context.Context, err error, attempt, maxAttempts in
 		f.State, f.Error, f.Step = db.DeliveryFileDelivered, "", stepDone
 		if err := r.save(ctx); err != nil {
 			return err
+		}
+		if f.NextAttemptAt != nil {
+			r.clearRetry(ctx, "")
 		}
 		return r.s.settleDelivery(ctx, f.DeliveryID)
 	}
@@ -276,6 +285,8 @@ func (r *fileRun) settle(ctx context.Context, err error, attempt, maxAttempts in
 		if serr := r.save(ctx); serr != nil {
 			return errors.Join(err, serr)
 		}
+		// River retries the job after the backoff of retryPolicy.
+		r.noteRetry(ctx, err.Error(), r.s.o.RetryBackoff(attempt))
 		return err
 	}
 	r.s.log.Warn("delivery: giving up on file", "delivery", f.DeliveryID, "file", f.FileID, "path", f.Path, "err", err)
@@ -284,6 +295,7 @@ func (r *fileRun) settle(ctx context.Context, err error, attempt, maxAttempts in
 	if serr := r.save(ctx); serr != nil {
 		return errors.Join(err, serr)
 	}
+	r.clearRetry(ctx, err.Error())
 	if serr := r.s.settleDelivery(ctx, f.DeliveryID); serr != nil {
 		return serr
 	}
@@ -339,7 +351,26 @@ const (
 	stepGaveUp    = "gave_up"
 )
 
+// steps runs the file's steps; when iconik answers that an object ferry
+// recorded is gone, the file goes back to the step that creates it (once
+// per cause, see recover.go) and the steps run again.
 func (r *fileRun) steps(ctx context.Context) error {
+	for {
+		err := r.runSteps(ctx)
+		if err == nil || !mayBeGone(err) || ctx.Err() != nil {
+			return err
+		}
+		again, rerr := r.recoverGone(ctx, err)
+		if rerr != nil {
+			return rerr
+		}
+		if !again {
+			return err
+		}
+	}
+}
+
+func (r *fileRun) runSteps(ctx context.Context) error {
 	if r.f.Step == stepGaveUp {
 		if err := r.retry(ctx, r.restart); err != nil {
 			return err
@@ -381,6 +412,9 @@ func (r *fileRun) steps(ctx context.Context) error {
 func (r *fileRun) retry(ctx context.Context, step func(context.Context) error) error {
 	for try := 1; ; try++ {
 		err := step(ctx)
+		if err == nil {
+			r.resumed(ctx)
+		}
 		if err == nil || !transient(err) || try > r.s.o.StepRetries || ctx.Err() != nil {
 			return err
 		}
@@ -390,6 +424,7 @@ func (r *fileRun) retry(ctx context.Context, step func(context.Context) error) e
 			d = time.Second
 		}
 		r.s.log.Debug("delivery: step failed, retrying", "path", r.f.Path, "try", try, "err", err)
+		r.noteRetry(ctx, err.Error(), d)
 		select {
 		case <-ctx.Done():
 			return ctx.Err()
@@ -492,6 +527,13 @@ func (r *fileRun) collection(ctx context.Context) error {
 	id, err := r.s.plan.folder(ctx, r.cl, r.conn, d, r.folders())
 	if err != nil {
 		return fmt.Errorf("resolving the collection of %s: %w", r.f.Path, err)
+	}
+	if r.f.AssetID != "" {
+		// The file's collection was deleted in iconik and resolved anew
+		// (recover.go) while its asset lives on: the asset joins the new one.
+		if err := r.cl.CollectionContentsAdd(ctx, id, iconik.CollectionContentsAddParams{ObjectID: r.f.AssetID, ObjectType: "assets"}); err != nil {
+			return fmt.Errorf("adding the asset of %s to its collection: %w", r.f.Path, err)
+		}
 	}
 	return r.recorded(ctx, func() { r.f.CollectionID = id })
 }
@@ -729,6 +771,7 @@ func (r *fileRun) upload(ctx context.Context) error {
 				return err
 			}
 			f.TransferState, f.BytesDone = sealed, sent.Load()
+			r.resumed(ctx) // bytes flow again: nothing waits
 			return r.save(ctx)
 		},
 		Progress: func(n int64) { sent.Store(n) },
@@ -823,7 +866,8 @@ func (r *fileRun) recordedSHA256(ctx context.Context, sent string) (string, erro
 // reportProgress PATCHes the job's progress at most once a second while
 // bytes flow; the returned func stops it.
 func (r *fileRun) reportProgress(ctx context.Context, sent *atomic.Int64) func() {
-	ctx, cancel := context.WithCancel(ctx)
+	// Progress is best effort: its retries do not make the file wait.
+	ctx, cancel := context.WithCancel(iconik.WithRetryNotice(ctx, nil))
 	done := make(chan struct{})
 	// Copies: checkpoints rewrite r.f while the bytes flow.
 	jobID, title, size := r.f.JobID, r.f.Path, r.f.Size
@@ -946,7 +990,11 @@ func (w *settleWorker) Work(ctx context.Context, job *river.Job[settleArgs]) err
 		return err
 	}
 	if d.IconikJobID != "" {
-		if err := s.closeParentJob(ctx, d, files); err != nil {
+		if err := s.closeParentJob(ctx, d, files); isNotFound(err) {
+			// Deleted in iconik: there is nothing left to close, and
+			// retrying the dead id would only hold the event back.
+			s.log.Warn("delivery: the package's iconik job is gone; not closing it", "delivery", d.ID, "job", d.IconikJobID, "err", err)
+		} else if err != nil {
 			var pe *errPermanent
 			if !errors.As(s.brokenConnection(ctx, d.ConnectionID, err), &pe) {
 				return err

@@ -333,6 +333,9 @@ func (c *Client) backoff(ctx context.Context, k call, u *url.URL, attempt int, w
 		wait = d/2 + rand.N(d/2+1)
 	}
 	c.log.Debug("iconik call retrying", "method", k.method, "path", u.Path, "attempt", attempt, "wait", wait, "reason", why)
+	if notify, ok := ctx.Value(retryNoticeKey{}).(func(RetryNotice)); ok && notify != nil {
+		notify(RetryNotice{Method: k.method, Path: u.Path, Attempt: attempt, Wait: wait, Reason: why})
+	}
 	if err := sleep(ctx, wait); err != nil {
 		return fmt.Errorf("iconik: %s %s: waiting to retry after %s: %w", k.method, u.Path, why, err)
 	}
@@ -418,3 +421,26 @@ func (c *Client) send(ctx context.Context, method, path string, q url.Values, bo
 
 // seg escapes one path segment (ids come from callers and from iconik).
 func seg(s string) string { return url.PathEscape(s) }
+
+// RetryNotice says that a call failed and is tried again after Wait.
+type RetryNotice struct {
+	Method, Path string
+	Attempt      int           // the attempt that failed (1 = the first)
+	Wait         time.Duration // until the next attempt
+	Reason       string        // "status 503", or the network error
+}
+
+func (n RetryNotice) String() string {
+	return fmt.Sprintf("iconik %s %s: %s (attempt %d, retrying in %s)", n.Method, n.Path, n.Reason, n.Attempt, n.Wait.Round(time.Millisecond))
+}
+
+type retryNoticeKey struct{}
+
+// WithRetryNotice returns a context whose calls tell notify before each
+// retry they wait for, so that a caller can show what it waits on (a
+// delivery's status) while the client keeps retrying on its own. notify
+// runs on the calling goroutine, before the wait; a nil notify silences an
+// outer one.
+func WithRetryNotice(ctx context.Context, notify func(RetryNotice)) context.Context {
+	return context.WithValue(ctx, retryNoticeKey{}, notify)
+}

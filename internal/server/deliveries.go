@@ -232,17 +232,30 @@ func deliveryErr(err error) error {
 
 func webDelivery(st *delivery.Status) *web.Delivery {
 	d := st.Delivery
+	state := stateText(string(d.State))
+	if st.Retrying {
+		state = "retrying"
+	}
 	out := &web.Delivery{ID: d.ID, PackageID: d.PackageID, ConnectionID: d.ConnectionID, Origin: d.Origin,
-		State: stateText(string(d.State)), CollectionID: d.CollectionID, IconikJobID: d.IconikJobID, Title: d.PackageTitle,
+		State: state, Reason: st.Reason, CollectionID: d.CollectionID, IconikJobID: d.IconikJobID, Title: d.PackageTitle,
 		Bytes: st.Bytes, BytesDone: st.BytesDone, Error: d.Error, CreatedAt: d.CreatedAt, SettledAt: d.SettledAt,
 		Files: []web.DeliveryFile{}, Errors: []web.DeliveryError{}}
 	for _, f := range st.Files {
-		out.Files = append(out.Files, web.DeliveryFile{FileID: f.FileID, Path: f.Path, Size: f.Size, State: string(f.State), Step: f.Step,
-			BytesDone: f.BytesDone, Error: f.Error, CollectionID: f.CollectionID, AssetID: f.AssetID, FormatID: f.FormatID,
+		fstate := string(f.State)
+		if f.Retrying() {
+			fstate = "retrying"
+		}
+		out.Files = append(out.Files, web.DeliveryFile{FileID: f.FileID, Path: f.Path, Size: f.Size, State: fstate, Step: f.Step,
+			BytesDone: f.BytesDone, Error: f.Error, LastError: f.LastError, Attempts: f.Attempts, NextAttemptAt: f.NextAttemptAt,
+			CollectionID: f.CollectionID, AssetID: f.AssetID, FormatID: f.FormatID,
 			FileSetID: f.FileSetID, IconikFileID: f.IconikFileID, JobID: f.JobID, KeyframeJobID: f.KeyframeJobID,
 			KeyframesSkipped: f.KeyframesSkipped, SHA256: f.DeliveredSHA256})
-		if f.Error != "" {
+		switch {
+		case f.Error != "" && !f.Retrying():
 			out.Errors = append(out.Errors, web.DeliveryError{Path: f.Path, Message: f.Error})
+		case f.Retrying():
+			// What it waits on now, not what an earlier attempt met.
+			out.Errors = append(out.Errors, web.DeliveryError{Path: f.Path, Message: f.LastError})
 		}
 	}
 	return out

@@ -183,9 +183,21 @@ type countingReader struct {
 	t    *Tracker
 	h    hash.Hash
 	part int
+
+	mu       sync.Mutex // one Read at a time against Detach
+	detached bool
 }
 
+// errDetached is what a body gives a transport still sending it after its
+// request returned.
+var errDetached = errors.New("transfer: the request this body belonged to has returned")
+
 func (c *countingReader) Read(b []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.detached {
+		return 0, errDetached
+	}
 	n, err := c.r.Read(b)
 	if n > 0 {
 		if c.h != nil {
@@ -197,6 +209,18 @@ func (c *countingReader) Read(b []byte) (int, error) {
 }
 
 func (c *countingReader) Close() error { return nil }
+
+// Detach ends body's use of its hash before the hash is released (Release):
+// an HTTP transport may still be sending a body after its request returned
+// (a provider that answers 503 before reading it), and a released MD5 lane
+// panics when written to. Call it before Release, after the request.
+func Detach(body io.ReadCloser) {
+	if c, ok := body.(*countingReader); ok {
+		c.mu.Lock()
+		c.detached = true
+		c.mu.Unlock()
+	}
+}
 
 // fileBody is a part on its own descriptor. net/http hands a body that
 // implements syscall.Conn to sendfile (net.sendFile accepts any syscall.Conn

@@ -1,6 +1,7 @@
 package transfer_test
 
 import (
+	"bytes"
 	"context"
 	"crypto/md5"
 	"crypto/sha256"
@@ -225,3 +226,26 @@ func TestScannerLanesHashBatchesOfSIMDMD5(t *testing.T) {
 		t.Errorf("whole-file SHA-256 differs")
 	}
 }
+
+// TestBodyDetachedFromItsHashGivesTheTransportAnErrorInsteadOfHashing: a
+// provider may answer before reading a part's body, and the transport may
+// go on sending it after the request returned; once detached (before the
+// MD5 lane is released for reuse) the body hashes nothing more and says so.
+func TestBodyDetachedFromItsHashGivesTheTransportAnErrorInsteadOfHashing(t *testing.T) {
+	data := bytes.Repeat([]byte("0123456789abcdef"), 4096)
+	h := transfer.NewMD5()
+	body := transfer.NewTracker(transfer.Params{}, transfer.State{}).Body(bytesSource{bytes.NewReader(data)}, transfer.Part{Number: 1, Size: int64(len(data))}, h)
+	buf := make([]byte, 1024)
+	if n, err := body.Read(buf); n != len(buf) || err != nil {
+		t.Fatalf("read before detaching: %d, %v", n, err)
+	}
+	transfer.Detach(body)
+	transfer.Release(h) // the lane goes back; a write into it now would panic
+	if n, err := body.Read(buf); n != 0 || err == nil {
+		t.Fatalf("read after detaching: %d bytes, %v; want none and an error", n, err)
+	}
+}
+
+type bytesSource struct{ *bytes.Reader }
+
+func (b bytesSource) Size() int64 { return b.Reader.Size() }

@@ -95,7 +95,7 @@ func buildOpenAPI(routes []Route) ([]byte, error) {
 			return "" // an anonymous struct stays inline
 		}
 		return strings.ToUpper(n[:1]) + n[1:] // wire types unexported in Go are still named schemas
-	}))
+	}), openapi3gen.SchemaCustomizer(describeField))
 	ref := func(v any) (any, error) {
 		sr, err := gen.NewSchemaRefForValue(v, schemas)
 		if err != nil {
@@ -244,4 +244,20 @@ func tusCreateOperation(errResp func(string) map[string]any) map[string]any {
 			"default": errResp("Refused (the code says why: bad path, duplicate, extension, limits, package not uploading, ...)"),
 		},
 	}
+}
+
+// describeField documents a wire field from its struct tags: doc (a
+// description) and enum (the values, comma-separated), so that a field's
+// meaning sits next to the field.
+func describeField(_ string, _ reflect.Type, tag reflect.StructTag, schema *openapi3.Schema) error {
+	if d := tag.Get("doc"); d != "" {
+		schema.Description = d
+	}
+	if e := tag.Get("enum"); e != "" {
+		schema.Enum = nil
+		for _, v := range strings.Split(e, ",") {
+			schema.Enum = append(schema.Enum, v)
+		}
+	}
+	return nil
 }

@@ -45,6 +45,34 @@ func testDeliveries(t *testing.T, s db.Store) {
 		t.Fatalf("list = %d rows", len(list))
 	}
 
+	// Retries: the last error and the next attempt are kept apart from the
+	// worker's full-row saves, which must not overwrite them.
+	next := t0.Add(time.Minute)
+	waiting := must(s.DeliveryFileSetRetry(ctx, &db.DeliveryFileSetRetryParams{DeliveryID: d.ID, FileID: "f1", LastError: "iconik: 503", NextAttemptAt: &next}))
+	if waiting.LastError != "iconik: 503" || waiting.NextAttemptAt == nil || !waiting.NextAttemptAt.Equal(next) || !waiting.Retrying() {
+		t.Fatalf("waiting for a retry: %+v", waiting)
+	}
+	stale := retried[0]
+	stale.Step, stale.Recreated = "upload", "asset"
+	saved := must(s.DeliveryFileUpdate(ctx, &db.DeliveryFileUpdateParams{File: stale}))
+	if saved.LastError != "iconik: 503" || saved.NextAttemptAt == nil || saved.Recreated != "asset" || saved.Step != "upload" {
+		t.Fatalf("a full-row save lost the retry note or the recreated causes: %+v", saved)
+	}
+	resumed := must(s.DeliveryFileSetRetry(ctx, &db.DeliveryFileSetRetryParams{DeliveryID: d.ID, FileID: "f1"}))
+	if resumed.LastError != "iconik: 503" || resumed.NextAttemptAt != nil || resumed.Retrying() {
+		t.Fatalf("no longer waiting: %+v (the last error stays)", resumed)
+	}
+	if _, err := s.DeliveryFileSetRetry(ctx, &db.DeliveryFileSetRetryParams{DeliveryID: d.ID, FileID: "nope"}); !errors.Is(err, db.ErrNotFound) {
+		t.Fatalf("retry note on an unknown file: %v", err)
+	}
+	resumed.State = db.DeliveryFileFailed
+	must(s.DeliveryFileUpdate(ctx, &db.DeliveryFileUpdateParams{File: resumed}))
+	must(s.DeliveryFileSetRetry(ctx, &db.DeliveryFileSetRetryParams{DeliveryID: d.ID, FileID: "f1", NextAttemptAt: &next}))
+	again2 := must(s.DeliveryFileRetryFailed(ctx, &db.DeliveryFileRetryFailedParams{DeliveryID: d.ID}))
+	if len(again2) != 1 || again2[0].Recreated != "" || again2[0].NextAttemptAt != nil {
+		t.Fatalf("a retry request must start the recreate budget over: %+v", again2)
+	}
+
 	// Leases: one owner at a time until expiry; released ones are free.
 	lease := func(owner string, until, now time.Time) error {
 		return s.DeliveryFileLease(ctx, &db.DeliveryFileLeaseParams{DeliveryID: d.ID, FileID: "f1", Owner: owner, Until: until, Now: now})
@@ -82,6 +110,20 @@ func testDeliveries(t *testing.T, s db.Store) {
 	set := must(s.DeliveryCollectionSet(ctx, &db.DeliveryCollectionSetParams{ConnectionID: "c1", ParentID: "root", Title: "Pkg", CollectionID: "col-1"}))
 	if set.CollectionID != "col-1" || set.PendingAt != nil {
 		t.Fatalf("set %+v", set)
+	}
+	// A collection deleted in iconik is forgotten by id; the claim (and its
+	// package) stays, so the same package gets the same title again.
+	must(s.DeliveryCollectionClaim(ctx, &db.DeliveryCollectionClaimParams{ConnectionID: "c2", ParentID: "root", Title: "Pkg", PackageID: "p9"}))
+	must(s.DeliveryCollectionSet(ctx, &db.DeliveryCollectionSetParams{ConnectionID: "c2", ParentID: "root", Title: "Pkg", CollectionID: "col-1"}))
+	if err := s.DeliveryCollectionForget(ctx, &db.DeliveryCollectionForgetParams{ConnectionID: "c1", CollectionID: "col-1"}); err != nil {
+		t.Fatal(err)
+	}
+	gone := must(s.DeliveryCollectionClaim(ctx, &db.DeliveryCollectionClaimParams{ConnectionID: "c1", ParentID: "root", Title: "Pkg", PackageID: "p2"}))
+	if gone.CollectionID != "" || gone.PendingAt != nil || gone.PackageID != "p1" {
+		t.Fatalf("forgotten claim %+v; want no id, still p1's", gone)
+	}
+	if other := must(s.DeliveryCollectionClaim(ctx, &db.DeliveryCollectionClaimParams{ConnectionID: "c2", ParentID: "root", Title: "Pkg"})); other.CollectionID != "col-1" {
+		t.Fatalf("forgetting on c1 touched c2's claim: %+v", other)
 	}
 
 	must(s.DeliverySetFinalized(ctx, &db.DeliverySetFinalizedParams{ID: d.ID}))

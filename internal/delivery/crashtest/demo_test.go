@@ -2,10 +2,14 @@ package crashtest
 
 import (
 	"encoding/json"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/iconik"
 )
 
 // TestServeDemoRunsTheWholeLoop starts `ferry serve --demo`, reads the
@@ -41,9 +45,8 @@ func TestServeDemoRunsTheWholeLoop(t *testing.T) {
 	if info.APIToken == "" || info.PortalURL != info.FerryURL+"/p/demo" || info.IconikURL == "" {
 		t.Fatalf("demo.json %+v", info)
 	}
-	// A restart reuses the seeded demo. (Graceful: SIGKILL would also kill
-	// the in-process emulator, whose state is not crash-safe; the crash test
-	// runs iconik in its own process for that reason.)
+	// A restart reuses the seeded demo. (Graceful here; that the emulator
+	// also survives SIGKILL is TestServeDemoIconikKeepsWhatItAnsweredAcrossSIGKILL.)
 	p.stop(t)
 	p = start(t, logPath, "serve", "--demo", "--data", dir, "--addr", addr, "--log-level", "warn")
 	waitHTTP(t, "http://"+addr+"/healthz", p)
@@ -79,5 +82,63 @@ func TestServeDemoRunsTheWholeLoop(t *testing.T) {
 			t.Fatalf("demo delivery %+v", d.Delivery)
 		}
 		time.Sleep(50 * time.Millisecond)
+	}
+}
+
+// TestServeDemoIconikKeepsWhatItAnsweredAcrossSIGKILL: the demo's
+// in-process iconik emulator is durable. Collections it answered 201 for,
+// the last of them a moment before `ferry serve --demo` is killed with
+// SIGKILL, are all there after the restart (ferry recorded their ids; a
+// lost write would leave it holding ids iconik never heard of).
+func TestServeDemoIconikKeepsWhatItAnsweredAcrossSIGKILL(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the real binary")
+	}
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "demo.log")
+	addr := freeAddr(t)
+	p := start(t, logPath, "serve", "--demo", "--data", dir, "--addr", addr, "--log-level", "warn")
+	waitHTTP(t, "http://"+addr+"/healthz", p)
+	var info struct {
+		FerryURL    string `json:"ferry_url"`
+		IconikURL   string `json:"iconik_url"`
+		IconikAppID string `json:"iconik_app_id"`
+		IconikToken string `json:"iconik_token"`
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "demo.json"))
+		if err == nil && json.Unmarshal(b, &info) == nil && info.FerryURL != "" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no demo.json: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	cl, err := iconik.New(iconik.Options{BaseURL: info.IconikURL, AppID: info.IconikAppID, Token: info.IconikToken, RateLimit: -1})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range 20 {
+		c, err := cl.CollectionCreate(t.Context(), iconik.CollectionCreateParams{Title: fmt.Sprintf("answered %d", i), IsRoot: new(true)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, c.ID)
+	}
+	p.kill() // right after the last answer
+	p = start(t, logPath, "serve", "--demo", "--data", dir, "--addr", addr, "--log-level", "warn")
+	waitHTTP(t, "http://"+addr+"/healthz", p)
+	waitHTTP(t, info.IconikURL+"/", p)
+	var lost []string
+	for i, id := range ids {
+		if _, err := cl.CollectionGet(t.Context(), id); err != nil {
+			lost = append(lost, fmt.Sprintf("#%d %s: %v", i, id, err))
+		}
+	}
+	if len(lost) > 0 {
+		t.Fatalf("after SIGKILL the emulator lost %d of the %d collections it had answered for:\n%s", len(lost), len(ids), strings.Join(lost, "\n"))
 	}
 }

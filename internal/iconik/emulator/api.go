@@ -67,6 +67,7 @@ type call struct {
 	params map[string]string
 	q      url.Values
 	body   map[string]any
+	gen    int64 // the state generation the call's change made; 0 = no change
 }
 
 func (c *call) param(name string) string { return c.params[name] }
@@ -159,7 +160,11 @@ func (s *Server) serveAPI(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
-	c := &call{s: s, w: w, r: r, rt: best, tok: tok, user: u, params: bestParams, q: r.URL.Query()}
+	// The answer is held until the call's change (if any) is on disk, so
+	// that nothing the emulator answered is lost to a kill -9.
+	held := &heldAnswer{header: http.Header{}}
+	c := &call{s: s, w: held, r: r, rt: best, tok: tok, user: u, params: bestParams, q: r.URL.Query()}
+	defer func() { s.answer(w, c, held) }()
 	if r.Method == http.MethodPost || r.Method == http.MethodPut || r.Method == http.MethodPatch {
 		raw, err := io.ReadAll(io.LimitReader(r.Body, 16<<20))
 		if err != nil {
@@ -373,4 +378,45 @@ func (c *call) queryBool(name string, def bool) bool {
 		return false
 	}
 	return def
+}
+
+// heldAnswer buffers a call's answer until its change is saved.
+type heldAnswer struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (h *heldAnswer) Header() http.Header { return h.header }
+
+func (h *heldAnswer) WriteHeader(status int) {
+	if h.status == 0 {
+		h.status = status
+	}
+}
+
+func (h *heldAnswer) Write(b []byte) (int, error) {
+	h.WriteHeader(http.StatusOK)
+	return h.body.Write(b)
+}
+
+// answer sends a held answer once the call's change is on disk; when it
+// could not be saved the client gets a 500 instead (like iconik failing
+// after the change: a client must look before it creates again).
+func (s *Server) answer(w http.ResponseWriter, c *call, held *heldAnswer) {
+	if c.gen > 0 {
+		if err := s.waitSaved(c.gen); err != nil {
+			s.log.Error("iconik emulator: answering without the change saved", "method", c.r.Method, "path", c.r.URL.Path, "err", err)
+			writeErrors(w, http.StatusInternalServerError, "Internal server error (state not saved)")
+			return
+		}
+	}
+	for k, v := range held.header {
+		w.Header()[k] = v
+	}
+	if held.status == 0 {
+		held.status = http.StatusOK
+	}
+	w.WriteHeader(held.status)
+	_, _ = w.Write(held.body.Bytes())
 }

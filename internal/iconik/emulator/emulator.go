@@ -79,6 +79,16 @@ type Server struct {
 	dirty          chan struct{} // a mutation awaits the snapshot writer
 	writerDone     chan struct{}
 	closed         bool
+	gen            int64 // guarded by mu: changes committed by calls so far
+
+	// The snapshot writer's progress, for calls waiting to answer until
+	// their change is on disk (see waitSaved).
+	savedMu   sync.Mutex
+	savedCond *sync.Cond
+	saved     int64 // the generation the newest snapshot on disk holds
+	failed    int64 // the generation of the newest snapshot that failed to write
+	saveErr   error
+	stopped   bool // the writer has exited; Close wrote the last snapshot
 }
 
 // New loads (or creates) the state under opts.DataDir, applies the seed and
@@ -111,6 +121,7 @@ func New(opts Options) (*Server, error) {
 		return nil, err
 	}
 	s := &Server{opts: opts, log: opts.Logger, baseURL: strings.TrimRight(opts.BaseURL, "/")}
+	s.savedCond = sync.NewCond(&s.savedMu)
 	st, err := loadState(s.statePath())
 	if err != nil {
 		return nil, err
@@ -216,8 +227,17 @@ func (s *Server) Close() error {
 	s.jobs.Wait()
 	<-s.writerDone
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.saveLocked()
+	err := s.saveLocked()
+	g := s.gen
+	s.mu.Unlock()
+	s.savedMu.Lock()
+	if err == nil {
+		s.saved = g
+	}
+	s.stopped = true
+	s.savedCond.Broadcast()
+	s.savedMu.Unlock()
+	return err
 }
 
 // Handler serves the whole emulator: /API/... (control plane), /_storage/...

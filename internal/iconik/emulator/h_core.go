@@ -162,7 +162,7 @@ func (s *Server) collectionCreate(c *call) {
 	parentID := str(b, "parent_id")
 	var parents []any
 	if parentID != "" {
-		p := s.st.get(kCollections, parentID)
+		p := s.st.live(kCollections, parentID)
 		if p == nil {
 			c.invalid(map[string]string{"parent_id": "Collection does not exist."})
 			return
@@ -212,10 +212,11 @@ func (s *Server) collectionCreate(c *call) {
 	c.json(http.StatusCreated, public(d))
 }
 
-// commit records that a call changed the state; the snapshot writer saves it
-// shortly after. It reports whether the call may answer (always, today).
-func (s *Server) commit(*call) bool {
-	s.markDirty()
+// commit records that a call changed the state (the caller holds s.mu).
+// The answer the call writes next is held back by serveAPI until the change
+// is on disk. It reports whether the call may answer (always, today).
+func (s *Server) commit(c *call) bool {
+	c.gen = s.commitLocked()
 	return true
 }
 
@@ -250,11 +251,26 @@ func (s *Server) collectionDelete(c *call) {
 		c.fail(http.StatusNotFound, "Collection does not exist")
 		return
 	}
-	d["status"], d["date_deleted"], d["deleted_by_user"] = "DELETED", now(), c.user.ID
+	s.deleteCollection(d, c.user.ID, now())
 	if !s.commit(c) {
 		return
 	}
 	c.noContent(http.StatusAccepted)
+}
+
+// deleteCollection moves a collection and the collections under it to the
+// delete queue (its sub-collections are its folders: they go with it [INF]);
+// assets stay, since an asset may belong to other collections too.
+func (s *Server) deleteCollection(d doc, userID, at string) {
+	d["status"], d["date_deleted"], d["deleted_by_user"] = "DELETED", at, userID
+	for _, m := range s.st.Contents[str(d, "id")] {
+		if m.ObjectType != kCollections {
+			continue
+		}
+		if sub := s.st.get(kCollections, m.ObjectID); sub != nil && str(sub, "status") != "DELETED" {
+			s.deleteCollection(sub, userID, at)
+		}
+	}
 }
 
 // liveMembers lists a collection's members that still exist and are not deleted.
@@ -301,7 +317,7 @@ func (s *Server) removeMembership(objectID string) {
 func (s *Server) contentsList(c *call) {
 	s.mu.Lock()
 	id := c.param("collection_id")
-	if s.st.get(kCollections, id) == nil {
+	if s.st.live(kCollections, id) == nil {
 		s.mu.Unlock()
 		c.fail(http.StatusNotFound, "Collection does not exist")
 		return
@@ -335,7 +351,7 @@ func (s *Server) contentsAdd(c *call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	id := c.param("collection_id")
-	coll := s.st.get(kCollections, id)
+	coll := s.st.live(kCollections, id)
 	if coll == nil {
 		c.fail(http.StatusNotFound, "Collection not found")
 		return
@@ -402,7 +418,7 @@ func (s *Server) assetCreate(c *call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	collID := str(b, "collection_id")
-	if collID != "" && s.st.get(kCollections, collID) == nil {
+	if collID != "" && s.st.live(kCollections, collID) == nil {
 		c.invalid(map[string]string{"collection_id": "Collection does not exist."})
 		return
 	}

@@ -18,7 +18,7 @@ import (
 func (s *Server) formatCreate(c *call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.st.get(kAssets, c.param("asset_id"))
+	a := s.st.live(kAssets, c.param("asset_id"))
 	if a == nil {
 		c.fail(http.StatusNotFound, "Asset does not exist")
 		return
@@ -53,7 +53,7 @@ func (s *Server) formatCreate(c *call) {
 
 // assetOrNotFound answers 404 with msg when the path's asset does not exist.
 func (s *Server) assetOrNotFound(c *call, msg string) bool {
-	if s.st.get(kAssets, c.param("asset_id")) == nil {
+	if s.st.live(kAssets, c.param("asset_id")) == nil {
 		c.fail(http.StatusNotFound, msg)
 		return false
 	}
@@ -94,7 +94,7 @@ func (s *Server) formatGet(c *call) {
 func (s *Server) fileSetCreate(c *call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.st.get(kAssets, c.param("asset_id"))
+	a := s.st.live(kAssets, c.param("asset_id"))
 	if a == nil {
 		c.fail(http.StatusNotFound, "Asset does not exist")
 		return
@@ -261,7 +261,7 @@ func (s *Server) renderFile(d doc) doc {
 func (s *Server) fileCreate(c *call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	a := s.st.get(kAssets, c.param("asset_id"))
+	a := s.st.live(kAssets, c.param("asset_id"))
 	if a == nil {
 		c.fail(http.StatusNotFound, "Asset does not exist")
 		return
@@ -338,7 +338,7 @@ func (s *Server) fileCreate(c *call) {
 // fileOf resolves asset_id/file_id; it answers 404 itself.
 func (s *Server) fileOf(c *call, notFoundMsg string) doc {
 	f := s.st.get(kFiles, c.param("file_id"))
-	if f == nil || str(f, "asset_id") != c.param("asset_id") {
+	if f == nil || str(f, "asset_id") != c.param("asset_id") || s.st.live(kAssets, c.param("asset_id")) == nil {
 		c.fail(http.StatusNotFound, notFoundMsg)
 		return nil
 	}
@@ -672,7 +672,7 @@ func (s *Server) keyframesCreate(c *call) {
 func (s *Server) keyframeList(c *call) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if s.st.get(kAssets, c.param("asset_id")) == nil {
+	if s.st.live(kAssets, c.param("asset_id")) == nil {
 		c.fail(http.StatusNotFound, "Keyframes for this asset don't exist")
 		return
 	}

@@ -359,7 +359,7 @@ func (s *Server) valuesTarget(c *call) (obj, view doc, ok bool) {
 		c.fail(http.StatusBadRequest, "object_type must be assets or collections")
 		return nil, nil, false
 	}
-	obj = s.st.get(ot, c.param("object_id"))
+	obj = s.st.live(ot, c.param("object_id"))
 	if obj == nil {
 		c.fail(http.StatusNotFound, "Object does not exist")
 		return nil, nil, false

@@ -18,12 +18,17 @@ import (
 )
 
 // The state is one JSON document, rewritten atomically (temp file, rename)
-// by a writer that coalesces mutations (at most one snapshot per
-// snapshotDelay) and once more on Close. Why not SQLite: an emulator tenant
-// holds test- and demo-sized data, every object is already a JSON document in
-// iconik's own shape, and a readable snapshot makes a failing test easy to
-// inspect, with no schema migrations. What a kill -9 can lose is the last
-// snapshotDelay of changes; a clean stop loses nothing.
+// by a writer, and once more on Close. A call that changed the state holds
+// its answer until a snapshot holding the change is written (waitSaved):
+// whatever the emulator answered survives a kill -9, so a client that
+// recorded an id it was given never finds that id unknown after a restart
+// (ferry's demo runs the emulator in its own process and is killed like any
+// server). Calls that change the state at the same time share one snapshot
+// (group commit): the writer starts the next snapshot as soon as the last
+// is written, with every change made meanwhile. Why not SQLite: an emulator
+// tenant holds test- and demo-sized data, every object is already a JSON
+// document in iconik's own shape, and a readable snapshot makes a failing
+// test easy to inspect, with no schema migrations.
 type state struct {
 	Secret   []byte                    `json:"secret"` // data-plane signing secret: URLs survive restarts
 	Seq      int64                     `json:"seq"`
@@ -104,10 +109,6 @@ func loadState(path string) (*state, error) {
 	return st, nil
 }
 
-// snapshotDelay is how long the writer waits for more mutations before it
-// writes one snapshot for all of them.
-const snapshotDelay = 200 * time.Millisecond
-
 // saveLocked writes the state now; the caller holds s.mu (or owns s exclusively).
 func (s *Server) saveLocked() error {
 	raw, err := json.Marshal(s.st)
@@ -125,7 +126,8 @@ func (s *Server) markDirty() {
 	}
 }
 
-// snapshotWriter saves the state after mutations until ctx ends.
+// snapshotWriter saves the state after mutations until ctx ends (Close
+// writes the final snapshot).
 func (s *Server) snapshotWriter(ctx context.Context, done chan<- struct{}) {
 	defer close(done)
 	for {
@@ -134,21 +136,52 @@ func (s *Server) snapshotWriter(ctx context.Context, done chan<- struct{}) {
 			return
 		case <-s.dirty:
 		}
-		select {
-		case <-ctx.Done():
-			return // Close writes the final snapshot
-		case <-time.After(snapshotDelay):
-		}
 		s.mu.Lock()
 		raw, err := json.Marshal(s.st)
+		g := s.gen
 		s.mu.Unlock()
 		if err == nil {
 			err = writeFileAtomic(s.statePath(), raw, 0o600)
 		}
-		if err != nil {
+		s.savedMu.Lock()
+		if err == nil {
+			s.saved = g
+		} else {
+			s.failed, s.saveErr = g, err
 			s.log.Error("saving iconik emulator state", "err", err)
 		}
+		s.savedCond.Broadcast()
+		s.savedMu.Unlock()
 	}
+}
+
+// commitLocked records that a call changed the state (the caller holds
+// s.mu) and returns the generation its answer must wait for.
+func (s *Server) commitLocked() int64 {
+	s.gen++
+	s.markDirty()
+	return s.gen
+}
+
+// waitSaved blocks until a snapshot holding generation g is on disk, or
+// says why none could be written.
+func (s *Server) waitSaved(g int64) error {
+	s.savedMu.Lock()
+	for s.saved < g && s.failed < g && !s.stopped {
+		s.savedCond.Wait()
+	}
+	saved, err, stopped := s.saved >= g, s.saveErr, s.stopped
+	s.savedMu.Unlock()
+	switch {
+	case saved:
+		return nil
+	case stopped:
+		// A call that raced Close: save here, the writer is gone.
+		s.mu.Lock()
+		defer s.mu.Unlock()
+		return s.saveLocked()
+	}
+	return err
 }
 
 func writeJSONAtomic(path string, v any, mode os.FileMode) error {
@@ -212,6 +245,18 @@ func (st *state) put(kind string, d doc) {
 }
 
 func (st *state) del(kind, id string) { delete(st.Objects[kind], id) }
+
+// live returns the object of kind with id unless it is unknown or DELETED.
+// A deleted asset or collection sits in iconik's delete queue: it can still
+// be read by id, but nothing can be created in it or changed under it, so
+// calls that name it as a container answer as if it did not exist [INF].
+func (st *state) live(kind, id string) doc {
+	d := st.get(kind, id)
+	if d == nil || str(d, "status") == "DELETED" {
+		return nil
+	}
+	return d
+}
 
 // list returns the documents of kind that keep says to keep, oldest first.
 func (st *state) list(kind string, keep func(doc) bool) []doc {

@@ -295,6 +295,7 @@ func (u *Uploader) sendPart(ctx context.Context, src transfer.Source, part trans
 			return err
 		}
 		body := tr.Body(src, part, h)
+		defer transfer.Detach(body) // before Release (deferred earlier, run later)
 		req, err := http.NewRequestWithContext(ctx, http.MethodPut, url, body)
 		if err != nil {
 			body.Close()
