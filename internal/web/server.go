@@ -32,6 +32,8 @@ type Options struct {
 	Secret []byte
 	// Connections serves /api/v1/connections (nil: those routes answer 503).
 	Connections Connections
+	// Ready runs the readiness checks behind /readyz (nil: always ready).
+	Ready func(ctx context.Context) ReadyReport
 }
 
 // Access says who may call a route.
