@@ -3,6 +3,7 @@ package ingest
 import (
 	"bytes"
 	"encoding/hex"
+	"fmt"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -174,5 +175,17 @@ func TestRoomPromisedToUnfinishedUploadsSurvivesARestart(t *testing.T) {
 	res := rg.do(tusReq{Method: "POST", Token: testToken, Header: map[string]string{"Upload-Length": strconv.Itoa(10 << 20)}})
 	if res.Status != http.StatusInsufficientStorage {
 		t.Fatalf("after a restart, 10 MiB beside an unfinished 20 MiB upload on a 32 MiB disk: status %d, want 507: %s", res.Status, res.Body)
+	}
+}
+
+func TestCreationWhoseRecordFindsTheDatabaseDiskFullAnswers507(t *testing.T) {
+	gate := &recGate{admitErr: fmt.Errorf("db: package add bytes: database or disk is full (13): %w", syscall.ENOSPC)}
+	rg := newRigIn(t, t.TempDir(), gate)
+	res := rg.do(tusReq{Method: "POST", Token: testToken, Header: map[string]string{"Upload-Length": "10"}})
+	if res.Status != http.StatusInsufficientStorage || res.errCode() != "insufficient_storage" {
+		t.Fatalf("Admit failing on a full database disk: status %d, want 507 insufficient_storage: %s", res.Status, res.Body)
+	}
+	if ids, _ := rg.ing.store.IDs(); len(ids) != 0 {
+		t.Fatalf("uploads stored: %v", ids)
 	}
 }

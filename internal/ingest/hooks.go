@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/tus/tusd/v2/pkg/handler"
 
@@ -139,6 +140,12 @@ func (i *Ingest) preCreate(ev handler.HookEvent) (handler.HTTPResponse, handler.
 		var rej *Rejection
 		if errors.As(err, &rej) {
 			return handler.HTTPResponse{}, none, apiError(rej.Status, rej.Code, rej.Message)
+		}
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			// The database's disk is full (its reserve gone too): wait it out, like a full store.
+			i.log.WarnContext(ev.Context, "admitting upload failed: out of space", "upload", id, "error", err)
+			return handler.HTTPResponse{}, none, apiError(http.StatusInsufficientStorage, codeNoSpace,
+				"the server is out of storage space right now; nothing was stored: try again later")
 		}
 		i.log.ErrorContext(ev.Context, "admitting upload failed", "upload", id, "error", err)
 		return handler.HTTPResponse{}, none, apiError(http.StatusInternalServerError, "internal",

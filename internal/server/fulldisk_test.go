@@ -209,3 +209,29 @@ func TestFinalizeAndDeliveryStillRecordWhenUploadsAreRefusedForLackOfSpace(t *te
 		t.Fatalf("delivery on a disk at its reserve: %+v", d)
 	}
 }
+
+// When even the reserve is gone (another writer took it), a database write that finds no room
+// answers 507 insufficient_storage, not 500 internal, and names no path.
+func TestDatabaseWritesOnAFullDiskAnswer507(t *testing.T) {
+	h := newHarnessOnSmallDisk(t, 48<<20, 4<<20)
+	h.portal(map[string]any{"name": "Pipe", "slug": "pipe", "active": true})
+	testbed.Fill(t, filepath.Join(h.root, "filler"))
+	var last []byte
+	for i := range 200 { // SQLite reuses its journal's free pages first: write until it needs more
+		resp, body := h.req("POST", "/p/pipe/packages", map[string]string{"name": fmt.Sprintf("Shoot %d", i), "sender_email": "s@example.com"})
+		if resp.StatusCode == http.StatusCreated {
+			last = body
+			continue
+		}
+		if resp.StatusCode != http.StatusInsufficientStorage || bytes.Contains(body, []byte(h.root)) {
+			t.Fatalf("package creation on a full disk: %d %s; want 507 without paths", resp.StatusCode, body)
+		}
+		var e struct{ Error struct{ Code string } }
+		_ = json.Unmarshal(body, &e)
+		if e.Error.Code != "insufficient_storage" {
+			t.Fatalf("package creation on a full disk: code %q: %s", e.Error.Code, body)
+		}
+		return
+	}
+	t.Fatalf("200 package creations on a full disk all succeeded; last %s", last)
+}
