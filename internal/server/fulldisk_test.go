@@ -2,19 +2,25 @@ package server
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/config"
+	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
 	"github.com/ferryhq/ferry/internal/iconik/emulator/emulatortest"
+	"github.com/ferryhq/ferry/internal/send"
 	"github.com/ferryhq/ferry/internal/testbed"
 	"github.com/ferryhq/ferry/internal/web"
 )
@@ -234,4 +240,62 @@ func TestDatabaseWritesOnAFullDiskAnswer507(t *testing.T) {
 		return
 	}
 	t.Fatalf("200 package creations on a full disk all succeeded; last %s", last)
+}
+
+// The issue's closing observation, kept: a `ferry send` stopped by a full disk resumes once
+// space is back, sending only what the server does not have.
+func TestFerrySendStoppedByAFullDiskResumesOnceSpaceIsBack(t *testing.T) {
+	const reserve = 4 << 20
+	h := newHarnessOnSmallDisk(t, 48<<20, reserve)
+	h.portal(map[string]any{"name": "Send", "slug": "send", "active": true})
+	src := t.TempDir()
+	data := randBytes(rand.New(rand.NewPCG(5, 6)), 12<<20+7)
+	if err := os.WriteFile(filepath.Join(src, "clip.mov"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target, err := send.ParseTarget(h.srv.URL+"/p/send", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	state := t.TempDir()
+	opts := send.Options{Target: target, Paths: []string{src}, Info: send.PackageInfo{Email: "s@example.com"},
+		Streams: 1, Large: 1 << 20, MaxPart: 1 << 20, StateDir: state, MaxRetries: 1,
+		Backoff: func(int) time.Duration { return time.Millisecond }}
+
+	// Another writer leaves room for about half the file above the reserve.
+	var st syscall.Statfs_t
+	if err := syscall.Statfs(h.root, &st); err != nil {
+		t.Fatal(err)
+	}
+	filler := filepath.Join(h.root, "filler")
+	if err := os.WriteFile(filler, make([]byte, int64(st.Bavail)*int64(st.Bsize)-reserve-6<<20), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	_, err = send.Send(t.Context(), opts)
+	if err == nil {
+		t.Fatal("ferry send of 12 MiB with 6 MiB of room finished")
+	}
+	if strings.Contains(err.Error(), h.root) {
+		t.Errorf("the sender's error names a server path: %v", err)
+	}
+	t.Logf("first run: %v", err)
+
+	if err := os.Remove(filler); err != nil {
+		t.Fatal(err)
+	}
+	res, err := send.Send(t.Context(), opts)
+	if err != nil {
+		t.Fatalf("re-run after space came back: %v", err)
+	}
+	if res.Sent >= int64(len(data)) {
+		t.Errorf("re-run sent %d bytes of %d: nothing was resumed", res.Sent, len(data))
+	}
+	files, err := h.app.DB.FileListByPackage(t.Context(), &db.FileListByPackageParams{PackageID: res.PackageID})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := sha256.Sum256(data)
+	if len(files) != 1 || files[0].State != db.FileComplete || files[0].SHA256 != hex.EncodeToString(want[:]) {
+		t.Fatalf("files after the resumed send: %+v", files)
+	}
 }
