@@ -23,8 +23,23 @@ func noPath(t *testing.T, what string, res *tusResp, dir string) {
 	}
 }
 
+// smallDisks are the file systems the full-disk tests run on: tmpfs (page-cache writes) and
+// ext4 on a loop device (O_DIRECT writes meet ENOSPC too).
+var smallDisks = []struct {
+	name  string
+	mount func(testing.TB, int64) string
+}{
+	{"tmpfs", testbed.SmallDisk},
+	{"ext4", testbed.SmallExt4Disk},
+}
+
 func TestFullDiskAnswers507WithoutPathsAndTheUploadResumesOnceSpaceIsBack(t *testing.T) {
-	disk := testbed.SmallDisk(t, 32<<20)
+	for _, d := range smallDisks {
+		t.Run(d.name, func(t *testing.T) { fullDiskThenResume(t, d.mount(t, 32<<20)) })
+	}
+}
+
+func fullDiskThenResume(t *testing.T, disk string) {
 	rg := newRigIn(t, filepath.Join(disk, "uploads"), &recGate{})
 	data := randBytes(t, 8<<20)
 	url := rg.create(len(data), map[string]string{"filename": "a.mov"}, nil)

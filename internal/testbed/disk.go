@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -14,18 +15,58 @@ import (
 // fails instead. tmpfs refuses O_DIRECT, so the store writes through the page cache there.
 func SmallDisk(t testing.TB, size int64) string {
 	t.Helper()
+	dir := smallDiskDir(t)
+	mountOrSkip(t, dir, fmt.Sprintf("a %d-byte tmpfs", size), "mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", size), "tmpfs", dir)
+	return dir
+}
+
+// SmallExt4Disk is SmallDisk on an ext4 file system in an image file, loop-mounted: a disk
+// that accepts O_DIRECT, so the direct-write path meets ENOSPC too. The image lives in the
+// test's temporary directory and is removed with it.
+func SmallExt4Disk(t testing.TB, size int64) string {
+	t.Helper()
+	img := filepath.Join(t.TempDir(), "disk.img")
+	if err := os.WriteFile(img, nil, 0o600); err != nil {
+		t.Fatalf("small disk: %v", err)
+	}
+	if err := os.Truncate(img, size); err != nil {
+		t.Fatalf("small disk: %v", err)
+	}
+	// No reserved blocks, no journal: every byte of size is the test's, and ENOSPC comes where
+	// the arithmetic says.
+	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", img).CombinedOutput(); err != nil {
+		missingDisk(t, fmt.Sprintf("mkfs.ext4 failed: %v: %s", err, strings.TrimSpace(string(out))))
+	}
+	dir := smallDiskDir(t)
+	mountOrSkip(t, dir, fmt.Sprintf("a %d-byte ext4 image", size), "mount", "-o", "loop", img, dir)
+	return dir
+}
+
+func smallDiskDir(t testing.TB) string {
+	t.Helper()
 	dir, err := os.MkdirTemp("", "ferry-small-disk-")
 	if err != nil {
 		t.Fatalf("small disk: %v", err)
 	}
-	out, err := exec.Command("mount", "-t", "tmpfs", "-o", fmt.Sprintf("size=%d,mode=0700", size), "tmpfs", dir).CombinedOutput()
+	return dir
+}
+
+func missingDisk(t testing.TB, why string) {
+	t.Helper()
+	msg := "SMALL DISK UNAVAILABLE: " + why
+	if CI() {
+		t.Fatalf("%s", msg)
+	}
+	t.Skipf("%s", msg)
+}
+
+// mountOrSkip runs a mount command on dir and unmounts dir when the test ends.
+func mountOrSkip(t testing.TB, dir, what string, mount ...string) {
+	t.Helper()
+	out, err := exec.Command(mount[0], mount[1:]...).CombinedOutput()
 	if err != nil {
 		os.Remove(dir)
-		msg := fmt.Sprintf("SMALL DISK UNAVAILABLE: mounting a %d-byte tmpfs failed (needs root): %v: %s", size, err, strings.TrimSpace(string(out)))
-		if CI() {
-			t.Fatalf("%s", msg)
-		}
-		t.Skipf("%s", msg)
+		missingDisk(t, fmt.Sprintf("mounting %s failed (needs root): %v: %s", what, err, strings.TrimSpace(string(out))))
 	}
 	t.Cleanup(func() {
 		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
@@ -34,7 +75,6 @@ func SmallDisk(t testing.TB, size int64) string {
 		}
 		os.Remove(dir)
 	})
-	return dir
 }
 
 // Fill writes a file at path until the file system holding it is full, and returns how many
