@@ -204,3 +204,27 @@ func TestCreationWhoseRecordFindsTheDatabaseDiskFullAnswers507(t *testing.T) {
 		t.Fatalf("uploads stored: %v", ids)
 	}
 }
+
+// The boundary: a length equal to what Space says is available is admitted and arrives whole
+// (the write guard does not stop it at its end); one byte more is refused.
+func TestALengthThatExactlyFitsIsAdmittedAndFinishes(t *testing.T) {
+	disk := testbed.SmallDisk(t, 32<<20)
+	rg := newRigIn(t, filepath.Join(disk, "uploads"), &recGate{}, func(c *Config) { c.DiskReserve = 4 << 20 })
+	sp, err := rg.ing.Space()
+	if err != nil || !sp.Known {
+		t.Fatalf("Space: %+v, %v", sp, err)
+	}
+	n := sp.Available()
+	res := rg.do(tusReq{Method: "POST", Token: testToken, Header: map[string]string{"Upload-Length": strconv.FormatInt(n+1, 10)}})
+	if res.Status != http.StatusInsufficientStorage {
+		t.Fatalf("one byte past the available %d: status %d, want 507", n, res.Status)
+	}
+	data := randBytes(t, int(n))
+	url := rg.create(len(data), nil, nil)
+	if res := rg.patch(url, 0, data); res.Status != http.StatusNoContent {
+		t.Fatalf("exactly the available %d bytes: PATCH %d %s", n, res.Status, res.Body)
+	}
+	if after, _ := rg.ing.Space(); after.Free < after.Reserve {
+		t.Fatalf("the upload took the reserve: %+v", after)
+	}
+}

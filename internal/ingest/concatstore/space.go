@@ -71,8 +71,9 @@ type Space struct {
 	Promised int64 // bytes unfinished uploads declared but have not sent yet
 }
 
-// Available is what a new upload may take: free bytes less the reserve and the promised bytes.
-func (sp Space) Available() int64 { return sp.Free - sp.Reserve - sp.Promised }
+// Available is the largest length Claim accepts now: free bytes less the reserve, the promised
+// bytes and room for the upload's records.
+func (sp Space) Available() int64 { return sp.Free - sp.Reserve - sp.Promised - recordSlack }
 
 // Space reports the store's file system's free bytes and what is already spoken for.
 func (s *Store) Space() (Space, error) {
@@ -95,7 +96,8 @@ func (s *Store) Claim(id string, size int64) error {
 	}
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
-	if known && free-s.Reserve-s.promisedTotal < size {
+	// recordSlack: an upload admitted to the last byte must not meet roomFor's guard at its end.
+	if known && (Space{Free: free, Reserve: s.Reserve, Promised: s.promisedTotal}).Available() < size {
 		return ErrNoRoom
 	}
 	s.promiseLocked(id, size)
@@ -139,12 +141,17 @@ func (s *Store) roomFor(n int64) bool {
 		return true
 	}
 	free, known, err := freeBytes(s.dir)
-	return err != nil || !known || free-n-recordSlack >= s.Reserve
+	return err != nil || !known || free-n-guardSlack >= s.Reserve
 }
 
-// recordSlack is room kept beside an upload's bytes for its records (.info, .hash), which are
-// rewritten as it goes: the reserve stays whole after them too.
-const recordSlack = 256 << 10
+// Room for an upload's records (.info, .hash, rewritten as it goes) beside its bytes. The guard
+// keeps guardSlack above the reserve, so the records written after its last check leave the
+// reserve whole; Claim counts the larger recordSlack, so an upload admitted to its last byte
+// never meets the guard even after its records took their pages.
+const (
+	guardSlack  = 64 << 10
+	recordSlack = 256 << 10
+)
 
 // loadPromises counts, at start, what every unfinished upload still has to send.
 func (s *Store) loadPromises() error {
