@@ -2,8 +2,13 @@ package db
 
 import (
 	"context"
+	"errors"
+	"fmt"
 	"path/filepath"
+	"syscall"
 	"testing"
+
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 func TestMigrationsPendingSaysWhenTheSchemaIsOlderThanTheCode(t *testing.T) {
@@ -22,5 +27,26 @@ func TestMigrationsPendingSaysWhenTheSchemaIsOlderThanTheCode(t *testing.T) {
 	}
 	if pending, err := MigrationsPending(ctx, s); err != nil || !pending {
 		t.Fatalf("database missing its newest migration: pending %v, %v; want true", pending, err)
+	}
+}
+
+func TestDiskFullErrorsAreMarkedAndReadAsENOSPC(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		d    *dialect
+		err  error
+		full bool
+	}{
+		{"postgres disk_full", postgresDialect, &pgconn.PgError{Code: "53100", Message: "could not extend file"}, true},
+		{"postgres unique violation", postgresDialect, &pgconn.PgError{Code: "23505"}, false},
+		{"an ENOSPC from the file system", sqliteDialect, fmt.Errorf("write wal: %w", syscall.ENOSPC), true},
+		{"another error", sqliteDialect, errors.New("connection reset"), false},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			err := tc.d.classify(tc.err)
+			if got := errors.Is(err, ErrDiskFull) && errors.Is(err, syscall.ENOSPC); got != tc.full {
+				t.Fatalf("classify(%v) = %v: marked full %v, want %v", tc.err, err, got, tc.full)
+			}
+		})
 	}
 }
