@@ -125,6 +125,15 @@ func TestReadyzTurnsNotReadyBelowTheReserveAndBackOnceSpaceIsFreed(t *testing.T)
 		t.Fatalf("space freed: /readyz %d %s", code, body)
 	}
 
+	// A database whose newest migration is missing (restored from an older backup).
+	if _, err := h.app.DB.SQLDB().ExecContext(t.Context(), "DELETE FROM goose_db_version WHERE version_id = (SELECT MAX(version_id) FROM goose_db_version)"); err != nil {
+		t.Fatal(err)
+	}
+	code, rb, body = h.readyz()
+	if code != http.StatusServiceUnavailable || !failing(rb)["migrations"] || failing(rb)["database"] {
+		t.Fatalf("migration missing: /readyz %d %s; want 503 with migrations failing", code, body)
+	}
+
 	// A database that does not answer.
 	h.app.DB.SQLDB().Close()
 	code, rb, body = h.readyz()
