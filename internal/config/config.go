@@ -62,10 +62,21 @@ type Config struct {
 	SMTPURL string
 	// MailFrom is the sender of ferry's emails.
 	MailFrom string
+	// DiskReserve is how much free space on the data directory's file system
+	// uploads never take: the database (SQLite in DataDir) and the server's
+	// records grow into it, so deliveries and finalizes still record when
+	// uploads are refused for lack of space. A creation whose length does not
+	// fit above it is refused with 507, and /readyz turns not ready below it.
+	DiskReserve ByteSize
 }
 
 // DefaultMaxUploadSize is 16 TiB: past any single media file, far from int64.
 const DefaultMaxUploadSize ByteSize = 16 << 40
+
+// DefaultDiskReserve is 1 GiB: years of package, file and delivery rows for
+// SQLite (a row is well under a KiB), plus room for its journal, and small
+// beside the disks media servers run on.
+const DefaultDiskReserve ByteSize = 1 << 30
 
 // ByteSize is a number of bytes, written as a whole number with an optional
 // binary (KiB, MiB, GiB, TiB, PiB) or decimal (KB, MB, GB, TB, PB) unit.
@@ -143,6 +154,7 @@ func Default(xdgDataHome string) Config {
 		DeliveryIndexGrace:  30 * time.Second,
 		MaxUploadSize:       DefaultMaxUploadSize,
 		MailFrom:            "ferry <ferry@localhost>",
+		DiskReserve:         DefaultDiskReserve,
 	}
 }
 
@@ -181,6 +193,7 @@ func (c *Config) settings() []setting {
 		{"max-upload-size", "largest upload (file or part) accepted, advertised as Tus-Max-Size (16TiB, 500GB, bytes)", &c.MaxUploadSize, false},
 		{"smtp-url", "SMTP server for email, smtp://user:pass@host:587?tls=starttls|implicit|none (empty: emails go to the outbox at /admin/outbox; prefer the environment variable, a flag shows in the process list)", &c.SMTPURL, false},
 		{"mail-from", "sender of ferry's emails, like \"ferry <ferry@studio.example>\"", &c.MailFrom, false},
+		{"disk-reserve", "free space on the data directory's disk that uploads never take, kept for the database; uploads that would go below it get 507 and /readyz turns not ready (1GiB, 500MB, bytes; 0 disables)", &c.DiskReserve, false},
 	}
 }
 
@@ -294,6 +307,9 @@ func (c *Config) Validate() error {
 		if n <= 0 {
 			return fmt.Errorf("config: %s must be positive, got %d", name, n)
 		}
+	}
+	if c.DiskReserve < 0 {
+		return fmt.Errorf("config: --disk-reserve must not be negative, got %d", c.DiskReserve)
 	}
 	if c.MaxUploadSize <= 0 {
 		return fmt.Errorf("config: --max-upload-size must be positive, got %d", c.MaxUploadSize)

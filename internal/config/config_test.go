@@ -34,6 +34,10 @@ func TestPrecedenceDefaultsThenEnvironmentThenFlags(t *testing.T) {
 			func(c *Config) { c.MaxUploadSize = 500e9 }},
 		{"the largest upload from a flag", map[string]string{"FERRY_MAX_UPLOAD_SIZE": "500GB"}, []string{"--max-upload-size=2TiB"},
 			func(c *Config) { c.MaxUploadSize = 2 << 40 }},
+		{"the disk reserve from the environment", map[string]string{"FERRY_DISK_RESERVE": "5GB"}, nil,
+			func(c *Config) { c.DiskReserve = 5e9 }},
+		{"the disk reserve off from a flag", map[string]string{"FERRY_DISK_RESERVE": "5GB"}, []string{"--disk-reserve=0"},
+			func(c *Config) { c.DiskReserve = 0 }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -62,7 +66,7 @@ func TestEverySettingIsAFlagNamingItsVariable(t *testing.T) {
 	var c Config
 	fs := pflag.NewFlagSet("t", pflag.ContinueOnError)
 	c.BindFlags(fs)
-	for _, name := range []string{"max-upload-size", "demo", "delivery-workers", "delivery-per-package", "delivery-index-grace", "addr", "smtp-url", "mail-from"} {
+	for _, name := range []string{"max-upload-size", "disk-reserve", "demo", "delivery-workers", "delivery-per-package", "delivery-index-grace", "addr", "smtp-url", "mail-from"} {
 		f := fs.Lookup(name)
 		if f == nil || !strings.Contains(f.Usage, "["+EnvName(name)+"]") {
 			t.Errorf("flag --%s missing or its help does not name %s: %+v", name, EnvName(name), f)
@@ -91,6 +95,7 @@ func TestMalformedSettingsAreRefusedWithTheirName(t *testing.T) {
 		{"no largest upload", map[string]string{"FERRY_MAX_UPLOAD_SIZE": "0"}, "--max-upload-size"},
 		{"smtp url of another scheme", map[string]string{"FERRY_SMTP_URL": "http://u:s3cret@mail.example"}, "--smtp-url"},
 		{"empty mail sender", map[string]string{"FERRY_MAIL_FROM": " "}, "--mail-from"},
+		{"disk reserve not a size", map[string]string{"FERRY_DISK_RESERVE": "plenty"}, "FERRY_DISK_RESERVE"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

@@ -67,8 +67,8 @@ var (
 	}
 )
 
-// classify marks constraint violations with ErrConflict and integer
-// overflow with ErrOutOfRange, keeping the driver's error in the chain for
+// classify marks constraint violations with ErrConflict, integer overflow
+// with ErrOutOfRange and a full disk with ErrDiskFull, keeping the driver's error in the chain for
 // the details.
 func (d *dialect) classify(err error) error {
 	switch {
@@ -78,6 +78,8 @@ func (d *dialect) classify(err error) error {
 		return fmt.Errorf("%w: %w", ErrConflict, err)
 	case d.outOfRange(err):
 		return fmt.Errorf("%w: %w", ErrOutOfRange, err)
+	case diskFull(err):
+		return fmt.Errorf("%w: %w", ErrDiskFull, err)
 	}
 	return err
 }

@@ -158,3 +158,10 @@ func (e *errorWriter) flushError(r *http.Request) {
 	e.Header().Del("Content-Length")
 	writeError(e.ResponseWriter, r, e.status, code, msg)
 }
+
+// codeNoSpace is the contract code of a 507: the server has no room for the bytes right now.
+const codeNoSpace = "insufficient_storage"
+
+func noRoomMessage(size int64) string {
+	return fmt.Sprintf("the server does not have room for %d more bytes right now; nothing was stored: try again later, or ask the operator to free space", size)
+}

@@ -28,6 +28,7 @@ type recGate struct {
 	failed      []failure
 	removed     []Upload
 	reject      *Rejection // when set, Admit refuses
+	admitErr    error      // when set, Admit fails with it (the database is away or full)
 	completeErr error      // when set, Complete fails
 	admitMeta   map[string]string
 }
@@ -48,6 +49,9 @@ func (g *recGate) Admit(ctx context.Context, u Upload) (Admission, error) {
 	g.admitted = append(g.admitted, u)
 	if g.reject != nil {
 		return Admission{}, g.reject
+	}
+	if g.admitErr != nil {
+		return Admission{}, g.admitErr
 	}
 	return Admission{Metadata: g.admitMeta}, nil
 }

@@ -12,6 +12,7 @@ import (
 	"maps"
 	"net/http"
 	"strings"
+	"syscall"
 
 	"github.com/tus/tusd/v2/pkg/handler"
 
@@ -108,6 +109,25 @@ func (i *Ingest) preCreate(ev handler.HookEvent) (handler.HTTPResponse, handler.
 	if info.SizeIsDeferred {
 		size = -1
 	}
+	// Room is promised before the Gate counts the upload in its package, so a refusal leaves no
+	// trace anywhere. A final takes no bytes (its partials hold them); a deferred length is
+	// checked when it is declared.
+	if !info.IsFinal && !info.SizeIsDeferred {
+		if err := i.store.Claim(id, info.Size); err != nil {
+			if errors.Is(err, concatstore.ErrNoRoom) {
+				return handler.HTTPResponse{}, none, apiError(http.StatusInsufficientStorage, codeNoSpace, noRoomMessage(info.Size))
+			}
+			i.log.ErrorContext(ev.Context, "reading free space before an upload failed", "error", err)
+			return handler.HTTPResponse{}, none, apiError(http.StatusInternalServerError, "internal",
+				"the upload could not be admitted; try again later")
+		}
+	}
+	admitted := false
+	defer func() {
+		if !admitted {
+			i.store.Release(id)
+		}
+	}()
 	u := Upload{
 		ID: id, Size: size, Metadata: maps.Clone(info.MetaData),
 		IsPartial: info.IsPartial, IsFinal: info.IsFinal, PartialIDs: info.PartialUploads, Header: hdr,
@@ -120,6 +140,12 @@ func (i *Ingest) preCreate(ev handler.HookEvent) (handler.HTTPResponse, handler.
 		var rej *Rejection
 		if errors.As(err, &rej) {
 			return handler.HTTPResponse{}, none, apiError(rej.Status, rej.Code, rej.Message)
+		}
+		if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+			// The database's disk is full (its reserve gone too): wait it out, like a full store.
+			i.log.WarnContext(ev.Context, "admitting upload failed: out of space", "upload", id, "error", err)
+			return handler.HTTPResponse{}, none, apiError(http.StatusInsufficientStorage, codeNoSpace,
+				"the server is out of storage space right now; nothing was stored: try again later")
 		}
 		i.log.ErrorContext(ev.Context, "admitting upload failed", "upload", id, "error", err)
 		return handler.HTTPResponse{}, none, apiError(http.StatusInternalServerError, "internal",
@@ -142,6 +168,7 @@ func (i *Ingest) preCreate(ev handler.HookEvent) (handler.HTTPResponse, handler.
 	}
 	delete(meta, MetaToken)
 	maps.Copy(meta, adm.Metadata)
+	admitted = true
 	return handler.HTTPResponse{}, handler.FileInfoChanges{
 		ID:       id,
 		MetaData: meta,

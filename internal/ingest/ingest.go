@@ -115,6 +115,9 @@ type Config struct {
 	NoSync bool
 	// NetworkTimeout bounds one read of a request body (tusd's NetworkTimeout); default 60s.
 	NetworkTimeout time.Duration
+	// DiskReserve is how many bytes of the file system holding Dir uploads never take: the
+	// database and the server's own records grow into them (see Ingest.Space).
+	DiskReserve int64
 }
 
 // Ingest is the upload engine.
@@ -150,7 +153,13 @@ func New(cfg Config, gate Gate) (*Ingest, error) {
 		return nil, fmt.Errorf("ingest: opening upload store: %w", err)
 	}
 	store.Sync = !cfg.NoSync
-	i := &Ingest{cfg: cfg, gate: gate, log: cfg.Logger.With("component", "ingest"), store: store, locker: memorylocker.New()}
+	store.Reserve = max(cfg.DiskReserve, 0)
+	log := cfg.Logger.With("component", "ingest")
+	store.OnNoSpace = func(err error) {
+		// The sender gets 507 and a sentence; the operator gets the path and the cause.
+		log.Warn("the upload store is out of space; uploads answer 507 until space is freed", "error", err)
+	}
+	i := &Ingest{cfg: cfg, gate: gate, log: log, store: store, locker: memorylocker.New()}
 
 	composer := handler.NewStoreComposer()
 	store.UseIn(composer)

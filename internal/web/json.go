@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"syscall"
 )
 
 // maxJSONBody bounds a JSON request body: the API carries metadata, never bytes.
@@ -53,7 +54,13 @@ func writeJSON(w http.ResponseWriter, status int, v any) {
 // *Error become a 500 whose message hides the internals (they are logged).
 func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *Error
-	if !errors.As(err, &ae) {
+	if !errors.As(err, &ae) && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
+		// A full disk is an operating state the caller can wait out, not a
+		// fault; the operator's log gets the details (paths included).
+		slog.Warn("web: out of storage space", "method", r.Method, "path", r.URL.Path, "err", err)
+		ae = errorf(http.StatusInsufficientStorage, "insufficient_storage", "The server is out of storage space right now, so the request was not carried out; try again later.")
+	}
+	if ae == nil {
 		slog.Error("web: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = errorf(http.StatusInternalServerError, "internal", "The server failed to handle the request; it has been logged.")
 	}

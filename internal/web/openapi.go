@@ -241,6 +241,7 @@ func tusCreateOperation(errResp func(string) map[string]any) map[string]any {
 			"201":     map[string]any{"description": "Created; the Location header is the upload's URL."},
 			"401":     errResp("No or unknown upload token"),
 			"413":     errResp("Larger than the server's Tus-Max-Size or the portal's limits"),
+			"507":     errResp("insufficient_storage: the length does not fit in the server's free space (less its --disk-reserve and what unfinished uploads still have to send); nothing was stored, try again later. A PATCH that finds the disk full answers the same and keeps what arrived: resume once space is back"),
 			"default": errResp("Refused (the code says why: bad path, duplicate, extension, limits, package not uploading, ...)"),
 		},
 	}

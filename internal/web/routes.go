@@ -8,6 +8,7 @@ func (s *Server) routeTable() []Route {
 	return []Route{
 		// Public.
 		{"GET", "/healthz", Public, "Liveness probe", s.healthz},
+		{"GET", "/readyz", Public, "Readiness probe: database reachable, migrations applied, upload store writable, free space above the reserve (503 and the failing checks when not)", s.readyz},
 		{"GET", "/api/v1/openapi.json", Public, "This API's OpenAPI document", s.openAPI},
 		{"GET", "/login", Public, "Sign-in page", s.loginPage},
 		{"POST", "/login", Public, "Sign in with email and password (form or JSON); sets the session cookie", s.login},

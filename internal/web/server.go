@@ -35,6 +35,8 @@ type Options struct {
 	// Notifications serves what was sent, the outbox and test messages
 	// (nil: those routes answer 503).
 	Notifications Notifications
+	// Ready runs the readiness checks behind /readyz (nil: always ready).
+	Ready func(ctx context.Context) ReadyReport
 }
 
 // Access says who may call a route.

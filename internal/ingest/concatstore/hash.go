@@ -79,7 +79,7 @@ func (s *Store) saveHash(id string, h hash.Hash) error {
 	out := make([]byte, 8, 8+len(st))
 	binary.BigEndian.PutUint64(out, uint64(covered))
 	out = append(out, st...)
-	return writeAtomic(s.path(id, ".hash"), out)
+	return s.space(writeAtomic(s.path(id, ".hash"), out))
 }
 
 // hashedLen reads the message length from crypto/sha256's marshalled state, whose documented-stable

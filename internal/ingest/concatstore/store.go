@@ -17,6 +17,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/tus/tusd/v2/pkg/handler"
@@ -74,6 +75,17 @@ type Store struct {
 
 	gapHashed atomic.Int64
 	noDirect  atomic.Bool // O_DIRECT refused here: write through the page cache
+
+	// Reserve is how many bytes of the file system uploads never take (see Space, Claim).
+	Reserve int64
+	// OnNoSpace, if set, is told every error a full file system caused (with the path the
+	// sender never sees), so the operator learns of it.
+	OnNoSpace func(error)
+
+	// pmu guards promised: per unfinished upload, the bytes it declared and has not sent.
+	pmu           sync.Mutex
+	promised      map[string]int64
+	promisedTotal int64
 }
 
 // New opens (creating if needed) a store in dir.
@@ -88,7 +100,11 @@ func New(dir string) (*Store, error) {
 	if err := os.MkdirAll(abs, dirPerm); err != nil {
 		return nil, fmt.Errorf("concatstore: creating %s: %w", abs, err)
 	}
-	return &Store{dir: abs, Sync: true}, nil
+	s := &Store{dir: abs, Sync: true}
+	if err := s.loadPromises(); err != nil {
+		return nil, err
+	}
+	return s, nil
 }
 
 // UseIn plugs the store and all its extensions into a tusd composer.
@@ -156,13 +172,14 @@ func (s *Store) writeRecord(r *record) error {
 	if err != nil {
 		return fmt.Errorf("concatstore: encoding record of upload %s: %w", r.Info.ID, err)
 	}
-	return writeAtomic(s.path(r.Info.ID, ".info"), b)
+	return s.space(writeAtomic(s.path(r.Info.ID, ".info"), b))
 }
 
 // writeAtomic replaces path with data so a crash leaves the old or the new content, never half.
 func writeAtomic(path string, data []byte) error {
 	tmp := path + ".tmp"
 	if err := os.WriteFile(tmp, data, filePerm); err != nil {
+		_ = os.Remove(tmp) // a half-written copy on a full disk only takes what little is left
 		return fmt.Errorf("concatstore: writing %s: %w", tmp, err)
 	}
 	if err := os.Rename(tmp, path); err != nil {
@@ -188,15 +205,29 @@ func (s *Store) NewUpload(ctx context.Context, info handler.FileInfo) (handler.U
 	if !info.IsFinal {
 		f, err := os.OpenFile(s.path(info.ID, ".bin"), os.O_CREATE|os.O_EXCL|os.O_WRONLY, filePerm)
 		if err != nil {
-			return nil, fmt.Errorf("concatstore: creating data file of upload %s: %w", info.ID, err)
+			s.Release(info.ID)
+			return nil, s.space(fmt.Errorf("concatstore: creating data file of upload %s: %w", info.ID, err))
 		}
 		if err := f.Close(); err != nil {
-			return nil, fmt.Errorf("concatstore: creating data file of upload %s: %w", info.ID, err)
+			s.Release(info.ID)
+			return nil, s.space(fmt.Errorf("concatstore: creating data file of upload %s: %w", info.ID, err))
 		}
 	}
 	r := &record{Info: info, Created: time.Now().UTC()}
 	if err := s.writeRecord(r); err != nil {
+		// The record is the upload: without it the data file is an orphan nobody finds.
+		_ = os.Remove(s.path(info.ID, ".bin"))
+		s.Release(info.ID)
 		return nil, err
+	}
+	if !info.IsFinal && !info.SizeIsDeferred {
+		// Claim promised the room already when the creation hook ran; a caller that skipped it
+		// still has its length counted from here on.
+		s.pmu.Lock()
+		if _, ok := s.promised[info.ID]; !ok {
+			s.promiseLocked(info.ID, info.Size)
+		}
+		s.pmu.Unlock()
 	}
 	return &upload{s: s, rec: r}, nil
 }
@@ -339,7 +370,11 @@ func (s *Store) Abandon(id string, why Abandonment) error {
 	if err != nil {
 		return fmt.Errorf("concatstore: encoding why upload %s was abandoned: %w", id, err)
 	}
-	return writeAtomic(s.path(id, ".abandoned"), b)
+	if err := s.space(writeAtomic(s.path(id, ".abandoned"), b)); err != nil {
+		return err
+	}
+	s.Release(id) // it takes no more bytes
+	return nil
 }
 
 // Abandoned returns why the upload was abandoned, if it was.
@@ -400,6 +435,7 @@ func (s *Store) removeFiles(id string) error {
 			return fmt.Errorf("concatstore: removing upload %s: %w", id, err)
 		}
 	}
+	s.Release(id)
 	return nil
 }
 
@@ -473,7 +509,13 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 		buf := getBuf()
 		n, rerr := fill(src, (*buf)[:f.next(len(*buf))])
 		if n > 0 {
+			if !u.s.roomFor(int64(n)) {
+				putBuf(buf)
+				werr = u.s.space(fmt.Errorf("concatstore: writing upload %s at %d: the file system is down to its reserve of %d bytes: %w", id, offset+written, u.s.Reserve, syscall.ENOSPC))
+				break
+			}
 			w, err := f.write((*buf)[:n])
+			u.s.wrote(id, int64(w))
 			written += int64(w)
 			sinceSave += int64(w)
 			if u.s.Sync && !f.isDirect() && written-flushed >= writebackEvery {
@@ -485,7 +527,7 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 				sinceSave = 0
 			}
 			if err != nil {
-				werr = fmt.Errorf("concatstore: writing upload %s at %d: %w", id, offset+written, err)
+				werr = u.s.space(fmt.Errorf("concatstore: writing upload %s at %d: %w", id, offset+written, err))
 				break
 			}
 		} else {
@@ -500,11 +542,11 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 		}
 	}
 	if err := hp.wait(); err != nil && werr == nil {
-		werr = err
+		werr = u.s.space(err)
 	}
 	u.rec.Info.Offset += written
 	if err := f.Close(); err != nil && werr == nil {
-		werr = fmt.Errorf("concatstore: closing upload %s: %w", id, err)
+		werr = u.s.space(fmt.Errorf("concatstore: closing upload %s: %w", id, err))
 	}
 	return written, werr
 }
@@ -588,7 +630,8 @@ func (u *upload) FinishUpload(ctx context.Context) error {
 	}
 	defer f.Close()
 	if err := f.Sync(); err != nil {
-		return fmt.Errorf("concatstore: syncing upload %s: %w", u.id(), err)
+		// Delayed allocation can report a full disk only here.
+		return u.s.space(fmt.Errorf("concatstore: syncing upload %s: %w", u.id(), err))
 	}
 	return nil
 }
@@ -604,9 +647,14 @@ func (u *upload) DeclareLength(ctx context.Context, length int64) error {
 	if err != nil {
 		return err
 	}
+	// A length declared late is held to the same room check as one declared at creation.
+	if err := u.s.Claim(u.id(), length-u.rec.Info.Offset); err != nil {
+		return err
+	}
 	r.Info.Size = length
 	r.Info.SizeIsDeferred = false
 	if err := u.s.writeRecord(r); err != nil {
+		u.s.Release(u.id())
 		return err
 	}
 	u.rec.Info.Size = length
