@@ -79,7 +79,7 @@ func (f *connFixture) verifyForm(cred string) (*http.Response, string, url.Value
 // storageID finds the radio button of a storage on step 2.
 func storageID(t *testing.T, page, name string) string {
 	t.Helper()
-	m := regexp.MustCompile(`name="storage_id" value="([^"]+)"[^>]*> <label class="inline" for="[^"]+">` + regexp.QuoteMeta(name) + `<`).FindStringSubmatch(page)
+	m := regexp.MustCompile(`name="storage_id" value="([^"]+)"[^>]*> <label for="[^"]+">` + regexp.QuoteMeta(name) + `<`).FindStringSubmatch(page)
 	if m == nil {
 		t.Fatalf("no selectable storage %q on the page", name)
 	}
@@ -135,7 +135,7 @@ func TestNewConnectionPageShowsChecklistAndStoragePicker(t *testing.T) {
 		if resp.StatusCode != 200 {
 			t.Fatalf("%d %s", resp.StatusCode, body)
 		}
-		for _, want := range []string{"1 role missing", `<li class="no">Metadata values - write <code>can_write_metadata_values</code>`,
+		for _, want := range []string{"1 role missing: Metadata values - write (can_write_metadata_values); grant it", `<li class="no">Metadata values - write <code>can_write_metadata_values</code>`,
 			`<li class="yes">Assets - create <code>can_create_assets</code>`, "Verify again"} {
 			if !strings.Contains(body, want) {
 				t.Errorf("page lacks %q", want)
