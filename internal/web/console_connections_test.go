@@ -311,3 +311,36 @@ func TestBrokenConnectionIsListedWithReasonAndVerifyAgain(t *testing.T) {
 		t.Fatal("still broken after a passing verification")
 	}
 }
+
+// slackRefused is the notifications service as the connection page reads it:
+// only why Slack last refused a webhook (the rest is not used by the page).
+type slackRefused struct {
+	Notifications
+	reason string
+}
+
+func (n slackRefused) SlackFailure(context.Context, string) (string, time.Time, error) {
+	return n.reason, time.Now().Add(time.Hour), nil
+}
+
+func TestConnectionPageShowsWhySlackRefusedTheWebhook(t *testing.T) {
+	f := newConnFixture(t)
+	id := f.createConnection("Tenant")
+	const hook = "https://hooks.slack.com/services/T1/B1/hook-secret-part"
+	if resp, body := f.form("/admin/connections/"+id+"/slack", url.Values{"slack_webhook_url": {hook}}, true); resp.StatusCode != 303 {
+		t.Fatalf("set: %d %s", resp.StatusCode, body)
+	}
+	s, err := New(Options{Store: f.fixture.store, Blobs: f.blobs, Connections: f.svc, Notifications: slackRefused{reason: "Slack answered 404 no_service"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.srv.Config.Handler = s.Handler()
+	resp, body := f.page("/admin/connections/" + id)
+	if resp.StatusCode != 200 || !strings.Contains(body, `badge ok">set`) || !strings.Contains(body, `id="slack-error">Slack refused the last message: Slack answered 404 no_service`) {
+		t.Fatalf("%d %s", resp.StatusCode, body)
+	}
+	noSecretIn(t, "the page", body, hook)
+	if _, body = f.page("/admin/connections"); !strings.Contains(body, "Slack: refused") {
+		t.Errorf("the list does not say Slack refused the webhook: %s", body)
+	}
+}
