@@ -5,10 +5,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/chromedp/cdproto/page"
 	"github.com/chromedp/chromedp"
 
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
 	"github.com/ferryhq/ferry/internal/iconik/emulator/emulatortest"
+	"github.com/ferryhq/ferry/internal/web"
 )
 
 // TestConsoleAddsACloudConnectConnectionInTheBrowser walks the Cloud Connect
@@ -118,5 +120,38 @@ func TestConsoleAddsACloudConnectConnectionInTheBrowser(t *testing.T) {
 	screenshot(t, ctx, "connections-7-list-phone.png")
 	if got := text(`tbody`); !strings.Contains(got, "Studio iconik") || !strings.Contains(got, "Portal Downloads") || !strings.Contains(got, "MASV") {
 		t.Errorf("list %q", got)
+	}
+
+	// Delete, refused while a portal delivers to the connection: the page
+	// says so inline, naming the portal. data-confirm asks first: accept.
+	dialogs := chromedp.Events(ctx, page.JavascriptDialogOpening)
+	go func() {
+		for _, err := range dialogs {
+			if err != nil {
+				return
+			}
+			if _, err := chromedp.Call(ctx, page.HandleJavaScriptDialog, page.HandleJavaScriptDialogParams{Accept: true}); err != nil {
+				return
+			}
+		}
+	}()
+	var list struct{ Connections []web.Connection }
+	resp, body := h.req("GET", "/api/v1/connections", nil, h.admin()...)
+	h.mustJSON(resp, body, 200, &list)
+	if len(list.Connections) != 1 {
+		t.Fatalf("connections: %s", body)
+	}
+	id := list.Connections[0].ID
+	h.portal(map[string]any{"name": "Dailies", "slug": "dailies", "connection_ids": []string{id}})
+	step("deleting a connection a portal uses",
+		chromedp.EmulateViewport(1200, 1000),
+		chromedp.Navigate(h.srv.URL+"/admin/connections/"+id),
+		chromedp.WaitVisible(chromedp.CSS(`#state`)),
+		chromedp.Click(chromedp.CSS(`form[action$="/delete"] button`)),
+		chromedp.WaitVisible(chromedp.CSS(`p.error`)),
+	)
+	screenshot(t, ctx, "connections-8-delete-refused.png")
+	if got := text(`p.error`); !strings.Contains(got, "Dailies") {
+		t.Errorf("the refusal does not name the portal: %q", got)
 	}
 }
