@@ -100,16 +100,7 @@ func (s *Server) renderVerified(w http.ResponseWriter, r *http.Request, svc Conn
 		return err
 	}
 	v := wireVerification(rep)
-	// Selectable storages first, each group in iconik's order.
-	slices.SortStableFunc(v.Storages, func(a, b IconikStorage) int {
-		switch {
-		case a.Selectable == b.Selectable:
-			return 0
-		case a.Selectable:
-			return -1
-		}
-		return 1
-	})
+	selectableFirst(v.Storages)
 	if d.StorageID == "" {
 		for _, st := range v.Storages {
 			if st.Selectable {
@@ -129,6 +120,20 @@ func (s *Server) renderVerified(w http.ResponseWriter, r *http.Request, svc Conn
 		return s.consoleForm(w, r, refusal, page, title, connectionsMenu, data)
 	}
 	return s.consolePage(w, r, http.StatusOK, page, title, connectionsMenu, data)
+}
+
+// selectableFirst orders the storage picker: the storages that can be
+// chosen first, each group in iconik's order.
+func selectableFirst(st []IconikStorage) {
+	slices.SortStableFunc(st, func(a, b IconikStorage) int {
+		switch {
+		case a.Selectable == b.Selectable:
+			return 0
+		case a.Selectable:
+			return -1
+		}
+		return 1
+	})
 }
 
 // connectionCreatePost is step 2's post: save the connection (the service

@@ -155,8 +155,8 @@ func TestNewConnectionPageShowsChecklistAndStoragePicker(t *testing.T) {
 		noSecretIn(t, "the page", body, f.emu.Cred("admin").Token)
 		table := body[strings.Index(body, `id="storages"`):]
 		table = table[:strings.Index(table, "</table>")]
-		first, last := strings.Index(table, `name="storage_id"`), strings.LastIndex(table, `name="storage_id"`)
-		if first < 0 || strings.Contains(table[:first], `badge bad`) || strings.Contains(table[last:], `badge ok`) && strings.Index(table[last:], "badge bad") < 0 {
+		firstBad := strings.Index(table, "badge bad")
+		if !strings.Contains(table, `name="storage_id"`) || firstBad < 0 || strings.Contains(table[firstBad:], "badge ok") || strings.Contains(table[firstBad:], `name="storage_id"`) {
 			t.Errorf("selectable storages are not listed first: %s", table)
 		}
 		for _, want := range []string{"PROXIES, not FILES", "INACTIVE, not ACTIVE", "Admin &gt; Storages", "Read, Write and Delete", `<li class="yes">Power user or admin`} {
@@ -342,5 +342,28 @@ func TestConnectionPageShowsWhySlackRefusedTheWebhook(t *testing.T) {
 	noSecretIn(t, "the page", body, hook)
 	if _, body = f.page("/admin/connections"); !strings.Contains(body, "Slack: refused") {
 		t.Errorf("the list does not say Slack refused the webhook: %s", body)
+	}
+}
+
+func TestStoragePickerListsSelectableStoragesFirstInIconiksOrder(t *testing.T) {
+	cases := []struct{ in, want string }{
+		{"a+ b- c+ d- e+", "a c e b d"},
+		{"a- b- c+", "c a b"},
+		{"a+ b+", "a b"},
+		{"", ""},
+	}
+	for _, c := range cases {
+		var st []IconikStorage
+		for _, f := range strings.Fields(c.in) {
+			st = append(st, IconikStorage{Name: f[:1], Selectable: f[1] == '+'})
+		}
+		selectableFirst(st)
+		var got []string
+		for _, s := range st {
+			got = append(got, s.Name)
+		}
+		if strings.Join(got, " ") != c.want {
+			t.Errorf("%q: got %q, want %q", c.in, got, c.want)
+		}
 	}
 }
