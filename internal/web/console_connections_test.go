@@ -367,3 +367,18 @@ func TestStoragePickerListsSelectableStoragesFirstInIconiksOrder(t *testing.T) {
 		}
 	}
 }
+
+func TestSealedTokenVerifiesAgainButOnlyInItsSession(t *testing.T) {
+	f := newConnFixture(t)
+	_, _, vals := f.verifyForm("power")
+	resp, body := f.form("/admin/connections/new", vals, true) // "Verify again" on step 2
+	if resp.StatusCode != 200 || !strings.Contains(body, `id="checklist"`) || !strings.Contains(body, "1 role missing") {
+		t.Fatalf("verify again with the sealed token: %d %s", resp.StatusCode, body)
+	}
+	// Another signed-in session (another browser) cannot use it.
+	sessions.Delete(f.fixture)
+	resp, body = f.form("/admin/connections/new", vals, true)
+	if resp.StatusCode != 400 || !strings.Contains(body, "enter it again") {
+		t.Fatalf("a sealed token from another session: %d %s", resp.StatusCode, body)
+	}
+}
