@@ -382,3 +382,28 @@ func TestSealedTokenVerifiesAgainButOnlyInItsSession(t *testing.T) {
 		t.Fatalf("a sealed token from another session: %d %s", resp.StatusCode, body)
 	}
 }
+
+func TestVerifyAgainThatFailsShowsTheConnectionBrokenWithTheReason(t *testing.T) {
+	f := newConnFixture(t)
+	id := f.createConnection("Tenant")
+	// The storage disappears from iconik: point the connection at one iconik never had.
+	ctx := context.Background()
+	row, err := f.store.ConnectionGetByID(ctx, &db.ConnectionGetByIDParams{ID: id})
+	if err != nil {
+		t.Fatal(err)
+	}
+	row.StorageID = "00000000-0000-0000-0000-000000000000"
+	if _, err := f.store.ConnectionUpdate(ctx, &db.ConnectionUpdateParams{ID: row.ID, Name: row.Name, BaseURL: row.BaseURL, AppID: row.AppID,
+		TokenSealed: row.TokenSealed, StorageID: row.StorageID, StorageName: row.StorageName, StorageMethod: row.StorageMethod,
+		PortalRoot: row.PortalRoot, SendRoot: row.SendRoot, MetadataViewID: row.MetadataViewID, MetadataField: row.MetadataField,
+		IconikUserID: row.IconikUserID, IconikUserEmail: row.IconikUserEmail, State: row.State, VerifiedAt: row.VerifiedAt, UpdatedAt: time.Now()}); err != nil {
+		t.Fatal(err)
+	}
+	resp, body := f.form("/admin/connections/"+id+"/verify", url.Values{}, true)
+	if resp.StatusCode != 409 || !strings.Contains(body, `role="alert">iconik refused the connection:`) || !strings.Contains(body, "badge broken") {
+		t.Fatalf("verify again: %d %s", resp.StatusCode, body)
+	}
+	if _, body = f.page("/admin/connections"); !strings.Contains(body, "badge broken") || !strings.Contains(body, "Verify again") {
+		t.Fatalf("list: %s", body)
+	}
+}
