@@ -7,19 +7,51 @@ import (
 	"strings"
 )
 
-// RequiredRoles are the role strings the delivery flow needs (CONTRACT.md §1 Roles, plus
-// can_write_metadata_values, can_read_assets and can_search which the vendor's list misses).
-var RequiredRoles = []string{
-	"can_create_assets", "can_write_assets", "can_delete_assets", "can_purge_assets",
-	"can_create_collections", "can_read_collections", "can_write_collections", "can_delete_collections", "can_purge_collections",
-	"can_read_files", "can_write_files", "can_delete_files", "can_purge_files",
-	"can_create_formats", "can_write_formats",
-	"can_write_jobs", "can_delete_jobs",
-	"can_read_metadata_fields", "can_write_metadata_fields",
-	"can_read_metadata_views", "can_write_metadata_views",
-	"can_read_storages",
-	"can_create_transcode_jobs",
-	"can_write_metadata_values", "can_read_assets", "can_search",
+// Role is a role the delivery flow needs: its API name and its name on
+// iconik's admin screen (Admin > Groups > Roles, Advanced View), where an
+// admin grants it. The labels follow that screen's "<Thing> - <verb>" shape.
+type Role struct{ Name, Label string }
+
+// Roles is the one table of required roles (CONTRACT.md §1 Roles, plus
+// can_write_metadata_values, can_read_assets and can_search which the
+// vendor's list misses): Verify checks it, and the API and the console
+// name each role from it.
+var Roles = []Role{
+	{"can_create_assets", "Assets - create"}, {"can_write_assets", "Assets - write"},
+	{"can_delete_assets", "Assets - delete"}, {"can_purge_assets", "Assets - purge"},
+	{"can_create_collections", "Collections - create"}, {"can_read_collections", "Collections - read"},
+	{"can_write_collections", "Collections - write"}, {"can_delete_collections", "Collections - delete"},
+	{"can_purge_collections", "Collections - purge"},
+	{"can_read_files", "Files - read"}, {"can_write_files", "Files - write"},
+	{"can_delete_files", "Files - delete"}, {"can_purge_files", "Files - purge"},
+	{"can_create_formats", "Formats - create"}, {"can_write_formats", "Formats - write"},
+	{"can_write_jobs", "Jobs - write"}, {"can_delete_jobs", "Jobs - delete"},
+	{"can_read_metadata_fields", "Metadata fields - read"}, {"can_write_metadata_fields", "Metadata fields - write"},
+	{"can_read_metadata_views", "Metadata views - read"}, {"can_write_metadata_views", "Metadata views - write"},
+	{"can_read_storages", "Storages - read"},
+	{"can_create_transcode_jobs", "Transcode jobs - create"},
+	{"can_write_metadata_values", "Metadata values - write"}, {"can_read_assets", "Assets - read"},
+	{"can_search", "Search - search"},
+}
+
+// RequiredRoles are the API names of Roles, in order.
+var RequiredRoles = func() []string {
+	out := make([]string, len(Roles))
+	for i, r := range Roles {
+		out[i] = r.Name
+	}
+	return out
+}()
+
+// RoleLabel is the name iconik's admin screen gives a role ("" when the role
+// is not one ferry needs).
+func RoleLabel(name string) string {
+	for _, r := range Roles {
+		if r.Name == name {
+			return r.Label
+		}
+	}
+	return ""
 }
 
 // SelectableMethods are the storage methods ferry can upload to directly.

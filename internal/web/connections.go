@@ -4,9 +4,11 @@ import (
 	"context"
 	"errors"
 	"net/http"
+	"slices"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/connect"
+	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/secret"
 )
 
@@ -81,13 +83,24 @@ type IconikStorage struct {
 	Reason     string `json:"reason,omitempty"`
 }
 
+// RoleCheck is one required role and whether the iconik user has it.
+type RoleCheck struct {
+	Name    string `json:"name"`  // API name, e.g. can_create_assets
+	Label   string `json:"label"` // as iconik's admin screen shows it, e.g. "Assets - create"
+	Present bool   `json:"present"`
+}
+
 // Verification is what checking credentials against iconik found.
 type Verification struct {
-	User         IconikUser      `json:"user"`
-	Qualifies    bool            `json:"qualifies"`
-	Reasons      []string        `json:"reasons"`
-	MissingRoles []string        `json:"missing_roles"`
-	Storages     []IconikStorage `json:"storages"`
+	User         IconikUser `json:"user"`
+	Qualifies    bool       `json:"qualifies"`
+	Reasons      []string   `json:"reasons"`
+	MissingRoles []string   `json:"missing_roles"`
+	// Roles is every role ferry needs, by API name and by the name iconik's
+	// admin screen shows (Admin > Groups > Roles, Advanced View), and whether
+	// the user has it.
+	Roles    []RoleCheck     `json:"roles"`
+	Storages []IconikStorage `json:"storages"`
 	// OK: the user qualifies and has every role (a selectable storage is still to be chosen).
 	OK bool `json:"ok"`
 }
@@ -159,6 +172,9 @@ func wireVerification(r *connect.Report) Verification {
 			Active: r.User.Active(), IsAdmin: r.User.IsAdmin},
 		Qualifies: r.Qualifies, Reasons: nonNilStrings(r.Reasons), MissingRoles: nonNilStrings(r.MissingRoles),
 		Storages: []IconikStorage{}, OK: r.OK(),
+	}
+	for _, role := range iconik.Roles {
+		v.Roles = append(v.Roles, RoleCheck{Name: role.Name, Label: role.Label, Present: !slices.Contains(r.MissingRoles, role.Name)})
 	}
 	for _, s := range r.Storages {
 		v.Storages = append(v.Storages, IconikStorage{ID: s.ID, Name: s.Name, Method: s.Method, Purpose: s.Purpose,

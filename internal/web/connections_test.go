@@ -46,6 +46,7 @@ type connFixture struct {
 	emu   *emulatortest.Emulator
 	store db.Store
 	logs  *lockedBuffer
+	svc   *connect.Service
 }
 
 // newConnFixture serves the real web handler with a real connect.Service on
@@ -85,7 +86,7 @@ func newConnFixture(t *testing.T) *connFixture {
 	}
 	f.srv = httptest.NewServer(s.Handler())
 	t.Cleanup(f.srv.Close)
-	return &connFixture{fixture: f, emu: emu, store: store, logs: logs}
+	return &connFixture{fixture: f, emu: emu, store: store, logs: logs, svc: svc}
 }
 
 func (f *connFixture) api(method, path string, body any) (int, []byte) {

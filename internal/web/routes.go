@@ -63,6 +63,18 @@ func (s *Server) routeTable() []Route {
 		{"POST", "/admin/mail-test", Admin, "Send a test message (form)", s.mailTestPage},
 		{"GET", "/admin/packages/{id}", Admin, "Package page: what was sent about it", s.packageNotificationsPage},
 
+		// Console: Cloud Connect pages (console_connections.go).
+		{"GET", "/admin/connections", Console, "Cloud Connect: the connections, their state, storage and roots", s.connectionsPage},
+		{"GET", "/admin/connections/new", Console, "New connection, step 1: iconik credentials", s.connectionNewPage},
+		{"POST", "/admin/connections/new", Console, "New connection, step 2: verify the credentials (checklist, storage picker)", s.connectionNewVerify},
+		{"POST", "/admin/connections", Console, "New connection, save (form)", s.connectionCreatePost},
+		{"GET", "/admin/connections/{id}", Console, "A connection's page", s.connectionPage},
+		{"POST", "/admin/connections/{id}", Console, "Save a connection's name and collection roots (form)", s.connectionSettingsPost},
+		{"POST", "/admin/connections/{id}/verify", Console, "Verify a connection again (form)", s.connectionReverifyPost},
+		{"POST", "/admin/connections/{id}/slack", Console, "Set or remove a connection's Slack webhook (form)", s.connectionSlackPost},
+		{"POST", "/admin/connections/{id}/credentials", Console, "Replace a connection's iconik credentials (form)", s.connectionCredentialsPost},
+		{"POST", "/admin/connections/{id}/delete", Console, "Delete a connection no portal delivers to (form)", s.connectionDeletePost},
+
 		{"GET", jobsUIPath, Admin, "River UI: durable delivery jobs, for operators", s.jobsUI},
 		{"POST", jobsUIPath, Admin, "River UI actions (retry, cancel, delete jobs)", s.jobsUI},
 		{"PUT", jobsUIPath, Admin, "River UI actions (pause, resume a queue)", s.jobsUI},
