@@ -33,7 +33,8 @@ type Delivery struct {
 	PackageID    string          `json:"package_id"`
 	ConnectionID string          `json:"connection_id"`
 	Origin       string          `json:"origin"` // portal | send_to_cloud
-	State        string          `json:"state"`  // queued | running | delivered | partially failed | failed
+	State        string          `json:"state" enum:"queued,running,retrying,delivered,partially failed,failed" doc:"retrying: not settled, and at least one file waits for a retry (reason says which and why)"`
+	Reason       string          `json:"reason,omitempty" doc:"Why the delivery reads retrying: the first waiting file, its last error, attempt and next attempt time"`
 	CollectionID string          `json:"collection_id,omitempty"`
 	IconikJobID  string          `json:"iconik_job_id,omitempty"`
 	Title        string          `json:"title,omitempty"` // the package collection's title ("<name> (2)" when taken)
@@ -48,22 +49,26 @@ type Delivery struct {
 
 // DeliveryFile is one file's delivery with the iconik ids it made.
 type DeliveryFile struct {
-	FileID           string `json:"file_id"`
-	Path             string `json:"path"`
-	Size             int64  `json:"size"`
-	State            string `json:"state"` // queued | running | delivered | failed
-	Step             string `json:"step,omitempty"`
-	BytesDone        int64  `json:"bytes_done"`
-	Error            string `json:"error,omitempty"`
-	CollectionID     string `json:"collection_id,omitempty"`
-	AssetID          string `json:"asset_id,omitempty"`
-	FormatID         string `json:"format_id,omitempty"`
-	FileSetID        string `json:"file_set_id,omitempty"`
-	IconikFileID     string `json:"iconik_file_id,omitempty"`
-	JobID            string `json:"job_id,omitempty"`
-	KeyframeJobID    string `json:"keyframe_job_id,omitempty"`
-	KeyframesSkipped bool   `json:"keyframes_skipped,omitempty"`
-	SHA256           string `json:"sha256,omitempty"`
+	FileID    string `json:"file_id"`
+	Path      string `json:"path"`
+	Size      int64  `json:"size"`
+	State     string `json:"state" enum:"queued,running,retrying,delivered,failed" doc:"retrying: the file waits for a retry until next_attempt_at"`
+	Step      string `json:"step,omitempty"`
+	BytesDone int64  `json:"bytes_done"`
+	Error     string `json:"error,omitempty"`
+	// LastError, Attempts and NextAttemptAt say what a waiting file waits on.
+	LastError        string     `json:"last_error,omitempty" doc:"The last error the file met, kept after it recovered"`
+	Attempts         int        `json:"attempts" doc:"Attempts of the file's delivery job so far (retries within an attempt are not counted)"`
+	NextAttemptAt    *time.Time `json:"next_attempt_at,omitempty" doc:"While the file waits for a retry: when it is tried next"`
+	CollectionID     string     `json:"collection_id,omitempty"`
+	AssetID          string     `json:"asset_id,omitempty"`
+	FormatID         string     `json:"format_id,omitempty"`
+	FileSetID        string     `json:"file_set_id,omitempty"`
+	IconikFileID     string     `json:"iconik_file_id,omitempty"`
+	JobID            string     `json:"job_id,omitempty"`
+	KeyframeJobID    string     `json:"keyframe_job_id,omitempty"`
+	KeyframesSkipped bool       `json:"keyframes_skipped,omitempty"`
+	SHA256           string     `json:"sha256,omitempty"`
 }
 
 // DeliveryError names a file that failed and why.
