@@ -74,6 +74,7 @@ function liveDeliveries (root) {
       setProgress(card.querySelector(':scope > [data-field=progress]'), d.percent)
       text(card.querySelector(':scope > p [data-field=bytes]'), size(d.bytes_done) + ' of ' + size(d.bytes))
       text(card.querySelector(':scope > p [data-field=reason]'), d.reason || d.error || '')
+      if (d.collection_path) text(card.querySelector('[data-field=collection]'), d.collection_path)
       const retry = card.querySelector('[data-field=retry]')
       if (retry) retry.hidden = !d.failed
       for (const f of d.files || []) {
