@@ -1,7 +1,11 @@
 package server
 
 import (
+	"bytes"
 	"context"
+	"image"
+	"image/color"
+	"image/png"
 	"strings"
 	"testing"
 	"time"
@@ -52,6 +56,18 @@ func TestConsolePackagePageWatchesADeliveryLive(t *testing.T) {
 	for p, size := range map[string]int{"Card A/Clip 1.mov": 3 << 20, "Card A/Audio/take 1.wav": 64 << 10, "notes é.txt": 20} {
 		h.upload(pkg.UploadToken, p, []byte(strings.Repeat("x", size)))
 	}
+	// A still the emulator makes a keyframe of (Go decodes PNG).
+	img := image.NewRGBA(image.Rect(0, 0, 320, 180))
+	for x := range 320 {
+		for y := range 180 {
+			img.Set(x, y, color.RGBA{uint8(x), uint8(y), 160, 255})
+		}
+	}
+	var still bytes.Buffer
+	if err := png.Encode(&still, img); err != nil {
+		t.Fatal(err)
+	}
+	h.upload(pkg.UploadToken, "Card A/still.png", still.Bytes())
 	resp, body = h.req("POST", "/p/dailies/packages/"+pkg.Package.ID+"/finalize", nil, "Authorization", "Bearer "+pkg.UploadToken)
 	h.mustJSON(resp, body, 200, nil)
 
@@ -108,6 +124,19 @@ func TestConsolePackagePageWatchesADeliveryLive(t *testing.T) {
 	live, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.ferryNotReloaded === true && [...document.querySelectorAll('[data-file] [data-field=state]')].every(e => e.textContent === 'delivered')`))
 	if err != nil || !live {
 		t.Fatalf("delivered was not shown live on the same page, every file delivered (%v)", err)
+	}
+	// The still's keyframe comes through ferry's proxy once iconik made it
+	// (the emulator transcodes after the delivery settles).
+	kctx, kcancel := context.WithTimeout(ctx, time.Minute)
+	_, err = chromedp.Run(kctx, chromedp.Poll[bool](`(() => {
+		const row = [...document.querySelectorAll('[data-file]')].find(r => r.textContent.includes('still.png'));
+		const img = row && row.querySelector('img.thumb');
+		if (img && img.hidden) { img.hidden = false; img.src = img.src.split('?')[0] + '?t=' + Date.now(); }
+		return !!img && img.complete && img.naturalWidth > 0;
+	})()`, chromedp.WithPollingInterval(time.Second)))
+	kcancel()
+	if err != nil {
+		t.Fatalf("the still's keyframe never showed: %v", err)
 	}
 	screenshot(t, ctx, "packages-3-delivered.png")
 

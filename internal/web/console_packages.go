@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"net/url"
 	"slices"
@@ -487,4 +488,45 @@ func (s *Server) consolePackageEvents(w http.ResponseWriter, r *http.Request) er
 		case <-tick.C:
 		}
 	}
+}
+
+// Keyframes is an optional capability of the Store: a delivered file's
+// keyframe image as iconik has it. The console proxies it, so the page's
+// images stay same-origin (CSP img-src 'self') and iconik's signed URLs never
+// reach the browser.
+type Keyframes interface {
+	// KeyframeImage opens the first keyframe of a delivered file
+	// (ErrNotFound when iconik has none yet); the caller closes it.
+	KeyframeImage(ctx context.Context, deliveryID, fileID string) (io.ReadCloser, string, error)
+}
+
+// maxKeyframe bounds what the proxy passes on: a keyframe is a small JPEG.
+const maxKeyframe = 8 << 20
+
+func (s *Server) consoleKeyframe(w http.ResponseWriter, r *http.Request) error {
+	ks, ok := s.opt.Store.(Keyframes)
+	ds, err := s.deliveries()
+	if !ok || err != nil {
+		return errorf(http.StatusNotFound, "not_found", "Keyframes are not available on this server.")
+	}
+	d, err := ds.DeliveryGet(r.Context(), r.PathValue("delivery"))
+	if err != nil || d.PackageID != r.PathValue("id") {
+		return errorf(http.StatusNotFound, "not_found", "This package has no such delivery.")
+	}
+	body, ctype, err := ks.KeyframeImage(r.Context(), d.ID, r.PathValue("file"))
+	if err != nil {
+		if errors.Is(err, ErrNotFound) {
+			return errorf(http.StatusNotFound, "not_found", "iconik has no keyframe for this file yet.")
+		}
+		return err
+	}
+	defer body.Close()
+	if !strings.HasPrefix(ctype, "image/") {
+		return errorf(http.StatusBadGateway, "not_an_image", "iconik answered something that is not an image.")
+	}
+	w.Header().Set("Content-Type", ctype)
+	w.Header().Set("Cache-Control", "private, max-age=300")
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	_, _ = io.Copy(w, io.LimitReader(body, maxKeyframe))
+	return nil
 }

@@ -66,6 +66,7 @@ func (s *Server) routeTable() []Route {
 		{"POST", "/admin/packages/{id}/links", Console, "Create a download link (form); the page shows its URL once", s.consoleLinkCreate},
 		{"POST", "/admin/packages/{id}/deliveries", Console, "Send to Cloud (form)", s.consoleSendToCloud},
 		{"POST", "/admin/packages/{id}/deliveries/{delivery}/retry", Console, "Retry a delivery's failed files (form)", s.consoleDeliveryRetry},
+		{"GET", "/admin/packages/{id}/deliveries/{delivery}/files/{file}/keyframe", Console, "A delivered file's keyframe image, fetched from iconik", s.consoleKeyframe},
 		{"GET", "/admin/packages/{id}/events", Console, "Server-sent events: the package's deliveries, per file, whenever they change", s.consolePackageEvents},
 
 		{"GET", jobsUIPath, Admin, "River UI: durable delivery jobs, for operators", s.jobsUI},

@@ -88,6 +88,18 @@ function liveDeliveries (root) {
         if (f.next_attempt_at) att += ' · next at ' + new Date(f.next_attempt_at).toLocaleTimeString()
         text(row.querySelector('[data-field=attempts]'), att)
         text(row.querySelector('[data-field=error]'), f.error || (f.last_error ? 'last: ' + f.last_error : ''))
+        const kf = row.querySelector('[data-field=keyframes]')
+        if (kf && f.state === 'delivered' && f.keyframe_job_id && !kf.querySelector('img')) {
+          const img = document.createElement('img')
+          img.className = 'thumb'
+          img.alt = 'Keyframe of ' + f.path
+          img.src = window.location.pathname + '/deliveries/' + d.id + '/files/' + f.file_id + '/keyframe'
+          const note = document.createElement('span')
+          note.className = 'muted nothumb'
+          note.hidden = true
+          note.textContent = 'none yet'
+          kf.replaceChildren(img, note)
+        }
       }
     }
   })
@@ -95,3 +107,12 @@ function liveDeliveries (root) {
 
 const live = document.querySelector('#deliveries[data-live]')
 if (live) liveDeliveries(live)
+
+// A keyframe iconik does not have (yet): say so instead of a broken image.
+document.addEventListener('error', (ev) => {
+  const img = ev.target
+  if (!(img instanceof HTMLImageElement) || !img.classList.contains('thumb')) return
+  img.hidden = true
+  const note = img.nextElementSibling
+  if (note && note.classList.contains('nothumb')) note.hidden = false
+}, true)
