@@ -279,6 +279,10 @@ func TestConsolePackagePageShowsTreeDeliveriesAndRetry(t *testing.T) {
 	if st := c.del.list[pkg.ID][0].Files[0].State; st != "queued" {
 		t.Fatalf("after retry the file is %s", st)
 	}
+	// Without a keyframe source (this Store has none) a keyframe is a 404 page.
+	if resp, page := c.get("/admin/packages/" + pkg.ID + "/deliveries/" + did + "/files/" + pkg.ID + "f1/keyframe"); resp.StatusCode != 404 || !strings.Contains(page, "<html") {
+		t.Fatalf("keyframe without a source: %d %s", resp.StatusCode, page)
+	}
 	// A delivery of another package cannot be retried through this one's page.
 	other := c.finalizedPackage("Other", "o@example.com")
 	if resp, _ := c.post("/admin/packages/"+other.ID+"/deliveries/"+did+"/retry", url.Values{}, true); resp.StatusCode != 404 {
@@ -360,7 +364,7 @@ func TestPackageEventsStreamEachChangeOfADelivery(t *testing.T) {
 		d.Files[0].State, d.Files[0].BytesDone = "running", 1<<20
 	})
 	ev = readEvent(t, r)
-	if d := ev["deliveries"][0]; d.State != "running" || d.Files[0].BytesDone != 1<<20 || d.Files[0].Percent != 33 {
+	if d := ev["deliveries"][0]; d.State != "running" || d.Files[0].BytesDone != 1<<20 || d.Files[0].Percent != 33 || d.Files[0].Speed <= 0 {
 		t.Fatalf("after the change: %+v", d)
 	}
 	c.del.set(did, func(d *Delivery) {
