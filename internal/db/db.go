@@ -306,8 +306,11 @@ type PackageListParams struct {
 	PortalID    string
 	State       PackageState // "" = any
 	SenderEmail string       // "" = any; compared case-insensitively
-	Limit       int          // 0 = 100
-	Offset      int
+	// Query "" = any; else a part of the name or of the sender's email,
+	// case-insensitively (ASCII case on SQLite), % and _ taken literally.
+	Query  string
+	Limit  int // 0 = 100
+	Offset int
 }
 
 // PackageListExpirableParams lists packages that are not expired yet but

@@ -433,8 +433,20 @@ func (q queries) PackageList(ctx context.Context, p *PackageListParams) ([]*Pack
 	}
 	return many(ctx, q, "PackageList", scanPackage,
 		"SELECT "+packageCols+` FROM packages WHERE ($1 = '' OR portal_id = $1) AND ($2 = '' OR state = $2) AND ($5 = '' OR sender_email = $5)
+		AND ($6 = '' OR lower(name) LIKE $6 ESCAPE '\' OR sender_email LIKE $6 ESCAPE '\')
 		ORDER BY created_at DESC, id DESC LIMIT $3 OFFSET $4`,
-		p.PortalID, string(p.State), limit, p.Offset, strings.ToLower(p.SenderEmail))
+		p.PortalID, string(p.State), limit, p.Offset, strings.ToLower(p.SenderEmail), likePattern(p.Query))
+}
+
+// likePattern is a LIKE pattern matching q anywhere, case-folded, with LIKE's
+// own wildcards (and the escape character) taken literally; "" for no query.
+func likePattern(q string) string {
+	q = strings.TrimSpace(q)
+	if q == "" {
+		return ""
+	}
+	q = strings.NewReplacer(`\`, `\\`, "%", `\%`, "_", `\_`).Replace(strings.ToLower(q))
+	return "%" + q + "%"
 }
 
 func (q queries) PackageListExpirable(ctx context.Context, p *PackageListExpirableParams) ([]*Package, error) {

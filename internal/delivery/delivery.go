@@ -340,7 +340,7 @@ func (s *Service) OnComplete(ctx context.Context, tx db.Tx, pkg *db.Package, f *
 		if err != nil {
 			return err
 		}
-		if err := s.addFiles(ctx, tx, d, []*db.File{f}); err != nil {
+		if err := s.addFiles(ctx, tx, d, pkg.Name, []*db.File{f}); err != nil {
 			return err
 		}
 	}
@@ -358,7 +358,7 @@ func (s *Service) OnFinalize(ctx context.Context, tx db.Tx, fin *portal.Finalize
 		if err != nil {
 			return err
 		}
-		if err := s.addFiles(ctx, tx, d, fin.Files); err != nil {
+		if err := s.addFiles(ctx, tx, d, fin.Package.Name, fin.Files); err != nil {
 			return err
 		}
 		if err := s.finalize(ctx, tx, d); err != nil {
@@ -389,7 +389,7 @@ func (s *Service) SendToCloud(ctx context.Context, packageID, connectionID strin
 		if err != nil {
 			return err
 		}
-		if err := s.addFiles(ctx, tx, d, files); err != nil {
+		if err := s.addFiles(ctx, tx, d, pkg.Name, files); err != nil {
 			return err
 		}
 		if err := s.finalize(ctx, tx, d); err != nil {
@@ -423,7 +423,8 @@ func (s *Service) createDelivery(ctx context.Context, tx db.Tx, pkg *db.Package,
 var uniqueStates = []rivertype.JobState{rivertype.JobStateAvailable, rivertype.JobStatePending, rivertype.JobStateRunning,
 	rivertype.JobStateRetryable, rivertype.JobStateScheduled}
 
-func (s *Service) addFiles(ctx context.Context, tx db.Tx, d *db.Delivery, files []*db.File) error {
+// pkgName only names the jobs for River UI.
+func (s *Service) addFiles(ctx context.Context, tx db.Tx, d *db.Delivery, pkgName string, files []*db.File) error {
 	var jobs []river.InsertManyParams
 	for _, f := range files {
 		if f.State != db.FileComplete {
@@ -437,7 +438,7 @@ func (s *Service) addFiles(ctx context.Context, tx db.Tx, d *db.Delivery, files 
 		if df.State != db.DeliveryFileQueued || df.Step != "" {
 			continue // already enqueued earlier (pipelined), or settled
 		}
-		jobs = append(jobs, river.InsertManyParams{Args: fileArgs{DeliveryID: d.ID, FileID: f.ID}, InsertOpts: fileInsertOpts()})
+		jobs = append(jobs, river.InsertManyParams{Args: fileArgs{DeliveryID: d.ID, FileID: f.ID, Package: pkgName, Path: f.Path}, InsertOpts: fileInsertOpts()})
 	}
 	if len(jobs) == 0 {
 		return nil
@@ -506,8 +507,19 @@ func (s *Service) settleIfDone(ctx context.Context, q db.Tx, d *db.Delivery) err
 	if err != nil {
 		return err
 	}
-	_, err = s.river.InsertTx(ctx, q.SQLTx(), settleArgs{DeliveryID: d.ID, SettledAt: s.o.Now().UnixNano()}, &river.InsertOpts{Queue: queue})
+	_, err = s.river.InsertTx(ctx, q.SQLTx(), settleArgs{DeliveryID: d.ID, SettledAt: s.o.Now().UnixNano(), Package: packageName(ctx, q, d.PackageID)},
+		&river.InsertOpts{Queue: queue})
 	return err
+}
+
+// packageName names a package for River UI; "" when it cannot be read (a
+// job's label is not worth failing its transaction for).
+func packageName(ctx context.Context, tx db.Tx, id string) string {
+	p, err := tx.PackageGetByID(ctx, &db.PackageGetByIDParams{ID: id})
+	if err != nil {
+		return ""
+	}
+	return p.Name
 }
 
 // ---- status and retry ----
@@ -579,9 +591,11 @@ func (s *Service) Retry(ctx context.Context, id string) (int, error) {
 		if _, err := tx.DeliverySetState(ctx, &db.DeliverySetStateParams{ID: d.ID, State: db.DeliveryRunning, At: s.o.Now()}); err != nil {
 			return err
 		}
+		pkgName := packageName(ctx, tx, d.PackageID)
 		jobs := make([]river.InsertManyParams, 0, n)
 		for _, f := range files {
-			jobs = append(jobs, river.InsertManyParams{Args: fileArgs{DeliveryID: id, FileID: f.FileID, Retry: s.o.Now().UnixNano()}, InsertOpts: fileInsertOpts()})
+			jobs = append(jobs, river.InsertManyParams{Args: fileArgs{DeliveryID: id, FileID: f.FileID, Retry: s.o.Now().UnixNano(),
+				Package: pkgName, Path: f.Path}, InsertOpts: fileInsertOpts()})
 		}
 		_, err = s.river.InsertManyTx(ctx, tx.SQLTx(), jobs)
 		return err

@@ -28,12 +28,16 @@ import (
 
 // fileArgs is the River job of one file of one delivery.
 type fileArgs struct {
-	DeliveryID string `json:"delivery_id"`
-	FileID     string `json:"file_id"`
+	DeliveryID string `json:"delivery_id" river:"unique"`
+	FileID     string `json:"file_id" river:"unique"`
 	// Retry is 0 for the first delivery and the time of a retry request
 	// otherwise: River keeps unique keys of finished jobs, so a retry needs
 	// args of its own, while the enqueues of upload and finalize dedupe.
-	Retry int64 `json:"retry,omitempty"`
+	Retry int64 `json:"retry,omitempty" river:"unique"`
+	// Package and Path name the job for people reading River UI; they take
+	// no part in its uniqueness (the ids above decide) and no worker reads them.
+	Package string `json:"package,omitempty"`
+	Path    string `json:"path,omitempty"`
 }
 
 func (fileArgs) Kind() string { return "ferry_delivery_file" }
@@ -965,7 +969,8 @@ func (s *Service) settleDelivery(ctx context.Context, deliveryID string) error {
 // emits the delivery's event once it settled.
 type settleArgs struct {
 	DeliveryID string `json:"delivery_id"`
-	SettledAt  int64  `json:"settled_at"` // distinguishes a settling after a retry
+	SettledAt  int64  `json:"settled_at"`        // distinguishes a settling after a retry
+	Package    string `json:"package,omitempty"` // for people reading River UI
 }
 
 func (settleArgs) Kind() string { return "ferry_delivery_settled" }

@@ -73,7 +73,7 @@ func (a *App) withDeliveries(ws *webStore) web.Store {
 	if ws.onFinalize == nil {
 		ws.onFinalize = a.finalizeHook()
 	}
-	return &deliveryStore{webStore: ws, d: a.Delivery, n: a.Notify}
+	return &deliveryStore{webStore: ws, d: a.Delivery, n: a.Notify, conns: a.Connect}
 }
 
 // startDelivery works delivery jobs until stopDelivery.
@@ -132,8 +132,9 @@ func (b deliveryBlobs) Open(ctx context.Context, id string) (delivery.Blob, erro
 // deliveryStore is the web store plus web.Deliveries.
 type deliveryStore struct {
 	*webStore
-	d *delivery.Service
-	n *notify.Service // nil: no notifications
+	d     *delivery.Service
+	n     *notify.Service  // nil: no notifications
+	conns *connect.Service // keyframe images (nil: none)
 }
 
 var _ web.Deliveries = (*deliveryStore)(nil)

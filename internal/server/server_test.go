@@ -1080,6 +1080,10 @@ func TestPackageListFiltersAndPages(t *testing.T) {
 		{"sender_email=A@example.com", 3},
 		{"state=uploading&sender_email=b@example.com", 1},
 		{"state=finalized", 0},
+		{"q=PKG+3", 1},               // a part of the name, any case
+		{"q=b%40example", 1},         // a part of the sender
+		{"q=admin%40example.com", 1}, // the admin's own package
+		{"q=a%40example.com&portal_id=" + p.ID, 3},
 	}
 	for _, tc := range cases {
 		if got := list(tc.query); len(got.Packages) != tc.want || got.NextCursor != "" {

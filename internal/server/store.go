@@ -295,7 +295,7 @@ func (s *webStore) PackageList(ctx context.Context, f web.PackageFilter) ([]web.
 	}
 	// One more than asked tells whether another page exists.
 	page, err := s.db.PackageList(ctx, &db.PackageListParams{PortalID: f.PortalID, State: db.PackageState(f.State),
-		SenderEmail: strings.TrimSpace(f.SenderEmail), Limit: f.Limit + 1, Offset: offset})
+		SenderEmail: strings.TrimSpace(f.SenderEmail), Query: f.Query, Limit: f.Limit + 1, Offset: offset})
 	if err != nil {
 		return nil, "", fmt.Errorf("listing packages: %w", err)
 	}

@@ -105,7 +105,7 @@ func notFoundAs(err error, what string) error {
 
 func (s *Server) packageList(w http.ResponseWriter, r *http.Request) error {
 	q := r.URL.Query()
-	f := PackageFilter{PortalID: q.Get("portal_id"), State: q.Get("state"), SenderEmail: q.Get("sender_email"), Cursor: q.Get("cursor"), Limit: 50}
+	f := PackageFilter{PortalID: q.Get("portal_id"), State: q.Get("state"), SenderEmail: q.Get("sender_email"), Query: q.Get("q"), Cursor: q.Get("cursor"), Limit: 50}
 	if v := q.Get("limit"); v != "" {
 		n, err := strconv.Atoi(v)
 		if err != nil || n < 1 || n > 500 {
@@ -308,30 +308,40 @@ func (s *Server) linkCreate(w http.ResponseWriter, r *http.Request) error {
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
-	in := LinkInput{PackageID: r.PathValue("id"), ExpiresAt: req.ExpiresAt, Password: req.Password, MaxDownloads: req.MaxDownloads}
+	cl, err := s.createLink(r, r.PathValue("id"), req)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusCreated, cl)
+	return nil
+}
+
+// createLink applies the link rules and creates it: the API and the console
+// page both come here.
+func (s *Server) createLink(r *http.Request, packageID string, req linkRequest) (createdLink, error) {
+	in := LinkInput{PackageID: packageID, ExpiresAt: req.ExpiresAt, Password: req.Password, MaxDownloads: req.MaxDownloads}
 	if req.ExpiresIn != "" {
 		d, err := time.ParseDuration(req.ExpiresIn)
 		if err != nil || d <= 0 {
-			return errorf(http.StatusUnprocessableEntity, "invalid_expires_in", "expires_in must be a positive duration like 72h, got %q.", req.ExpiresIn)
+			return createdLink{}, errorf(http.StatusUnprocessableEntity, "invalid_expires_in", "expires_in must be a positive duration like 72h, got %q.", req.ExpiresIn)
 		}
 		t := s.now().Add(d).UTC()
 		in.ExpiresAt = &t
 	}
 	if in.ExpiresAt != nil && !in.ExpiresAt.After(s.now()) {
-		return errorf(http.StatusUnprocessableEntity, "invalid_expires_at", "expires_at must be in the future.")
+		return createdLink{}, errorf(http.StatusUnprocessableEntity, "invalid_expires_at", "expires_at must be in the future.")
 	}
 	if in.MaxDownloads < 0 {
-		return errorf(http.StatusUnprocessableEntity, "invalid_max_downloads", "max_downloads must be 0 (unlimited) or more.")
+		return createdLink{}, errorf(http.StatusUnprocessableEntity, "invalid_max_downloads", "max_downloads must be 0 (unlimited) or more.")
 	}
 	if _, err := s.opt.Store.PackageGet(r.Context(), in.PackageID); err != nil {
-		return notFoundAs(err, "package")
+		return createdLink{}, notFoundAs(err, "package")
 	}
 	l, tok, err := s.opt.Store.LinkCreate(r.Context(), in)
 	if err != nil {
-		return fmt.Errorf("creating a download link for package %s: %w", in.PackageID, err)
+		return createdLink{}, fmt.Errorf("creating a download link for package %s: %w", in.PackageID, err)
 	}
-	writeJSON(w, http.StatusCreated, createdLink{Link: l, Token: tok, URL: "/d/" + tok})
-	return nil
+	return createdLink{Link: l, Token: tok, URL: "/d/" + tok}, nil
 }
 
 // ---- session ----

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"strings"
 	"sync"
 	"time"
 )
@@ -329,8 +330,21 @@ func (m *memStore) PackageList(_ context.Context, f PackageFilter) ([]Package, s
 		if f.State != "" && p.State != f.State {
 			continue
 		}
+		if f.PortalID != "" && (p.PortalID == nil || *p.PortalID != f.PortalID) {
+			continue
+		}
+		if f.SenderEmail != "" && !strings.EqualFold(p.SenderEmail, f.SenderEmail) {
+			continue
+		}
+		if q := strings.ToLower(f.Query); q != "" && !strings.Contains(strings.ToLower(p.Name), q) && !strings.Contains(strings.ToLower(p.SenderEmail), q) {
+			continue
+		}
 		out = append(out, *p)
 	}
+	// Newest first, as the real Store answers (ids are increasing).
+	sort.Slice(out, func(i, j int) bool {
+		return len(out[i].ID) > len(out[j].ID) || len(out[i].ID) == len(out[j].ID) && out[i].ID > out[j].ID
+	})
 	return out, "", nil
 }
 

@@ -106,8 +106,10 @@ type PackageFilter struct {
 	PortalID    string
 	State       string
 	SenderEmail string
-	Limit       int
-	Cursor      string
+	// Query matches a part of the name or of the sender's email, any case.
+	Query  string
+	Limit  int
+	Cursor string
 }
 
 // Link is a download link; its token is shown once at creation.

@@ -252,24 +252,3 @@ func (s *Server) mailTestPage(w http.ResponseWriter, r *http.Request) error {
 	render(w, status, "mailtest.html", data)
 	return nil
 }
-
-func (s *Server) packageNotificationsPage(w http.ResponseWriter, r *http.Request) error {
-	ns, err := s.notifications()
-	if err != nil {
-		return err
-	}
-	pkg, err := s.opt.Store.PackageGet(r.Context(), r.PathValue("id"))
-	if errors.Is(err, ErrNotFound) {
-		render(w, http.StatusNotFound, "message.html", map[string]any{"Title": "No such package", "Message": "It may have been deleted."})
-		return nil
-	}
-	if err != nil {
-		return err
-	}
-	list, err := ns.NotificationList(r.Context(), pkg.ID)
-	if err != nil {
-		return err
-	}
-	render(w, http.StatusOK, "package.html", map[string]any{"Package": pkg, "Notifications": list})
-	return nil
-}

@@ -125,8 +125,15 @@ func buildOpenAPI(routes []Route) ([]byte, error) {
 			params = append(params, map[string]any{"name": m[1], "in": "path", "required": true, "schema": map[string]any{"type": "string"}})
 		}
 		if rt.Method == "GET" && rt.Pattern == "/api/v1/packages" {
-			for _, q := range []string{"portal_id", "state", "sender_email", "cursor", "limit"} {
-				params = append(params, map[string]any{"name": q, "in": "query", "schema": map[string]any{"type": "string"}})
+			for _, q := range [][2]string{
+				{"portal_id", "Only this portal's packages"},
+				{"state", "uploading, finalized or expired"},
+				{"sender_email", "Only this sender's packages (any case)"},
+				{"q", "Search: a part of the package name or of the sender's email, any case; % and _ match themselves"},
+				{"cursor", "next_cursor of the previous page"},
+				{"limit", "Page size, 1 to 500 (default 50)"},
+			} {
+				params = append(params, map[string]any{"name": q[0], "in": "query", "description": q[1], "schema": map[string]any{"type": "string"}})
 			}
 		}
 		if params != nil {

@@ -36,7 +36,7 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/api/v1/portals/{id}", Admin, "Get a portal", s.portalGet},
 		{"PATCH", "/api/v1/portals/{id}", Admin, "Update a portal (fields given replace stored ones)", s.portalUpdate},
 		{"DELETE", "/api/v1/portals/{id}", Admin, "Delete a portal", s.portalDelete},
-		{"GET", "/api/v1/packages", Admin, "List packages (filter by portal_id, state, sender_email; paginated by cursor)", s.packageList},
+		{"GET", "/api/v1/packages", Admin, "List packages (filter by portal_id, state, sender_email; search a part of the name or sender with q; paginated by cursor)", s.packageList},
 		{"POST", "/api/v1/packages", Admin, "Create a package without a portal; returns its upload token", s.packageCreate},
 		{"GET", "/api/v1/packages/{id}", Admin, "Get a package with its files", s.packageGet},
 		{"DELETE", "/api/v1/packages/{id}", Admin, "Delete a package and its stored bytes", s.packageDelete},
@@ -61,7 +61,15 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/admin/outbox", Admin, "Outbox page: the emails kept when no SMTP server is configured, as recipients would see them", s.outboxPage},
 		{"GET", "/admin/mail-test", Admin, "Test message page", s.mailTestPage},
 		{"POST", "/admin/mail-test", Admin, "Send a test message (form)", s.mailTestPage},
-		{"GET", "/admin/packages/{id}", Admin, "Package page: what was sent about it", s.packageNotificationsPage},
+
+		// Console: packages and their deliveries.
+		{"GET", "/admin/packages", Console, "Packages page: filter by portal, state and sender, search by name or sender, paginated", s.consolePackages},
+		{"GET", "/admin/packages/{id}", Console, "Package page: files, download links, Send to Cloud, deliveries with live progress, what was sent about it", s.consolePackage},
+		{"POST", "/admin/packages/{id}/links", Console, "Create a download link (form); the page shows its URL once", s.consoleLinkCreate},
+		{"POST", "/admin/packages/{id}/deliveries", Console, "Send to Cloud (form)", s.consoleSendToCloud},
+		{"POST", "/admin/packages/{id}/deliveries/{delivery}/retry", Console, "Retry a delivery's failed files (form)", s.consoleDeliveryRetry},
+		{"GET", "/admin/packages/{id}/deliveries/{delivery}/files/{file}/keyframe", Console, "A delivered file's keyframe image, fetched from iconik", s.consoleKeyframe},
+		{"GET", "/admin/packages/{id}/events", Console, "Server-sent events: the package's deliveries, per file, whenever they change", s.consolePackageEvents},
 
 		// Console: Cloud Connect pages (console_connections.go).
 		{"GET", "/admin/connections", Console, "Cloud Connect: the connections, their state, storage and roots", s.connectionsPage},

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"runtime"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -353,6 +354,10 @@ func testPackageStates(t *testing.T, s db.Store) {
 	wantErr(t, err, db.ErrNotFound)
 }
 
+// listExtra gives some of testPackageList's packages longer names, so that
+// the search matches a part of a name and treats % as a literal.
+var listExtra = []string{"", " 100% done", "", " Day Rolls", ""}
+
 func testPackageList(t *testing.T, s db.Store) {
 	ctx := context.Background()
 	portal := must(s.PortalCreate(ctx, portalParams("p")))
@@ -362,14 +367,14 @@ func testPackageList(t *testing.T, s db.Store) {
 		if i%2 == 0 {
 			pid = portal.ID
 		}
-		p := must(s.PackageCreate(ctx, &db.PackageCreateParams{PortalID: pid, Name: fmt.Sprint(i), SenderEmail: fmt.Sprintf("S%d@Example.com", i%3),
+		p := must(s.PackageCreate(ctx, &db.PackageCreateParams{PortalID: pid, Name: fmt.Sprint(i) + listExtra[i], SenderEmail: fmt.Sprintf("S%d@Example.com", i%3),
 			UploadTokenHash: randBytes(t), CreatedAt: t0.Add(time.Duration(i) * time.Minute)}))
 		ids = append(ids, p.ID)
 	}
 	must(s.PackageSetFinalized(ctx, &db.PackageSetFinalizedParams{ID: ids[4], FinalizedAt: t0}))
 	names := func(l []*db.Package) (out []string) {
 		for _, p := range l {
-			out = append(out, p.Name)
+			out = append(out, strings.TrimSuffix(p.Name, listExtra[p.Name[0]-'0']))
 		}
 		return out
 	}
@@ -385,6 +390,10 @@ func testPackageList(t *testing.T, s db.Store) {
 		{"page", db.PackageListParams{Limit: 2, Offset: 1}, []string{"3", "2"}},
 		{"by sender, any case", db.PackageListParams{SenderEmail: "s1@EXAMPLE.com"}, []string{"4", "1"}},
 		{"sender and portal", db.PackageListParams{SenderEmail: "s1@example.com", PortalID: portal.ID}, []string{"4"}},
+		{"query matches a sender, any case", db.PackageListParams{Query: "S2@EXAMPLE"}, []string{"2"}},
+		{"query matches part of a name", db.PackageListParams{Query: "roll"}, []string{"3"}},
+		{"query wildcards are literal", db.PackageListParams{Query: "%"}, []string{"1"}},
+		{"query and portal", db.PackageListParams{Query: "example.com", PortalID: portal.ID}, []string{"4", "2", "0"}},
 	}
 	for _, c := range cases {
 		run(t, c.name, func(t *testing.T) {
