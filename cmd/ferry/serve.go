@@ -2,8 +2,11 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -41,10 +44,35 @@ func newServeCmd() *cobra.Command {
 				return err
 			}
 			defer app.Close()
-			return app.Serve(ctx, nil)
+			out := cmd.OutOrStdout()
+			return app.Serve(ctx, func(addr string) {
+				// A fresh server has no account; say where to create the
+				// first one instead of sending people to the CLI.
+				if n, err := app.DB.UserCount(ctx); err == nil && n == 0 {
+					fmt.Fprintf(out, "no admin yet: open %s/ to create one\n", homeURL(cfg, addr))
+				}
+			})
 		},
 	}
 	cfg.BindFlags(cmd.Flags())
 	cmd.SetContext(context.Background())
 	return cmd
+}
+
+// homeURL is where a person opens the server: --public-url, else the bound
+// address (an unspecified host shown as localhost).
+func homeURL(cfg config.Config, addr string) string {
+	if cfg.PublicURL != "" {
+		return strings.TrimSuffix(cfg.PublicURL, "/")
+	}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			addr = net.JoinHostPort("localhost", port)
+		}
+	}
+	return scheme + "://" + addr
 }

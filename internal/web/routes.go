@@ -9,7 +9,9 @@ func (s *Server) routeTable() []Route {
 		// Public.
 		{"GET", "/healthz", Public, "Liveness probe", s.healthz},
 		{"GET", "/api/v1/openapi.json", Public, "This API's OpenAPI document", s.openAPI},
-		{"GET", "/login", Public, "Sign-in page", s.loginPage},
+		{"GET", "/{$}", Public, "Home: the dashboard when signed in; the first-run form while there is no admin; the sign-in form otherwise", s.home},
+		{"POST", "/setup", Public, "First run: create the first admin (form; refused once any admin exists) and sign in", s.firstRun},
+		{"GET", "/login", Public, "Sign-in page (?next= a local path to return to)", s.loginPage},
 		{"POST", "/login", Public, "Sign in with email and password (form or JSON); sets the session cookie", s.login},
 		{"GET", "/p/{slug}", Public, "Portal upload page", s.portalPage},
 		{"GET", "/static/{file}", Public, "The browser bundle (Uppy) and its stylesheet, built from web/", s.staticFile},
@@ -60,6 +62,15 @@ func (s *Server) routeTable() []Route {
 		{"GET", "/admin/mail-test", Admin, "Test message page", s.mailTestPage},
 		{"POST", "/admin/mail-test", Admin, "Send a test message (form)", s.mailTestPage},
 		{"GET", "/admin/packages/{id}", Admin, "Package page: what was sent about it", s.packageNotificationsPage},
+
+		// Admin console (issue 10): core pages.
+		{"GET", "/admin/portals", Console, "Portals: list with links", s.consolePortals},
+		{"GET", "/admin/portals/new", Console, "New portal form", s.consolePortalNew},
+		{"POST", "/admin/portals", Console, "Create a portal (form)", s.consolePortalSave},
+		{"GET", "/admin/portals/{id}", Console, "Edit a portal", s.consolePortalEdit},
+		{"POST", "/admin/portals/{id}", Console, "Save a portal (form)", s.consolePortalSave},
+		{"POST", "/admin/portals/{id}/active", Console, "Activate or deactivate a portal (form)", s.consolePortalActive},
+		{"POST", "/admin/portals/{id}/delete", Console, "Delete a portal (form)", s.consolePortalDelete},
 
 		{"GET", jobsUIPath, Admin, "River UI: durable delivery jobs, for operators", s.jobsUI},
 		{"POST", jobsUIPath, Admin, "River UI actions (retry, cancel, delete jobs)", s.jobsUI},
