@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"math/big"
 	"net/http"
 	"strconv"
 	"strings"
@@ -320,31 +321,31 @@ func parseSize(label, s string) (int64, error) {
 	return int64(v), nil
 }
 
-// formatSize shows a size in the unit it was most likely entered in, so
-// saving the form again keeps it exactly: binary units when the size is a
-// whole number of them, else decimal units to three decimals, else bytes.
+// formatSize shows a size so that the form reads it back exactly: the
+// shortest of "N unit" over the binary and decimal units with at most three
+// decimals ("20 GB", "1.5 TiB", "512 MiB"), else bytes.
 func formatSize(n int64) string {
 	if n <= 0 {
 		return ""
 	}
+	best := strconv.FormatInt(n, 10) + " B"
 	for _, u := range []struct {
 		name string
 		v    int64
-	}{{"PiB", 1 << 50}, {"TiB", 1 << 40}, {"GiB", 1 << 30}, {"MiB", 1 << 20}, {"KiB", 1 << 10}} {
-		if n%u.v == 0 {
-			return strconv.FormatInt(n/u.v, 10) + " " + u.name
+	}{{"KB", 1e3}, {"MB", 1e6}, {"GB", 1e9}, {"TB", 1e12}, {"PB", 1e15},
+		{"KiB", 1 << 10}, {"MiB", 1 << 20}, {"GiB", 1 << 30}, {"TiB", 1 << 40}, {"PiB", 1 << 50}} {
+		if n < u.v {
+			continue
 		}
-		if n%(u.v/4) == 0 && n >= u.v {
-			return strconv.FormatFloat(float64(n)/float64(u.v), 'f', -1, 64) + " " + u.name
+		r := new(big.Rat).SetFrac64(n, u.v)
+		milli := new(big.Rat).Mul(r, big.NewRat(1000, 1))
+		if !milli.IsInt() {
+			continue
+		}
+		txt := strings.TrimRight(strings.TrimRight(r.FloatString(3), "0"), ".")
+		if c := txt + " " + u.name; len(c) < len(best) {
+			best = c
 		}
 	}
-	for _, u := range []struct {
-		name string
-		v    int64
-	}{{"PB", 1e15}, {"TB", 1e12}, {"GB", 1e9}, {"MB", 1e6}, {"KB", 1e3}} {
-		if n >= u.v && n%(u.v/1000) == 0 {
-			return strconv.FormatFloat(float64(n)/float64(u.v), 'f', -1, 64) + " " + u.name
-		}
-	}
-	return strconv.FormatInt(n, 10) + " B"
+	return best
 }
