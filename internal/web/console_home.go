@@ -259,8 +259,18 @@ func (s *Server) absURL(r *http.Request, path string) string {
 	return scheme + "://" + r.Host + path
 }
 
-// fmtTime shows a time in the console (UTC, to the minute).
-func fmtTime(t time.Time) string {
+// fmtTime shows a time (or a *time.Time, nil: "") in the console, in UTC
+// to the minute.
+func fmtTime(v any) string {
+	var t time.Time
+	switch x := v.(type) {
+	case time.Time:
+		t = x
+	case *time.Time:
+		if x != nil {
+			t = *x
+		}
+	}
 	if t.IsZero() {
 		return ""
 	}

@@ -71,6 +71,12 @@ func (s *Server) routeTable() []Route {
 		{"POST", "/admin/portals/{id}", Console, "Save a portal (form)", s.consolePortalSave},
 		{"POST", "/admin/portals/{id}/active", Console, "Activate or deactivate a portal (form)", s.consolePortalActive},
 		{"POST", "/admin/portals/{id}/delete", Console, "Delete a portal (form)", s.consolePortalDelete},
+		{"GET", "/admin/tokens", Console, "API tokens: list, create, revoke", s.consoleTokens},
+		{"POST", "/admin/tokens", Console, "Create an API token (form); the secret is shown once on the answer", s.consoleTokenCreate},
+		{"POST", "/admin/tokens/{id}/revoke", Console, "Revoke an API token (form)", s.consoleTokenRevoke},
+		{"GET", "/admin/users", Console, "Admins: list and add", s.consoleUsers},
+		{"POST", "/admin/users", Console, "Add an admin (form)", s.consoleUserCreate},
+		{"POST", "/admin/users/{id}/delete", Console, "Remove an admin, never the last (form)", s.consoleUserDelete},
 
 		{"GET", jobsUIPath, Admin, "River UI: durable delivery jobs, for operators", s.jobsUI},
 		{"POST", jobsUIPath, Admin, "River UI actions (retry, cancel, delete jobs)", s.jobsUI},
