@@ -88,6 +88,9 @@ func (s *Server) loginForm(w http.ResponseWriter, r *http.Request, status int, d
 		return err
 	}
 	p.Error = d.Message
+	if r.Method == http.MethodGet {
+		p.Flash = r.URL.Query().Get("flash") // "Signed out."
+	}
 	renderNonce(w, status, "home/login", p, p.Nonce)
 	return nil
 }
