@@ -12,6 +12,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/ferryhq/ferry/internal/config"
+	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/server"
 )
 
@@ -46,10 +47,8 @@ func newServeCmd() *cobra.Command {
 			defer app.Close()
 			out := cmd.OutOrStdout()
 			return app.Serve(ctx, func(addr string) {
-				// A fresh server has no account; say where to create the
-				// first one instead of sending people to the CLI.
-				if n, err := app.DB.UserCount(ctx); err == nil && n == 0 {
-					fmt.Fprintf(out, "no admin yet: open %s/ to create one\n", homeURL(cfg, addr))
+				if hint := noAdminHint(ctx, app.DB, cfg, addr); hint != "" {
+					fmt.Fprintln(out, hint)
 				}
 			})
 		},
@@ -57,6 +56,15 @@ func newServeCmd() *cobra.Command {
 	cfg.BindFlags(cmd.Flags())
 	cmd.SetContext(context.Background())
 	return cmd
+}
+
+// noAdminHint tells the operator of a fresh server (no account yet) where
+// to create the first admin, instead of sending them to the CLI.
+func noAdminHint(ctx context.Context, q db.Queries, cfg config.Config, addr string) string {
+	if n, err := q.UserCount(ctx); err != nil || n > 0 {
+		return ""
+	}
+	return "no admin yet: open " + homeURL(cfg, addr) + "/ to create one"
 }
 
 // homeURL is where a person opens the server: --public-url, else the bound
