@@ -1,6 +1,7 @@
 package web
 
 import (
+	"context"
 	"net/http"
 	"net/http/httptest"
 	"net/url"
@@ -204,4 +205,56 @@ func TestDashboardListsPackagesAndPortalsWithTheirLinks(t *testing.T) {
 	f.do("POST", "/p/rushes/packages", map[string]string{"name": "Day 1", "sender_email": "cam@example.com"})
 	resp, page := b.get("/")
 	wantHTML(t, resp, page, 200, "Day 1", "cam@example.com", "Rushes", f.srv.URL+"/p/rushes", `data-copy="#portal-url-0"`, "uploading")
+}
+
+// withDeliveries adds canned deliveries to the memStore: the dashboard only
+// reads them (DeliveryList), and what it makes of their states is the test.
+type withDeliveries struct {
+	*memStore
+	byPackage map[string][]Delivery
+}
+
+func (d withDeliveries) DeliveryGet(_ context.Context, id string) (*Delivery, error) {
+	return nil, ErrNotFound
+}
+func (d withDeliveries) DeliveryList(_ context.Context, pkg string) ([]Delivery, error) {
+	return d.byPackage[pkg], nil
+}
+func (d withDeliveries) DeliveryRetry(context.Context, string) (int, error) { return 0, nil }
+func (d withDeliveries) DeliverySend(context.Context, string, string) (*Delivery, error) {
+	return nil, ErrNotFound
+}
+func (d withDeliveries) JobsUI() http.Handler { return nil }
+
+func TestDashboardShowsDeliveriesNeedingAttention(t *testing.T) {
+	f := newFixture(t)
+	ctx := t.Context()
+	f.store.PortalCreate(ctx, PortalInput{Name: "Rushes", Slug: "rushes", Active: ptr(true)})
+	mk := func(name string) string {
+		p, _, err := f.store.PackageCreate(ctx, PackageInput{PortalSlug: "rushes", Name: name, SenderEmail: "cam@example.com"})
+		if err != nil {
+			t.Fatal(err)
+		}
+		return p.ID
+	}
+	ok, failed, retrying := mk("All good"), mk("Broke"), mk("Trying again")
+	st := withDeliveries{memStore: f.store, byPackage: map[string][]Delivery{
+		ok:       {{ID: "d1", State: "delivered"}},
+		failed:   {{ID: "d2", State: "partially failed", Errors: []DeliveryError{{Path: "a/clip.mov", Message: "iconik answered 500"}}}},
+		retrying: {{ID: "d3", State: "running", Files: []DeliveryFile{{Path: "b.mov", State: "queued", Error: "connection reset"}}}},
+	}}
+	s, err := New(Options{Store: st, Blobs: f.blobs})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewServer(s.Handler())
+	defer srv.Close()
+	f.srv = srv
+	b := f.signIn("admin@example.com", "correct horse")
+	resp, page := b.get("/")
+	wantHTML(t, resp, page, 200, "Needs attention", "a/clip.mov: iconik answered 500", `badge retrying`, `badge partially failed`, `badge delivered`)
+	attention := page[strings.Index(page, "Needs attention"):strings.Index(page, "Recent packages")]
+	if strings.Contains(attention, "All good") || !strings.Contains(attention, "Broke") || !strings.Contains(attention, "Trying again") {
+		t.Fatalf("needs attention lists the wrong packages:\n%s", attention)
+	}
 }
