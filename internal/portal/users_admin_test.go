@@ -3,6 +3,7 @@ package portal
 import (
 	"context"
 	"fmt"
+	"strings"
 	"sync"
 	"testing"
 
@@ -97,4 +98,35 @@ func TestTheLastAdminIsNeverDeleted(t *testing.T) {
 			t.Fatal("deleting an unknown user succeeded")
 		}
 	})
+}
+
+// UsersLock holds off a second transaction's UsersLock on PostgreSQL (SQLite
+// runs one write transaction at a time anyway): with the lock held, another
+// transaction asking for it gives up at its lock_timeout.
+func TestUsersLockExcludesAnotherTransactionOnPostgres(t *testing.T) {
+	store, err := db.Open(context.Background(), testbed.Postgres(t).CreateDatabase(t), db.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close()
+	ctx := context.Background()
+	var second error
+	err = store.InTx(ctx, func(tx db.Tx) error {
+		if err := tx.UsersLock(ctx); err != nil {
+			return err
+		}
+		second = store.InTx(ctx, func(tx2 db.Tx) error {
+			if _, err := tx2.SQLTx().ExecContext(ctx, "SET LOCAL lock_timeout = '200ms'"); err != nil {
+				return err
+			}
+			return tx2.UsersLock(ctx)
+		})
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if second == nil || !strings.Contains(second.Error(), "lock") {
+		t.Fatalf("a second UsersLock while the first is held: %v, want a lock timeout", second)
+	}
 }
