@@ -3,6 +3,7 @@ package server
 import (
 	"context"
 	"fmt"
+	"net/http"
 	"net/http/httptest"
 	"path/filepath"
 	"strconv"
@@ -93,10 +94,24 @@ func TestConsoleCorePagesInChromium(t *testing.T) {
 		t.Fatalf("the size limit reads back as %q (%v)", v, err)
 	}
 	screenshot(t, ctx, "core-3-portal-saved.png")
+	step("a bad recipient is refused inline", 30*time.Second,
+		chromedp.SetValue(chromedp.CSS(`#recipients`), "producer@example.com, not-an-email"),
+		chromedp.Click(chromedp.CSS(`form.stack button`)),
+		seeText(`Recipient "not-an-email" is not an email address`),
+	)
+	screenshot(t, ctx, "core-3b-portal-refused.png")
+
+	// A sender starts a package through the portal's API, as the page does.
+	resp, err := http.Post(srv.URL+"/p/dailies/packages", "application/json",
+		strings.NewReader(`{"name":"Day 1 rushes","sender_email":"dop@example.com","password":"letmein"}`))
+	if err != nil || resp.StatusCode != 201 {
+		t.Fatalf("starting a package: %v %v", err, resp)
+	}
+	resp.Body.Close()
 	step("the portal page asks for the password", 30*time.Second,
 		chromedp.Navigate(srv.URL+"/p/dailies"), seeText("Drop your rushes here."))
 
-	step("dashboard lists the portal", 30*time.Second, chromedp.Navigate(srv.URL+"/"), seeText(srv.URL+"/p/dailies"))
+	step("dashboard lists the portal and the package", 30*time.Second, chromedp.Navigate(srv.URL+"/"), seeText(srv.URL+"/p/dailies"), seeText("Day 1 rushes"))
 	screenshot(t, ctx, "core-4-dashboard.png")
 
 	step("API token", 30*time.Second,
