@@ -2,13 +2,17 @@ package main
 
 import (
 	"context"
+	"fmt"
+	"net"
 	"os"
 	"os/signal"
+	"strings"
 	"syscall"
 
 	"github.com/spf13/cobra"
 
 	"github.com/ferryhq/ferry/internal/config"
+	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/server"
 )
 
@@ -41,10 +45,42 @@ func newServeCmd() *cobra.Command {
 				return err
 			}
 			defer app.Close()
-			return app.Serve(ctx, nil)
+			out := cmd.OutOrStdout()
+			return app.Serve(ctx, func(addr string) {
+				if hint := noAdminHint(ctx, app.DB, cfg, addr); hint != "" {
+					fmt.Fprintln(out, hint)
+				}
+			})
 		},
 	}
 	cfg.BindFlags(cmd.Flags())
 	cmd.SetContext(context.Background())
 	return cmd
+}
+
+// noAdminHint tells the operator of a fresh server (no account yet) where
+// to create the first admin, instead of sending them to the CLI.
+func noAdminHint(ctx context.Context, q db.Queries, cfg config.Config, addr string) string {
+	if n, err := q.UserCount(ctx); err != nil || n > 0 {
+		return ""
+	}
+	return "no admin yet: open " + homeURL(cfg, addr) + "/ to create one"
+}
+
+// homeURL is where a person opens the server: --public-url, else the bound
+// address (an unspecified host shown as localhost).
+func homeURL(cfg config.Config, addr string) string {
+	if cfg.PublicURL != "" {
+		return strings.TrimSuffix(cfg.PublicURL, "/")
+	}
+	scheme := "http"
+	if cfg.TLSCert != "" {
+		scheme = "https"
+	}
+	if host, port, err := net.SplitHostPort(addr); err == nil {
+		if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
+			addr = net.JoinHostPort("localhost", port)
+		}
+	}
+	return scheme + "://" + addr
 }

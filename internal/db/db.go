@@ -118,10 +118,15 @@ type Queries interface {
 
 	UserCount(ctx context.Context) (int, error)
 	UserCreate(ctx context.Context, params *UserCreateParams) (*User, error)
+	UserDelete(ctx context.Context, params *UserDeleteParams) error
 	UserGetByEmail(ctx context.Context, params *UserGetByEmailParams) (*User, error)
 	UserGetByID(ctx context.Context, params *UserGetByIDParams) (*User, error)
 	UserList(ctx context.Context) ([]*User, error)
 	UserSetPassword(ctx context.Context, params *UserSetPasswordParams) (*User, error)
+	// UsersLock, inside a transaction, holds off every other transaction's
+	// UsersLock until this one ends, so "count the users, then add or remove
+	// one" cannot interleave (the first admin, never removing the last).
+	UsersLock(ctx context.Context) error
 }
 
 // Tx is a transaction: the same queries, plus the *sql.Tx underneath so other
@@ -381,6 +386,7 @@ type UserCreateParams struct {
 	IsAdmin      bool
 	CreatedAt    time.Time
 }
+type UserDeleteParams struct{ ID string }
 type UserGetByEmailParams struct{ Email string }
 type UserGetByIDParams struct{ ID string }
 type UserSetPasswordParams struct{ ID, PasswordHash string }

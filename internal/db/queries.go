@@ -226,6 +226,24 @@ func (q queries) UserCreate(ctx context.Context, p *UserCreateParams) (*User, er
 		newID(p.ID), strings.ToLower(p.Email), p.PasswordHash, p.IsAdmin, ts(p.CreatedAt))
 }
 
+func (q queries) UserDelete(ctx context.Context, p *UserDeleteParams) error {
+	_, err := q.exec(ctx, "UserDelete", ErrNotFound, "DELETE FROM users WHERE id = $1", p.ID)
+	return err
+}
+
+func (q queries) UsersLock(ctx context.Context) error {
+	if q.d.name != DialectPostgres {
+		// SQLite runs one write transaction at a time on its one connection.
+		return nil
+	}
+	// SHARE ROW EXCLUSIVE conflicts with itself and with writes, not reads:
+	// sign-ins go on while an admin is added or removed.
+	if _, err := q.ex.ExecContext(ctx, "LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE"); err != nil {
+		return fmt.Errorf("db: UsersLock: %w", q.d.classify(err))
+	}
+	return nil
+}
+
 func (q queries) UserGetByEmail(ctx context.Context, p *UserGetByEmailParams) (*User, error) {
 	return one(ctx, q, "UserGetByEmail", ErrNotFound, scanUser,
 		"SELECT "+userCols+" FROM users WHERE email = $1", strings.ToLower(p.Email))

@@ -40,6 +40,78 @@ func (s *Service) CreateUser(ctx context.Context, email, password string, admin 
 	return u, nil
 }
 
+// CreateFirstAdmin creates the first admin account, and only while there
+// is no account at all: two visitors racing through a fresh server's
+// first-run form cannot both become admin (the count and the insert run in
+// one transaction under UsersLock).
+func (s *Service) CreateFirstAdmin(ctx context.Context, email, password string) (*db.User, error) {
+	addr, hash, err := s.checkNewAccount(email, password)
+	if err != nil {
+		return nil, err
+	}
+	var u *db.User
+	err = s.db.InTx(ctx, func(tx db.Tx) error {
+		if err := tx.UsersLock(ctx); err != nil {
+			return err
+		}
+		n, err := tx.UserCount(ctx)
+		if err != nil {
+			return err
+		}
+		if n > 0 {
+			return refuse(http.StatusConflict, "admin_exists", "An admin already exists; sign in instead.")
+		}
+		u, err = tx.UserCreate(ctx, &db.UserCreateParams{Email: addr, PasswordHash: hash, IsAdmin: true, CreatedAt: s.now()})
+		return err
+	})
+	if err != nil {
+		if AsError(err) != nil {
+			return nil, err
+		}
+		return nil, fmt.Errorf("portal: creating the first admin %s: %w", addr, err)
+	}
+	return u, nil
+}
+
+func (s *Service) checkNewAccount(email, password string) (string, string, error) {
+	addr, err := NormalizeEmail(email)
+	if err != nil {
+		return "", "", invalid("email", "invalid_email", "%q is not an email address like name@example.com.", email)
+	}
+	if utf8.RuneCountInString(password) < MinAccountPasswordLen {
+		return "", "", invalid("password", "weak_password", "A password needs at least %d characters.", MinAccountPasswordLen)
+	}
+	hash, err := HashPassword(password)
+	return addr, hash, err
+}
+
+// DeleteUser removes an account with its sessions and API tokens, but never
+// the last one: a server nobody can sign in to would need the CLI again.
+// Counting and deleting run under UsersLock, so two admins removing each
+// other at once cannot leave none.
+func (s *Service) DeleteUser(ctx context.Context, id string) error {
+	err := s.db.InTx(ctx, func(tx db.Tx) error {
+		if err := tx.UsersLock(ctx); err != nil {
+			return err
+		}
+		if _, err := tx.UserGetByID(ctx, &db.UserGetByIDParams{ID: id}); err != nil {
+			return err
+		}
+		n, err := tx.UserCount(ctx)
+		if err != nil {
+			return err
+		}
+		if n <= 1 {
+			return refuse(http.StatusConflict, "last_admin", "This is the only admin; add another before removing it.")
+		}
+		return tx.UserDelete(ctx, &db.UserDeleteParams{ID: id})
+	})
+	if err != nil && AsError(err) == nil && !errors.Is(err, db.ErrNotFound) {
+		return fmt.Errorf("portal: deleting user %s: %w", id, err)
+	}
+	return err
+}
+
 // Authenticate returns the user whose email and password these are. A wrong
 // email and a wrong password fail the same way, in about the same time.
 func (s *Service) Authenticate(ctx context.Context, email, password string) (*db.User, error) {

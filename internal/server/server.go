@@ -131,7 +131,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		Store: a.withDeliveries(&webStore{db: store, svc: a.Portal, conns: a.Connect, now: opt.Now, onFinalize: opt.OnFinalize}),
 		Blobs: blobs{a.Ingest}, Uploads: a.guardTermination(a.Ingest.Handler()), Connections: a.Connect,
 		Logger: opt.Logger, SecureCookies: cfg.SecureCookies, SessionTTL: cfg.SessionTTL, Now: opt.Now,
-		Secret: derive(key, "web MAC v1"), Notifications: notifyWeb{a.Notify}, Ready: a.ready,
+		Secret: derive(key, "web MAC v1"), Notifications: notifyWeb{a.Notify}, Ready: a.ready, PublicURL: cfg.PublicURL,
 	})
 	if err != nil {
 		store.Close()

@@ -128,6 +128,40 @@ func (s *webStore) SessionDelete(ctx context.Context, token string) error {
 	return s.svc.DeleteSession(ctx, token)
 }
 
+func (s *webStore) UserCount(ctx context.Context) (int, error) { return s.db.UserCount(ctx) }
+
+func (s *webStore) UserList(ctx context.Context) ([]web.User, error) {
+	us, err := s.db.UserList(ctx)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]web.User, 0, len(us))
+	for _, u := range us {
+		out = append(out, webUser(u))
+	}
+	return out, nil
+}
+
+func (s *webStore) UserCreate(ctx context.Context, email, password string) (web.User, error) {
+	u, err := s.svc.CreateUser(ctx, email, password, true)
+	if err != nil {
+		return web.User{}, mapErr(err)
+	}
+	return webUser(u), nil
+}
+
+func (s *webStore) UserCreateFirst(ctx context.Context, email, password string) (web.User, error) {
+	u, err := s.svc.CreateFirstAdmin(ctx, email, password)
+	if err != nil {
+		return web.User{}, mapErr(err)
+	}
+	return webUser(u), nil
+}
+
+func (s *webStore) UserDelete(ctx context.Context, id string) error {
+	return mapErr(s.svc.DeleteUser(ctx, id))
+}
+
 // ---- portals ----
 
 func toWebPortal(p *db.Portal) web.Portal {

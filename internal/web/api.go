@@ -366,18 +366,27 @@ type loginRequest struct {
 // SameSite=Lax, and the login itself passes the cross-origin check so another
 // site cannot sign a visitor in to an account of its choosing.
 func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
-	if err := s.originGuard.Check(r); err != nil {
-		return errorf(http.StatusForbidden, "cross_origin", "Cross-origin sign-in is refused.")
-	}
 	var req loginRequest
 	ct := r.Header.Get("Content-Type")
 	mt, _, _ := mime.ParseMediaType(ct)
-	switch mt {
-	case "application/json":
+	// A browser's form gets HTML back whatever happens (the form again with
+	// the message inline); a script posting JSON keeps the JSON errors.
+	form := mt == "application/x-www-form-urlencoded" || mt == "multipart/form-data"
+	fail := func(err error) error {
+		if form {
+			return s.loginFormFailed(w, r, req, err)
+		}
+		return err
+	}
+	if err := s.originGuard.Check(r); err != nil {
+		return fail(errorf(http.StatusForbidden, "cross_origin", "Cross-origin sign-in is refused."))
+	}
+	switch {
+	case mt == "application/json":
 		if err := decodeJSON(r, &req); err != nil {
 			return err
 		}
-	case "application/x-www-form-urlencoded", "multipart/form-data":
+	case form:
 		r.Body = http.MaxBytesReader(w, r.Body, maxJSONBody)
 		req.Email, req.Password = r.PostFormValue("email"), r.PostFormValue("password")
 	default:
@@ -396,23 +405,27 @@ func (s *Server) login(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		var ae *Error
 		if errors.As(err, &ae) && ae.Code == "wrong_password" {
-			return errorf(http.StatusUnauthorized, "wrong_credentials", "The email or password is wrong.")
+			err = errorf(http.StatusUnauthorized, "wrong_credentials", "The email or password is wrong.")
 		}
-		return err
+		return fail(err)
 	}
 	tok, err := s.opt.Store.SessionCreate(r.Context(), u.ID, s.opt.SessionTTL)
 	if err != nil {
-		return fmt.Errorf("creating a session for user %s: %w", u.ID, err)
+		return fail(fmt.Errorf("creating a session for user %s: %w", u.ID, err))
 	}
 	http.SetCookie(w, &http.Cookie{
 		Name: sessionCookie, Value: tok, Path: "/", HttpOnly: true, Secure: s.opt.SecureCookies,
 		SameSite: http.SameSiteLaxMode, MaxAge: int(s.opt.SessionTTL.Seconds()),
 	})
-	if mt == "application/json" {
+	if !form {
 		writeJSON(w, http.StatusOK, map[string]any{"user": u, "csrf_token": csrfToken(tok)})
 		return nil
 	}
-	http.Redirect(w, r, "/", http.StatusSeeOther)
+	next := localPath(r.PostFormValue("next"))
+	if next == "" {
+		next = "/"
+	}
+	http.Redirect(w, r, next, http.StatusSeeOther)
 	return nil
 }
 
@@ -423,6 +436,10 @@ func (s *Server) logout(w http.ResponseWriter, r *http.Request) error {
 		}
 	}
 	http.SetCookie(w, &http.Cookie{Name: sessionCookie, Value: "", Path: "/", MaxAge: -1, HttpOnly: true, Secure: s.opt.SecureCookies, SameSite: http.SameSiteLaxMode})
+	if mt, _, _ := mime.ParseMediaType(r.Header.Get("Content-Type")); mt == "application/x-www-form-urlencoded" {
+		// The console's sign-out button: back to the sign-in page.
+		return seeOther(w, r, "/login", "Signed out.")
+	}
 	w.WriteHeader(http.StatusNoContent)
 	return nil
 }

@@ -125,6 +125,7 @@ func (s *Server) consoleError(w http.ResponseWriter, r *http.Request, err error)
 
 // nav helpers for templates.
 var consoleFuncs = template.FuncMap{
+	"fmtTime": fmtTime,
 	"navClass": func(active, path string) string {
 		if active == path {
 			return "active"

@@ -141,6 +141,75 @@ func (m *memStore) Login(_ context.Context, email, password string) (User, error
 	return User{}, ErrUnauthorized
 }
 
+func (m *memStore) UserCount(context.Context) (int, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return len(m.users), nil
+}
+
+func (m *memStore) UserList(context.Context) ([]User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var out []User
+	for _, u := range m.users {
+		out = append(out, u)
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Email < out[j].Email })
+	return out, nil
+}
+
+// newUser applies the domain's account rules as the real service does.
+func (m *memStore) newUser(email, password string) (User, error) {
+	if !strings.Contains(email, "@") {
+		return User{}, errorf(400, "invalid_email", "%q is not an email address like name@example.com.", email)
+	}
+	if len([]rune(password)) < 12 {
+		return User{}, errorf(400, "weak_password", "A password needs at least 12 characters.")
+	}
+	if _, ok := m.passwords[email]; ok {
+		return User{}, errorf(409, "email_taken", "An account for %s already exists.", email)
+	}
+	u := User{ID: m.id("u"), Email: email}
+	m.users[u.ID] = u
+	m.passwords[email] = password
+	return u, nil
+}
+
+func (m *memStore) UserCreate(_ context.Context, email, password string) (User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	return m.newUser(email, password)
+}
+
+func (m *memStore) UserCreateFirst(_ context.Context, email, password string) (User, error) {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	if len(m.users) > 0 {
+		return User{}, errorf(409, "admin_exists", "An admin already exists; sign in instead.")
+	}
+	return m.newUser(email, password)
+}
+
+func (m *memStore) UserDelete(_ context.Context, id string) error {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	u, ok := m.users[id]
+	if !ok {
+		return ErrNotFound
+	}
+	if len(m.users) <= 1 {
+		return errorf(409, "last_admin", "This is the only admin; add another before removing it.")
+	}
+	delete(m.users, id)
+	delete(m.passwords, u.Email)
+	for tok, uid := range m.sessions {
+		if uid == id {
+			delete(m.sessions, tok)
+		}
+	}
+	return nil
+}
+
 func (m *memStore) SessionCreate(_ context.Context, userID string, _ time.Duration) (string, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()

@@ -160,6 +160,21 @@ type Auth interface {
 	SessionDelete(ctx context.Context, token string) error
 }
 
+// Users is the admin-account part of the domain, for the console.
+type Users interface {
+	UserCount(ctx context.Context) (int, error)
+	UserList(ctx context.Context) ([]User, error)
+	// UserCreate adds an admin (an *Error for a bad email, a short
+	// password or a taken email).
+	UserCreate(ctx context.Context, email, password string) (User, error)
+	// UserCreateFirst adds the first admin, and only while there is none
+	// (an *Error with Status 409 once one exists), atomically.
+	UserCreateFirst(ctx context.Context, email, password string) (User, error)
+	// UserDelete removes an admin with its sessions and tokens, never the
+	// last one (an *Error with Status 409).
+	UserDelete(ctx context.Context, id string) error
+}
+
 // Portals is the portal part of the domain.
 type Portals interface {
 	PortalCreate(ctx context.Context, in PortalInput) (Portal, error)
@@ -216,6 +231,7 @@ type FileCharge struct {
 // Store is everything web needs from the domain.
 type Store interface {
 	Auth
+	Users
 	APITokens
 	Portals
 	Packages

@@ -44,23 +44,6 @@ func renderNonce(w http.ResponseWriter, status int, name string, data any, nonce
 	}
 }
 
-func (s *Server) renderHome(w http.ResponseWriter, r *http.Request) {
-	var user *User
-	csrf := ""
-	if c, err := r.Cookie(sessionCookie); err == nil {
-		if u, err := s.opt.Store.UserBySession(r.Context(), c.Value); err == nil {
-			user = &u
-			csrf = csrfToken(c.Value)
-		}
-	}
-	render(w, http.StatusOK, "home.html", map[string]any{"User": user, "CSRF": csrf})
-}
-
-func (s *Server) loginPage(w http.ResponseWriter, _ *http.Request) error {
-	render(w, http.StatusOK, "login.html", nil)
-	return nil
-}
-
 func (s *Server) portalPage(w http.ResponseWriter, r *http.Request) error {
 	p, err := s.opt.Store.PortalGetBySlug(r.Context(), r.PathValue("slug"))
 	if err != nil {

@@ -37,6 +37,9 @@ type Options struct {
 	Notifications Notifications
 	// Ready runs the readiness checks behind /readyz (nil: always ready).
 	Ready func(ctx context.Context) ReadyReport
+	// PublicURL is the base URL people reach the server at (--public-url),
+	// for the absolute links the console shows; empty: the request's host.
+	PublicURL string
 }
 
 // Access says who may call a route.
@@ -140,10 +143,6 @@ func New(opt Options) (*Server, error) {
 	}
 	s.mux.Handle("/uploads/", uploads)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path == "/" && (r.Method == http.MethodGet || r.Method == http.MethodHead) {
-			s.renderHome(w, r)
-			return
-		}
 		writeError(w, r, errorf(http.StatusNotFound, "not_found", "Nothing is served at %s %s.", r.Method, r.URL.Path))
 	})
 	return s, nil

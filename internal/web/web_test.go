@@ -210,7 +210,11 @@ func TestSessionNeedsCSRFTokenForStateChanges(t *testing.T) {
 			}
 		})
 	}
+	// A browser's form gets the form again with the message (issue 10: it
+	// showed raw JSON); JSON callers keep the JSON error.
 	resp, body = f.do("POST", "/login", "email=admin%40example.com&password=nope", "Content-Type", "application/x-www-form-urlencoded")
+	wantHTML(t, resp, string(body), 401, "The email or password is wrong.")
+	resp, body = f.do("POST", "/login", map[string]string{"email": "admin@example.com", "password": "nope"})
 	if resp.StatusCode != 401 || errorCode(t, body) != "wrong_credentials" {
 		t.Fatalf("bad login: %d %s", resp.StatusCode, body)
 	}

@@ -144,6 +144,12 @@ func testUsers(t *testing.T, s db.Store) {
 	}
 	_, err = s.UserSetPassword(ctx, &db.UserSetPasswordParams{ID: "missing", PasswordHash: "x"})
 	wantErr(t, err, db.ErrNotFound)
+	must(0, s.InTx(ctx, func(tx db.Tx) error { return tx.UsersLock(ctx) }))
+	must(0, s.UserDelete(ctx, &db.UserDeleteParams{ID: u.ID}))
+	wantErr(t, s.UserDelete(ctx, &db.UserDeleteParams{ID: u.ID}), db.ErrNotFound)
+	if n := must(s.UserCount(ctx)); n != 1 {
+		t.Fatalf("UserCount after delete = %d, want 1", n)
+	}
 }
 
 func testSessions(t *testing.T, s db.Store) {
