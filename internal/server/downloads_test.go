@@ -355,7 +355,7 @@ func TestDownloadLinkResumesAnInterruptedDownloadWithinItsLimit(t *testing.T) {
 	h := newHarness(t)
 	data := randomBytes(t, 24<<20)
 	d := newDLPackage(t, h, map[string][]byte{"cam/a.mov": data, "b.wav": randomBytes(t, 1<<10)})
-	link := d.link(2)
+	link := d.link(1) // one download: the resume must still be served
 	u := h.srv.URL + d.fileURL(link, "cam/a.mov")
 	resp, err := http.Get(u)
 	if err != nil {
@@ -367,8 +367,8 @@ func TestDownloadLinkResumesAnInterruptedDownloadWithinItsLimit(t *testing.T) {
 	}
 	etag := resp.Header.Get("ETag")
 	resp.Body.Close() // the connection breaks after 3 MiB
-	// The server finds the client gone and gives back what it never sent:
-	// the link no longer counts a whole copy.
+	// The server finds the client gone and gives back what it never sent,
+	// and forgives what was in flight: the link no longer counts a copy.
 	deadline := time.Now().Add(30 * time.Second)
 	for d.served(link, "cam/a.mov") >= int64(len(data)) {
 		if time.Now().After(deadline) {
@@ -401,7 +401,10 @@ func TestCurlResumesAnInterruptedDownload(t *testing.T) {
 		t.Skip("curl is not installed; the resume is covered by TestDownloadLinkResumesAnInterruptedDownloadWithinItsLimit")
 	}
 	h := newHarness(t)
-	data := randomBytes(t, 16<<20)
+	// Large enough that the server is still writing when curl is killed
+	// (a break in the last few MiB, already handed to the network, is
+	// counted as served: see lostPerBreak in internal/web/links.go).
+	data := randomBytes(t, 64<<20)
 	d := newDLPackage(t, h, map[string][]byte{"cam/a.mov": data, "b.wav": randomBytes(t, 1<<10)})
 	link := d.link(1) // a one-download link: the resume must still be served
 	u := h.srv.URL + d.fileURL(link, "cam/a.mov")

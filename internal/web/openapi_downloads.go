@@ -10,7 +10,8 @@ const linkCountingRule = "A link with `max_downloads` = N counts bytes, not requ
 	"are given back, so an interrupted download resumed with a Range from where it stopped (`curl -C -`, a browser's " +
 	"resume) costs only what it fetches. Bytes that were on their way when a connection broke (in the network " +
 	"buffers of either end) are given back too, up to 16 MiB per break and, over the link's life, up to 64 MiB or the " +
-	"file's size, whichever is smaller: so even a one-download link can be resumed, and no client gets more than N " +
+	"file's size, whichever is smaller: so even a one-download link can be resumed after a break in mid-transfer (a break " +
+	"in the last few MiB of a response, which the server had already handed to the network, counts as served), and no client gets more than N " +
 	"copies plus that allowance however it breaks its connections. A request asking for more bytes of a " +
 	"file than its link has left, and every request once no file has any left (HEAD, conditional and zip requests " +
 	"included), is answered 410 `download_limit_reached` and carries no byte of any file. `max_downloads` = 0 is unlimited."
