@@ -55,7 +55,7 @@ package ID on DATE" on standard error and the id on standard output, and
 exits 0 without sending anything; --again sends a new package on purpose.
 
 Progress goes to standard error: bars per file and in total (speed, ETA) when
-it is a terminal, plain lines every 5 seconds otherwise. The package id is the
+it is a terminal that reports its size, plain lines every 5 seconds otherwise. The package id is the
 only thing printed on standard output (id=$(ferry send ...) works).
 
 Without a portal, send to a server's admin API: --to https://host --token T.
@@ -142,8 +142,20 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 	return cmd
 }
 
-// isTerminal reports whether w is a terminal (progress bars) or not (plain lines).
+// isTerminal reports whether w is a terminal the bars can be drawn on (or
+// else plain lines are printed). A terminal that reports no size (a pty made
+// by `script` without a terminal around it, some CI runners) counts as none:
+// mpb draws nothing at all there.
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
-	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+	if !ok {
+		return false
+	}
+	if isatty.IsCygwinTerminal(f.Fd()) {
+		return true
+	}
+	if !isatty.IsTerminal(f.Fd()) {
+		return false
+	}
+	return hasSize(f)
 }

@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -227,5 +228,32 @@ func TestSendCommandRunAgainSaysAlreadySentAndAgainSendsANewPackage(t *testing.T
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil || !strings.Contains(string(readme), "--again") {
 		t.Errorf("README.md's command table does not mention --again (err %v)", err)
+	}
+}
+
+// TestSendInATerminalWithoutASizeShowsPlainProgress runs ferry send on a
+// real pseudo-terminal that reports no size (what `script -qc "ferry send
+// ..." /dev/null` gives, and some CI runners): the bars cannot be drawn
+// there, so the plain progress lines must be.
+func TestSendInATerminalWithoutASizeShowsPlainProgress(t *testing.T) {
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script (util-linux) is not installed: no way to get a pseudo-terminal")
+	}
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	srv := sendtest.Start(t)
+	dir, _ := sendFixture(t)
+	quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+	line := strings.Join([]string{quote(os.Args[0]), "-test.run=^TestHelperFerryProcess$", "--",
+		"send", quote(filepath.Join(dir, "proj")), "--to", quote(srv.URL + "/p/demo")}, " ")
+	cmd := exec.Command(scriptBin, "-qc", line, "/dev/null")
+	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	cmd.Stdin = nil // not a terminal: script's pty gets no size
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ferry send under script: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "done: proj/a.mov") || !strings.Contains(string(out), "sent ") {
+		t.Errorf("no progress lines on a terminal without a size; it showed:\n%q", out)
 	}
 }
