@@ -3,6 +3,7 @@ package main
 import (
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -42,7 +43,8 @@ window.
 
 Resume: if the upload is interrupted (Ctrl-C, a dropped connection, a crash),
 run the same command again: the same --to, paths and --name continue the same
-package, without re-sending or re-hashing what is done. Resume state lives in
+package, without re-sending or re-hashing what is done; it says so first
+("resuming: 12 of 40 files done, 1.2 GiB left"). Resume state lives in
 the user cache directory (ferry/send/) and is removed once the package is
 finalized. Every upload is recorded there (on disk, synced) before its first
 byte is sent, so a run after a kill -9 or a power cut continues each file
@@ -87,6 +89,10 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 			out := cmd.OutOrStdout()
 			errOut := cmd.ErrOrStderr()
 			var prog send.Progress
+			var status io.Writer
+			if !quiet {
+				status = errOut
+			}
 			switch {
 			case quiet:
 			case isTerminal(errOut):
@@ -103,6 +109,7 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 				Streams:  streams,
 				Again:    again,
 				Progress: prog,
+				Status:   status,
 				Log:      slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
 			})
 			if err != nil {

@@ -257,3 +257,46 @@ func TestSendInATerminalWithoutASizeShowsPlainProgress(t *testing.T) {
 		t.Errorf("no progress lines on a terminal without a size; it showed:\n%q", out)
 	}
 }
+
+// TestResumedSendSaysHowMuchIsDoneFirst interrupts a send of two files after
+// the first is on the server, then checks that the next run's first line says
+// it resumes, with what is done and what is left.
+func TestResumedSendSaysHowMuchIsDoneFirst(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	srv := sendtest.Start(t)
+	srv.Throttle(2 << 20)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt)
+	defer signal.Stop(sigs)
+	dir := t.TempDir()
+	for name, n := range map[string]int{"a.txt": 17, "b.mov": 6 << 20} {
+		b := make([]byte, n)
+		_, _ = rand.Read(b)
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"send", filepath.Join(dir, "a.txt"), filepath.Join(dir, "b.mov"), "--to", srv.URL + "/p/demo", "--streams", "1"}
+	go func() {
+		for srv.Received() < 1<<20 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		_ = syscall.Kill(os.Getpid(), syscall.SIGINT)
+	}()
+	if code, _, stderr := runCaptured(t, args...); code != 1 {
+		t.Fatalf("interrupted run: exit %d, stderr %q", code, stderr)
+	}
+	srv.Throttle(0)
+	code, _, stderr := runCaptured(t, args...)
+	if code != 0 {
+		t.Fatalf("re-run: exit %d, stderr:\n%s", code, stderr)
+	}
+	first, _, _ := strings.Cut(stderr, "\n")
+	if want := "resuming: 1 of 2 files done, 6.0 MiB left"; first != want {
+		t.Errorf("the re-run's first line is %q, want %q (stderr:\n%s)", first, want, stderr)
+	}
+	code, _, stderr = runCaptured(t, append(args, "--again")...)
+	if code != 0 || strings.Contains(stderr, "resuming") {
+		t.Errorf("a fresh send (--again after a finished one): exit %d, stderr %q; want no resuming line", code, stderr)
+	}
+}

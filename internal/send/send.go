@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -43,7 +44,10 @@ type Options struct {
 	StateDir string       // default DefaultStateDir()
 	HTTP     *http.Client // default: NewHTTPClient (adjust its tus.NewTransport for TLS roots)
 	Progress Progress     // default: none
-	Log      *slog.Logger
+	// Status receives plain sentences for the user before the progress
+	// starts ("resuming: 12 of 40 files done, 1.2 GiB left"); nil: none.
+	Status io.Writer
+	Log    *slog.Logger
 
 	// Retry tuning for the tus client (tests shorten the backoff).
 	MaxRetries int
@@ -129,6 +133,8 @@ type sender struct {
 	started  map[string]bool
 
 	record sentRecord // filled in and saved once the package is finalized
+
+	resumed bool // the package was created by an earlier run and is still open
 }
 
 // Send uploads opts.Paths as one package and finalizes it, resuming a previous
@@ -300,6 +306,12 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	if err := s.st.save(); err != nil {
 		return res, err
 	}
+	if s.resumed && s.opts.Status != nil {
+		// "Left" counts every file and part not finished; bytes of an
+		// unfinished upload already on the server are found (and skipped)
+		// when its upload resumes.
+		fmt.Fprintf(s.opts.Status, "resuming: %d of %d files done, %s left\n", res.Skipped, res.Files, human(res.Bytes-already))
+	}
 	s.prog.Total(res.Bytes, already)
 	defer s.prog.Close()
 	for _, j := range concatNow {
@@ -361,6 +373,7 @@ func (s *sender) openPackage(ctx context.Context) (map[string]bool, error) {
 					complete[f.Path] = true
 				}
 			}
+			s.resumed = true
 			return complete, nil
 		case errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusGone || ae.Status == http.StatusUnauthorized):
 			s.log.Info("the package of the previous run is gone; starting a new one", "package", s.st.PackageID, "status", ae.Status)
