@@ -112,6 +112,10 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 				Status:   status,
 				Log:      slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
 			})
+			if errors.Is(err, send.ErrInterrupted) {
+				// What was interrupted is of no use to the user; the state is saved.
+				return errors.New("send interrupted: run the same command again to resume")
+			}
 			if err != nil {
 				return fmt.Errorf("send: %w", err)
 			}

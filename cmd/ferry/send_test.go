@@ -172,8 +172,10 @@ func TestSendCommandResumesAfterCtrlC(t *testing.T) {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGINT) // caught by ferry send's signal handler
 	}()
 	code, _, stderr := runCaptured(t, args...)
-	if code != 1 || !strings.Contains(stderr, "run the same command again to resume") {
-		t.Fatalf("interrupted run: exit %d, stderr %q; want exit 1 and a resume hint", code, stderr)
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	const want = "ferry: send interrupted: run the same command again to resume"
+	if code != 1 || lines[len(lines)-1] != want {
+		t.Fatalf("interrupted run: exit %d, stderr %q; want exit 1 and last line %q", code, stderr, want)
 	}
 	first := srv.Received()
 	if first >= int64(len(data)) {
