@@ -57,8 +57,10 @@ package ID on DATE" on standard error and the id on standard output, and
 exits 0 without sending anything; --again sends a new package on purpose.
 
 Progress goes to standard error: bars per file and in total (speed, ETA) when
-it is a terminal that reports its size, plain lines every 5 seconds otherwise. The package id is the
-only thing printed on standard output (id=$(ferry send ...) works).
+it is a terminal that reports its size, plain lines every 5 seconds otherwise. When the package is
+finalized, standard error says what was sent (name, id, file count, size).
+The package id is the only thing printed on standard output
+(id=$(ferry send ...) works).
 
 Without a portal, send to a server's admin API: --to https://host --token T.
 
@@ -125,8 +127,16 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 				fmt.Fprintln(out, res.PackageID)
 				return nil
 			}
+			summary := "sent package " + res.PackageID
+			if res.Name != "" {
+				summary = fmt.Sprintf("sent %q as package %s", res.Name, res.PackageID)
+			}
+			summary += fmt.Sprintf(": %d files, %s", res.Files, send.Human(res.Bytes))
 			if res.Skipped > 0 {
-				fmt.Fprintf(errOut, "%d of %d files were already on the server\n", res.Skipped, res.Files)
+				summary += fmt.Sprintf(" (%d of them were already on the server)", res.Skipped)
+			}
+			if !quiet {
+				fmt.Fprintln(errOut, summary)
 			}
 			fmt.Fprintln(out, res.PackageID)
 			return nil

@@ -102,6 +102,12 @@ func TestSendCommandUploadsFolderAndPrintsPackageID(t *testing.T) {
 			t.Errorf("%s: bytes differ on the server (err %v)", p, err)
 		}
 	}
+	if stdout != id+"\n" {
+		t.Errorf("stdout %q, want the package id alone", stdout)
+	}
+	if want := `sent "Rushes" as package ` + id + `: 2 files, 200.0 KiB`; !strings.Contains(stderr, want) {
+		t.Errorf("stderr does not say what was sent (%q):\n%s", want, stderr)
+	}
 	if !strings.Contains(stderr, "done: proj/a.mov") {
 		t.Errorf("stderr lacks plain progress lines when not a terminal:\n%s", stderr)
 	}

@@ -316,6 +316,9 @@ func (l *Lines) Close() {
 	l.print()
 }
 
+// Human formats a byte count with binary units ("1.2 GiB").
+func Human(n int64) string { return human(n) }
+
 // human formats a byte count with binary units.
 func human(n int64) string {
 	const unit = 1024

@@ -57,6 +57,7 @@ type Options struct {
 // Result says what happened.
 type Result struct {
 	PackageID string
+	Name      string // the package's name as the server has it (it may name an unnamed one)
 	Files     int   // files in the package
 	Bytes     int64 // their total size
 	Skipped   int   // files already complete on the server before this run
@@ -217,7 +218,7 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 }
 
 func (s *sender) run(ctx context.Context, files []File) (Result, error) {
-	res := Result{Files: len(files)}
+	res := Result{Files: len(files), Name: s.opts.Info.Name}
 	for _, f := range files {
 		res.Bytes += f.Size
 	}
@@ -341,6 +342,7 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	if pkg.ID != "" {
 		res.PackageID = pkg.ID
 	}
+	res.Name = pkg.Name
 	return res, s.finished(res.PackageID)
 }
 
