@@ -58,10 +58,10 @@ type Options struct {
 type Result struct {
 	PackageID string
 	Name      string // the package's name as the server has it (it may name an unnamed one)
-	Files     int   // files in the package
-	Bytes     int64 // their total size
-	Skipped   int   // files already complete on the server before this run
-	Sent      int64 // bytes sent in this run (retransmissions included)
+	Files     int    // files in the package
+	Bytes     int64  // their total size
+	Skipped   int    // files already complete on the server before this run
+	Sent      int64  // bytes sent in this run (retransmissions included)
 	// AlreadySent is when an earlier run finished this same send; non-zero
 	// means nothing was sent and PackageID is that earlier package.
 	AlreadySent time.Time
