@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -21,7 +22,7 @@ func newSendCmd() *cobra.Command {
 	var (
 		to, token, password, name, email, message string
 		streams                                   int
-		quiet, again                              bool
+		quiet, again, wait                        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "send PATH... --to https://host/p/slug",
@@ -62,9 +63,14 @@ finalized, standard error says what was sent (name, id, file count, size).
 The package id is the only thing printed on standard output
 (id=$(ferry send ...) works).
 
+--wait then follows the package into iconik: a line per delivery as it
+moves, and exit 0 only when every file is delivered (1 with the failed files
+and the reasons otherwise).
+
 Without a portal, send to a server's admin API: --to https://host --token T.
 
-Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
+Exit codes: 0 done, 1 failed (every refusal by the server, with its message;
+with --wait also a file not delivered), 2 bad usage on this command line.`,
 		Example: `  ferry send ./shoot-day-1 --to https://ferry.example.com/p/acme --email me@example.com
   ferry send a.mov b.mov --to https://ferry.example.com/p/acme --name "Rushes" --streams 8
   ferry send ./project --to https://ferry.example.com --token "$FERRY_TOKEN"
@@ -125,7 +131,10 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 				fmt.Fprintf(errOut, "already sent as package %s on %s (--again sends a new package)\n",
 					res.PackageID, res.AlreadySent.Local().Format("2006-01-02 15:04:05 MST"))
 				fmt.Fprintln(out, res.PackageID)
-				return nil
+				if wait && target.Slug != "" {
+					return errors.New("send --wait: the earlier run's upload token is not kept, so its deliveries cannot be followed from here; ask the portal's owner")
+				}
+				return waitFor(ctx, wait, target, res, errOut)
 			}
 			summary := "sent package " + res.PackageID
 			if res.Name != "" {
@@ -139,7 +148,7 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 				fmt.Fprintln(errOut, summary)
 			}
 			fmt.Fprintln(out, res.PackageID)
-			return nil
+			return waitFor(ctx, wait, target, res, errOut)
 		},
 	}
 	f := cmd.Flags()
@@ -151,6 +160,7 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 	f.StringVar(&message, "message", "", "a message for the recipients (package description)")
 	f.IntVar(&streams, "streams", send.DefaultStreams, "simultaneous upload connections; files >= 64 MiB are split into at least this many parts of at most 256 MiB")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output; print only the package id")
+	f.BoolVar(&wait, "wait", false, "after sending, follow the package's deliveries into iconik (a line per delivery as it moves); exit 0 only when every file is delivered")
 	f.BoolVar(&again, "again", false, "send a new package even if these paths were already sent to this portal under this --name")
 	cmd.PreRun = func(*cobra.Command, []string) {
 		if token == "" {
@@ -179,4 +189,22 @@ func isTerminal(w any) bool {
 		return false
 	}
 	return hasSize(f)
+}
+
+// waitPoll is how often --wait asks the server (tests shorten it).
+var waitPoll = 2 * time.Second
+
+// waitFor follows the deliveries when --wait was given.
+func waitFor(ctx context.Context, wait bool, target send.Target, res send.Result, errOut io.Writer) error {
+	if !wait {
+		return nil
+	}
+	err := send.Wait(ctx, send.WaitOptions{Target: target, PackageID: res.PackageID, UploadToken: res.UploadToken, Out: errOut, Every: waitPoll})
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return errors.New("stopped waiting for the deliveries; the package is sent and its deliveries go on")
+	}
+	return fmt.Errorf("send --wait: %w", err)
 }

@@ -58,10 +58,14 @@ type Options struct {
 type Result struct {
 	PackageID string
 	Name      string // the package's name as the server has it (it may name an unnamed one)
-	Files     int    // files in the package
-	Bytes     int64  // their total size
-	Skipped   int    // files already complete on the server before this run
-	Sent      int64  // bytes sent in this run (retransmissions included)
+	// UploadToken is the package's upload token (a secret: never print
+	// it); Wait needs it to follow a portal package's deliveries. Empty
+	// when the package was sent by an earlier run.
+	UploadToken string
+	Files       int   // files in the package
+	Bytes       int64 // their total size
+	Skipped     int   // files already complete on the server before this run
+	Sent        int64 // bytes sent in this run (retransmissions included)
 	// AlreadySent is when an earlier run finished this same send; non-zero
 	// means nothing was sent and PackageID is that earlier package.
 	AlreadySent time.Time
@@ -226,7 +230,7 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	res.PackageID = s.st.PackageID
+	res.PackageID, res.UploadToken = s.st.PackageID, s.st.UploadToken
 	if complete == nil { // finalized by an earlier run killed before it could say so
 		return res, s.finished(res.PackageID)
 	}
