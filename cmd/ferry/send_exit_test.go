@@ -23,6 +23,23 @@ type realServer struct {
 func startRealServer(t *testing.T) *realServer {
 	t.Helper()
 	data := t.TempDir()
+	tok := adminToken(t, data)
+	cfg := config.Default("")
+	cfg.DataDir = data
+	app, err := server.Open(t.Context(), cfg, server.Options{NoSync: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { app.Close() })
+	srv := httptest.NewServer(app.Handler())
+	t.Cleanup(srv.Close)
+	return &realServer{URL: srv.URL, Token: tok, Data: data, app: app}
+}
+
+// adminToken makes an admin user and an API token in the data directory
+// the way an operator does, and returns the token.
+func adminToken(t *testing.T, data string) string {
+	t.Helper()
 	pw := filepath.Join(t.TempDir(), "pw")
 	if err := os.WriteFile(pw, []byte("a long enough password\n"), 0o600); err != nil {
 		t.Fatal(err)
@@ -34,16 +51,7 @@ func startRealServer(t *testing.T) *realServer {
 	if code != 0 {
 		t.Fatalf("create-token: %d %s", code, errOut)
 	}
-	cfg := config.Default("")
-	cfg.DataDir = data
-	app, err := server.Open(t.Context(), cfg, server.Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { app.Close() })
-	srv := httptest.NewServer(app.Handler())
-	t.Cleanup(srv.Close)
-	return &realServer{URL: srv.URL, Token: strings.TrimSpace(tok), Data: data, app: app}
+	return strings.TrimSpace(tok)
 }
 
 // call makes an admin API call and decodes its answer into out (if not nil).
