@@ -14,12 +14,11 @@ import (
 // Bars draws mpb progress bars on a terminal: one per file while it is being
 // sent, and a total, each with speed and ETA.
 type Bars struct {
-	p         *mpb.Progress
-	now       func() time.Time // the clock (tests use a fake one)
-	mu        sync.Mutex
-	total     *barClock
-	files     map[string]*barClock
-	totalSize int64
+	p     *mpb.Progress
+	now   func() time.Time // the clock (tests use a fake one)
+	mu    sync.Mutex
+	total *barClock
+	files map[string]*barClock
 }
 
 // barClock is one bar with its own rate meter. Speed and time left are
