@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/send"
+	"github.com/ferryhq/ferry/internal/send/tus"
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 )
@@ -125,7 +126,7 @@ with --wait also a file not delivered), 2 bad usage on this command line.`,
 				return errors.New("send interrupted: run the same command again to resume")
 			}
 			if err != nil {
-				return fmt.Errorf("send: %w", err)
+				return refusal(err)
 			}
 			if !res.AlreadySent.IsZero() {
 				fmt.Fprintf(errOut, "already sent as package %s on %s (--again sends a new package)\n",
@@ -208,3 +209,31 @@ func waitFor(ctx context.Context, wait bool, target send.Target, res send.Result
 	}
 	return fmt.Errorf("send --wait: %w", err)
 }
+
+// refusal words a failed send for the user: a refusal by the server (4xx
+// with a message) is the server's own sentence, which names the file where
+// it is about one; other failures keep what was being done.
+func refusal(err error) error {
+	var te *tus.Error
+	if errors.As(err, &te) && te.Status >= 400 && te.Status < 500 && te.Message != "" {
+		return refused(te.Message, te.Code, err)
+	}
+	var ae *send.APIError
+	if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Message != "" {
+		return refused(ae.Message, ae.Code, err)
+	}
+	return fmt.Errorf("send: %w", err)
+}
+
+func refused(msg, code string, err error) error {
+	if code != "" {
+		msg += " (" + code + ")"
+	}
+	return fmt.Errorf("send: the server refused: %s%w", msg, silentWrap{err})
+}
+
+// silentWrap wraps an error for errors.Is/As without adding to the message.
+type silentWrap struct{ err error }
+
+func (q silentWrap) Error() string { return "" }
+func (q silentWrap) Unwrap() error { return q.err }

@@ -139,6 +139,10 @@ func TestSendExitCodes(t *testing.T) {
 			if code != c.code || !strings.Contains(stderr, c.want) {
 				t.Errorf("exit %d, stderr %q; want exit %d and %q", code, stderr, c.code, c.want)
 			}
+			// The server's sentence, not the client's chain of what it was doing.
+			if c.code == 1 && strings.Contains(stderr, srv.URL) {
+				t.Errorf("stderr %q carries internal detail (URLs); want the server's message", stderr)
+			}
 			if c.code != 0 && stdout != "" {
 				t.Errorf("stdout %q on failure, want nothing", stdout)
 			}
