@@ -132,8 +132,8 @@ with --wait also a file not delivered), 2 bad usage on this command line.`,
 				fmt.Fprintf(errOut, "already sent as package %s on %s (--again sends a new package)\n",
 					res.PackageID, res.AlreadySent.Local().Format("2006-01-02 15:04:05 MST"))
 				fmt.Fprintln(out, res.PackageID)
-				if wait && target.Slug != "" {
-					return errors.New("send --wait: the earlier run's upload token is not kept, so its deliveries cannot be followed from here; ask the portal's owner")
+				if wait && target.Slug != "" && res.UploadToken == "" {
+					return errors.New("send --wait: the record of that earlier run (made by an older ferry) has no upload token, so its deliveries cannot be followed from here; ask the portal's owner")
 				}
 				return waitFor(ctx, wait, target, res, errOut)
 			}

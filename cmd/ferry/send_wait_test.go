@@ -54,6 +54,12 @@ func TestSendWaitFollowsDeliveriesIntoIconik(t *testing.T) {
 	if m == nil || m[1] != m[2] || m[2] != "2" || len(data) != 2 {
 		t.Errorf("stderr has no \"delivery ...: delivered, 2 of 2 files delivered\" line:\n%s", stderr)
 	}
+
+	// The same command again answers with that package and follows it too.
+	code, stdout, stderr = runCaptured(t, "send", filepath.Join(dir, "proj"), "--to", portalURL, "--email", "me@example.com", "--name", "Day 1", "--wait")
+	if code != 0 || strings.TrimSpace(stdout) != id || !strings.Contains(stderr, "already sent as package "+id) || !want.MatchString(stderr) {
+		t.Errorf("the same send --wait again: exit %d, stdout %q, stderr:\n%s\nwant exit 0, %s, already sent and the delivered line", code, stdout, stderr, id)
+	}
 }
 
 // TestSendWaitExitsOneNamingTheFilesNotDelivered: a real server delivering

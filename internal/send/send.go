@@ -200,7 +200,7 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 			return Result{}, err
 		}
 		if ok {
-			res := Result{PackageID: rec.PackageID, AlreadySent: rec.SentAt, Files: len(files)}
+			res := Result{PackageID: rec.PackageID, AlreadySent: rec.SentAt, Files: len(files), UploadToken: rec.UploadToken}
 			for _, f := range files {
 				res.Bytes += f.Size
 			}
@@ -355,7 +355,7 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 // package finalized and answers with it instead of sending it again.
 func (s *sender) finished(id string) error {
 	r := s.record
-	r.PackageID, r.SentAt = id, time.Now().UTC()
+	r.PackageID, r.SentAt, r.UploadToken = id, time.Now().UTC(), s.st.UploadToken
 	if err := writeSentRecord(sentPath(s.st.path), r); err != nil {
 		return fmt.Errorf("package %s is sent, but %w", id, err)
 	}
