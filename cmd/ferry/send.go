@@ -135,7 +135,7 @@ with --wait also a file not delivered), 2 bad usage on this command line.`,
 				if wait && target.Slug != "" && res.UploadToken == "" {
 					return errors.New("send --wait: the record of that earlier run (made by an older ferry) has no upload token, so its deliveries cannot be followed from here; ask the portal's owner")
 				}
-				return waitFor(ctx, wait, target, res, errOut)
+				return waitFor(ctx, wait, target, res, status)
 			}
 			summary := "sent package " + res.PackageID
 			if res.Name != "" {
@@ -149,7 +149,7 @@ with --wait also a file not delivered), 2 bad usage on this command line.`,
 				fmt.Fprintln(errOut, summary)
 			}
 			fmt.Fprintln(out, res.PackageID)
-			return waitFor(ctx, wait, target, res, errOut)
+			return waitFor(ctx, wait, target, res, status)
 		},
 	}
 	f := cmd.Flags()
@@ -196,11 +196,12 @@ func isTerminal(w any) bool {
 var waitPoll = 2 * time.Second
 
 // waitFor follows the deliveries when --wait was given.
-func waitFor(ctx context.Context, wait bool, target send.Target, res send.Result, errOut io.Writer) error {
+// Its progress lines go to status (nil with --quiet).
+func waitFor(ctx context.Context, wait bool, target send.Target, res send.Result, status io.Writer) error {
 	if !wait {
 		return nil
 	}
-	err := send.Wait(ctx, send.WaitOptions{Target: target, PackageID: res.PackageID, UploadToken: res.UploadToken, Out: errOut, Every: waitPoll})
+	err := send.Wait(ctx, send.WaitOptions{Target: target, PackageID: res.PackageID, UploadToken: res.UploadToken, Out: status, Every: waitPoll})
 	switch {
 	case err == nil:
 		return nil

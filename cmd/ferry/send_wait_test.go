@@ -60,6 +60,12 @@ func TestSendWaitFollowsDeliveriesIntoIconik(t *testing.T) {
 	if code != 0 || strings.TrimSpace(stdout) != id || !strings.Contains(stderr, "already sent as package "+id) || !want.MatchString(stderr) {
 		t.Errorf("the same send --wait again: exit %d, stdout %q, stderr:\n%s\nwant exit 0, %s, already sent and the delivered line", code, stdout, stderr, id)
 	}
+
+	// --quiet keeps the per-delivery lines off too; the exit code still tells.
+	code, stdout, stderr = runCaptured(t, "send", filepath.Join(dir, "proj"), "--to", portalURL, "--email", "me@example.com", "--name", "Day 1", "--wait", "-q")
+	if code != 0 || strings.TrimSpace(stdout) != id || strings.Contains(stderr, "delivery ") {
+		t.Errorf("send --wait -q: exit %d, stdout %q, stderr %q; want exit 0, the id and no delivery lines", code, stdout, stderr)
+	}
 }
 
 // TestSendWaitExitsOneNamingTheFilesNotDelivered: a real server delivering
