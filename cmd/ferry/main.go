@@ -24,6 +24,32 @@ type usageError struct{ err error }
 func (e usageError) Error() string { return e.err.Error() }
 func (e usageError) Unwrap() error { return e.err }
 
+// runError marks an error returned by a command's own work (exit 1 even
+// when its text happens to read like one of cobra's usage errors: a portal
+// "accepts only files ending in .mov").
+type runError struct{ err error }
+
+func (e runError) Error() string { return e.err.Error() }
+func (e runError) Unwrap() error { return e.err }
+
+// markRunErrors wraps every command's RunE so that its errors, other than
+// usage errors, are runErrors.
+func markRunErrors(c *cobra.Command) {
+	if run := c.RunE; run != nil {
+		c.RunE = func(cmd *cobra.Command, args []string) error {
+			err := run(cmd, args)
+			var ue usageError
+			if err != nil && !errors.As(err, &ue) {
+				return runError{err}
+			}
+			return err
+		}
+	}
+	for _, sub := range c.Commands() {
+		markRunErrors(sub)
+	}
+}
+
 // usagef returns an error that makes ferry exit with code 2.
 func usagef(format string, args ...any) error { return usageError{fmt.Errorf(format, args...)} }
 
@@ -45,6 +71,7 @@ func newRootCmd() *cobra.Command {
 	}
 	sort.Slice(subs, func(i, j int) bool { return subs[i].Name() < subs[j].Name() })
 	root.AddCommand(subs...)
+	markRunErrors(root)
 	return root
 }
 
@@ -82,7 +109,13 @@ func run(args []string) int {
 	}
 	fmt.Fprintln(os.Stderr, "ferry:", err)
 	var ue usageError
-	if errors.As(err, &ue) || isCobraUsage(err) {
+	var re runError
+	switch {
+	case errors.As(err, &ue):
+		return exitUsage
+	case errors.As(err, &re):
+		return exitFailed
+	case isCobraUsage(err):
 		return exitUsage
 	}
 	return exitFailed

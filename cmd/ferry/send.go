@@ -1,8 +1,10 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"os/signal"
@@ -10,6 +12,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/send"
+	"github.com/ferryhq/ferry/internal/send/tus"
 	"github.com/mattn/go-isatty"
 	"github.com/spf13/cobra"
 )
@@ -20,7 +23,7 @@ func newSendCmd() *cobra.Command {
 	var (
 		to, token, password, name, email, message string
 		streams                                   int
-		quiet, again                              bool
+		quiet, again, wait                        bool
 	)
 	cmd := &cobra.Command{
 		Use:   "send PATH... --to https://host/p/slug",
@@ -42,7 +45,8 @@ window.
 
 Resume: if the upload is interrupted (Ctrl-C, a dropped connection, a crash),
 run the same command again: the same --to, paths and --name continue the same
-package, without re-sending or re-hashing what is done. Resume state lives in
+package, without re-sending or re-hashing what is done; it says so first
+("resuming: 12 of 40 files done, 1.2 GiB left"). Resume state lives in
 the user cache directory (ferry/send/) and is removed once the package is
 finalized. Every upload is recorded there (on disk, synced) before its first
 byte is sent, so a run after a kill -9 or a power cut continues each file
@@ -55,12 +59,19 @@ package ID on DATE" on standard error and the id on standard output, and
 exits 0 without sending anything; --again sends a new package on purpose.
 
 Progress goes to standard error: bars per file and in total (speed, ETA) when
-it is a terminal, plain lines every 5 seconds otherwise. The package id is the
-only thing printed on standard output (id=$(ferry send ...) works).
+it is a terminal that reports its size, plain lines every 5 seconds otherwise. When the package is
+finalized, standard error says what was sent (name, id, file count, size).
+The package id is the only thing printed on standard output
+(id=$(ferry send ...) works).
+
+--wait then follows the package into iconik: a line per delivery as it
+moves, and exit 0 only when every file is delivered (1 with the failed files
+and the reasons otherwise).
 
 Without a portal, send to a server's admin API: --to https://host --token T.
 
-Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
+Exit codes: 0 done, 1 failed (every refusal by the server, with its message;
+with --wait also a file not delivered), 2 bad usage on this command line.`,
 		Example: `  ferry send ./shoot-day-1 --to https://ferry.example.com/p/acme --email me@example.com
   ferry send a.mov b.mov --to https://ferry.example.com/p/acme --name "Rushes" --streams 8
   ferry send ./project --to https://ferry.example.com --token "$FERRY_TOKEN"
@@ -87,6 +98,10 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 			out := cmd.OutOrStdout()
 			errOut := cmd.ErrOrStderr()
 			var prog send.Progress
+			var status io.Writer
+			if !quiet {
+				status = errOut
+			}
 			switch {
 			case quiet:
 			case isTerminal(errOut):
@@ -103,22 +118,38 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 				Streams:  streams,
 				Again:    again,
 				Progress: prog,
+				Status:   status,
 				Log:      slog.New(slog.NewTextHandler(errOut, &slog.HandlerOptions{Level: slog.LevelWarn})),
 			})
+			if errors.Is(err, send.ErrInterrupted) {
+				// What was interrupted is of no use to the user; the state is saved.
+				return errors.New("send interrupted: run the same command again to resume")
+			}
 			if err != nil {
-				return fmt.Errorf("send: %w", err)
+				return refusal(err)
 			}
 			if !res.AlreadySent.IsZero() {
 				fmt.Fprintf(errOut, "already sent as package %s on %s (--again sends a new package)\n",
 					res.PackageID, res.AlreadySent.Local().Format("2006-01-02 15:04:05 MST"))
 				fmt.Fprintln(out, res.PackageID)
-				return nil
+				if wait && target.Slug != "" && res.UploadToken == "" {
+					return errors.New("send --wait: the record of that earlier run (made by an older ferry) has no upload token, so its deliveries cannot be followed from here; ask the portal's owner")
+				}
+				return waitFor(ctx, wait, target, res, status)
 			}
+			summary := "sent package " + res.PackageID
+			if res.Name != "" {
+				summary = fmt.Sprintf("sent %q as package %s", res.Name, res.PackageID)
+			}
+			summary += fmt.Sprintf(": %d files, %s", res.Files, send.Human(res.Bytes))
 			if res.Skipped > 0 {
-				fmt.Fprintf(errOut, "%d of %d files were already on the server\n", res.Skipped, res.Files)
+				summary += fmt.Sprintf(" (%d of them were already on the server)", res.Skipped)
+			}
+			if !quiet {
+				fmt.Fprintln(errOut, summary)
 			}
 			fmt.Fprintln(out, res.PackageID)
-			return nil
+			return waitFor(ctx, wait, target, res, status)
 		},
 	}
 	f := cmd.Flags()
@@ -130,6 +161,7 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 	f.StringVar(&message, "message", "", "a message for the recipients (package description)")
 	f.IntVar(&streams, "streams", send.DefaultStreams, "simultaneous upload connections; files >= 64 MiB are split into at least this many parts of at most 256 MiB")
 	f.BoolVarP(&quiet, "quiet", "q", false, "no progress output; print only the package id")
+	f.BoolVar(&wait, "wait", false, "after sending, follow the package's deliveries into iconik (a line per delivery as it moves); exit 0 only when every file is delivered")
 	f.BoolVar(&again, "again", false, "send a new package even if these paths were already sent to this portal under this --name")
 	cmd.PreRun = func(*cobra.Command, []string) {
 		if token == "" {
@@ -142,8 +174,67 @@ Exit codes: 0 done, 1 failed (the server's message is shown), 2 bad usage.`,
 	return cmd
 }
 
-// isTerminal reports whether w is a terminal (progress bars) or not (plain lines).
+// isTerminal reports whether w is a terminal the bars can be drawn on (or
+// else plain lines are printed). A terminal that reports no size (a pty made
+// by `script` without a terminal around it, some CI runners) counts as none:
+// mpb draws nothing at all there.
 func isTerminal(w any) bool {
 	f, ok := w.(*os.File)
-	return ok && (isatty.IsTerminal(f.Fd()) || isatty.IsCygwinTerminal(f.Fd()))
+	if !ok {
+		return false
+	}
+	if isatty.IsCygwinTerminal(f.Fd()) {
+		return true
+	}
+	if !isatty.IsTerminal(f.Fd()) {
+		return false
+	}
+	return hasSize(f)
 }
+
+// waitPoll is how often --wait asks the server (tests shorten it).
+var waitPoll = 2 * time.Second
+
+// waitFor follows the deliveries when --wait was given.
+// Its progress lines go to status (nil with --quiet).
+func waitFor(ctx context.Context, wait bool, target send.Target, res send.Result, status io.Writer) error {
+	if !wait {
+		return nil
+	}
+	err := send.Wait(ctx, send.WaitOptions{Target: target, PackageID: res.PackageID, UploadToken: res.UploadToken, Out: status, Every: waitPoll})
+	switch {
+	case err == nil:
+		return nil
+	case ctx.Err() != nil:
+		return errors.New("stopped waiting for the deliveries; the package is sent and its deliveries go on")
+	}
+	return fmt.Errorf("send --wait: %w", err)
+}
+
+// refusal words a failed send for the user: a refusal by the server (4xx
+// with a message) is the server's own sentence, which names the file where
+// it is about one; other failures keep what was being done.
+func refusal(err error) error {
+	var te *tus.Error
+	if errors.As(err, &te) && te.Status >= 400 && te.Status < 500 && te.Message != "" {
+		return refused(te.Message, te.Code, err)
+	}
+	var ae *send.APIError
+	if errors.As(err, &ae) && ae.Status >= 400 && ae.Status < 500 && ae.Message != "" {
+		return refused(ae.Message, ae.Code, err)
+	}
+	return fmt.Errorf("send: %w", err)
+}
+
+func refused(msg, code string, err error) error {
+	if code != "" {
+		msg += " (" + code + ")"
+	}
+	return fmt.Errorf("send: the server refused: %s%w", msg, silentWrap{err})
+}
+
+// silentWrap wraps an error for errors.Is/As without adding to the message.
+type silentWrap struct{ err error }
+
+func (q silentWrap) Error() string { return "" }
+func (q silentWrap) Unwrap() error { return q.err }

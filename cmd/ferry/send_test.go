@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"io"
 	"os"
+	"os/exec"
 	"os/signal"
 	"path/filepath"
 	"strings"
@@ -101,6 +102,12 @@ func TestSendCommandUploadsFolderAndPrintsPackageID(t *testing.T) {
 			t.Errorf("%s: bytes differ on the server (err %v)", p, err)
 		}
 	}
+	if stdout != id+"\n" {
+		t.Errorf("stdout %q, want the package id alone", stdout)
+	}
+	if want := `sent "Rushes" as package ` + id + `: 2 files, 200.0 KiB`; !strings.Contains(stderr, want) {
+		t.Errorf("stderr does not say what was sent (%q):\n%s", want, stderr)
+	}
 	if !strings.Contains(stderr, "done: proj/a.mov") {
 		t.Errorf("stderr lacks plain progress lines when not a terminal:\n%s", stderr)
 	}
@@ -171,8 +178,10 @@ func TestSendCommandResumesAfterCtrlC(t *testing.T) {
 		_ = syscall.Kill(os.Getpid(), syscall.SIGINT) // caught by ferry send's signal handler
 	}()
 	code, _, stderr := runCaptured(t, args...)
-	if code != 1 || !strings.Contains(stderr, "run the same command again to resume") {
-		t.Fatalf("interrupted run: exit %d, stderr %q; want exit 1 and a resume hint", code, stderr)
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	const want = "ferry: send interrupted: run the same command again to resume"
+	if code != 1 || lines[len(lines)-1] != want {
+		t.Fatalf("interrupted run: exit %d, stderr %q; want exit 1 and last line %q", code, stderr, want)
 	}
 	first := srv.Received()
 	if first >= int64(len(data)) {
@@ -227,5 +236,75 @@ func TestSendCommandRunAgainSaysAlreadySentAndAgainSendsANewPackage(t *testing.T
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil || !strings.Contains(string(readme), "--again") {
 		t.Errorf("README.md's command table does not mention --again (err %v)", err)
+	}
+}
+
+// TestSendInATerminalWithoutASizeShowsPlainProgress runs ferry send on a
+// real pseudo-terminal that reports no size (what `script -qc "ferry send
+// ..." /dev/null` gives, and some CI runners): the bars cannot be drawn
+// there, so the plain progress lines must be.
+func TestSendInATerminalWithoutASizeShowsPlainProgress(t *testing.T) {
+	scriptBin, err := exec.LookPath("script")
+	if err != nil {
+		t.Skip("script (util-linux) is not installed: no way to get a pseudo-terminal")
+	}
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	srv := sendtest.Start(t)
+	dir, _ := sendFixture(t)
+	quote := func(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+	line := strings.Join([]string{quote(os.Args[0]), "-test.run=^TestHelperFerryProcess$", "--",
+		"send", quote(filepath.Join(dir, "proj")), "--to", quote(srv.URL + "/p/demo")}, " ")
+	cmd := exec.Command(scriptBin, "-qc", line, "/dev/null")
+	cmd.Env = append(os.Environ(), helperEnv+"=1")
+	cmd.Stdin = nil // not a terminal: script's pty gets no size
+	out, err := cmd.Output()
+	if err != nil {
+		t.Fatalf("ferry send under script: %v\n%s", err, out)
+	}
+	if !strings.Contains(string(out), "done: proj/a.mov") || !strings.Contains(string(out), "sent ") {
+		t.Errorf("no progress lines on a terminal without a size; it showed:\n%q", out)
+	}
+}
+
+// TestResumedSendSaysHowMuchIsDoneFirst interrupts a send of two files after
+// the first is on the server, then checks that the next run's first line says
+// it resumes, with what is done and what is left.
+func TestResumedSendSaysHowMuchIsDoneFirst(t *testing.T) {
+	t.Setenv("XDG_CACHE_HOME", t.TempDir())
+	srv := sendtest.Start(t)
+	srv.Throttle(2 << 20)
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, os.Interrupt)
+	defer signal.Stop(sigs)
+	dir := t.TempDir()
+	for name, n := range map[string]int{"a.txt": 17, "b.mov": 6 << 20} {
+		b := make([]byte, n)
+		_, _ = rand.Read(b)
+		if err := os.WriteFile(filepath.Join(dir, name), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	args := []string{"send", filepath.Join(dir, "a.txt"), filepath.Join(dir, "b.mov"), "--to", srv.URL + "/p/demo", "--streams", "1"}
+	go func() {
+		for srv.Received() < 1<<20 {
+			time.Sleep(10 * time.Millisecond)
+		}
+		_ = syscall.Kill(os.Getpid(), syscall.SIGINT)
+	}()
+	if code, _, stderr := runCaptured(t, args...); code != 1 {
+		t.Fatalf("interrupted run: exit %d, stderr %q", code, stderr)
+	}
+	srv.Throttle(0)
+	code, _, stderr := runCaptured(t, args...)
+	if code != 0 {
+		t.Fatalf("re-run: exit %d, stderr:\n%s", code, stderr)
+	}
+	first, _, _ := strings.Cut(stderr, "\n")
+	if want := "resuming: 1 of 2 files done, 6.0 MiB left"; first != want {
+		t.Errorf("the re-run's first line is %q, want %q (stderr:\n%s)", first, want, stderr)
+	}
+	code, _, stderr = runCaptured(t, append(args, "--again")...)
+	if code != 0 || strings.Contains(stderr, "resuming") {
+		t.Errorf("a fresh send (--again after a finished one): exit %d, stderr %q; want no resuming line", code, stderr)
 	}
 }

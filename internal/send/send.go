@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"mime"
 	"net/http"
@@ -43,7 +44,10 @@ type Options struct {
 	StateDir string       // default DefaultStateDir()
 	HTTP     *http.Client // default: NewHTTPClient (adjust its tus.NewTransport for TLS roots)
 	Progress Progress     // default: none
-	Log      *slog.Logger
+	// Status receives plain sentences for the user before the progress
+	// starts ("resuming: 12 of 40 files done, 1.2 GiB left"); nil: none.
+	Status io.Writer
+	Log    *slog.Logger
 
 	// Retry tuning for the tus client (tests shorten the backoff).
 	MaxRetries int
@@ -53,10 +57,15 @@ type Options struct {
 // Result says what happened.
 type Result struct {
 	PackageID string
-	Files     int   // files in the package
-	Bytes     int64 // their total size
-	Skipped   int   // files already complete on the server before this run
-	Sent      int64 // bytes sent in this run (retransmissions included)
+	Name      string // the package's name as the server has it (it may name an unnamed one)
+	// UploadToken is the package's upload token (a secret: never print
+	// it); Wait needs it to follow a portal package's deliveries. Empty
+	// when the package was sent by an earlier run.
+	UploadToken string
+	Files       int   // files in the package
+	Bytes       int64 // their total size
+	Skipped     int   // files already complete on the server before this run
+	Sent        int64 // bytes sent in this run (retransmissions included)
 	// AlreadySent is when an earlier run finished this same send; non-zero
 	// means nothing was sent and PackageID is that earlier package.
 	AlreadySent time.Time
@@ -129,6 +138,8 @@ type sender struct {
 	started  map[string]bool
 
 	record sentRecord // filled in and saved once the package is finalized
+
+	resumed bool // the package was created by an earlier run and is still open
 }
 
 // Send uploads opts.Paths as one package and finalizes it, resuming a previous
@@ -189,7 +200,7 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 			return Result{}, err
 		}
 		if ok {
-			res := Result{PackageID: rec.PackageID, AlreadySent: rec.SentAt, Files: len(files)}
+			res := Result{PackageID: rec.PackageID, AlreadySent: rec.SentAt, Files: len(files), UploadToken: rec.UploadToken}
 			for _, f := range files {
 				res.Bytes += f.Size
 			}
@@ -211,7 +222,7 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 }
 
 func (s *sender) run(ctx context.Context, files []File) (Result, error) {
-	res := Result{Files: len(files)}
+	res := Result{Files: len(files), Name: s.opts.Info.Name}
 	for _, f := range files {
 		res.Bytes += f.Size
 	}
@@ -219,7 +230,7 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	if err != nil {
 		return res, err
 	}
-	res.PackageID = s.st.PackageID
+	res.PackageID, res.UploadToken = s.st.PackageID, s.st.UploadToken
 	if complete == nil { // finalized by an earlier run killed before it could say so
 		return res, s.finished(res.PackageID)
 	}
@@ -300,6 +311,12 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	if err := s.st.save(); err != nil {
 		return res, err
 	}
+	if s.resumed && s.opts.Status != nil {
+		// "Left" counts every file and part not finished; bytes of an
+		// unfinished upload already on the server are found (and skipped)
+		// when its upload resumes.
+		fmt.Fprintf(s.opts.Status, "resuming: %d of %d files done, %s left\n", res.Skipped, res.Files, human(res.Bytes-already))
+	}
 	s.prog.Total(res.Bytes, already)
 	defer s.prog.Close()
 	for _, j := range concatNow {
@@ -329,6 +346,7 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	if pkg.ID != "" {
 		res.PackageID = pkg.ID
 	}
+	res.Name = pkg.Name
 	return res, s.finished(res.PackageID)
 }
 
@@ -337,7 +355,7 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 // package finalized and answers with it instead of sending it again.
 func (s *sender) finished(id string) error {
 	r := s.record
-	r.PackageID, r.SentAt = id, time.Now().UTC()
+	r.PackageID, r.SentAt, r.UploadToken = id, time.Now().UTC(), s.st.UploadToken
 	if err := writeSentRecord(sentPath(s.st.path), r); err != nil {
 		return fmt.Errorf("package %s is sent, but %w", id, err)
 	}
@@ -361,6 +379,7 @@ func (s *sender) openPackage(ctx context.Context) (map[string]bool, error) {
 					complete[f.Path] = true
 				}
 			}
+			s.resumed = true
 			return complete, nil
 		case errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusGone || ae.Status == http.StatusUnauthorized):
 			s.log.Info("the package of the previous run is gone; starting a new one", "package", s.st.PackageID, "status", ae.Status)

@@ -349,6 +349,9 @@ type sentRecord struct {
 	Paths     []string  `json:"paths"`
 	PackageID string    `json:"package_id"`
 	SentAt    time.Time `json:"sent_at"`
+	// UploadToken lets `ferry send --wait` run again follow the package's
+	// deliveries (the file is private to the user, as the resume state is).
+	UploadToken string `json:"upload_token,omitempty"`
 }
 
 func sentPath(statePath string) string { return strings.TrimSuffix(statePath, ".json") + ".sent.json" }

@@ -193,13 +193,72 @@ type deliverySendRequest struct {
 // types, as the connection routes are.
 func init() {
 	for k, v := range map[string][3]any{
-		"GET /api/v1/deliveries/{id}":           {nil, deliveryResponse{}, 200},
-		"GET /api/v1/packages/{id}/deliveries":  {nil, deliveriesResponse{}, 200},
-		"POST /api/v1/deliveries/{id}/retry":    {nil, deliveryRetryResponse{}, 202},
-		"POST /api/v1/packages/{id}/deliveries": {deliverySendRequest{}, deliveryResponse{}, 202},
+		"GET /api/v1/deliveries/{id}":            {nil, deliveryResponse{}, 200},
+		"GET /api/v1/packages/{id}/deliveries":   {nil, deliveriesResponse{}, 200},
+		"POST /api/v1/deliveries/{id}/retry":     {nil, deliveryRetryResponse{}, 202},
+		"POST /api/v1/packages/{id}/deliveries":  {deliverySendRequest{}, deliveryResponse{}, 202},
+		"GET /p/{slug}/packages/{id}/deliveries": {nil, uploaderDeliveriesResponse{}, 200},
 	} {
 		e := apiSchemas[k]
 		e.req, e.resp, e.status = v[0], v[1], v[2].(int)
 		apiSchemas[k] = e
 	}
+}
+
+// UploaderDelivery is what the sender of a portal package may see of one of
+// its deliveries: how far it is and which files failed and why, without the
+// iconik ids or the connection (those are the portal owner's).
+type UploaderDelivery struct {
+	ID        string                 `json:"id"`
+	State     string                 `json:"state"` // queued | running | delivered | partially failed | failed
+	Bytes     int64                  `json:"bytes"`
+	BytesDone int64                  `json:"bytes_done"`
+	Error     string                 `json:"error,omitempty"`
+	SettledAt *time.Time             `json:"settled_at,omitempty"`
+	Files     []UploaderDeliveryFile `json:"files"`
+	Errors    []DeliveryError        `json:"errors"`
+}
+
+// UploaderDeliveryFile is one file's delivery as its sender sees it.
+type UploaderDeliveryFile struct {
+	Path      string `json:"path"`
+	Size      int64  `json:"size"`
+	State     string `json:"state"` // queued | running | delivered | failed
+	BytesDone int64  `json:"bytes_done"`
+	Error     string `json:"error,omitempty"`
+}
+
+type uploaderDeliveriesResponse struct {
+	Deliveries []UploaderDelivery `json:"deliveries"`
+}
+
+// uploaderDeliveries lets `ferry send --wait` (holding only the upload
+// token) follow its package into iconik.
+func (s *Server) uploaderDeliveries(w http.ResponseWriter, r *http.Request) error {
+	pkg, err := s.uploaderPackage(r)
+	if err != nil {
+		return err
+	}
+	ds, err := s.deliveries()
+	if err != nil {
+		return err
+	}
+	list, err := ds.DeliveryList(r.Context(), pkg.ID)
+	if err != nil {
+		return deliveryError(err, "package")
+	}
+	out := uploaderDeliveriesResponse{Deliveries: []UploaderDelivery{}}
+	for _, d := range list {
+		ud := UploaderDelivery{ID: d.ID, State: d.State, Bytes: d.Bytes, BytesDone: d.BytesDone, Error: d.Error,
+			SettledAt: d.SettledAt, Files: []UploaderDeliveryFile{}, Errors: d.Errors}
+		if ud.Errors == nil {
+			ud.Errors = []DeliveryError{}
+		}
+		for _, f := range d.Files {
+			ud.Files = append(ud.Files, UploaderDeliveryFile{Path: f.Path, Size: f.Size, State: f.State, BytesDone: f.BytesDone, Error: f.Error})
+		}
+		out.Deliveries = append(out.Deliveries, ud)
+	}
+	writeJSON(w, http.StatusOK, out)
+	return nil
 }

@@ -26,6 +26,7 @@ func (s *Server) routeTable() []Route {
 		// Upload token.
 		{"GET", "/p/{slug}/packages/{id}", Uploader, "Get the package being uploaded (for resuming)", s.uploaderGetPackage},
 		{"POST", "/p/{slug}/packages/{id}/finalize", Uploader, "Finalize the package being uploaded", s.uploaderFinalize},
+		{"GET", "/p/{slug}/packages/{id}/deliveries", Uploader, "The package's deliveries into iconik as its sender may see them: state, bytes, files delivered or failed with reasons (no iconik ids)", s.uploaderDeliveries},
 
 		// Admin: session cookie (+CSRF) or API token.
 		{"GET", "/api/v1/session", Admin, "Who is signed in, and the CSRF token for forms", s.session},
