@@ -72,22 +72,17 @@ func TestConsolePackagePageWatchesADeliveryLive(t *testing.T) {
 	h.mustJSON(resp, body, 200, nil)
 
 	ctx := browser(t)
-	var state string
 	if err := within(ctx, time.Minute,
 		chromedp.Navigate(h.srv.URL+"/admin/packages"),
 		chromedp.WaitVisible(chromedp.CSS(`#email`)),
 		chromedp.SendKeys(chromedp.CSS(`#email`), "admin@example.com"),
 		chromedp.SendKeys(chromedp.CSS(`#password`), "correct horse battery"),
 		chromedp.Submit(chromedp.CSS(`#password`)),
+		// Signed in once the page carries the sign-out form (polling the
+		// location instead would race the navigation).
+		chromedp.WaitVisible(chromedp.CSS(`form[action="/logout"]`)),
 	); err != nil {
 		t.Fatalf("signing in: %v", err)
-	}
-	// Wherever sign-in lands, the session is set once the page has left /login.
-	sctx, scancel := context.WithTimeout(ctx, 30*time.Second)
-	_, err := chromedp.Run(sctx, chromedp.Poll[bool](`location.pathname !== '/login'`))
-	scancel()
-	if err != nil {
-		t.Fatalf("sign-in did not leave /login: %v", err)
 	}
 	if err := within(ctx, time.Minute,
 		chromedp.Navigate(h.srv.URL+"/admin/packages"),
@@ -105,7 +100,7 @@ func TestConsolePackagePageWatchesADeliveryLive(t *testing.T) {
 	); err != nil {
 		t.Fatalf("opening the package: %v", err)
 	}
-	state, err = chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { window.ferryNotReloaded = true; return document.querySelector('[data-delivery] h3 .badge').textContent })()`))
+	state, err := chromedp.Run(ctx, chromedp.Evaluate[string](`(() => { window.ferryNotReloaded = true; return document.querySelector('[data-delivery] h3 .badge').textContent })()`))
 	if err != nil || state != "queued" {
 		t.Fatalf("before the worker runs the page shows %q (%v)", state, err)
 	}

@@ -237,7 +237,14 @@ func (h *harness) restartOnSameAddress() {
 	h.srv.Listener.Close()
 	h.srv.Listener = ln
 	h.srv.Start()
-	h.t.Cleanup(func() { h.srv.Close(); app.Close() })
+	srv := h.srv
+	h.t.Cleanup(func() {
+		// A browser still open (its event streams never end) would keep
+		// Close waiting: cut its connections first.
+		srv.CloseClientConnections()
+		srv.Close()
+		app.Close()
+	})
 }
 
 // TestPortalPageFinishesAnUploadAcrossAServerRestart restarts the server in

@@ -203,8 +203,10 @@ func fileTree(files []File) []treeRow {
 	return rows
 }
 
-// deliveryViews converts deliveries for the page; conns names connections.
-func deliveryViews(list []Delivery, conns map[string]connectionChoice) []deliveryView {
+// deliveryViews converts deliveries for the page; conns names connections,
+// portalName is the package's portal (a portal delivery's collection sits
+// under it: <root>/<portal>/<package>).
+func deliveryViews(list []Delivery, conns map[string]connectionChoice, portalName string) []deliveryView {
 	out := make([]deliveryView, 0, len(list))
 	for _, d := range list {
 		v := deliveryView{ID: d.ID, Connection: d.ConnectionID, Origin: d.Origin, State: d.State, Reason: d.Reason, Error: d.Error,
@@ -215,6 +217,9 @@ func deliveryViews(list []Delivery, conns map[string]connectionChoice) []deliver
 			root = c.SendRoot
 			if d.Origin == "portal" {
 				root = c.PortalRoot
+				if portalName != "" {
+					root += "/" + portalName
+				}
 			}
 		}
 		if d.Title != "" {
@@ -281,7 +286,7 @@ func (s *Server) packagePage(r *http.Request) (*packagePageData, error) {
 		if err != nil {
 			return nil, deliveryError(err, "package")
 		}
-		d.Deliveries = deliveryViews(list, connectionIndex(d.Connections))
+		d.Deliveries = deliveryViews(list, connectionIndex(d.Connections), d.PortalName)
 	}
 	if s.opt.Notifications != nil {
 		d.NotifyOn = true
@@ -409,8 +414,15 @@ func (s *Server) consolePackageEvents(w http.ResponseWriter, r *http.Request) er
 	}
 	ctx := r.Context()
 	id := r.PathValue("id")
-	if _, err := s.opt.Store.PackageGet(ctx, id); err != nil {
+	pkg, err := s.opt.Store.PackageGet(ctx, id)
+	if err != nil {
 		return notFoundAs(err, "package")
+	}
+	portalName := ""
+	if pkg.PortalID != nil {
+		if p, err := s.opt.Store.PortalGet(ctx, *pkg.PortalID); err == nil {
+			portalName = p.Name
+		}
 	}
 	conns, err := s.connectionChoices(ctx)
 	if err != nil {
@@ -445,7 +457,7 @@ func (s *Server) consolePackageEvents(w http.ResponseWriter, r *http.Request) er
 			s.log.Error("web: reading deliveries for a live page", "package", id, "err", err)
 		} else {
 			now := time.Now()
-			views := deliveryViews(list, index)
+			views := deliveryViews(list, index, portalName)
 			for i := range views {
 				for j := range views[i].Files {
 					f := &views[i].Files[j]
