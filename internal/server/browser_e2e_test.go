@@ -111,8 +111,8 @@ func TestBrowserFaceEndToEnd(t *testing.T) {
 	// The contributor.
 	root := filepath.Join(t.TempDir(), "Shoot")
 	files := map[string][]byte{
-		"Shoot/Day 1/clip A.mov":   randBytes(rand.New(rand.NewPCG(7, 8)), 64<<20),
-		"Shoot/Day 1/notes.txt":    []byte("call sheet\n"),
+		"Shoot/Day 1/clip A.mov":  randBytes(rand.New(rand.NewPCG(7, 8)), 64<<20),
+		"Shoot/Day 1/notes.txt":   []byte("call sheet\n"),
 		"Shoot/Café – días ñ.txt": []byte("non-ASCII names survive\n"),
 	}
 	for rel, data := range files {
