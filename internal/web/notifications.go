@@ -224,8 +224,7 @@ func (s *Server) outboxPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	render(w, http.StatusOK, "outbox.html", map[string]any{"Messages": list, "Outbox": ns.MailToOutbox(), "User": currentUser(r)})
-	return nil
+	return s.consolePage(w, r, http.StatusOK, "notify/outbox", "Outbox", "/admin/outbox", map[string]any{"Messages": list, "Outbox": ns.MailToOutbox()})
 }
 
 func (s *Server) mailTestPage(w http.ResponseWriter, r *http.Request) error {
@@ -233,8 +232,9 @@ func (s *Server) mailTestPage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	data := map[string]any{"CSRF": pageCSRF(r), "Outbox": ns.MailToOutbox(), "To": currentUser(r).Email}
+	data := map[string]any{"Outbox": ns.MailToOutbox(), "To": currentUser(r).Email}
 	status := http.StatusOK
+	errMsg := ""
 	if r.Method == http.MethodPost {
 		to := r.PostFormValue("to")
 		data["To"] = to
@@ -242,13 +242,18 @@ func (s *Server) mailTestPage(w http.ResponseWriter, r *http.Request) error {
 		var ae *Error
 		switch {
 		case errors.As(err, &ae):
-			status, data["Error"] = ae.Status, ae.Message
+			status, errMsg = ae.Status, ae.Message
 		case err != nil:
 			return err
 		default:
 			data["Result"] = res
 		}
 	}
-	render(w, status, "mailtest.html", data)
+	p, err := s.newPage(r, "Send a test message", "/admin/outbox", data)
+	if err != nil {
+		return err
+	}
+	p.Error = errMsg
+	renderNonce(w, status, "notify/mailtest", p, p.Nonce)
 	return nil
 }

@@ -61,9 +61,9 @@ func (s *Server) routeTable() []Route {
 		{"POST", "/api/v1/notifications/test", Admin, "Send a test email now ({\"to\"}) and return the SMTP server's answer", s.mailTest},
 		{"GET", "/api/v1/portals/{id}/notifications", Admin, "A portal's notification switches (sender_receipt: the sender gets a receipt; on by default)", s.portalNotifyGet},
 		{"PUT", "/api/v1/portals/{id}/notifications", Admin, "Change a portal's notification switches ({\"sender_receipt\": false})", s.portalNotifySet},
-		{"GET", "/admin/outbox", Admin, "Outbox page: the emails kept when no SMTP server is configured, as recipients would see them", s.outboxPage},
-		{"GET", "/admin/mail-test", Admin, "Test message page", s.mailTestPage},
-		{"POST", "/admin/mail-test", Admin, "Send a test message (form)", s.mailTestPage},
+		{"GET", "/admin/outbox", Console, "Outbox page: the emails kept when no SMTP server is configured, as recipients would see them", s.outboxPage},
+		{"GET", "/admin/mail-test", Console, "Test message page", s.mailTestPage},
+		{"POST", "/admin/mail-test", Console, "Send a test message (form)", s.mailTestPage},
 
 		// Console: packages and their deliveries.
 		{"GET", "/admin/packages", Console, "Packages page: filter by portal, state and sender, search by name or sender, paginated", s.consolePackages},
