@@ -147,6 +147,9 @@ with --wait also a file not delivered), 2 bad usage on this command line.`,
 			}
 			if !quiet {
 				fmt.Fprintln(errOut, summary)
+				if res.ReceiptURL != "" {
+					fmt.Fprintln(errOut, "receipt (files, and whether they are delivered):", res.ReceiptURL)
+				}
 			}
 			fmt.Fprintln(out, res.PackageID)
 			return waitFor(ctx, wait, target, res, status)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -113,5 +114,24 @@ func TestSendToARealServer(t *testing.T) {
 		if f.State != "complete" || f.Size != int64(len(files[f.Path])) {
 			t.Fatalf("file %+v does not match what was sent", f)
 		}
+	}
+
+	// Without --quiet the sender is told where its receipt is, and it lists
+	// what was sent.
+	code, _, errOut = runCaptured(t, "send", filepath.Join(dir, "proj"), "--to", srv.URL+"/p/dailies", "--password", "letmein",
+		"--email", "dop@example.com", "--name", "Day 2")
+	_, receipt, found := strings.Cut(errOut, "receipt (files, and whether they are delivered): ")
+	receipt, _, _ = strings.Cut(receipt, "\n")
+	if code != 0 || !found || !strings.HasPrefix(receipt, srv.URL+"/r/") {
+		t.Fatalf("ferry send printed no receipt: exit %d: %s", code, errOut)
+	}
+	resp, err := http.Get(receipt)
+	if err != nil {
+		t.Fatal(err)
+	}
+	page, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(page), "Day 2") {
+		t.Fatalf("the receipt %s: %d %s", receipt, resp.StatusCode, page)
 	}
 }

@@ -246,10 +246,22 @@ func (a *api) get(ctx context.Context, id, uploadToken string) (Package, error) 
 	return out.Package, err
 }
 
-func (a *api) finalize(ctx context.Context, id, uploadToken string) (Package, error) {
+// finalize closes the package; a portal answers with the sender's receipt
+// page too (a path on the server, made absolute here; "" otherwise).
+func (a *api) finalize(ctx context.Context, id, uploadToken string) (Package, string, error) {
 	var out struct {
-		Package Package `json:"package"`
+		Package    Package `json:"package"`
+		ReceiptURL string  `json:"receipt_url"`
 	}
-	err := a.call(ctx, "finalize package "+id, http.MethodPost, a.target.packagesURL()+"/"+url.PathEscape(id)+"/finalize", a.bearer(uploadToken), nil, &out)
-	return out.Package, err
+	u := a.target.packagesURL() + "/" + url.PathEscape(id) + "/finalize"
+	err := a.call(ctx, "finalize package "+id, http.MethodPost, u, a.bearer(uploadToken), nil, &out)
+	receipt := ""
+	if out.ReceiptURL != "" {
+		if base, perr := url.Parse(u); perr == nil {
+			if ref, perr := url.Parse(out.ReceiptURL); perr == nil {
+				receipt = base.ResolveReference(ref).String()
+			}
+		}
+	}
+	return out.Package, receipt, err
 }

@@ -66,6 +66,9 @@ type Result struct {
 	Bytes       int64 // their total size
 	Skipped     int   // files already complete on the server before this run
 	Sent        int64 // bytes sent in this run (retransmissions included)
+	// ReceiptURL is the sender's receipt page on a portal (files, and
+	// whether they have been delivered); "" when the server made none.
+	ReceiptURL string
 	// AlreadySent is when an earlier run finished this same send; non-zero
 	// means nothing was sent and PackageID is that earlier package.
 	AlreadySent time.Time
@@ -332,7 +335,7 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 		return res, err
 	}
 	res.Sent = s.sent
-	pkg, err := s.api.finalize(ctx, s.st.PackageID, s.st.UploadToken)
+	pkg, receipt, err := s.api.finalize(ctx, s.st.PackageID, s.st.UploadToken)
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusConflict {
 		// A retried finalize whose first answer was lost: fine if it is finalized.
@@ -346,7 +349,7 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	if pkg.ID != "" {
 		res.PackageID = pkg.ID
 	}
-	res.Name = pkg.Name
+	res.Name, res.ReceiptURL = pkg.Name, receipt
 	return res, s.finished(res.PackageID)
 }
 
