@@ -158,7 +158,9 @@ func row(name string, mibps, ref float64, target float64) {
 func measure(bctx context.Context, rounds int, size config.ByteSize, one func(context.Context) (float64, error)) (float64, error) {
 	var rates []float64
 	for i := range rounds {
-		tctx, cancel := chromedp.NewContext(bctx)
+		// A fresh browser context per run: no storage (Golden Retriever's
+		// saved uploads, tus fingerprints) carries over between runs.
+		tctx, cancel := chromedp.NewContext(bctx, chromedp.WithNewBrowserContext())
 		c, cancelT := context.WithTimeout(tctx, 10*time.Minute)
 		secs, err := one(c)
 		cancelT()
