@@ -313,3 +313,76 @@ func TestPortalPageFinishesAnUploadAcrossAServerRestart(t *testing.T) {
 		}
 	}
 }
+
+// TestPortalPageResumesAfterAReload closes the page in the middle of an
+// upload and opens it again: Golden Retriever gives the file back, the page
+// continues into the same package, and the file arrives once, whole.
+func TestPortalPageResumesAfterAReload(t *testing.T) {
+	h := newHarness(t)
+	h.portal(map[string]any{"name": "Dailies", "slug": "dailies"})
+	data := randBytes(rand.New(rand.NewPCG(11, 12)), 8<<20) // small enough for the browser to keep (IndexedDB)
+	p := filepath.Join(t.TempDir(), "take 3.wav")
+	if err := os.WriteFile(p, data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	ctx := browser(t)
+	if _, err := chromedp.Call(ctx, network.Enable, network.EnableParams{}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+		MatchedNetworkConditions: []*network.Conditions{{DownloadThroughput: -1, UploadThroughput: 1 << 20}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := within(ctx, time.Minute,
+		chromedp.Navigate(h.srv.URL+"/p/dailies"),
+		chromedp.WaitVisible(chromedp.CSS(`.uppy-Dashboard`)),
+		chromedp.SendKeys(chromedp.CSS(`#sender_email`), "dop@example.com"),
+		chromedp.SendKeys(chromedp.CSS(`#name`), "Across a reload"),
+		chromedp.SetUploadFiles(chromedp.CSS(`input.uppy-Dashboard-input:not([webkitdirectory])`), []string{p}),
+		chromedp.Click(chromedp.CSS(`.uppy-StatusBar-actionBtn--upload`)),
+	); err != nil {
+		t.Fatalf("starting the upload: %v", err)
+	}
+	pctx, cancel := context.WithTimeout(ctx, time.Minute)
+	_, err := chromedp.Run(pctx, chromedp.Poll[bool](`window.ferryUppy.getState().totalProgress >= 20`))
+	cancel()
+	if err != nil {
+		t.Fatalf("waiting for the upload to get going: %v", err)
+	}
+	if _, err := chromedp.Call(ctx, network.EmulateNetworkConditionsByRule, network.EmulateNetworkConditionsByRuleParams{
+		MatchedNetworkConditions: []*network.Conditions{{DownloadThroughput: -1, UploadThroughput: -1}},
+	}); err != nil {
+		t.Fatal(err)
+	}
+	if err := within(ctx, time.Minute,
+		chromedp.Reload(),
+		chromedp.WaitVisible(chromedp.CSS(`.uppy-Dashboard`)),
+	); err != nil {
+		t.Fatalf("reloading: %v", err)
+	}
+	// The file comes back (Golden Retriever) and the upload goes on when
+	// the sender presses upload (or resume) again.
+	rctx, cancel := context.WithTimeout(ctx, time.Minute)
+	_, err = chromedp.Run(rctx, chromedp.Poll[bool](`window.ferryUppy.getFiles().length === 1 && !!document.querySelector('.uppy-StatusBar-actionBtn--upload, .uppy-StatusBar-actionBtn--retry, button[aria-label="Resume"]')`))
+	cancel()
+	screenshot(t, ctx, "reload-1-restored.png")
+	if err != nil {
+		t.Fatalf("the file did not come back after the reload: %v", err)
+	}
+	if _, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`(() => { const b = document.querySelector('.uppy-StatusBar-actionBtn--upload, .uppy-StatusBar-actionBtn--retry, button[aria-label="Resume"]'); b.click(); return true })()`)); err != nil {
+		t.Fatal(err)
+	}
+	if out, err := pageOutcome(ctx, 2*time.Minute); err != nil || out != "received" {
+		t.Fatalf("after the reload the page ended with %q (%v)", out, err)
+	}
+	var list struct{ Packages []web.Package }
+	resp, body := h.req("GET", "/api/v1/packages", nil, h.admin()...)
+	h.mustJSON(resp, body, 200, &list)
+	if len(list.Packages) != 1 || list.Packages[0].State != "finalized" || list.Packages[0].FileCount != 1 {
+		t.Fatalf("packages after the reload (one, finalized, one file): %s", body)
+	}
+	if got := h.downloadZip(list.Packages[0].ID)["take 3.wav"]; !bytes.Equal(got, data) {
+		t.Fatalf("the stored file differs (%d bytes, want %d)", len(got), len(data))
+	}
+}

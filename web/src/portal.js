@@ -216,16 +216,23 @@ function showReceived (p, receiptURL) {
   done.focus()
 }
 
-// A reload with files restored by Golden Retriever continues into the saved
-// package: pick it up before the sender presses upload again.
+// A reload continues into the saved package. The upload token goes on the
+// tus requests at once: Golden Retriever restores uploads that were under
+// way, and resuming them does not run the pre-processor that would set it.
 const saved = savedPackage()
-if (saved && uppy.getFiles().length > 0) {
+if (saved) {
+  pkg = saved
+  uppy.getPlugin('Tus').setOptions({ endpoint: pkg.url, headers: { Authorization: 'Bearer ' + pkg.token } })
   stillUploading(saved).then(ok => {
-    if (!ok) { forgetPackage(); return }
-    pkg = saved
-    uppy.getPlugin('Tus').setOptions({ endpoint: pkg.url, headers: { Authorization: 'Bearer ' + pkg.token } })
-    for (const el of form.elements) el.disabled = true
-    say('Your earlier upload was restored: press upload to continue it.')
+    if (!ok) {
+      forgetPackage()
+      pkg = null
+      return
+    }
+    if (uppy.getFiles().length > 0) {
+      for (const el of form.elements) el.disabled = true
+      say('Your earlier upload was restored: press upload to continue it.')
+    }
   })
 }
 
