@@ -14,7 +14,6 @@ import (
 
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
 	"github.com/ferryhq/ferry/internal/iconik/emulator/emulatortest"
-	"github.com/ferryhq/ferry/internal/web"
 )
 
 // TestConsolePackagePageWatchesADeliveryLive walks the packages console in
@@ -25,33 +24,13 @@ import (
 func TestConsolePackagePageWatchesADeliveryLive(t *testing.T) {
 	h := newHarness(t)
 	emu := emulatortest.Start(t, emulator.Options{})
-	cred := emu.Cred("admin")
-	creds := map[string]string{"base_url": emu.URL, "app_id": cred.AppID, "token": cred.Token}
-	var v struct {
-		Verification web.Verification `json:"verification"`
-	}
-	resp, body := h.req("POST", "/api/v1/connections/verify", creds, h.admin()...)
-	h.mustJSON(resp, body, 200, &v)
-	in := map[string]string{"name": "Studio S3"}
-	for k, x := range creds {
-		in[k] = x
-	}
-	for _, s := range v.Verification.Storages {
-		if s.Name == "s3" {
-			in["storage_id"] = s.ID
-		}
-	}
-	var c struct {
-		Connection web.Connection `json:"connection"`
-	}
-	resp, body = h.req("POST", "/api/v1/connections", in, h.admin()...)
-	h.mustJSON(resp, body, 201, &c)
-	h.portal(map[string]any{"name": "Dailies", "slug": "dailies", "active": true, "connection_ids": []string{c.Connection.ID}})
+	connID := connectEmulator(t, h, emu)
+	h.portal(map[string]any{"name": "Dailies", "slug": "dailies", "active": true, "connection_ids": []string{connID}})
 
 	// A package, finalized while no delivery worker runs: its delivery waits
 	// queued until the page is open.
 	var pkg created
-	resp, body = h.req("POST", "/p/dailies/packages", map[string]string{"name": "Shoot day 1", "sender_email": "dop@example.com", "description": "Camera A"})
+	resp, body := h.req("POST", "/p/dailies/packages", map[string]string{"name": "Shoot day 1", "sender_email": "dop@example.com", "description": "Camera A"})
 	h.mustJSON(resp, body, 201, &pkg)
 	for p, size := range map[string]int{"Card A/Clip 1.mov": 3 << 20, "Card A/Audio/take 1.wav": 64 << 10, "notes é.txt": 20} {
 		h.upload(pkg.UploadToken, p, []byte(strings.Repeat("x", size)))

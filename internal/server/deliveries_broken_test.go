@@ -37,34 +37,15 @@ func TestRevokedTokenMarksTheConnectionBrokenDuringDelivery(t *testing.T) {
 	}))
 	cred := emu.Cred("admin")
 	token = cred.Token
-	var v struct {
-		Verification web.Verification `json:"verification"`
-	}
-	creds := map[string]string{"base_url": emu.URL, "app_id": cred.AppID, "token": cred.Token}
-	resp, body := h.req("POST", "/api/v1/connections/verify", creds, h.admin()...)
-	h.mustJSON(resp, body, 200, &v)
-	in := map[string]string{"name": "Tenant"}
-	for k, x := range creds {
-		in[k] = x
-	}
-	for _, s := range v.Verification.Storages {
-		if s.Name == "s3" {
-			in["storage_id"] = s.ID
-		}
-	}
-	var c struct {
-		Connection web.Connection `json:"connection"`
-	}
-	resp, body = h.req("POST", "/api/v1/connections", in, h.admin()...)
-	h.mustJSON(resp, body, 201, &c)
+	connID := connectEmulator(t, h, emu)
 	if err := h.app.startDelivery(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.app.stopDelivery)
 
-	h.portal(map[string]any{"name": "Dead", "slug": "dead", "active": true, "connection_ids": []string{c.Connection.ID}})
+	h.portal(map[string]any{"name": "Dead", "slug": "dead", "active": true, "connection_ids": []string{connID}})
 	var p created
-	resp, body = h.req("POST", "/p/dead/packages", map[string]string{"name": "Shoot", "sender_email": "s@example.com"})
+	resp, body := h.req("POST", "/p/dead/packages", map[string]string{"name": "Shoot", "sender_email": "s@example.com"})
 	h.mustJSON(resp, body, 201, &p)
 	revoked.Store(true)
 	for _, path := range []string{"a/one.txt", "two.txt"} {
@@ -97,7 +78,7 @@ func TestRevokedTokenMarksTheConnectionBrokenDuringDelivery(t *testing.T) {
 	var got struct {
 		Connection web.Connection `json:"connection"`
 	}
-	resp, body = h.req("GET", "/api/v1/connections/"+c.Connection.ID, nil, h.admin()...)
+	resp, body = h.req("GET", "/api/v1/connections/"+connID, nil, h.admin()...)
 	h.mustJSON(resp, body, 200, &got)
 	if got.Connection.State != "broken" || !strings.Contains(got.Connection.StateReason, "401") {
 		t.Fatalf("connection %s %q, want broken for the 401", got.Connection.State, got.Connection.StateReason)
@@ -106,7 +87,7 @@ func TestRevokedTokenMarksTheConnectionBrokenDuringDelivery(t *testing.T) {
 		t.Fatal("the connection's answer holds the token")
 	}
 	// Send to Cloud to the broken connection is refused up front.
-	resp, body = h.req("POST", "/api/v1/packages/"+p.Package.ID+"/deliveries", map[string]string{"connection_id": c.Connection.ID}, h.admin()...)
+	resp, body = h.req("POST", "/api/v1/packages/"+p.Package.ID+"/deliveries", map[string]string{"connection_id": connID}, h.admin()...)
 	h.mustJSON(resp, body, 409, nil)
 	if !strings.Contains(string(body), "connection_broken") {
 		t.Fatalf("Send to Cloud to a broken connection: %s", body)

@@ -32,35 +32,15 @@ func TestDeliveryWaitingOnAnUnreachableIconikReadsRetrying(t *testing.T) {
 			next.ServeHTTP(w, r)
 		})
 	}))
-	cred := emu.Cred("admin")
-	var v struct {
-		Verification web.Verification `json:"verification"`
-	}
-	creds := map[string]string{"base_url": emu.URL, "app_id": cred.AppID, "token": cred.Token}
-	resp, body := h.req("POST", "/api/v1/connections/verify", creds, h.admin()...)
-	h.mustJSON(resp, body, 200, &v)
-	in := map[string]string{"name": "Tenant"}
-	for k, x := range creds {
-		in[k] = x
-	}
-	for _, s := range v.Verification.Storages {
-		if s.Name == "s3" {
-			in["storage_id"] = s.ID
-		}
-	}
-	var c struct {
-		Connection web.Connection `json:"connection"`
-	}
-	resp, body = h.req("POST", "/api/v1/connections", in, h.admin()...)
-	h.mustJSON(resp, body, 201, &c)
+	connID := connectEmulator(t, h, emu)
 	if err := h.app.startDelivery(t.Context()); err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(h.app.stopDelivery)
 
-	h.portal(map[string]any{"name": "Outage", "slug": "outage", "active": true, "connection_ids": []string{c.Connection.ID}})
+	h.portal(map[string]any{"name": "Outage", "slug": "outage", "active": true, "connection_ids": []string{connID}})
 	var p created
-	resp, body = h.req("POST", "/p/outage/packages", map[string]string{"name": "Shoot", "sender_email": "s@example.com"})
+	resp, body := h.req("POST", "/p/outage/packages", map[string]string{"name": "Shoot", "sender_email": "s@example.com"})
 	h.mustJSON(resp, body, 201, &p)
 	down.Store(true)
 	h.upload(p.UploadToken, "clip.txt", []byte("waiting for iconik\n"))
