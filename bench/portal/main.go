@@ -89,7 +89,8 @@ func run(doLAN bool, lanSize, wanSize string, rounds int, delay time.Duration, r
 		return fmt.Errorf("chromium: %w", err)
 	}
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium),
-		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true))
+		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
+		chromedp.Env("LANG=C.UTF-8", "LC_ALL=C.UTF-8"))
 	if os.Getuid() == 0 {
 		opts = append(opts, chromedp.NoSandbox)
 	}

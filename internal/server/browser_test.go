@@ -31,7 +31,10 @@ func browser(t *testing.T) context.Context {
 	chromium := testbed.Chromium(t)
 	opts := append(chromedp.DefaultExecAllocatorOptions[:], chromedp.ExecPath(chromium),
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
-		chromedp.WindowSize(1200, 1000))
+		chromedp.WindowSize(1200, 1000),
+		// A UTF-8 locale whatever the environment: under C/POSIX Chromium
+		// reads a file with a non-ASCII name as empty.
+		chromedp.Env("LANG=C.UTF-8", "LC_ALL=C.UTF-8"))
 	if os.Getuid() == 0 {
 		opts = append(opts, chromedp.NoSandbox)
 	}

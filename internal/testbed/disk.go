@@ -34,7 +34,7 @@ func SmallExt4Disk(t testing.TB, size int64) string {
 	}
 	// No reserved blocks, no journal: every byte of size is the test's, and ENOSPC comes where
 	// the arithmetic says.
-	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-m", "0", "-O", "^has_journal", img).CombinedOutput(); err != nil {
+	if out, err := exec.Command(systemTool("mkfs.ext4"), "-q", "-F", "-m", "0", "-O", "^has_journal", img).CombinedOutput(); err != nil {
 		missingDisk(t, fmt.Sprintf("mkfs.ext4 failed: %v: %s", err, strings.TrimSpace(string(out))))
 	}
 	dir := smallDiskDir(t)
@@ -63,13 +63,13 @@ func missingDisk(t testing.TB, why string) {
 // mountOrSkip runs a mount command on dir and unmounts dir when the test ends.
 func mountOrSkip(t testing.TB, dir, what string, mount ...string) {
 	t.Helper()
-	out, err := exec.Command(mount[0], mount[1:]...).CombinedOutput()
+	out, err := exec.Command(systemTool(mount[0]), mount[1:]...).CombinedOutput()
 	if err != nil {
 		os.Remove(dir)
 		missingDisk(t, fmt.Sprintf("mounting %s failed (needs root): %v: %s", what, err, strings.TrimSpace(string(out))))
 	}
 	t.Cleanup(func() {
-		if out, err := exec.Command("umount", dir).CombinedOutput(); err != nil {
+		if out, err := exec.Command(systemTool("umount"), dir).CombinedOutput(); err != nil {
 			t.Errorf("unmounting small disk %s: %v: %s", dir, err, out)
 			return
 		}
@@ -103,4 +103,23 @@ func Fill(t testing.TB, path string) int64 {
 			return n
 		}
 	}
+}
+
+// systemTool finds an administration command (mkfs.ext4, mount) also where
+// a PATH without the sbin directories (a bare CI environment) would miss it.
+func systemTool(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
+		return p
+	}
+	for _, dir := range []string{"/usr/sbin", "/sbin", "/usr/bin", "/bin"} {
+		if p := filepath.Join(dir, name); isExecutable(p) {
+			return p
+		}
+	}
+	return name
+}
+
+func isExecutable(p string) bool {
+	fi, err := os.Stat(p)
+	return err == nil && !fi.IsDir() && fi.Mode()&0o111 != 0
 }
