@@ -14,10 +14,6 @@ import (
 	"time"
 
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver"
-	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
-	"github.com/riverqueue/river/rivermigrate"
 	"github.com/riverqueue/river/rivertype"
 
 	"github.com/ferryhq/ferry/internal/db"
@@ -206,24 +202,19 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	s := &Service{o: o, log: o.Logger.With("component", "delivery"), sems: map[string]chan struct{}{}, owner: hex.EncodeToString(id)}
 	s.plan = &planner{s: s}
 
-	// Both drivers run on the Store's own *sql.DB, so jobs are inserted in
+	// The driver runs on the Store's own *sql.DB, so jobs are inserted in
 	// ferry's transactions (River's InsertTx with tx.SQLTx()).
-	var driver riverdriver.Driver[*sql.Tx] = riversqlite.New(o.DB.SQLDB())
+	driver, err := db.RiverDriver(ctx, o.DB)
+	if err != nil {
+		return nil, fmt.Errorf("delivery: %w", err)
+	}
 	// On SQLite one process owns the database (see Start); on PostgreSQL
 	// replicas share it, so a job whose replica died is rescued by River after
 	// a while, and the file lease keeps a rescued job from running beside a
 	// live one.
 	rescue := time.Duration(0)
 	if o.DB.Dialect() == db.DialectPostgres {
-		driver = riverdatabasesql.New(o.DB.SQLDB())
 		rescue = 5 * time.Minute
-	}
-	migrator, err := rivermigrate.New(driver, nil)
-	if err != nil {
-		return nil, fmt.Errorf("delivery: River migrator: %w", err)
-	}
-	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return nil, fmt.Errorf("delivery: migrating River's tables: %w", err)
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &fileWorker{s: s})

@@ -17,10 +17,6 @@ import (
 
 	"github.com/google/uuid"
 	"github.com/riverqueue/river"
-	"github.com/riverqueue/river/riverdriver"
-	"github.com/riverqueue/river/riverdriver/riverdatabasesql"
-	"github.com/riverqueue/river/riverdriver/riversqlite"
-	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/delivery"
@@ -131,18 +127,13 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	s := &Service{o: o, log: o.Logger.With("component", "notify")}
 	// River on the Store's own *sql.DB, as delivery does, so jobs are
 	// inserted in ferry's transactions.
-	var driver riverdriver.Driver[*sql.Tx] = riversqlite.New(o.DB.SQLDB())
+	driver, err := db.RiverDriver(ctx, o.DB)
+	if err != nil {
+		return nil, fmt.Errorf("notify: %w", err)
+	}
 	rescue := time.Duration(0)
 	if o.DB.Dialect() == db.DialectPostgres {
-		driver = riverdatabasesql.New(o.DB.SQLDB())
 		rescue = 10 * time.Minute
-	}
-	migrator, err := rivermigrate.New(driver, nil)
-	if err != nil {
-		return nil, fmt.Errorf("notify: River migrator: %w", err)
-	}
-	if _, err := migrator.Migrate(ctx, rivermigrate.DirectionUp, nil); err != nil {
-		return nil, fmt.Errorf("notify: migrating River's tables: %w", err)
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &sendWorker{s: s})
