@@ -4,29 +4,24 @@ import (
 	"bytes"
 	"crypto/md5"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"flag"
 	"fmt"
-	"io"
 	"log/slog"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
-	"path"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
+	"github.com/ferryhq/ferry/internal/testbed/child"
 )
 
 var (
@@ -41,158 +36,31 @@ var ferryBin string
 // TestMain builds the ferry binary once for every test of the package.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	dir, err := os.MkdirTemp("", "ferry-crashtest-")
+	bin, cleanup, err := child.BuildFerry()
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}
-	ferryBin = filepath.Join(dir, "ferry")
-	build := exec.Command("go", "build", "-o", ferryBin, "github.com/ferryhq/ferry/cmd/ferry")
-	build.Stdout, build.Stderr = os.Stderr, os.Stderr
-	if err := build.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "building ferry:", err)
-		os.RemoveAll(dir)
-		os.Exit(1)
-	}
+	ferryBin = bin
 	code := m.Run()
-	os.RemoveAll(dir)
+	cleanup()
 	os.Exit(code)
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	return ln.Addr().String()
-}
+// The child-process harness is shared with notify's crash tests.
+type (
+	proc = child.Proc
+	api  = child.API
+)
 
-// proc is one child process.
-type proc struct {
-	cmd  *exec.Cmd
-	done chan struct{}
-}
+var (
+	freeAddr  = child.FreeAddr
+	waitHTTP  = child.WaitHTTP
+	tusUpload = child.TusUpload
+)
 
 func start(t *testing.T, logPath string, args ...string) *proc {
-	t.Helper()
-	logf, err := os.OpenFile(logPath, os.O_CREATE|os.O_WRONLY|os.O_APPEND, 0o600)
-	if err != nil {
-		t.Fatal(err)
-	}
-	cmd := exec.Command(ferryBin, args...)
-	cmd.Stdout, cmd.Stderr = logf, logf
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	p := &proc{cmd: cmd, done: make(chan struct{})}
-	go func() { cmd.Wait(); logf.Close(); close(p.done) }()
-	t.Cleanup(p.kill)
-	return p
-}
-
-func (p *proc) kill() {
-	select {
-	case <-p.done:
-		return
-	default:
-	}
-	p.cmd.Process.Signal(syscall.SIGKILL)
-	<-p.done
-}
-
-// stop ends the process gracefully (SIGTERM) and waits for it.
-func (p *proc) stop(t *testing.T) {
-	p.cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-p.done:
-	case <-time.After(30 * time.Second):
-		t.Fatalf("%s did not stop on SIGTERM", p.cmd.Path)
-	}
-}
-
-func waitHTTP(t *testing.T, url string, p *proc) {
-	t.Helper()
-	deadline := time.Now().Add(60 * time.Second)
-	for time.Now().Before(deadline) {
-		select {
-		case <-p.done:
-			t.Fatalf("%s exited before answering %s", p.cmd.Path, url)
-		default:
-		}
-		resp, err := http.Get(url)
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == 200 {
-				return
-			}
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
-	t.Fatalf("%s did not answer", url)
-}
-
-// api calls ferry's JSON API.
-type api struct {
-	t     *testing.T
-	base  string
-	token string
-}
-
-func (a *api) do(method, p, bearer string, in, out any) int {
-	a.t.Helper()
-	var body io.Reader
-	if in != nil {
-		b, _ := json.Marshal(in)
-		body = bytes.NewReader(b)
-	}
-	req, _ := http.NewRequest(method, a.base+p, body)
-	req.Header.Set("Content-Type", "application/json")
-	if bearer == "" {
-		bearer = a.token
-	}
-	req.Header.Set("Authorization", "Bearer "+bearer)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		a.t.Fatalf("%s %s: %v", method, p, err)
-	}
-	defer resp.Body.Close()
-	b, _ := io.ReadAll(resp.Body)
-	if resp.StatusCode >= 300 {
-		a.t.Fatalf("%s %s: %d %s", method, p, resp.StatusCode, b)
-	}
-	if out != nil {
-		if err := json.Unmarshal(b, out); err != nil {
-			a.t.Fatalf("%s %s: %v: %s", method, p, err, b)
-		}
-	}
-	return resp.StatusCode
-}
-
-// tusUpload sends one whole file with creation-with-upload.
-func tusUpload(t *testing.T, base, token, relPath string, data []byte) {
-	t.Helper()
-	sum := sha256.Sum256(data)
-	meta := []string{}
-	for k, v := range map[string]string{"package_token": token, "filename": path.Base(relPath), "relativePath": relPath, "sha256": hex.EncodeToString(sum[:])} {
-		meta = append(meta, k+" "+base64.StdEncoding.EncodeToString([]byte(v)))
-	}
-	req, _ := http.NewRequest("POST", base+"/uploads/", bytes.NewReader(data))
-	req.Header.Set("Tus-Resumable", "1.0.0")
-	req.Header.Set("Upload-Length", strconv.Itoa(len(data)))
-	req.Header.Set("Upload-Metadata", strings.Join(meta, ","))
-	req.Header.Set("Content-Type", "application/offset+octet-stream")
-	req.Header.Set("Authorization", "Bearer "+token)
-	resp, err := http.DefaultClient.Do(req)
-	if err != nil {
-		t.Fatalf("uploading %s: %v", relPath, err)
-	}
-	b, _ := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusCreated || resp.Header.Get("Upload-Offset") != strconv.Itoa(len(data)) {
-		t.Fatalf("uploading %s: %d offset %q: %s", relPath, resp.StatusCode, resp.Header.Get("Upload-Offset"), b)
-	}
+	return child.Start(t, ferryBin, logPath, args...)
 }
 
 type deliveryJSON struct {
@@ -281,21 +149,21 @@ func TestDeliveryResumesAfterSIGKILLWithoutDuplicates(t *testing.T) {
 		return p
 	}
 	ferry := serve()
-	a := &api{t: t, base: "http://" + addr, token: strings.TrimSpace(string(tok))}
+	a := &api{T: t, Base: "http://" + addr, Token: strings.TrimSpace(string(tok))}
 
 	var conn struct {
 		Connection struct{ ID string } `json:"connection"`
 	}
-	a.do("POST", "/api/v1/connections", "", map[string]any{"name": "emulator", "base_url": "http://" + emuAddr, "app_id": admin.AppID,
+	a.Do("POST", "/api/v1/connections", "", map[string]any{"name": "emulator", "base_url": "http://" + emuAddr, "app_id": admin.AppID,
 		"token": admin.Token, "storage_id": storageID}, &conn)
-	a.do("POST", "/api/v1/portals", "", map[string]any{"name": "Crash", "slug": "crash", "active": true, "connection_ids": []string{conn.Connection.ID}}, nil)
+	a.Do("POST", "/api/v1/portals", "", map[string]any{"name": "Crash", "slug": "crash", "active": true, "connection_ids": []string{conn.Connection.ID}}, nil)
 	var created struct {
 		Package struct {
 			ID string `json:"id"`
 		} `json:"package"`
 		UploadToken string `json:"upload_token"`
 	}
-	a.do("POST", "/p/crash/packages", "", map[string]any{"name": "Fifty", "sender_email": "crash@example.com"}, &created)
+	a.Do("POST", "/p/crash/packages", "", map[string]any{"name": "Fifty", "sender_email": "crash@example.com"}, &created)
 	sent := map[string][]byte{}
 	for i := range *files {
 		p := fmt.Sprintf("set %d/part %d/file-%02d.bin", i%4, i%3, i)
@@ -304,7 +172,7 @@ func TestDeliveryResumesAfterSIGKILLWithoutDuplicates(t *testing.T) {
 			data[j] = byte(rnd.Uint32())
 		}
 		sent[p] = data
-		tusUpload(t, a.base, created.UploadToken, p, data)
+		tusUpload(t, a.Base, created.UploadToken, p, data)
 	}
 	for i := range *big {
 		p := fmt.Sprintf("big/file-%d.bin", i)
@@ -313,13 +181,13 @@ func TestDeliveryResumesAfterSIGKILLWithoutDuplicates(t *testing.T) {
 			data[j] = byte(rnd.Uint32())
 		}
 		sent[p] = data
-		tusUpload(t, a.base, created.UploadToken, p, data)
+		tusUpload(t, a.Base, created.UploadToken, p, data)
 	}
-	a.do("POST", "/p/crash/packages/"+created.Package.ID+"/finalize", created.UploadToken, nil, nil)
+	a.Do("POST", "/p/crash/packages/"+created.Package.ID+"/finalize", created.UploadToken, nil, nil)
 	var list struct {
 		Deliveries []deliveryJSON `json:"deliveries"`
 	}
-	a.do("GET", "/api/v1/packages/"+created.Package.ID+"/deliveries", "", nil, &list)
+	a.Do("GET", "/api/v1/packages/"+created.Package.ID+"/deliveries", "", nil, &list)
 	if len(list.Deliveries) != 1 {
 		t.Fatalf("%d deliveries, want 1", len(list.Deliveries))
 	}
@@ -331,11 +199,11 @@ func TestDeliveryResumesAfterSIGKILLWithoutDuplicates(t *testing.T) {
 		var d struct {
 			Delivery deliveryJSON `json:"delivery"`
 		}
-		a.do("GET", "/api/v1/deliveries/"+id, "", nil, &d)
+		a.Do("GET", "/api/v1/deliveries/"+id, "", nil, &d)
 		if d.Delivery.State == "queued" || d.Delivery.State == "running" {
 			midDelivery++
 		}
-		ferry.kill()
+		ferry.Kill()
 		t.Logf("run %d: SIGKILL with the delivery %s", run+1, d.Delivery.State)
 		ferry = serve()
 	}
@@ -345,7 +213,7 @@ func TestDeliveryResumesAfterSIGKILLWithoutDuplicates(t *testing.T) {
 	}
 	deadline := time.Now().Add(3 * time.Minute)
 	for {
-		a.do("GET", "/api/v1/deliveries/"+id, "", nil, &d)
+		a.Do("GET", "/api/v1/deliveries/"+id, "", nil, &d)
 		if d.Delivery.State != "queued" && d.Delivery.State != "running" {
 			break
 		}
@@ -420,7 +288,7 @@ func TestDeliveryResumesAfterSIGKILLWithoutDuplicates(t *testing.T) {
 	// The whole tenant, from the state the emulator writes when it stops:
 	// assets by external_id, collections by parent and title (roots and the
 	// portal level included), files, formats, file sets and jobs per asset.
-	emu.stop(t)
+	emu.Stop(t)
 	dups, err := emulator.DuplicatesIn(emuDir)
 	if err != nil {
 		t.Fatal(err)
@@ -484,7 +352,7 @@ func TestEmulatorCheckSpecRecordsMismatches(t *testing.T) {
 	if st := send(`{"title": "bad", "type": "MOVIE"}`); st != http.StatusBadRequest {
 		t.Fatalf("asset with a bad type: %d", st)
 	}
-	emu.stop(t)
+	emu.Stop(t)
 	b, err = os.ReadFile(specLog)
 	if err != nil {
 		t.Fatal(err)

@@ -47,25 +47,25 @@ func TestServeDemoRunsTheWholeLoop(t *testing.T) {
 	}
 	// A restart reuses the seeded demo. (Graceful here; that the emulator
 	// also survives SIGKILL is TestServeDemoIconikKeepsWhatItAnsweredAcrossSIGKILL.)
-	p.stop(t)
+	p.Stop(t)
 	p = start(t, logPath, "serve", "--demo", "--data", dir, "--addr", addr, "--log-level", "warn")
 	waitHTTP(t, "http://"+addr+"/healthz", p)
 	waitHTTP(t, info.IconikURL+"/", p)
 
-	a := &api{t: t, base: info.FerryURL, token: info.APIToken}
+	a := &api{T: t, Base: info.FerryURL, Token: info.APIToken}
 	var created struct {
 		Package struct {
 			ID string `json:"id"`
 		} `json:"package"`
 		UploadToken string `json:"upload_token"`
 	}
-	a.do("POST", "/p/demo/packages", "", map[string]any{"name": "First", "sender_email": "me@example.com"}, &created)
-	tusUpload(t, a.base, created.UploadToken, "clips/a.txt", []byte("hello iconik\n"))
-	a.do("POST", "/p/demo/packages/"+created.Package.ID+"/finalize", created.UploadToken, nil, nil)
+	a.Do("POST", "/p/demo/packages", "", map[string]any{"name": "First", "sender_email": "me@example.com"}, &created)
+	tusUpload(t, a.Base, created.UploadToken, "clips/a.txt", []byte("hello iconik\n"))
+	a.Do("POST", "/p/demo/packages/"+created.Package.ID+"/finalize", created.UploadToken, nil, nil)
 	var list struct {
 		Deliveries []deliveryJSON `json:"deliveries"`
 	}
-	a.do("GET", "/api/v1/packages/"+created.Package.ID+"/deliveries", "", nil, &list)
+	a.Do("GET", "/api/v1/packages/"+created.Package.ID+"/deliveries", "", nil, &list)
 	if len(list.Deliveries) != 1 {
 		t.Fatalf("%d deliveries", len(list.Deliveries))
 	}
@@ -74,7 +74,7 @@ func TestServeDemoRunsTheWholeLoop(t *testing.T) {
 		var d struct {
 			Delivery deliveryJSON `json:"delivery"`
 		}
-		a.do("GET", "/api/v1/deliveries/"+list.Deliveries[0].ID, "", nil, &d)
+		a.Do("GET", "/api/v1/deliveries/"+list.Deliveries[0].ID, "", nil, &d)
 		if d.Delivery.State == "delivered" {
 			return
 		}
@@ -128,7 +128,7 @@ func TestServeDemoIconikKeepsWhatItAnsweredAcrossSIGKILL(t *testing.T) {
 		}
 		ids = append(ids, c.ID)
 	}
-	p.kill() // right after the last answer
+	p.Kill() // right after the last answer
 	p = start(t, logPath, "serve", "--demo", "--data", dir, "--addr", addr, "--log-level", "warn")
 	waitHTTP(t, "http://"+addr+"/healthz", p)
 	waitHTTP(t, info.IconikURL+"/", p)

@@ -109,11 +109,11 @@ func TestMessagesArriveExactlyOnceAfterSIGKILLBetweenEventAndSend(t *testing.T) 
 		return p
 	}
 	p := serve(stall)
-	a := &api{t: t, base: "http://" + addr, token: strings.TrimSpace(string(tok))}
+	a := &api{T: t, Base: "http://" + addr, Token: strings.TrimSpace(string(tok))}
 	connID := emulatorConnection(t, a, dir, logPath)
 
 	r1, r2, sender := uniq("producer"), uniq("editor"), uniq("sender")
-	a.do("POST", "/api/v1/portals", "", map[string]any{"name": "Crash", "slug": "crash", "active": true, "recipients": []string{r1, r2},
+	a.Do("POST", "/api/v1/portals", "", map[string]any{"name": "Crash", "slug": "crash", "active": true, "recipients": []string{r1, r2},
 		"connection_ids": []string{connID}}, nil)
 	var created struct {
 		Package struct {
@@ -121,9 +121,9 @@ func TestMessagesArriveExactlyOnceAfterSIGKILLBetweenEventAndSend(t *testing.T) 
 		} `json:"package"`
 		UploadToken string `json:"upload_token"`
 	}
-	a.do("POST", "/p/crash/packages", "", map[string]any{"name": "Rushes", "sender_email": sender}, &created)
-	tusUpload(t, a.base, created.UploadToken, "day 1/a.txt", []byte("hello\n"))
-	a.do("POST", "/p/crash/packages/"+created.Package.ID+"/finalize", created.UploadToken, nil, nil)
+	a.Do("POST", "/p/crash/packages", "", map[string]any{"name": "Rushes", "sender_email": sender}, &created)
+	tusUpload(t, a.Base, created.UploadToken, "day 1/a.txt", []byte("hello\n"))
+	a.Do("POST", "/p/crash/packages/"+created.Package.ID+"/finalize", created.UploadToken, nil, nil)
 
 	// Three sends of the finalize event and the first "Transfer to iconik"
 	// of the settled one (four workers) are in flight.
@@ -137,7 +137,7 @@ func TestMessagesArriveExactlyOnceAfterSIGKILLBetweenEventAndSend(t *testing.T) 
 	var before struct {
 		Notifications []notification `json:"notifications"`
 	}
-	a.do("GET", "/api/v1/packages/"+created.Package.ID+"/notifications", "", nil, &before)
+	a.Do("GET", "/api/v1/packages/"+created.Package.ID+"/notifications", "", nil, &before)
 	kinds := map[string]int{}
 	for _, n := range before.Notifications {
 		kinds[n.Kind]++
@@ -148,7 +148,7 @@ func TestMessagesArriveExactlyOnceAfterSIGKILLBetweenEventAndSend(t *testing.T) 
 	if kinds["new_package"] != 2 || kinds["receipt"] != 1 || kinds["transfer"] != 2 {
 		t.Fatalf("before the kill the events recorded %v, want both events' messages", kinds)
 	}
-	p.kill()
+	p.Kill()
 	for _, to := range []string{r1, r2, sender} {
 		if n := mailpitCount(t, mp, to); n != 0 {
 			t.Fatalf("%s got %d messages before the restart", to, n)
@@ -156,16 +156,16 @@ func TestMessagesArriveExactlyOnceAfterSIGKILLBetweenEventAndSend(t *testing.T) 
 	}
 
 	p = serve(fmt.Sprintf("%s:%d", mp.SMTPHost, mp.SMTPPort))
-	list := a.waitNotifications(created.Package.ID, 5)
+	list := waitNotifications(a, created.Package.ID, 5)
 	for _, n := range list {
 		if n.State != "sent" || n.Transport != "smtp" {
 			t.Fatalf("after the restart: %+v", n)
 		}
 	}
 	// Killed again once all was sent, and restarted: nothing is sent again.
-	p.kill()
+	p.Kill()
 	serve(fmt.Sprintf("%s:%d", mp.SMTPHost, mp.SMTPPort))
-	a.waitNotifications(created.Package.ID, 5)
+	waitNotifications(a, created.Package.ID, 5)
 	for to, want := range map[string]int{r1: 2, r2: 2, sender: 1} {
 		if n := mailpitCount(t, mp, to); n != want {
 			t.Fatalf("%s received %d messages, want exactly %d (New package and Transfer to iconik once each; one receipt)", to, n, want)
@@ -201,17 +201,17 @@ func TestDemoOutboxFillsOnTheFirstPackage(t *testing.T) {
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
-	a := &api{t: t, base: info.FerryURL, token: info.APIToken}
+	a := &api{T: t, Base: info.FerryURL, Token: info.APIToken}
 	var created struct {
 		Package struct {
 			ID string `json:"id"`
 		} `json:"package"`
 		UploadToken string `json:"upload_token"`
 	}
-	a.do("POST", "/p/demo/packages", "", map[string]any{"name": "First", "sender_email": "me@example.com"}, &created)
-	tusUpload(t, a.base, created.UploadToken, "clips/a.txt", []byte("hello iconik\n"))
-	a.do("POST", "/p/demo/packages/"+created.Package.ID+"/finalize", created.UploadToken, nil, nil)
-	list := a.waitNotifications(created.Package.ID, 3)
+	a.Do("POST", "/p/demo/packages", "", map[string]any{"name": "First", "sender_email": "me@example.com"}, &created)
+	tusUpload(t, a.Base, created.UploadToken, "clips/a.txt", []byte("hello iconik\n"))
+	a.Do("POST", "/p/demo/packages/"+created.Package.ID+"/finalize", created.UploadToken, nil, nil)
+	list := waitNotifications(a, created.Package.ID, 3)
 	kinds := map[string]string{}
 	for _, n := range list {
 		if n.State != "sent" || n.Transport != "outbox" {
@@ -222,7 +222,7 @@ func TestDemoOutboxFillsOnTheFirstPackage(t *testing.T) {
 	if kinds["new_package"] != info.AdminEmail || kinds["receipt"] != "me@example.com" || kinds["transfer"] != info.AdminEmail {
 		t.Fatalf("demo messages %+v", kinds)
 	}
-	page := string(a.get("/admin/outbox"))
+	page := string(a.Get("/admin/outbox"))
 	for _, s := range []string{"New package &#34;First&#34; from me@example.com on Demo", "Transfer to iconik: &#34;First&#34; delivered", "<iframe sandbox"} {
 		if !strings.Contains(page, s) {
 			t.Fatalf("the outbox page lacks %q", s)
@@ -269,7 +269,7 @@ func emulatorConnection(t *testing.T, a *api, dir, logPath string) string {
 			} `json:"storages"`
 		} `json:"verification"`
 	}
-	a.do("POST", "/api/v1/connections/verify", "", body, &v)
+	a.Do("POST", "/api/v1/connections/verify", "", body, &v)
 	for _, st := range v.Verification.Storages {
 		if st.Name == "s3" && st.Selectable {
 			body["storage_id"] = st.ID
@@ -279,6 +279,6 @@ func emulatorConnection(t *testing.T, a *api, dir, logPath string) string {
 	var conn struct {
 		Connection struct{ ID string } `json:"connection"`
 	}
-	a.do("POST", "/api/v1/connections", "", body, &conn)
+	a.Do("POST", "/api/v1/connections", "", body, &conn)
 	return conn.Connection.ID
 }
