@@ -63,6 +63,10 @@ func start(t *testing.T, logPath string, args ...string) *proc {
 	return child.Start(t, ferryBin, logPath, args...)
 }
 
+func startDemo(t *testing.T, dir string, info any) *proc {
+	return child.StartDemo(t, ferryBin, dir, info)
+}
+
 type deliveryJSON struct {
 	ID           string `json:"id"`
 	State        string `json:"state"`

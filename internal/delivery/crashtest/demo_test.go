@@ -1,9 +1,7 @@
 package crashtest
 
 import (
-	"encoding/json"
 	"fmt"
-	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -21,35 +19,21 @@ func TestServeDemoRunsTheWholeLoop(t *testing.T) {
 		t.Skip("runs the real binary")
 	}
 	dir := t.TempDir()
-	logPath := filepath.Join(dir, "demo.log")
-	addr := freeAddr(t)
-	p := start(t, logPath, "serve", "--demo", "--data", dir, "--addr", addr, "--log-level", "warn")
-	waitHTTP(t, "http://"+addr+"/healthz", p)
 	var info struct {
 		FerryURL  string `json:"ferry_url"`
 		APIToken  string `json:"api_token"`
 		PortalURL string `json:"portal_url"`
 		IconikURL string `json:"iconik_url"`
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "demo.json"))
-		if err == nil && json.Unmarshal(b, &info) == nil && info.FerryURL != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no demo.json: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	p := startDemo(t, dir, &info)
 	if info.APIToken == "" || info.PortalURL != info.FerryURL+"/p/demo" || info.IconikURL == "" {
 		t.Fatalf("demo.json %+v", info)
 	}
 	// A restart reuses the seeded demo. (Graceful here; that the emulator
 	// also survives SIGKILL is TestServeDemoIconikKeepsWhatItAnsweredAcrossSIGKILL.)
 	p.Stop(t)
-	p = start(t, logPath, "serve", "--demo", "--data", dir, "--addr", addr, "--log-level", "warn")
-	waitHTTP(t, "http://"+addr+"/healthz", p)
+	p = start(t, filepath.Join(dir, "demo.log"), "serve", "--demo", "--data", dir, "--addr", strings.TrimPrefix(info.FerryURL, "http://"), "--log-level", "warn")
+	waitHTTP(t, info.FerryURL+"/healthz", p)
 	waitHTTP(t, info.IconikURL+"/", p)
 
 	a := &api{T: t, Base: info.FerryURL, Token: info.APIToken}
@@ -69,7 +53,7 @@ func TestServeDemoRunsTheWholeLoop(t *testing.T) {
 	if len(list.Deliveries) != 1 {
 		t.Fatalf("%d deliveries", len(list.Deliveries))
 	}
-	deadline = time.Now().Add(time.Minute)
+	deadline := time.Now().Add(time.Minute)
 	for {
 		var d struct {
 			Delivery deliveryJSON `json:"delivery"`
@@ -95,27 +79,13 @@ func TestServeDemoIconikKeepsWhatItAnsweredAcrossSIGKILL(t *testing.T) {
 		t.Skip("runs the real binary")
 	}
 	dir := t.TempDir()
-	logPath := filepath.Join(dir, "demo.log")
-	addr := freeAddr(t)
-	p := start(t, logPath, "serve", "--demo", "--data", dir, "--addr", addr, "--log-level", "warn")
-	waitHTTP(t, "http://"+addr+"/healthz", p)
 	var info struct {
 		FerryURL    string `json:"ferry_url"`
 		IconikURL   string `json:"iconik_url"`
 		IconikAppID string `json:"iconik_app_id"`
 		IconikToken string `json:"iconik_token"`
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "demo.json"))
-		if err == nil && json.Unmarshal(b, &info) == nil && info.FerryURL != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no demo.json: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	p := startDemo(t, dir, &info)
 	cl, err := iconik.New(iconik.Options{BaseURL: info.IconikURL, AppID: info.IconikAppID, Token: info.IconikToken, RateLimit: -1})
 	if err != nil {
 		t.Fatal(err)
@@ -129,8 +99,8 @@ func TestServeDemoIconikKeepsWhatItAnsweredAcrossSIGKILL(t *testing.T) {
 		ids = append(ids, c.ID)
 	}
 	p.Kill() // right after the last answer
-	p = start(t, logPath, "serve", "--demo", "--data", dir, "--addr", addr, "--log-level", "warn")
-	waitHTTP(t, "http://"+addr+"/healthz", p)
+	p = start(t, filepath.Join(dir, "demo.log"), "serve", "--demo", "--data", dir, "--addr", strings.TrimPrefix(info.FerryURL, "http://"), "--log-level", "warn")
+	waitHTTP(t, info.FerryURL+"/healthz", p)
 	waitHTTP(t, info.IconikURL+"/", p)
 	var lost []string
 	for i, id := range ids {

@@ -182,25 +182,12 @@ func TestDemoOutboxFillsOnTheFirstPackage(t *testing.T) {
 		t.Skip("runs the real binary")
 	}
 	dir := t.TempDir()
-	addr := freeAddr(t)
-	p := start(t, filepath.Join(dir, "demo.log"), "serve", "--demo", "--data", dir, "--addr", addr, "--log-level", "warn")
-	waitHTTP(t, "http://"+addr+"/healthz", p)
 	var info struct {
 		FerryURL   string `json:"ferry_url"`
 		APIToken   string `json:"api_token"`
 		AdminEmail string `json:"admin_email"`
 	}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		b, err := os.ReadFile(filepath.Join(dir, "demo.json"))
-		if err == nil && json.Unmarshal(b, &info) == nil && info.FerryURL != "" {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("no demo.json: %v", err)
-		}
-		time.Sleep(50 * time.Millisecond)
-	}
+	startDemo(t, dir, &info)
 	a := &api{T: t, Base: info.FerryURL, Token: info.APIToken}
 	var created struct {
 		Package struct {

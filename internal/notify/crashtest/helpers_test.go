@@ -40,6 +40,10 @@ func start(t *testing.T, logPath string, args ...string) *proc {
 	return child.Start(t, ferryBin, logPath, args...)
 }
 
+func startDemo(t *testing.T, dir string, info any) *proc {
+	return child.StartDemo(t, ferryBin, dir, info)
+}
+
 type notification struct {
 	Kind      string `json:"kind"`
 	Recipient string `json:"recipient"`

@@ -202,3 +202,30 @@ func TusUpload(t *testing.T, base, token, relPath string, data []byte) {
 		t.Fatalf("uploading %s: %d offset %q: %s", relPath, resp.StatusCode, resp.Header.Get("Upload-Offset"), b)
 	}
 }
+
+// StartDemo runs `ferry serve --demo` on dir at a free address, its output
+// in dir/demo.log, waits until it serves and has written dir/demo.json, and
+// decodes that file into info.
+func StartDemo(t *testing.T, bin, dir string, info any) *Proc {
+	t.Helper()
+	addr := FreeAddr(t)
+	p := Start(t, bin, filepath.Join(dir, "demo.log"), "serve", "--demo", "--data", dir, "--addr", addr, "--log-level", "warn")
+	WaitHTTP(t, "http://"+addr+"/healthz", p)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		b, err := os.ReadFile(filepath.Join(dir, "demo.json"))
+		var probe struct {
+			FerryURL string `json:"ferry_url"`
+		}
+		if err == nil && json.Unmarshal(b, &probe) == nil && probe.FerryURL != "" {
+			if err := json.Unmarshal(b, info); err != nil {
+				t.Fatalf("demo.json: %v", err)
+			}
+			return p
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no demo.json: %v", err)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+}
