@@ -109,24 +109,7 @@ func TestBrowserFaceEndToEnd(t *testing.T) {
 	}
 
 	// The contributor.
-	root := filepath.Join(t.TempDir(), "Shoot")
-	files := map[string][]byte{
-		"Shoot/Day 1/clip A.mov":  randBytes(rand.New(rand.NewPCG(7, 8)), 64<<20),
-		"Shoot/Day 1/notes.txt":   []byte("call sheet\n"),
-		"Shoot/Café – días ñ.txt": []byte("non-ASCII names survive\n"),
-	}
-	for rel, data := range files {
-		p := filepath.Join(filepath.Dir(root), filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(filepath.Join(root, "Empty"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	root, _ := shootFolder(t, rand.NewPCG(7, 8))
 	step("dropping a folder on the portal page", time.Minute,
 		chromedp.Navigate(h.srv.URL+"/p/dailies"),
 		chromedp.WaitVisible(chromedp.CSS(`.uppy-Dashboard`)),

@@ -98,24 +98,7 @@ func screenshot(t *testing.T, ctx context.Context, name string) {
 func TestPortalPageUploadsAFolderTreeWithUppy(t *testing.T) {
 	h := newHarness(t)
 	h.portal(map[string]any{"name": "Dailies", "slug": "dailies", "password": "letmein", "welcome_message": "Drop your rushes here."})
-	root := filepath.Join(t.TempDir(), "Shoot")
-	files := map[string][]byte{
-		"Shoot/Day 1/clip A.mov":  randBytes(rand.New(rand.NewPCG(1, 2)), 64<<20),
-		"Shoot/Day 1/notes.txt":   []byte("call sheet\n"),
-		"Shoot/Café – días ñ.txt": []byte("non-ASCII names survive\n"),
-	}
-	for rel, data := range files {
-		p := filepath.Join(filepath.Dir(root), filepath.FromSlash(rel))
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
-		if err := os.WriteFile(p, data, 0o644); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := os.MkdirAll(filepath.Join(root, "Empty"), 0o755); err != nil {
-		t.Fatal(err)
-	}
+	root, files := shootFolder(t, rand.NewPCG(1, 2))
 
 	ctx := browser(t)
 	if err := within(ctx, time.Minute,
@@ -388,4 +371,31 @@ func TestPortalPageResumesAfterAReload(t *testing.T) {
 	if got := h.downloadZip(list.Packages[0].ID)["take 3.wav"]; !bytes.Equal(got, data) {
 		t.Fatalf("the stored file differs (%d bytes, want %d)", len(got), len(data))
 	}
+}
+
+// shootFolder writes the folder the portal tests drop: nested folders, an
+// empty subfolder (never sent), a 64 MiB file (sent as parallel partials)
+// and a non-ASCII name. It returns the folder and its files by the path
+// they take in the package.
+func shootFolder(t *testing.T, src rand.Source) (string, map[string][]byte) {
+	t.Helper()
+	root := filepath.Join(t.TempDir(), "Shoot")
+	files := map[string][]byte{
+		"Shoot/Day 1/clip A.mov":  randBytes(rand.New(src), 64<<20),
+		"Shoot/Day 1/notes.txt":   []byte("call sheet\n"),
+		"Shoot/Café – días ñ.txt": []byte("non-ASCII names survive\n"),
+	}
+	for rel, data := range files {
+		p := filepath.Join(filepath.Dir(root), filepath.FromSlash(rel))
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(p, data, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := os.MkdirAll(filepath.Join(root, "Empty"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	return root, files
 }
