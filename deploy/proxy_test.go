@@ -47,8 +47,8 @@ func TestNginxExampleCarriesLargeResumableUploads(t *testing.T) {
 	port := testbed.FreePort(t)
 
 	site := readReplacing(t, "nginx/ferry.conf", map[string]string{
-		"server 127.0.0.1:8080;": "server " + ferryAddr + ";",
-		"listen 80;\n\tlisten [::]:80;": "listen 127.0.0.1:" + strconv.Itoa(testbed.FreePort(t)) + ";",
+		"server 127.0.0.1:8080;":                                "server " + ferryAddr + ";",
+		"listen 80;\n\tlisten [::]:80;":                         "listen 127.0.0.1:" + strconv.Itoa(testbed.FreePort(t)) + ";",
 		"listen 443 ssl http2;\n\tlisten [::]:443 ssl http2;":   "listen 127.0.0.1:" + strconv.Itoa(port) + " ssl http2;",
 		"/etc/letsencrypt/live/ferry.example.com/fullchain.pem": cert,
 		"/etc/letsencrypt/live/ferry.example.com/privkey.pem":   key,
