@@ -119,7 +119,7 @@ func newAdminCmd() *cobra.Command {
 		},
 	}
 
-	admin.AddCommand(createUser, createToken, listTokens, revokeToken)
+	admin.AddCommand(createUser, createToken, listTokens, revokeToken, newMigrateDBCmd(&cfg))
 	return admin
 }
 

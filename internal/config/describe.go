@@ -60,6 +60,7 @@ var OtherEnv = []Env{
 	{"XDG_CACHE_HOME", "send", "where `ferry send` keeps its resume state and the record of finished sends (the user cache directory; ~/.cache when unset)"},
 	{"FERRY_TOKEN", "send", "API token for `ferry send --token` (the environment keeps it out of the process list)"},
 	{"FERRY_PASSWORD", "send", "the portal's upload password for `ferry send --password`"},
+	{"FERRY_MIGRATE_TO", "admin migrate-db", "PostgreSQL URL of the target database for `ferry admin migrate-db --to` (keeps its password out of the process list)"},
 	{"FERRY_CPUPROFILE", "every command", "write a CPU profile of the command to this file (for `go tool pprof`)"},
 	{"FERRY_ICONIK_SPEC", "iconik-emulator", "directory of iconik's OpenAPI specs for `--check-spec`"},
 }
