@@ -60,6 +60,12 @@ var OtherEnv = []Env{
 	{"XDG_CACHE_HOME", "send", "where `ferry send` keeps its resume state and the record of finished sends (the user cache directory; ~/.cache when unset)"},
 	{"FERRY_TOKEN", "send", "API token for `ferry send --token` (the environment keeps it out of the process list)"},
 	{"FERRY_PASSWORD", "send", "the portal's upload password for `ferry send --password`"},
+	// Read by the AWS SDK (not by name in ferry's code) for the S3 package
+	// store, --store s3://...: credentials never go in the store URL.
+	{"AWS_ACCESS_KEY_ID", "serve (--store s3://...)", "access key of the S3 package store"},
+	{"AWS_SECRET_ACCESS_KEY", "serve (--store s3://...)", "secret key of the S3 package store (never logged)"},
+	{"AWS_PROFILE", "serve (--store s3://...)", "profile of the shared credentials file to take the S3 store's credentials from"},
+	{"AWS_SHARED_CREDENTIALS_FILE", "serve (--store s3://...)", "credentials file (default ~/.aws/credentials)"},
 	{"FERRY_MIGRATE_TO", "admin migrate-db", "PostgreSQL URL of the target database for `ferry admin migrate-db --to` (keeps its password out of the process list)"},
 	{"FERRY_CPUPROFILE", "every command", "write a CPU profile of the command to this file (for `go tool pprof`)"},
 	{"FERRY_ICONIK_SPEC", "iconik-emulator", "directory of iconik's OpenAPI specs for `--check-spec`"},
