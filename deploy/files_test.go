@@ -114,6 +114,15 @@ func TestDockerfileBuildsAStaticNonRootImageWithAHealthcheck(t *testing.T) {
 			t.Errorf("the Dockerfile sets %s, which ferry does not read (docs/config.md)", k)
 		}
 	}
+	// The build stage's Go must be the one go.mod asks for.
+	mod, err := os.ReadFile(filepath.Join(root, "go.mod"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	goLine := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(mod)
+	if goLine == nil || !slices.Contains(lines, "ARG GO_VERSION="+string(goLine[1])) {
+		t.Errorf("the Dockerfile's ARG GO_VERSION must be go.mod's Go version %s", goLine[1])
+	}
 	if !strings.Contains(health, `"/usr/local/bin/ferry", "healthcheck"`) {
 		t.Errorf("HEALTHCHECK must run the binary's own healthcheck (the image has no curl): %q", health)
 	}

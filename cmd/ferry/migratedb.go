@@ -75,7 +75,7 @@ func migrateDB(ctx context.Context, src, dst string, log *slog.Logger, out io.Wr
 	if n, err := pendingJobs(ctx, s); err != nil {
 		return err
 	} else if n > 0 {
-		return fmt.Errorf("%d jobs (deliveries into iconik, notifications) are still queued in the SQLite database and would be lost: start ferry serve on it until they finish, then stop it and run migrate-db again", n)
+		return fmt.Errorf("%d jobs (deliveries into iconik, notifications) are still queued in the SQLite database and would be lost: start ferry serve on it until they finish (or cancel them at /admin/jobs), then stop it and run migrate-db again", n)
 	}
 	target, err := db.OpenPostgres(ctx, dst, db.Options{Logger: log})
 	if err != nil {
