@@ -120,7 +120,9 @@ func TestDockerfileBuildsAStaticNonRootImageWithAHealthcheck(t *testing.T) {
 		t.Fatal(err)
 	}
 	goLine := regexp.MustCompile(`(?m)^go (\d+\.\d+)`).FindSubmatch(mod)
-	if goLine == nil || !slices.Contains(lines, "ARG GO_VERSION="+string(goLine[1])) {
+	if goLine == nil {
+		t.Errorf("go.mod has no go line")
+	} else if !slices.Contains(lines, "ARG GO_VERSION="+string(goLine[1])) {
 		t.Errorf("the Dockerfile's ARG GO_VERSION must be go.mod's Go version %s", goLine[1])
 	}
 	if !strings.Contains(health, `"/usr/local/bin/ferry", "healthcheck"`) {
