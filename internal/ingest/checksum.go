@@ -33,12 +33,12 @@ type requestKey struct{}
 // 204 without a hook.
 func (i *Ingest) keepRequest(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Method != http.MethodPatch {
+		if r.Method != http.MethodPatch && r.Method != http.MethodPost { // POST: creation with upload
 			next.ServeHTTP(w, r)
 			return
 		}
 		r = r.WithContext(context.WithValue(r.Context(), requestKey{}, r))
-		if r.Header.Get(HeaderChecksum) != "" && r.ContentLength == 0 && i.declareLate(w, r) {
+		if r.Method == http.MethodPatch && r.Header.Get(HeaderChecksum) != "" && r.ContentLength == 0 && i.declareLate(w, r) {
 			return
 		}
 		next.ServeHTTP(w, r)

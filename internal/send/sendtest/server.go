@@ -41,6 +41,8 @@ type Server struct {
 	fail5xx  int   // answer the next n PATCHes with 503
 	failAPI  int   // answer the next n package API calls with 503
 	rate     int64 // PATCH body bytes per second (0 = unlimited)
+	corrupt  int64 // received count at which to flip one byte once (0 = off)
+	noTrail  bool  // drop PATCH trailers, as some proxies do
 }
 
 type pkg struct {
@@ -153,6 +155,22 @@ func (s *Server) Throttle(bytesPerSec int64) {
 	s.mu.Unlock()
 }
 
+// CorruptAfter flips one body byte once n more body bytes have arrived, as a
+// faulty link or proxy might: the upload's SHA-256 no longer matches.
+func (s *Server) CorruptAfter(n int64) {
+	s.mu.Lock()
+	s.corrupt = s.received.Load() + n + 1
+	s.mu.Unlock()
+}
+
+// DropTrailers makes every PATCH arrive without its HTTP trailers, as behind
+// a proxy that drops them.
+func (s *Server) DropTrailers() {
+	s.mu.Lock()
+	s.noTrail = true
+	s.mu.Unlock()
+}
+
 // FailAPI answers the next n package API requests (create, get, finalize) with 503.
 func (s *Server) FailAPI(n int) {
 	s.mu.Lock()
@@ -235,7 +253,7 @@ func (s *Server) countPatches(next http.Handler) http.Handler {
 				return
 			}
 			conn, _ := r.Context().Value(connKey{}).(net.Conn)
-			r.Body = &countingBody{ReadCloser: r.Body, s: s, conn: conn}
+			r.Body = &countingBody{ReadCloser: r.Body, s: s, conn: conn, req: r}
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -245,6 +263,7 @@ type countingBody struct {
 	io.ReadCloser
 	s    *Server
 	conn net.Conn
+	req  *http.Request
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
@@ -272,6 +291,18 @@ func (b *countingBody) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := b.ReadCloser.Read(p)
+	s.mu.Lock()
+	if at := s.corrupt - s.received.Load(); s.corrupt > 0 && at >= 1 && at <= int64(n) {
+		p[at-1] ^= 0xff
+		s.corrupt = 0
+	}
+	if err == io.EOF && s.noTrail {
+		// net/http merged the trailers into the request's map at EOF.
+		for k := range b.req.Trailer {
+			delete(b.req.Trailer, k)
+		}
+	}
+	s.mu.Unlock()
 	s.received.Add(int64(n))
 	return n, err
 }
