@@ -136,6 +136,16 @@ func (i *Ingest) trailerDigest(ctx context.Context, info handler.FileInfo) ([]by
 			strconv.FormatInt(info.Size, 10)+" carrying the header Upload-Checksum: sha256 <base64>")
 }
 
+// awaitsDigest reports whether a finished upload announced its SHA-256 and never got it
+// verified: it is not a file, and once idle long enough, Cleanup takes it like an unfinished one.
+func (i *Ingest) awaitsDigest(info handler.FileInfo) bool {
+	if info.IsFinal || info.MetaData[MetaSHA256Trailer] == "" {
+		return false
+	}
+	v, err := i.store.VerifiedSHA256(info.ID)
+	return err == nil && v == nil
+}
+
 // writeHandlerError answers with a tusd error's response (ingest's own carry the JSON body).
 func writeHandlerError(w http.ResponseWriter, r *http.Request, err error) {
 	var he handler.Error

@@ -6,9 +6,12 @@ import (
 	"encoding/base64"
 	"io"
 	"net/http"
+	"os"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
+	"time"
 )
 
 // trailerPatch sends chunk at offset as a chunked PATCH whose Upload-Checksum trailer (if
@@ -171,5 +174,28 @@ func TestFinalRefusesAPartialWhoseAnnouncedDigestNeverArrived(t *testing.T) {
 		Header: map[string]string{"Upload-Concat": "final;" + strings.Join(urls, " ")}})
 	if res.Status != http.StatusConflict || res.errCode() != "partial_unverified" {
 		t.Fatalf("final over an unverified partial: %d %s, want 409 partial_unverified", res.Status, res.Body)
+	}
+}
+
+func TestCleanupTakesAFinishedUploadWhoseAnnouncedDigestNeverCame(t *testing.T) {
+	rg := newRig(t)
+	data := randBytes(t, 50_000)
+	lost := rg.create(len(data), trailerMeta(data), nil)
+	rg.trailerPatch(lost, 0, data, "")
+	verified := rg.create(len(data), trailerMeta(data), nil)
+	rg.trailerPatch(verified, 0, data, checksumOf(data))
+	old := time.Now().Add(-3 * time.Hour)
+	ents, _ := os.ReadDir(rg.dir)
+	for _, e := range ents {
+		_ = os.Chtimes(filepath.Join(rg.dir, e.Name()), old, old)
+	}
+	if n, err := rg.ing.Cleanup(t.Context(), time.Hour); err != nil || n != 1 {
+		t.Fatalf("Cleanup = %d, %v; want 1 (the upload whose digest never came)", n, err)
+	}
+	if res := rg.do(tusReq{Method: "HEAD", URL: lost, Token: testToken}); res.Status != http.StatusNotFound {
+		t.Errorf("the unverified upload: HEAD %d, want 404", res.Status)
+	}
+	if res := rg.do(tusReq{Method: "HEAD", URL: verified, Token: testToken}); res.Status != http.StatusOK {
+		t.Errorf("the verified upload: HEAD %d, want 200 (kept)", res.Status)
 	}
 }
