@@ -14,7 +14,7 @@ import (
 type freshDigest struct{}
 
 func (freshDigest) At(context.Context, int64) (hash.Hash, error) { return sha256.New(), nil }
-func (freshDigest) Checkpoint(int64, hash.Hash)                   {}
+func (freshDigest) Checkpoint(int64, hash.Hash)                  {}
 
 // The sender runs on one core in production: a body's cost must not grow with
 // allocations per chunk, only with the bytes it reads, hashes and writes.
