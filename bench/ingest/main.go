@@ -31,13 +31,13 @@ type config struct {
 	target, token string
 	ferry         string
 	lan, wan      bool
-	verify        bool
 	wanDelay      time.Duration
 	wanRate       float64
 	wanStreams    int
 	keep          bool
 	rounds        int
 	tusjs         bool
+	pin           bool
 }
 
 func main() {
@@ -51,13 +51,22 @@ func main() {
 	flag.BoolVar(&c.lan, "lan", true, "run the LAN (loopback) comparison")
 	flag.BoolVar(&c.wan, "wan", true, "run the WAN (proxy) comparison")
 	flag.BoolVar(&c.tusjs, "tusjs", true, "include stock tusd + tus-js-client in the LAN comparison")
-	flag.BoolVar(&c.verify, "verify", false, "stand-in verifies each declared SHA-256 on arrival (ferry's real ingest hashes as bytes arrive)")
+	flag.BoolVar(&c.pin, "pin", false, "pinned mode: each sender on core 0 and each server on core 1 (taskset), as two one-core machines; needs -target of a `ferry serve` pinned to core 1 (bench/ingest/run.sh -pin does that)")
+	serveMode := flag.String("serve-copy", "", "internal: run the curl reference server (plain or sha256) and print its address")
+	serveOut := flag.String("serve-out", "", "internal: where -serve-copy writes the body")
 	flag.DurationVar(&c.wanDelay, "wan-delay", 50*time.Millisecond, "WAN one-way delay")
 	flag.Float64Var(&c.wanRate, "wan-rate", 20e6, "WAN per-connection rate cap, bytes/s per direction")
 	flag.IntVar(&c.wanStreams, "wan-streams", 8, "streams for the WAN many-stream run")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory")
 	flag.IntVar(&c.rounds, "rounds", 3, "LAN rounds; each row reports its fastest round")
 	flag.Parse()
+	if *serveMode != "" {
+		if err := serveCopy(*serveMode, *serveOut); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/ingest:", err)
+			os.Exit(1)
+		}
+		return
+	}
 	if err := bench(c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/ingest:", err)
 		os.Exit(1)
@@ -96,6 +105,17 @@ func bench(c config) error {
 	}
 	target := c.target
 	serverName := "ferry serve at " + c.target
+	if c.pin {
+		if target == "" {
+			return fmt.Errorf("-pin needs -target: a ferry serve pinned to core 1 (bench/ingest/run.sh -pin starts one)")
+		}
+		if _, err := exec.LookPath("taskset"); err != nil {
+			return fmt.Errorf("-pin needs taskset (util-linux): %w", err)
+		}
+		if runtime.NumCPU() < 2 {
+			return fmt.Errorf("-pin needs two cores, this machine has %d", runtime.NumCPU())
+		}
+	}
 	if target == "" {
 		stop, u, err := startStandIn(c)
 		if err != nil {
@@ -103,9 +123,14 @@ func bench(c config) error {
 		}
 		defer stop()
 		target = u + "/p/bench"
-		serverName = "STAND-IN: stock tusd filestore + package shim (concatenation copies partials)"
+		serverName = "STAND-IN: ferry's ingest + package shim"
 	}
 	fmt.Println("ferry send target:", serverName)
+	if c.pin {
+		if err := pinned(c, target); err != nil {
+			return err
+		}
+	}
 	if c.lan {
 		if err := lan(c, target); err != nil {
 			return err
@@ -128,7 +153,6 @@ func startStandIn(c config) (func(), string, error) {
 	if err != nil {
 		return nil, "", err
 	}
-	s.VerifyHashes = c.verify
 	s.AddPortal("bench", "")
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -155,12 +179,17 @@ func makeFile(path string, size int64) error {
 }
 
 func sendWithFerry(c config, target, file string, streams int) (time.Duration, time.Duration, error) {
+	return sendWithFerryOn(c, target, file, streams, -1)
+}
+
+// sendWithFerryOn runs ferry send, pinned to core (-1: anywhere).
+func sendWithFerryOn(c config, target, file string, streams, core int) (time.Duration, time.Duration, error) {
 	cache := filepath.Join(c.dir, "xdg-cache")
 	args := []string{"send", file, "--to", target, "--streams", fmt.Sprint(streams), "-q", "--email", "bench@example.com", "--name", fmt.Sprintf("bench-%d", time.Now().UnixNano())}
 	if c.token != "" {
 		args = append(args, "--token", c.token)
 	}
-	cmd := exec.Command(c.ferry, args...)
+	cmd := pinned0(core, c.ferry, args...)
 	cmd.Env = append(os.Environ(), "XDG_CACHE_HOME="+cache)
 	var out strings.Builder
 	cmd.Stdout, cmd.Stderr = &out, &out
@@ -317,8 +346,8 @@ func lan(c config, target string) error {
 		fmt.Printf("LAN: best ferry / the same server's own curl ceiling = %.2f\n", best.mbps()/own.mbps())
 	}
 	rate, floor := shaFloor(c.size)
-	fmt.Printf("LAN: SHA-256 floor: %.2f GB/s per core here; a split file is hashed 3 times (sender: each part and the whole, both declared; server: each part on arrival) = %.2f core-s, >= %.2fs on %d cores before any byte moves: best ratio any ferry run could reach against the best ceiling = %.2f\n",
-		rate/1e9, 3*float64(c.size)/rate, floor.Seconds(), runtime.NumCPU(), results[0].dur.Seconds()/floor.Seconds())
+	fmt.Printf("LAN: SHA-256 floor: %.2f GB/s per core here; every byte is hashed once by the sender (as it is sent) and once by the server (as it arrives) = %.2f core-s, >= %.2fs on %d cores: best ratio any ferry run could reach against the best ceiling = %.2f\n",
+		rate/1e9, 2*float64(c.size)/rate, floor.Seconds(), runtime.NumCPU(), results[0].dur.Seconds()/floor.Seconds())
 	return nil
 }
 
@@ -351,7 +380,7 @@ func wan(c config, target string) error {
 	}
 	printTable("WAN", results, results[0])
 	ratio := results[1].mbps() / results[0].mbps()
-	fmt.Printf("WAN target: %d streams / 1 stream = %.2f (target >= 5): %s\n", c.wanStreams, ratio, verdict(ratio >= 5))
+	fmt.Printf("WAN target: %d streams / 1 stream = %.2f (target >= 7): %s\n", c.wanStreams, ratio, verdict(ratio >= 7))
 	return nil
 }
 
@@ -367,8 +396,8 @@ func cleanStandIn(c config) {
 const durableCeiling = "  same, fsync before answering (context)"
 
 // shaFloor measures SHA-256 on one core of this machine and returns the
-// rate (bytes/s) and the least wall time the three hash passes ferry's
-// integrity rules need for a split file of size bytes take on all cores.
+// rate (bytes/s) and the least wall time the two hash passes ferry's
+// integrity rules need (sender and server, once each) take on all cores.
 func shaFloor(size int64) (float64, time.Duration) {
 	buf := make([]byte, 64<<20)
 	best := time.Duration(1 << 62)
@@ -380,7 +409,7 @@ func shaFloor(size int64) (float64, time.Duration) {
 		best = min(best, time.Since(start))
 	}
 	rate := float64(4*len(buf)) / best.Seconds()
-	return rate, time.Duration(3 * float64(size) / rate / float64(runtime.NumCPU()) * float64(time.Second))
+	return rate, time.Duration(2 * float64(size) / rate / float64(runtime.NumCPU()) * float64(time.Second))
 }
 
 func find(rs []result, name string) result {
@@ -471,7 +500,10 @@ upload.start();
 
 // tusJS uploads src with tus-js-client (Node, one stream) to the stock tusd binary.
 // Only the upload itself is timed (not Node's start-up).
-func tusJS(c config, src string) (result, error) {
+func tusJS(c config, src string) (result, error) { return tusJSOn(c, src, false) }
+
+// tusJSOn is tusJS; pin puts tusd on core 1 and Node on core 0.
+func tusJSOn(c config, src string, pin bool) (result, error) {
 	tusd, err := testbed.LookBinary("tusd")
 	if err != nil {
 		return result{}, err
@@ -485,7 +517,14 @@ func tusJS(c config, src string) (result, error) {
 		return result{}, fmt.Errorf("tus-js-client not installed in %s", mods)
 	}
 	port := testbed.FreePort(panicTB{})
-	proc, err := testbed.Start(testbed.StartOpts{Name: "tusd", Bin: tusd, Args: []string{"-host", "127.0.0.1", "-port", fmt.Sprint(port), "-upload-dir", "{dir}/data", "-base-path", "/files/"}})
+	bin, args := tusd, []string{"-host", "127.0.0.1", "-port", fmt.Sprint(port), "-upload-dir", "{dir}/data", "-base-path", "/files/"}
+	if pin {
+		bin, args = "taskset", append([]string{"-c", "1", tusd}, args...)
+		if bin, err = exec.LookPath(bin); err != nil {
+			return result{}, err
+		}
+	}
+	proc, err := testbed.Start(testbed.StartOpts{Name: "tusd", Bin: bin, Args: args})
 	if err != nil {
 		return result{}, err
 	}
@@ -500,7 +539,11 @@ func tusJS(c config, src string) (result, error) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, node, "--max-old-space-size=8192", script, base, src)
+	nodeArgs := []string{"--max-old-space-size=8192", script, base, src}
+	cmd := exec.CommandContext(ctx, node, nodeArgs...)
+	if pin {
+		cmd = exec.CommandContext(ctx, "taskset", append([]string{"-c", "0", node}, nodeArgs...)...)
+	}
 	cmd.Env = append(os.Environ(), "NODE_PATH="+mods)
 	b, err := cmd.CombinedOutput()
 	if err != nil {

@@ -31,21 +31,25 @@ func newSendCmd() *cobra.Command {
 		Long: `Upload files and folders as one package, then finalize it and print its id.
 
 Folders keep their structure (the folder's own name is the top folder in the
-package); .DS_Store, desktop.ini and Thumbs.db are skipped. Every file is
-hashed (SHA-256) before its upload starts, and the hash is sent with it; the
-next file is hashed while the current one uploads.
+package); .DS_Store, desktop.ini and Thumbs.db are skipped. Every byte is
+read once: it is hashed (SHA-256) as it is sent, and each upload's digest is
+declared after its last byte (an HTTP trailer; if a proxy drops it, in a
+request of its own). The server hashes what arrives and refuses a mismatch;
+a damaged upload is sent again.
 
 Parallelism: --streams N (default 4) is the number of simultaneous upload
-connections. Files smaller than 64 MiB are sent whole, up to N at a time.
-A file of 64 MiB or more is split into max(N, size/256 MiB) equal parts, sent
-up to N at a time and joined on the server (tus concatenation); each part is
-hashed just before it is sent, so hashing overlaps the upload. On long links
-more streams give more throughput: each connection is limited by its own
-window.
+connections. Files smaller than 64 MiB, and every file with --streams 1, are
+sent whole, up to N at a time. With more streams, a file of 64 MiB or more is
+split into max(N, size/256 MiB) equal parts, sent up to N at a time and
+joined on the server without copying (tus concatenation); each part's digest
+is verified on arrival, the whole file's when the server first reads it in
+order. On long links more streams give more throughput: each connection is
+limited by its own window.
 
 Resume: if the upload is interrupted (Ctrl-C, a dropped connection, a crash),
 run the same command again: the same --to, paths and --name continue the same
-package, without re-sending or re-hashing what is done; it says so first
+package, without re-sending what is done (each unfinished upload re-reads
+at most the bytes since its last saved hash checkpoint); it says so first
 ("resuming: 12 of 40 files done, 1.2 GiB left"). Resume state lives in
 the user cache directory (ferry/send/) and is removed once the package is
 finalized. Every upload is recorded there (on disk, synced) before its first

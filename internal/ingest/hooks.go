@@ -26,7 +26,14 @@ const StatusChecksumMismatch = 460
 const (
 	MetaToken  = "package_token"
 	MetaSHA256 = "sha256"
+	// MetaSHA256Trailer ("1") announces at creation that the upload's SHA-256 follows its bytes
+	// (HeaderChecksum), so an upload whose digest never arrives is not completed unverified.
+	MetaSHA256Trailer = "sha256_trailer"
 )
+
+// HeaderChecksum carries an upload's SHA-256 declared after its bytes: "sha256 <base64>", as a
+// trailer of the PATCH carrying the last byte, or as a header of a PATCH at the final offset.
+const HeaderChecksum = "Upload-Checksum"
 
 // apiError builds a tusd error whose response is the contract's JSON error body.
 func apiError(status int, code, message string) handler.Error {
@@ -90,6 +97,10 @@ func (i *Ingest) preCreate(ev handler.HookEvent) (handler.HTTPResponse, handler.
 	case metaTok != "" && subtle.ConstantTimeCompare([]byte(tok), []byte(metaTok)) != 1:
 		return handler.HTTPResponse{}, none, apiError(http.StatusUnauthorized, "unauthorized",
 			"the Authorization bearer token and the package_token metadata differ")
+	}
+	if v, ok := info.MetaData[MetaSHA256Trailer]; ok && v != "1" {
+		return handler.HTTPResponse{}, none, apiError(http.StatusBadRequest, "invalid_metadata",
+			"sha256_trailer metadata, when present, must be 1")
 	}
 	if s, ok := info.MetaData[MetaSHA256]; ok && !validSHA256(s) {
 		return handler.HTTPResponse{}, none, apiError(http.StatusBadRequest, "invalid_sha256",
@@ -200,6 +211,12 @@ func (i *Ingest) checkPartials(ids []string, tok string) (int64, error) {
 		if !info.IsPartial {
 			return 0, apiError(http.StatusBadRequest, "invalid_concat", fmt.Sprintf("upload %s is not a partial upload", id))
 		}
+		if info.MetaData[MetaSHA256Trailer] != "" {
+			if v, err := i.store.VerifiedSHA256(id); err != nil || v == nil {
+				return 0, apiError(http.StatusConflict, "partial_unverified", fmt.Sprintf(
+					"partial upload %s is not verified yet: its bytes or the SHA-256 it announced (sha256_trailer) have not all arrived", id))
+			}
+		}
 		if fid, err := i.store.FinalOf(id); err == nil && fid != "" {
 			return 0, apiError(http.StatusConflict, "partial_in_use", fmt.Sprintf("partial upload %s already belongs to a final upload", id))
 		}
@@ -246,6 +263,15 @@ func (i *Ingest) finish(ctx context.Context, info handler.FileInfo, h http.Heade
 			want, _ := hex.DecodeString(declared)
 			if !bytes.Equal(want, sum) {
 				return i.fail(ctx, u, fmt.Sprintf("SHA-256 mismatch: the sender declared %s but the received %d bytes hash to %x", declared, info.Size, sum))
+			}
+		}
+		if info.MetaData[MetaSHA256Trailer] != "" {
+			want, err := i.trailerDigest(ctx, info)
+			if err != nil {
+				return err // the bytes stay: the sender may still declare the digest
+			}
+			if !bytes.Equal(want, sum) {
+				return i.fail(ctx, u, fmt.Sprintf("SHA-256 mismatch: the sender declared %x but the received %d bytes hash to %x", want, info.Size, sum))
 			}
 		}
 		if err := i.store.SetVerified(info.ID, sum); err != nil {

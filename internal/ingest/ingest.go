@@ -180,7 +180,7 @@ func New(cfg Config, gate Gate) (*Ingest, error) {
 		return nil, fmt.Errorf("ingest: building tus handler: %w", err)
 	}
 	i.tus = tus
-	i.h = http.StripPrefix(strings.TrimSuffix(cfg.BasePath, "/"), i.jsonErrors(i.authorize(tus)))
+	i.h = http.StripPrefix(strings.TrimSuffix(cfg.BasePath, "/"), i.jsonErrors(i.authorize(i.keepRequest(tus))))
 	return i, nil
 }
 

@@ -78,8 +78,8 @@ func (i *Ingest) reconcileOne(ctx context.Context, id string) error {
 }
 
 // Cleanup removes uploads idle for longer than olderThan that can no longer become a file:
-// unfinished uploads, abandoned ones, and partial uploads that no existing final upload
-// references. Finished whole uploads stay until Delete. It returns how many uploads it removed.
+// unfinished uploads, finished ones whose announced SHA-256 never arrived, abandoned ones, and
+// partial uploads that no existing final upload references. Finished whole uploads stay until Delete. It returns how many uploads it removed.
 func (i *Ingest) Cleanup(ctx context.Context, olderThan time.Duration) (int, error) {
 	ids, err := i.store.IDs()
 	if err != nil {
@@ -122,7 +122,7 @@ func (i *Ingest) cleanupOne(ctx context.Context, id string, cutoff time.Time) (b
 			return false, nil // part of a live final upload (or unreadable: leave it)
 		}
 	case abandoned:
-	case concatstore.Finished(info):
+	case concatstore.Finished(info) && !i.awaitsDigest(info):
 		return false, nil
 	}
 	unlock, err := i.lock(ctx, id)

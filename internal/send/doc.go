@@ -1,7 +1,9 @@
 // Package send is the client side of `ferry send`: it walks files and folders,
-// hashes them, creates a package (contract C), uploads over tus with parallel
-// streams, keeps resume state in the user cache dir and finalizes, then
-// remembers the finished send there.
+// creates a package (contract C), uploads over tus with parallel streams,
+// hashing each byte as it is sent and declaring each upload's SHA-256 after
+// it (see tus.Digest and hash.go), keeps resume state in the user cache dir
+// and finalizes, then remembers the finished send there.
+// It reads every byte of a fresh send once.
 // It must never send a file's bytes twice when a re-run can resume (even after
 // SIGKILL), never send a finished package again unless asked to (Again), and
 // never print or log the upload token or password.

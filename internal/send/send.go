@@ -11,7 +11,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"strconv"
 	"sync"
 	"time"
@@ -93,38 +92,15 @@ type job struct {
 }
 
 // partGroup tracks a split file's partials; the last one to finish
-// concatenates. Each partial's job hashes its own range just before it is
-// sent (its digest is declared when it is created), on the pipeline's
-// hashers, so parts are hashed side by side and part k+1 is hashed while part
-// k is sent. The whole file's digest, declared only on the final upload, is
-// computed by one sequential pass that the first job starts (hashOnce) and
-// that runs beside the parts: it is needed only when the last part is done.
-// That is two SHA-256 reads of the file (the price of declaring both
-// digests), but neither waits on the other.
+// concatenates. Each part's SHA-256 is computed while it is sent and
+// declared after its last byte (see tus.Digest); nobody computes the whole
+// file's: the server's first sequential read (delivery) does, and records it.
 type partGroup struct {
-	mu         sync.Mutex
-	pending    int
-	hashOnce   sync.Once
-	wholeReady chan struct{}
-	hashFailed chan struct{}
-	hashErr    error // set before hashFailed is closed
+	mu      sync.Mutex
+	pending int
 }
 
-func newPartGroup() *partGroup {
-	return &partGroup{wholeReady: make(chan struct{}), hashFailed: make(chan struct{})}
-}
-
-// wait blocks until ready is closed, the pass failed, or ctx ends.
-func (g *partGroup) wait(ctx context.Context, ready chan struct{}) error {
-	select {
-	case <-ready:
-		return nil
-	case <-g.hashFailed:
-		return g.hashErr
-	case <-ctx.Done():
-		return ctx.Err()
-	}
-}
+func newPartGroup() *partGroup { return &partGroup{} }
 
 type sender struct {
 	opts     Options
@@ -450,14 +426,15 @@ func (s *sender) dropStale(ctx context.Context, fs *FileState) {
 }
 
 // partCount decides how many partial uploads a file becomes. Small files go
-// whole. A large file is split into at least one part per stream (so one file
-// fills every connection) and into parts of at most maxPart even with one
-// stream: each part is hashed before it is sent (its SHA-256 is declared at
-// creation), so smaller parts let hashing part k+1 overlap sending part k
-// instead of hashing the whole file first. The server joins the parts without
-// copying (tus concatenation).
+// whole, and so does every file sent over one stream: it then gets its
+// whole-file SHA-256 verified on arrival (a split file gets its parts', and
+// its whole digest from the server's first sequential read). A large file
+// over several streams is split into at least one part per stream (so one
+// file fills every connection) and into parts of at most maxPart (so a part
+// lost to a crash or a mismatch costs at most that). The server joins the
+// parts without copying (tus concatenation).
 func partCount(size int64, streams int, large, maxPart int64) int {
-	if size < large {
+	if size < large || streams <= 1 {
 		return 1
 	}
 	return max(streams, int((size+maxPart-1)/maxPart))
@@ -473,12 +450,11 @@ func splitParts(size int64, n int) []Part {
 	return parts
 }
 
-// pipeline hashes jobs ahead of the uploaders (so hashing overlaps sending)
-// and uploads them with opts.Streams workers.
+// pipeline uploads jobs with opts.Streams workers. There is no hashing
+// stage: each upload hashes the bytes it sends.
 func (s *sender) pipeline(ctx context.Context, jobs []*job) error {
 	g, ctx := errgroup.WithContext(ctx)
 	todo := make(chan *job)
-	ready := make(chan *job, s.opts.Streams) // bounds the look-ahead
 	g.Go(func() error {
 		defer close(todo)
 		for _, j := range jobs {
@@ -490,29 +466,9 @@ func (s *sender) pipeline(ctx context.Context, jobs []*job) error {
 		}
 		return nil
 	})
-	hashers := min(s.opts.Streams, runtime.NumCPU())
-	var hwg sync.WaitGroup
-	for range hashers {
-		hwg.Add(1)
-		g.Go(func() error {
-			defer hwg.Done()
-			for j := range todo {
-				if err := s.hash(ctx, j); err != nil {
-					return err
-				}
-				select {
-				case ready <- j:
-				case <-ctx.Done():
-					return ctx.Err()
-				}
-			}
-			return nil
-		})
-	}
-	go func() { hwg.Wait(); close(ready) }()
 	for range s.opts.Streams {
 		g.Go(func() error {
-			for j := range ready {
+			for j := range todo {
 				if err := s.upload(ctx, j); err != nil {
 					return err
 				}
@@ -521,63 +477,6 @@ func (s *sender) pipeline(ctx context.Context, jobs []*job) error {
 		})
 	}
 	return g.Wait()
-}
-
-// hashRangeFn is hashRange, replaceable by tests that count hashing.
-var hashRangeFn = hashRange
-
-// hash fills in the job's SHA-256 unless the state already caches it. The
-// first part of a split file to be hashed also starts the whole-file pass.
-func (s *sender) hash(ctx context.Context, j *job) error {
-	if err := ctx.Err(); err != nil {
-		return err
-	}
-	if j.part >= 0 {
-		g := j.group
-		g.hashOnce.Do(func() { go s.hashWhole(ctx, j) })
-	}
-	s.st.mu.Lock()
-	have := j.fs.SHA256
-	if j.part >= 0 {
-		have = j.fs.Parts[j.part].SHA256
-	}
-	s.st.mu.Unlock()
-	if have != "" {
-		return nil
-	}
-	sum, err := hashRangeFn(ctx, j.file.Abs, j.off, j.size)
-	if err != nil {
-		return err
-	}
-	return s.st.update(func() {
-		if j.part >= 0 {
-			j.fs.Parts[j.part].SHA256 = sum
-		} else {
-			j.fs.SHA256 = sum
-		}
-	})
-}
-
-// hashWhole computes a split file's whole digest, unless the state caches
-// it, and publishes it on the group.
-func (s *sender) hashWhole(ctx context.Context, j *job) {
-	g := j.group
-	s.st.mu.Lock()
-	have := j.fs.SHA256
-	s.st.mu.Unlock()
-	err := ctx.Err()
-	if have == "" && err == nil {
-		var sum string
-		if sum, err = hashRangeFn(ctx, j.file.Abs, 0, j.file.Size); err == nil {
-			err = s.st.update(func() { j.fs.SHA256 = sum })
-		}
-	}
-	if err != nil {
-		g.hashErr = err
-		close(g.hashFailed)
-		return
-	}
-	close(g.wholeReady)
 }
 
 func (s *sender) meta(f *File) tus.Metadata {
@@ -599,8 +498,16 @@ func (s *sender) addSent(n int64) {
 	s.sentM.Unlock()
 }
 
+// emptySHA256 is the SHA-256 of zero bytes.
+const emptySHA256 = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+
+// maxResends bounds how often one upload is sent again after the server
+// found its bytes did not match their digest (damaged on the way).
+const maxResends = 3
+
 // upload sends one job: creates its upload unless the state holds one, resumes
-// from the server's offset, and records completion.
+// from the server's offset, and records completion. An upload whose bytes
+// arrived damaged (460) is created again and sent again.
 func (s *sender) upload(ctx context.Context, j *job) error {
 	s.startedM.Lock()
 	if !s.started[j.file.Rel] {
@@ -609,61 +516,37 @@ func (s *sender) upload(ctx context.Context, j *job) error {
 	}
 	s.startedM.Unlock()
 
-	s.st.mu.Lock()
-	u := j.fs.URL
-	if j.part >= 0 {
-		u = j.fs.Parts[j.part].URL
-	}
-	s.st.mu.Unlock()
-
 	f, err := os.Open(j.file.Abs)
 	if err != nil {
 		return fmt.Errorf("send %s: %w", j.file.Rel, err)
 	}
 	defer f.Close()
-
-	from := int64(0)
-	if u != "" {
-		off, length, err := s.tus.Offset(ctx, u)
-		switch {
-		case errors.Is(err, tus.ErrNotFound):
-			s.log.Info("upload from the previous run is gone; starting it again", "path", j.file.Rel)
-			u = ""
-		case err != nil:
-			return fmt.Errorf("send %s: %w", j.file.Rel, err)
-		case length >= 0 && length != j.size:
-			return fmt.Errorf("send %s: the server's upload %s has length %d, want %d", j.file.Rel, u, length, j.size)
-		default:
-			from = off
-			s.prog.Resumed(j.file.Rel, off)
+	d := s.digest(j)
+	for attempt := 0; ; attempt++ {
+		err = s.uploadOnce(ctx, j, f, d)
+		if !errors.Is(err, tus.ErrMismatch) || attempt >= maxResends || ctx.Err() != nil {
+			break
+		}
+		s.log.Warn("the server received damaged bytes; sending the upload again", "path", j.file.Rel, "part", j.part, "err", err)
+		d.reset()
+		if err := s.st.recordURL(j.file.Rel, j.fs, j.part, ""); err != nil {
+			return err
 		}
 	}
-	if u == "" {
-		u, err = s.create(ctx, j)
-		if err != nil {
-			return fmt.Errorf("send %s: %w", j.file.Rel, err)
-		}
-	}
-	err = s.tus.Upload(ctx, u, f, j.off, j.size, from, func(d int64) {
-		if d > 0 {
-			s.addSent(d)
-		}
-		s.prog.Add(j.file.Rel, d)
-	})
 	if err != nil {
-		if j.part >= 0 {
-			s.saveSent(ctx, j, u)
-		}
 		return fmt.Errorf("send %s: %w", j.file.Rel, err)
 	}
 	if j.part < 0 {
-		if err := s.st.update(func() { j.fs.Done = true }); err != nil {
+		if err := s.st.update(func() { j.fs.Done, j.fs.Hash = true, nil }); err != nil {
 			return err
 		}
 		s.prog.FileDone(j.file.Rel)
 		return nil
 	}
-	if err := s.st.update(func() { j.fs.Parts[j.part].Done, j.fs.Parts[j.part].Sent = true, j.size }); err != nil {
+	if err := s.st.update(func() {
+		p := &j.fs.Parts[j.part]
+		p.Done, p.Sent, p.Hash = true, j.size, nil
+	}); err != nil {
 		return err
 	}
 	j.group.mu.Lock()
@@ -674,6 +557,49 @@ func (s *sender) upload(ctx context.Context, j *job) error {
 		return s.concat(ctx, j)
 	}
 	return nil
+}
+
+// uploadOnce sends the job's upload (the one the state records, or a new one).
+func (s *sender) uploadOnce(ctx context.Context, j *job, f *os.File, d *digest) error {
+	s.st.mu.Lock()
+	u := j.fs.URL
+	if j.part >= 0 {
+		u = j.fs.Parts[j.part].URL
+	}
+	s.st.mu.Unlock()
+
+	from := int64(0)
+	if u != "" {
+		off, length, err := s.tus.Offset(ctx, u)
+		switch {
+		case errors.Is(err, tus.ErrNotFound):
+			s.log.Info("upload from the previous run is gone; starting it again", "path", j.file.Rel)
+			u = ""
+		case err != nil:
+			return err
+		case length >= 0 && length != j.size:
+			return fmt.Errorf("the server's upload %s has length %d, want %d", u, length, j.size)
+		default:
+			from = off
+			s.prog.Resumed(j.file.Rel, off)
+		}
+	}
+	if u == "" {
+		var err error
+		if u, err = s.create(ctx, j); err != nil {
+			return err
+		}
+	}
+	err := s.tus.UploadHashed(ctx, u, f, j.off, j.size, from, d, func(n int64) {
+		if n > 0 {
+			s.addSent(n)
+		}
+		s.prog.Add(j.file.Rel, n)
+	})
+	if err != nil && j.part >= 0 && !errors.Is(err, tus.ErrMismatch) {
+		s.saveSent(ctx, j, u)
+	}
+	return err
 }
 
 // saveSent records how far an interrupted partial got (informative; HEAD rules).
@@ -690,19 +616,25 @@ func (s *sender) saveSent(ctx context.Context, j *job, u string) {
 	}
 }
 
+// create makes the job's upload, announcing that its SHA-256 follows its
+// bytes (sha256_trailer): the server then never completes it unverified.
 func (s *sender) create(ctx context.Context, j *job) (string, error) {
 	var opts tus.CreateOpts
 	s.st.mu.Lock()
+	opts.Metadata = s.meta(j.file)
+	if j.size == 0 {
+		// Complete at creation, before any PATCH could carry a trailer;
+		// the digest of nothing needs no read.
+		opts.Metadata["sha256"] = emptySHA256
+	} else {
+		opts.Metadata["sha256_trailer"] = "1"
+	}
 	if j.part >= 0 {
 		// A partial names its file and the whole file's size, so the
 		// server checks path, extension and limits before storing a byte.
-		opts = tus.CreateOpts{Partial: true, Metadata: s.meta(j.file)}
+		opts.Partial = true
 		opts.Metadata["partial_index"] = strconv.Itoa(j.part)
-		opts.Metadata["sha256"] = j.fs.Parts[j.part].SHA256
 		opts.Metadata["file_size"] = strconv.FormatInt(j.file.Size, 10)
-	} else {
-		opts.Metadata = s.meta(j.file)
-		opts.Metadata["sha256"] = j.fs.SHA256
 	}
 	endpoint := s.st.UploadURL
 	s.st.mu.Unlock()
@@ -715,21 +647,16 @@ func (s *sender) create(ctx context.Context, j *job) (string, error) {
 	return u, s.st.recordURL(j.file.Rel, j.fs, j.part, u)
 }
 
-// concat joins a split file's partials into the final upload.
+// concat joins a split file's partials into the final upload. It declares
+// no whole-file digest: every partial was verified on arrival, and the
+// server's first sequential read of the file computes and records it.
 func (s *sender) concat(ctx context.Context, j *job) error {
-	if j.group != nil {
-		// The sequential hash pass may still be finishing the whole digest.
-		if err := j.group.wait(ctx, j.group.wholeReady); err != nil {
-			return err
-		}
-	}
 	s.st.mu.Lock()
 	urls := make([]string, len(j.fs.Parts))
 	for i, p := range j.fs.Parts {
 		urls[i] = p.URL
 	}
 	endpoint := s.st.UploadURL
-	whole := j.fs.SHA256
 	final := j.fs.URL
 	s.st.mu.Unlock()
 	if s.finalExists(ctx, final, j.file.Size) {
@@ -741,21 +668,7 @@ func (s *sender) concat(ctx context.Context, j *job) error {
 		s.prog.FileDone(j.file.Rel)
 		return nil
 	}
-	if whole == "" {
-		// A state written before the whole digest was kept: hash it now,
-		// so the final still declares what delivery must confirm.
-		sum, err := hashRangeFn(ctx, j.file.Abs, 0, j.file.Size)
-		if err != nil {
-			return err
-		}
-		if err := s.st.update(func() { j.fs.SHA256 = sum }); err != nil {
-			return err
-		}
-		whole = sum
-	}
-	meta := s.meta(j.file)
-	meta["sha256"] = whole
-	u, err := s.tus.Concat(ctx, endpoint, urls, meta)
+	u, err := s.tus.Concat(ctx, endpoint, urls, s.meta(j.file))
 	if err != nil {
 		return fmt.Errorf("send %s: %w", j.file.Rel, err)
 	}

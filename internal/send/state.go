@@ -41,22 +41,27 @@ type State struct {
 type FileState struct {
 	Size    int64  `json:"size"`
 	ModTime int64  `json:"mtime_ns"`
-	SHA256  string `json:"sha256,omitempty"` // whole file (declared on a single upload, or on a split file's final)
-	URL     string `json:"url,omitempty"`    // whole upload, or the final concatenation
-	Parts   []Part `json:"parts,omitempty"`
-	Done    bool   `json:"done,omitempty"`
+	URL     string `json:"url,omitempty"` // whole upload, or the final concatenation
+	// Hash is the SHA-256 state of the whole upload at its last two
+	// checkpoints (see digest): a resumed upload re-reads only from there.
+	Hash  []Checkpoint `json:"hash,omitempty"`
+	Parts []Part       `json:"parts,omitempty"`
+	Done  bool         `json:"done,omitempty"`
 }
 
 // Part is one partial upload of a file sent in parallel streams.
 type Part struct {
-	Offset int64  `json:"offset"` // in the file
-	Size   int64  `json:"size"`
-	SHA256 string `json:"sha256,omitempty"`
-	URL    string `json:"url,omitempty"`
-	Sent   int64  `json:"sent,omitempty"` // bytes the server held when last seen (informative)
-	Done   bool   `json:"done,omitempty"`
+	Offset int64        `json:"offset"` // in the file
+	Size   int64        `json:"size"`
+	Hash   []Checkpoint `json:"hash,omitempty"` // as FileState.Hash, for this part
+	URL    string       `json:"url,omitempty"`
+	Sent   int64        `json:"sent,omitempty"` // bytes the server held when last seen (informative)
+	Done   bool         `json:"done,omitempty"`
 }
 
+// stateVersion stays 1 when fields are added: a state of an older ferry
+// (with hex digests instead of hash checkpoints) still resumes its uploads,
+// re-hashing what they hold.
 const stateVersion = 1
 
 // StateKey names the resume file for one invocation: the same target, the same

@@ -3,9 +3,9 @@ package server
 import (
 	"bytes"
 	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"io"
 	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
@@ -268,7 +268,9 @@ func TestFerrySendStoppedByAFullDiskResumesOnceSpaceIsBack(t *testing.T) {
 	}
 	state := t.TempDir()
 	opts := send.Options{Target: target, Paths: []string{src}, Info: send.PackageInfo{Email: "s@example.com"},
-		Streams: 1, Large: 1 << 20, MaxPart: 1 << 20, StateDir: state, MaxRetries: 1,
+		// Two streams split the file into 1 MiB parts, so some fit before the disk is full
+		// (one stream would send it whole, refused before a byte is stored).
+		Streams: 2, Large: 1 << 20, MaxPart: 1 << 20, StateDir: state, MaxRetries: 1,
 		Backoff: func(int) time.Duration { return time.Millisecond }}
 
 	// Another writer leaves room for about half the file above the reserve.
@@ -303,8 +305,20 @@ func TestFerrySendStoppedByAFullDiskResumesOnceSpaceIsBack(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	want := sha256.Sum256(data)
-	if len(files) != 1 || files[0].State != db.FileComplete || files[0].SHA256 != hex.EncodeToString(want[:]) {
+	// Every part was verified on arrival; the whole file's digest waits for its first read.
+	if len(files) != 1 || files[0].State != db.FileComplete || files[0].Size != int64(len(data)) {
 		t.Fatalf("files after the resumed send: %+v", files)
+	}
+	blob, err := h.app.Ingest.Open(t.Context(), files[0].UploadID)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blob.Close()
+	got := sha256.New()
+	if _, err := io.Copy(got, io.NewSectionReader(blob, 0, blob.Size())); err != nil {
+		t.Fatal(err)
+	}
+	if want := sha256.Sum256(data); !bytes.Equal(got.Sum(nil), want[:]) {
+		t.Fatalf("the stored file differs from the sent one")
 	}
 }

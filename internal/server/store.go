@@ -278,7 +278,7 @@ func toWebPackage(p *db.Package, files []*db.File) web.Package {
 		out.PortalID = &id
 	}
 	for _, f := range files {
-		out.Files = append(out.Files, web.File{ID: f.ID, Path: f.Path, Size: f.Size, SHA256: f.SHA256, State: string(f.State), UploadID: f.UploadID})
+		out.Files = append(out.Files, web.File{ID: f.ID, Path: f.Path, Size: f.Size, SHA256: f.SHA256, SHA256Verified: f.SHA256Verified, State: string(f.State), UploadID: f.UploadID})
 	}
 	return out
 }

@@ -58,12 +58,14 @@ type PortalInput struct {
 
 // File is one member of a package (contract C).
 type File struct {
-	ID       string `json:"id"`
-	Path     string `json:"path"`
-	Size     int64  `json:"size"`
-	SHA256   string `json:"sha256"`
-	State    string `json:"state"`
-	UploadID string `json:"upload_id"`
+	ID     string `json:"id"`
+	Path   string `json:"path"`
+	Size   int64  `json:"size"`
+	SHA256 string `json:"sha256" doc:"The file's whole SHA-256 (lower-case hex); empty while unknown. A file sent in one upload gets it when it completes; a file sent as parallel partials (each partial verified on arrival against the SHA-256 its sender declared) gets it from the server's first sequential read of the file, when it is first delivered."`
+	// SHA256Verified says where SHA256 comes from.
+	SHA256Verified bool   `json:"sha256_verified" doc:"true when sha256 was computed by ferry over the stored bytes (on arrival, or by the first delivery's sequential read), false when it is only what the sender declared or still empty."`
+	State          string `json:"state"`
+	UploadID       string `json:"upload_id"`
 }
 
 // Package is what one sender uploads at once (contract C).

@@ -211,7 +211,8 @@ var tusMetadataKeys = []struct{ key, use string }{
 	{"package_token", "The upload token returned when the package was created (or send it as Authorization: Bearer <token>)."},
 	{"relativePath", "The file's path inside the package, folders separated by '/' (e.g. Day 1/Card A/clip.mov). Preferred over filename; the string \"null\" (Uppy's value for loose files) counts as absent."},
 	{"filename", "The file's name, used as its path when relativePath is absent."},
-	{"sha256", "Optional: the hex SHA-256 of the upload's bytes (of the partial, for a partial). ferry hashes on arrival and refuses a mismatch."},
+	{"sha256", "Optional: the hex SHA-256 of the upload's bytes (of the partial, for a partial), when the sender knows it before sending. ferry hashes on arrival and refuses a mismatch (460 checksum_mismatch, the bytes dropped)."},
+	{"sha256_trailer", "Optional, `1`: the sender declares the upload's SHA-256 after its bytes (it hashes while it sends), in an `Upload-Checksum: sha256 <base64>` HTTP trailer of the chunked PATCH carrying the last byte (named in its `Trailer` header). The digest covers the whole upload, not only that request's bytes. Such an upload never completes unverified: without the trailer (a proxy may drop trailers) its last PATCH answers 400 checksum_missing with every byte kept, and the sender declares the digest in the `Upload-Checksum` header of an empty PATCH at `Upload-Offset` = its length (204 once verified, also when asked again); a wrong digest answers 460 checksum_mismatch and drops the bytes, to be sent again. A final upload over partials that announced it is refused (409 partial_unverified) until each is verified."},
 	{"file_size", "Required on a partial upload (Upload-Concat: partial): the size in bytes of the whole file it is part of, so limits are checked before a byte is stored."},
 	{"partial_index", "Optional on a partial: its position in the file (informational; the order of the final's Upload-Concat list is what counts)."},
 	{"filetype", "Optional: the MIME type (informational)."},
@@ -234,7 +235,10 @@ func tusCreateOperation(errResp func(string) map[string]any) map[string]any {
 		"description": "tus 1.0 (https://tus.io/protocols/resumable-upload): create here, then PATCH the returned Location; HEAD it to resume. " +
 			"Upload-Metadata is a comma-separated list of `key base64(value)` pairs; ferry reads these keys:" + keys.String() +
 			"\n\nA file is complete when its bytes are all stored and every declared sha256 matched; a large file may be sent as parallel partials joined by a final upload " +
-			"(Upload-Concat: final;<url> <url> ...), which lists each partial once. Uploads larger than Tus-Max-Size are refused with 413.",
+			"(Upload-Concat: final;<url> <url> ...), which lists each partial once. Uploads larger than Tus-Max-Size are refused with 413." +
+			"\n\nWhich digests are verified, and when: a single upload's SHA-256 when its last byte arrives (against `sha256` or the `sha256_trailer` declaration); " +
+			"each partial's likewise; a file sent as partials has no whole-file SHA-256 until the server's first sequential read of it (its first delivery) computes and records it. " +
+			"A file's `sha256` and `sha256_verified` fields say which it has.",
 		"parameters": []any{
 			header("Tus-Resumable", "Always 1.0.0.", true),
 			header("Upload-Length", "The upload's size in bytes (or send Upload-Defer-Length: 1).", false),

@@ -451,6 +451,15 @@ func (s *Store) SetVerified(id string, sum []byte) error {
 	return s.writeRecord(r)
 }
 
+// VerifiedSHA256 returns the digest SetVerified recorded, or nil if none was.
+func (s *Store) VerifiedSHA256(id string) ([]byte, error) {
+	r, err := s.readRecord(id)
+	if err != nil || r.SHA256 == "" {
+		return nil, err
+	}
+	return hex.DecodeString(r.SHA256)
+}
+
 // upload is one upload resource.
 type upload struct {
 	s   *Store

@@ -3,27 +3,22 @@ package sendtest
 import (
 	"context"
 	"crypto/rand"
-	"crypto/sha256"
 	"crypto/x509"
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"os"
-	"path/filepath"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
 
-	"github.com/tus/tusd/v2/pkg/filestore"
-	"github.com/tus/tusd/v2/pkg/handler"
-	"github.com/tus/tusd/v2/pkg/memorylocker"
-	xslog "golang.org/x/exp/slog"
+	"github.com/ferryhq/ferry/internal/ingest"
 )
 
 // APIToken is the admin API token the stand-in accepts.
@@ -32,10 +27,8 @@ const APIToken = "test-api-token"
 // Server is the stand-in. Create it with New (or Start in tests).
 type Server struct {
 	Dir string
-	// VerifyHashes checks a declared sha256 of every finished upload (whole files and partials).
-	VerifyHashes bool
 
-	tusd     *handler.Handler
+	ing      *ingest.Ingest // ferry's own tus server: the sender is tested against the real protocol
 	mux      *http.ServeMux
 	received atomic.Int64
 	patches  atomic.Int64
@@ -48,6 +41,8 @@ type Server struct {
 	fail5xx  int   // answer the next n PATCHes with 503
 	failAPI  int   // answer the next n package API calls with 503
 	rate     int64 // PATCH body bytes per second (0 = unlimited)
+	corrupt  int64 // received count at which to flip one byte once (0 = off)
+	noTrail  bool  // drop PATCH trailers, as some proxies do
 }
 
 type pkg struct {
@@ -64,25 +59,15 @@ type connKey struct{}
 
 // New builds the stand-in storing uploads under dir.
 func New(dir string) (*Server, error) {
-	s := &Server{Dir: dir, VerifyHashes: true, portals: map[string]string{}, packages: map[string]*pkg{}}
-	store := filestore.New(dir)
-	comp := handler.NewStoreComposer()
-	store.UseIn(comp)
-	memorylocker.New().UseIn(comp)
-	h, err := handler.NewHandler(handler.Config{
-		StoreComposer:             comp,
-		BasePath:                  "/uploads/",
-		Logger:                    xslog.New(xslog.NewTextHandler(io.Discard, nil)),
-		PreUploadCreateCallback:   s.admit,
-		PreFinishResponseCallback: s.finished,
-	})
+	s := &Server{Dir: dir, portals: map[string]string{}, packages: map[string]*pkg{}}
+	ing, err := ingest.New(ingest.Config{Dir: dir, NoSync: true, Logger: slog.New(slog.DiscardHandler)}, gate{s})
 	if err != nil {
-		return nil, fmt.Errorf("sendtest: tusd handler: %w", err)
+		return nil, fmt.Errorf("sendtest: %w", err)
 	}
-	s.tusd = h
+	s.ing = ing
 	s.mux = http.NewServeMux()
-	s.mux.Handle("/uploads/", http.StripPrefix("/uploads/", s.countPatches(h)))
-	s.mux.Handle("/uploads", http.StripPrefix("/uploads", s.countPatches(h)))
+	s.mux.Handle("/uploads/", s.countPatches(ing.Handler()))
+	s.mux.Handle("/uploads", s.countPatches(ing.Handler()))
 	s.mux.HandleFunc("POST /p/{slug}/packages", s.faulty(s.createPackage))
 	s.mux.HandleFunc("GET /p/{slug}/packages/{id}", s.faulty(s.getPackage))
 	s.mux.HandleFunc("POST /p/{slug}/packages/{id}/finalize", s.faulty(s.finalize))
@@ -170,6 +155,22 @@ func (s *Server) Throttle(bytesPerSec int64) {
 	s.mu.Unlock()
 }
 
+// CorruptAfter flips one body byte once n more body bytes have arrived, as a
+// faulty link or proxy might: the upload's SHA-256 no longer matches.
+func (s *Server) CorruptAfter(n int64) {
+	s.mu.Lock()
+	s.corrupt = s.received.Load() + n + 1
+	s.mu.Unlock()
+}
+
+// DropTrailers makes every PATCH arrive without its HTTP trailers, as behind
+// a proxy that drops them.
+func (s *Server) DropTrailers() {
+	s.mu.Lock()
+	s.noTrail = true
+	s.mu.Unlock()
+}
+
 // FailAPI answers the next n package API requests (create, get, finalize) with 503.
 func (s *Server) FailAPI(n int) {
 	s.mu.Lock()
@@ -189,7 +190,6 @@ type PackageFile struct {
 	Path, SHA256 string
 	Size         int64
 	Bytes        func() ([]byte, error)
-	Blob         string // the file holding the bytes on disk
 }
 
 // PackageState returns a package's state and its completed files by path.
@@ -202,8 +202,8 @@ func (s *Server) PackageState(id string) (string, map[string]PackageFile) {
 	}
 	out := map[string]PackageFile{}
 	for path, f := range p.Files {
-		blob := filepath.Join(s.Dir, f.UploadID)
-		out[path] = PackageFile{Path: path, SHA256: f.SHA256, Size: f.Size, Blob: blob, Bytes: func() ([]byte, error) { return os.ReadFile(blob) }}
+		id := f.UploadID
+		out[path] = PackageFile{Path: path, SHA256: f.SHA256, Size: f.Size, Bytes: func() ([]byte, error) { return s.read(id) }}
 	}
 	return p.State, out
 }
@@ -253,7 +253,7 @@ func (s *Server) countPatches(next http.Handler) http.Handler {
 				return
 			}
 			conn, _ := r.Context().Value(connKey{}).(net.Conn)
-			r.Body = &countingBody{ReadCloser: r.Body, s: s, conn: conn}
+			r.Body = &countingBody{ReadCloser: r.Body, s: s, conn: conn, req: r}
 		}
 		next.ServeHTTP(w, r)
 	})
@@ -263,6 +263,7 @@ type countingBody struct {
 	io.ReadCloser
 	s    *Server
 	conn net.Conn
+	req  *http.Request
 }
 
 func (b *countingBody) Read(p []byte) (int, error) {
@@ -290,6 +291,18 @@ func (b *countingBody) Read(p []byte) (int, error) {
 		}
 	}
 	n, err := b.ReadCloser.Read(p)
+	s.mu.Lock()
+	if at := s.corrupt - s.received.Load(); s.corrupt > 0 && at >= 1 && at <= int64(n) {
+		p[at-1] ^= 0xff
+		s.corrupt = 0
+	}
+	if err == io.EOF && s.noTrail {
+		// net/http merged the trailers into the request's map at EOF.
+		for k := range b.req.Trailer {
+			delete(b.req.Trailer, k)
+		}
+	}
+	s.mu.Unlock()
 	s.received.Add(int64(n))
 	return n, err
 }
@@ -300,19 +313,7 @@ func writeErr(w http.ResponseWriter, status int, code, msg string) {
 	_ = json.NewEncoder(w).Encode(map[string]any{"error": map[string]string{"code": code, "message": msg}})
 }
 
-func tusErr(status int, code, msg string) error {
-	b, _ := json.Marshal(map[string]any{"error": map[string]string{"code": code, "message": msg}})
-	return handler.Error{ErrorCode: code, Message: msg, HTTPResponse: handler.HTTPResponse{
-		StatusCode: status, Body: string(b), Header: handler.HTTPHeader{"Content-Type": "application/json"}}}
-}
-
-func bearer(r *http.Request) string {
-	a := r.Header.Get("Authorization")
-	if t, ok := strings.CutPrefix(a, "Bearer "); ok {
-		return t
-	}
-	return ""
-}
+func bearer(r *http.Request) string { return bearerOf(r.Header) }
 
 func (s *Server) packageByToken(tok string) *pkg {
 	for _, p := range s.packages {
@@ -323,81 +324,95 @@ func (s *Server) packageByToken(tok string) *pkg {
 	return nil
 }
 
-// admit is the pre-create hook: the package token must match and the path be sane.
-func (s *Server) admit(ev handler.HookEvent) (handler.HTTPResponse, handler.FileInfoChanges, error) {
-	tok := strings.TrimPrefix(ev.HTTPRequest.Header.Get("Authorization"), "Bearer ")
-	meta := ev.Upload.MetaData
+// read returns an upload's bytes as delivery reads them.
+func (s *Server) read(id string) ([]byte, error) {
+	b, err := s.ing.Open(context.Background(), id)
+	if err != nil {
+		return nil, err
+	}
+	defer b.Close()
+	out := make([]byte, b.Size())
+	if _, err := b.ReadAt(out, 0); err != nil && err != io.EOF {
+		return nil, err
+	}
+	return out, nil
+}
+
+// gate is the stand-in's domain side of ingest: packages in memory.
+type gate struct{ s *Server }
+
+const metaPackage = "package_id"
+
+// Admit: the package token must match and the path be sane.
+func (g gate) Admit(_ context.Context, u ingest.Upload) (ingest.Admission, error) {
+	s := g.s
+	tok := u.Metadata[ingest.MetaToken]
+	if h := bearerOf(u.Header); tok == "" {
+		tok = h
+	}
+	meta := u.Metadata
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	p := s.packageByToken(tok)
 	switch {
-	case p == nil || meta["package_token"] != tok:
-		return handler.HTTPResponse{}, handler.FileInfoChanges{}, tusErr(401, "bad_upload_token", "The upload token is missing or unknown.")
+	case p == nil:
+		return ingest.Admission{}, &ingest.Rejection{Status: 401, Code: "bad_upload_token", Message: "The upload token is missing or unknown."}
 	case p.State != "uploading":
-		return handler.HTTPResponse{}, handler.FileInfoChanges{}, tusErr(409, "package_finalized", "The package is already finalized.")
+		return ingest.Admission{}, &ingest.Rejection{Status: 409, Code: "package_finalized", Message: "The package is already finalized."}
 	}
-	if ev.Upload.IsPartial {
+	adm := ingest.Admission{Metadata: map[string]string{metaPackage: p.ID}}
+	if u.IsPartial {
 		// Like ferry's server: a partial names its file and the whole
 		// file's size (contract C), so it can be checked before storage.
 		if (meta["relativePath"] == "" && meta["filename"] == "") || meta["file_size"] == "" {
-			return handler.HTTPResponse{}, handler.FileInfoChanges{}, tusErr(400, "partial_metadata_required",
-				"A partial upload must carry relativePath, filename and file_size.")
+			return ingest.Admission{}, &ingest.Rejection{Status: 400, Code: "partial_metadata_required",
+				Message: "A partial upload must carry relativePath, filename and file_size."}
 		}
-		return handler.HTTPResponse{}, handler.FileInfoChanges{}, nil
+		return adm, nil
 	}
+	rp := relPath(meta)
+	if rp == "" || strings.HasPrefix(rp, "/") || strings.Contains("/"+rp+"/", "/../") {
+		return ingest.Admission{}, &ingest.Rejection{Status: 400, Code: "bad_path", Message: fmt.Sprintf("The path %q is not allowed.", rp)}
+	}
+	if f := p.Files[rp]; f != nil && f.State == "complete" {
+		return ingest.Admission{}, &ingest.Rejection{Status: 409, Code: "duplicate_path", Message: fmt.Sprintf("The package already has %q.", rp)}
+	}
+	return adm, nil
+}
+
+func relPath(meta map[string]string) string {
 	rp := meta["relativePath"]
 	if rp == "" || rp == "null" {
 		rp = meta["filename"]
 	}
-	if rp == "" || strings.HasPrefix(rp, "/") || strings.Contains("/"+rp+"/", "/../") {
-		return handler.HTTPResponse{}, handler.FileInfoChanges{}, tusErr(400, "bad_path", fmt.Sprintf("The path %q is not allowed.", rp))
-	}
-	if f := p.Files[rp]; f != nil && f.State == "complete" {
-		return handler.HTTPResponse{}, handler.FileInfoChanges{}, tusErr(409, "duplicate_path", fmt.Sprintf("The package already has %q.", rp))
-	}
-	return handler.HTTPResponse{}, handler.FileInfoChanges{}, nil
+	return rp
 }
 
-// finished records a completed whole file (and checks declared hashes).
-func (s *Server) finished(ev handler.HookEvent) (handler.HTTPResponse, error) {
-	info := ev.Upload
-	blob := filepath.Join(s.Dir, info.ID)
-	if want := info.MetaData["sha256"]; want != "" && s.VerifyHashes {
-		got, err := hashFile(blob)
-		if err != nil {
-			return handler.HTTPResponse{}, err
-		}
-		if got != want {
-			return handler.HTTPResponse{}, tusErr(460, "checksum_mismatch", fmt.Sprintf("SHA-256 %s does not match the declared %s.", got, want))
-		}
-	}
-	if info.IsPartial {
-		return handler.HTTPResponse{}, nil
-	}
-	tok := info.MetaData["package_token"]
-	rp := info.MetaData["relativePath"]
-	if rp == "" || rp == "null" {
-		rp = info.MetaData["filename"]
+// Complete records a completed whole file with the digest ingest verified (or the one the
+// sender declared on a final, which delivery would confirm).
+func (g gate) Complete(_ context.Context, u ingest.Upload, sum ingest.Checksums) error {
+	s := g.s
+	digest := u.Metadata[ingest.MetaSHA256]
+	if sum.SHA256 != nil {
+		digest = hex.EncodeToString(sum.SHA256)
 	}
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if p := s.packageByToken(tok); p != nil {
-		p.Files[rp] = &file{Path: rp, SHA256: info.MetaData["sha256"], UploadID: info.ID, State: "complete", Size: info.Size}
+	if p := s.packages[u.Metadata[metaPackage]]; p != nil {
+		rp := relPath(u.Metadata)
+		p.Files[rp] = &file{Path: rp, SHA256: digest, UploadID: u.ID, State: "complete", Size: u.Size}
 	}
-	return handler.HTTPResponse{}, nil
+	return nil
 }
 
-func hashFile(path string) (string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return "", err
+func (gate) Failed(context.Context, ingest.Upload, string) error { return nil }
+func (gate) Removed(context.Context, ingest.Upload) error        { return nil }
+
+func bearerOf(h http.Header) string {
+	if t, ok := strings.CutPrefix(h.Get("Authorization"), "Bearer "); ok {
+		return t
 	}
-	defer f.Close()
-	h := sha256.New()
-	if _, err := io.Copy(h, f); err != nil {
-		return "", err
-	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return ""
 }
 
 func (s *Server) createPackage(w http.ResponseWriter, r *http.Request) {

@@ -309,6 +309,19 @@ func (c *Client) Terminate(ctx context.Context, u string) error {
 // progress receives byte deltas as they are sent (negative after a resync that
 // found fewer bytes stored than were sent). A cancelled ctx stops promptly.
 func (c *Client) Upload(ctx context.Context, u string, src io.ReaderAt, base, size, from int64, progress func(delta int64)) error {
+	return c.upload(ctx, u, src, base, size, from, nil, progress)
+}
+
+// UploadHashed is Upload for an upload created with sha256_trailer: the bytes
+// are read from f once, hashed as they are sent (d resumes the hash at any
+// offset), and the digest is declared after the last byte (see Digest). An
+// error wrapping ErrMismatch means the server dropped the upload: create it
+// again and send it all.
+func (c *Client) UploadHashed(ctx context.Context, u string, f *os.File, base, size, from int64, d Digest, progress func(delta int64)) error {
+	return c.upload(ctx, u, f, base, size, from, d, progress)
+}
+
+func (c *Client) upload(ctx context.Context, u string, src io.ReaderAt, base, size, from int64, d Digest, progress func(delta int64)) error {
 	if progress == nil {
 		progress = func(int64) {}
 	}
@@ -322,17 +335,39 @@ func (c *Client) Upload(ctx context.Context, u string, src io.ReaderAt, base, si
 	}
 	reported := off
 	failures := 0
+	verified := false // the server answered the PATCH that carried the last byte and its digest
+	var sum []byte
 	for off < size {
-		newOff, sent, err := c.patchFrom(ctx, u, src, base, off, size-off, progress)
+		var newOff, sent int64
+		var err error
+		if d != nil {
+			var s []byte
+			newOff, sent, s, err = c.patchHashed(ctx, u, src.(*os.File), base, off, size, d, progress)
+			if s != nil {
+				sum = s
+			}
+		} else {
+			newOff, sent, err = c.patchFrom(ctx, u, src, base, off, size-off, progress)
+		}
 		reported += sent
 		if err == nil {
 			off = newOff
 			failures = 0
+			verified = off == size
 			if reported != off {
 				progress(off - reported)
 				reported = off
 			}
 			continue
+		}
+		if d != nil && sum != nil && isCode(err, CodeChecksumMissing) {
+			// Every byte is stored but the trailer was lost on the way: declare it below.
+			off = size
+			break
+		}
+		if err = mismatch(err); errors.Is(err, ErrMismatch) {
+			progress(-reported) // the server dropped the bytes
+			return err
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
@@ -358,6 +393,25 @@ func (c *Client) Upload(ctx context.Context, u string, src io.ReaderAt, base, si
 		off = got
 		progress(off - reported)
 		reported = off
+	}
+	if d == nil || verified {
+		return nil
+	}
+	// The bytes are all there but no answer said they were verified (a
+	// dropped trailer, a lost answer, a run killed after the last byte):
+	// declare the digest; the server answers as often as asked.
+	if sum == nil {
+		h, err := d.At(ctx, size)
+		if err != nil {
+			return err
+		}
+		sum = h.Sum(nil)
+	}
+	if err := c.Declare(ctx, u, size, sum); err != nil {
+		if errors.Is(err, ErrMismatch) {
+			progress(-reported)
+		}
+		return err
 	}
 	return nil
 }

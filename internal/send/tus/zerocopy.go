@@ -38,7 +38,9 @@ func NewTransport(conns int) *http.Transport {
 	t.Protocols = new(http.Protocols)
 	t.Protocols.SetHTTP1(true)
 	t.MaxIdleConnsPerHost = conns + 4
-	t.WriteBufferSize = 256 << 10
+	// Small: a hashed body's chunks (1 MiB) go around the buffer to the
+	// socket, and only the bytes that fill it behind a chunk header are copied.
+	t.WriteBufferSize = 16 << 10
 	t.ReadBufferSize = 64 << 10
 	t.ResponseHeaderTimeout = 10 * time.Minute // tusd answers a PATCH only when the body is in
 	return t

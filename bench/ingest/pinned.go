@@ -1,0 +1,166 @@
+package main
+
+import (
+	"bufio"
+	"crypto/sha256"
+	"encoding/hex"
+	"fmt"
+	"hash"
+	"io"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"time"
+)
+
+// Pinned mode (-pin): issue 12's ingest comparison with the sender and the
+// receiver on one core each, as two machines would be: every sender runs
+// under `taskset -c 0`, every server under `taskset -c 1` (the reference
+// servers are this program re-run with -serve-copy; `ferry serve` is pinned
+// by run.sh -pin). A 2 GiB file over loopback, best of -rounds.
+
+// pinned0 is exec.Command, run on core (-1: unpinned).
+func pinned0(core int, name string, args ...string) *exec.Cmd {
+	if core < 0 {
+		return exec.Command(name, args...)
+	}
+	return exec.Command("taskset", append([]string{"-c", fmt.Sprint(core), name}, args...)...)
+}
+
+// Names of the pinned rows the targets compare.
+const (
+	pinCopy   = "curl PUT -> Go io.Copy server"
+	pinHash   = "curl PUT -> same server hashing SHA-256 on arrival"
+	pinTusJS  = "stock tusd + tus-js-client (Node, 1 stream)"
+	pinFerry1 = "ferry send --streams 1 -> ferry serve"
+	pinFerry4 = "ferry send --streams 4 -> ferry serve"
+)
+
+func pinned(c config, target string) error {
+	src := filepath.Join(c.dir, "lan.bin")
+	fmt.Printf("PINNED: %d MiB over loopback, senders on core 0, servers on core 1 (taskset), best of %d\n", c.size>>20, c.rounds)
+	if err := makeFile(src, c.size); err != nil {
+		return err
+	}
+	var results []result
+	for round := 1; round <= c.rounds; round++ {
+		var rs []result
+		for _, mode := range []string{"plain", "sha256"} {
+			prepare(src)
+			d, cpu, err := curlPinned(c, src, mode)
+			if err != nil {
+				return err
+			}
+			name := pinCopy
+			if mode == "sha256" {
+				name = pinHash
+			}
+			rs = append(rs, result{name: name, bytes: c.size, dur: d, cpu: cpu})
+		}
+		if c.tusjs {
+			prepare(src)
+			if r, err := tusJSOn(c, src, true); err != nil {
+				fmt.Println("  tus-js-client run skipped:", err)
+			} else {
+				r.name = pinTusJS
+				rs = append(rs, r)
+			}
+		}
+		for _, n := range []int{1, 4} {
+			prepare(src)
+			d, cpu, err := sendWithFerryOn(c, target, src, n, 0)
+			if err != nil {
+				return err
+			}
+			name := pinFerry1
+			if n == 4 {
+				name = pinFerry4
+			}
+			rs = append(rs, result{name: name, bytes: c.size, dur: d, cpu: cpu})
+		}
+		fmt.Printf("  round %d:", round)
+		for _, r := range rs {
+			fmt.Printf(" %.2fs", r.dur.Seconds())
+		}
+		fmt.Println()
+		results = keepBest(results, rs)
+	}
+	hashing := find(results, pinHash)
+	printTable("PINNED", results, hashing)
+	one, four, tusjs := find(results, pinFerry1), find(results, pinFerry4), find(results, pinTusJS)
+	vsHash, vsTus, fourOne := four.mbps()/hashing.mbps(), four.mbps()/tusjs.mbps(), four.mbps()/one.mbps()
+	fmt.Printf("PINNED targets: ferry --streams 4 / curl into the hashing server = %.2f (target >= 0.9): %s; "+
+		"/ stock tusd + tus-js-client = %.2f (target >= 1.2): %s; 4 streams / 1 stream = %.2f (target >= 1): %s\n",
+		vsHash, verdict(vsHash >= 0.9), vsTus, verdict(tusjs.bytes > 0 && vsTus >= 1.2), fourOne, verdict(fourOne >= 1))
+	return nil
+}
+
+// curlPinned PUTs src with curl (core 0) into this program re-run as the
+// reference server (core 1), plain or hashing what arrives.
+func curlPinned(c config, src, mode string) (time.Duration, time.Duration, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return 0, 0, err
+	}
+	out := filepath.Join(c.dir, "ceiling.out")
+	defer os.Remove(out)
+	srv := pinned0(1, exe, "-serve-copy", mode, "-serve-out", out)
+	stdout, err := srv.StdoutPipe()
+	if err != nil {
+		return 0, 0, err
+	}
+	srv.Stderr = os.Stderr
+	if err := srv.Start(); err != nil {
+		return 0, 0, fmt.Errorf("start the reference server: %w", err)
+	}
+	defer func() { _ = srv.Process.Kill(); _ = srv.Wait() }()
+	addr, err := bufio.NewReader(stdout).ReadString('\n')
+	if err != nil {
+		return 0, 0, fmt.Errorf("reference server: %w", err)
+	}
+	start := time.Now()
+	cmd := pinned0(0, "curl", "-sS", "-f", "-T", src, "-H", "Expect:", "http://"+strings.TrimSpace(addr)+"/ceiling")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return 0, 0, fmt.Errorf("curl: %w: %s", err, b)
+	}
+	return time.Since(start), cpuOf(cmd), nil
+}
+
+// serveCopy is the reference server: it writes each PUT body to out with
+// io.Copy (mode sha256: through SHA-256 too, as a verifying receiver must)
+// and answers once the body is in. It prints its address, then serves.
+func serveCopy(mode, out string) error {
+	if mode != "plain" && mode != "sha256" {
+		return fmt.Errorf("-serve-copy %q: want plain or sha256", mode)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		return err
+	}
+	fmt.Println(ln.Addr().String())
+	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		f, err := os.Create(out)
+		if err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		defer f.Close()
+		var dst io.Writer = f
+		var h hash.Hash
+		if mode == "sha256" {
+			h = sha256.New()
+			dst = io.MultiWriter(f, h)
+		}
+		if _, err := io.Copy(dst, r.Body); err != nil {
+			http.Error(w, err.Error(), 500)
+			return
+		}
+		if h != nil {
+			w.Header().Set("X-SHA256", hex.EncodeToString(h.Sum(nil)))
+		}
+		w.WriteHeader(http.StatusNoContent)
+	}))
+}

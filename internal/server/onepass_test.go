@@ -1,0 +1,123 @@
+package server
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"io"
+	"math/rand/v2"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"path/filepath"
+	"sync"
+	"testing"
+
+	"github.com/ferryhq/ferry/internal/db"
+	"github.com/ferryhq/ferry/internal/send"
+)
+
+// damagingProxy forwards to the server (trailers included, as Go's reverse proxy does) and,
+// once, flips a byte of a PATCH body in transit, or drops every PATCH's trailers.
+type damagingProxy struct {
+	mu        sync.Mutex
+	flipAfter int64 // body bytes to let through before flipping one; -1: never
+	seen      int64
+	dropTrail bool
+}
+
+func (p *damagingProxy) wrap(r *http.Request) {
+	if r.Method != http.MethodPatch || r.Body == nil {
+		return
+	}
+	r.Body = &damagingBody{ReadCloser: r.Body, p: p, r: r}
+}
+
+type damagingBody struct {
+	io.ReadCloser
+	p *damagingProxy
+	r *http.Request
+}
+
+func (b *damagingBody) Read(buf []byte) (int, error) {
+	n, err := b.ReadCloser.Read(buf)
+	p := b.p
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if at := p.flipAfter - p.seen; p.flipAfter >= 0 && at >= 0 && at < int64(n) {
+		buf[at] ^= 0x55
+		p.flipAfter = -1
+	}
+	p.seen += int64(n)
+	if err == io.EOF && p.dropTrail {
+		for k := range b.r.Trailer {
+			delete(b.r.Trailer, k)
+		}
+	}
+	return n, err
+}
+
+func TestFerrySendThroughADamagingProxyIsVerifiedAndResent(t *testing.T) {
+	cases := []struct {
+		name    string
+		proxy   func() *damagingProxy
+		streams int
+	}{
+		{"a byte flipped in a whole file", func() *damagingProxy { return &damagingProxy{flipAfter: 3 << 20} }, 1},
+		{"a byte flipped in a partial", func() *damagingProxy { return &damagingProxy{flipAfter: 3 << 20} }, 4},
+		{"trailers dropped", func() *damagingProxy { return &damagingProxy{flipAfter: -1, dropTrail: true} }, 4},
+	}
+	for _, tc := range cases {
+		t.Run(tc.name, func(t *testing.T) {
+			h := newHarness(t)
+			h.portal(map[string]any{"name": "Send", "slug": "send", "active": true})
+			u, _ := url.Parse(h.srv.URL)
+			rp := httputil.NewSingleHostReverseProxy(u)
+			p := tc.proxy()
+			proxy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+				p.wrap(r)
+				rp.ServeHTTP(w, r)
+			}))
+			t.Cleanup(proxy.Close)
+			dir := t.TempDir()
+			data := randBytes(rand.New(rand.NewPCG(7, 8)), 6<<20+3)
+			if err := os.WriteFile(filepath.Join(dir, "clip.mov"), data, 0o644); err != nil {
+				t.Fatal(err)
+			}
+			target, err := send.ParseTarget(proxy.URL+"/p/send", "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			res, err := send.Send(context.Background(), send.Options{Target: target, Paths: []string{dir},
+				Info: send.PackageInfo{Email: "s@example.com"}, Streams: tc.streams, Large: 1 << 20, StateDir: t.TempDir()})
+			if err != nil {
+				t.Fatalf("send: %v", err)
+			}
+			files, err := h.app.DB.FileListByPackage(t.Context(), &db.FileListByPackageParams{PackageID: res.PackageID})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(files) != 1 || files[0].State != db.FileComplete || files[0].Size != int64(len(data)) {
+				t.Fatalf("files: %+v", files)
+			}
+			blob, err := h.app.Ingest.Open(t.Context(), files[0].UploadID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer blob.Close()
+			got := sha256.New()
+			if _, err := io.Copy(got, io.NewSectionReader(blob, 0, blob.Size())); err != nil {
+				t.Fatal(err)
+			}
+			want := sha256.Sum256(data)
+			if hex.EncodeToString(got.Sum(nil)) != hex.EncodeToString(want[:]) {
+				t.Fatalf("the server stored different bytes than were sent")
+			}
+			if tc.streams == 1 && (files[0].SHA256 != hex.EncodeToString(want[:]) || !files[0].SHA256Verified) {
+				t.Errorf("a file sent whole: recorded sha256 %q verified %v, want the verified whole digest", files[0].SHA256, files[0].SHA256Verified)
+			}
+		})
+	}
+}
