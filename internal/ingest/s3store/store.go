@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"hash"
 	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"time"
@@ -50,7 +51,15 @@ const (
 	// maxPartSize bounds the buffer a PATCH holds: 64 MiB parts reach 625 GiB per upload (a
 	// parallel upload's partials each have as much).
 	maxPartSize = 64 << 20
+	// MaxUploadSize is the longest upload (a whole file, or one partial) the store takes.
+	MaxUploadSize = maxParts * maxPartSize
 )
+
+// ErrTooLong refuses, before anything is stored, an upload longer than one multipart upload of
+// bounded parts holds; a parallel upload's partials each have as much.
+var ErrTooLong = handler.NewError("ERR_UPLOAD_SIZE_EXCEEDED",
+	fmt.Sprintf("an upload (or each part of a parallel upload) may be at most %d bytes here: send it in parallel parts", int64(MaxUploadSize)),
+	http.StatusRequestEntityTooLarge)
 
 // Store is the S3 upload store. Build it with New.
 type Store struct {
@@ -208,6 +217,10 @@ func (s *Store) NewUpload(ctx context.Context, info handler.FileInfo) (handler.U
 	}
 	if !store.ValidID(info.ID) {
 		return nil, fmt.Errorf("s3store: creating upload: invalid id %q", info.ID)
+	}
+	if !info.IsFinal && info.Size > MaxUploadSize {
+		// A final reads across its partials, so only what one multipart upload holds is bounded.
+		return nil, ErrTooLong
 	}
 	storage := map[string]string{"Type": "s3store", "Bucket": s.bucket}
 	if !info.IsFinal {
