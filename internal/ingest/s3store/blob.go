@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"sort"
+	"sync"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -14,22 +15,82 @@ import (
 )
 
 // Blob reads a finished upload with ranged GETs: a single upload's object, or a final upload's
-// partials' objects in order. Delivery and download links read it by ranges; no byte goes
-// through a local copy. It is safe for concurrent ReadAt calls.
+// partials' objects in order. Delivery and download links read it in small sequential chunks,
+// so a GET is not a chunk: it asks for the rest of its object and stays open, and the next
+// ReadAt that continues where one stopped reads on from it (one GET per object per reader, any
+// offset still served). It is safe for concurrent ReadAt calls.
 type Blob struct {
 	s      *Store
 	keys   []string
 	starts []int64 // starts[i] is the offset of keys[i] within the blob
 	size   int64
+
+	mu     sync.Mutex
+	idle   []*stream // open GETs between two reads, oldest first
+	closed bool
 }
+
+// stream is one open GET of object i, positioned at blob offset pos.
+type stream struct {
+	body io.ReadCloser
+	i    int
+	pos  int64
+}
+
+// maxIdle bounds the GETs a blob keeps open between reads (delivery reads a file in a few
+// parallel ranges; download links one or two).
+const maxIdle = 8
 
 // Size is the number of bytes in the blob.
 func (b *Blob) Size() int64 { return b.size }
 
-// Close releases nothing: every ReadAt is a request of its own.
-func (b *Blob) Close() error { return nil }
+// Close closes the GETs left open.
+func (b *Blob) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, st := range b.idle {
+		st.body.Close()
+	}
+	b.idle, b.closed = nil, true
+	return nil
+}
 
-// ReadAt implements io.ReaderAt across the objects: one ranged GET per object the range touches.
+// take returns the open GET positioned at off, if there is one.
+func (b *Blob) take(off int64) *stream {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for j, st := range b.idle {
+		if st.pos == off {
+			b.idle = append(b.idle[:j], b.idle[j+1:]...)
+			return st
+		}
+	}
+	return nil
+}
+
+// give keeps st open for the read that continues it.
+func (b *Blob) give(st *stream) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		st.body.Close()
+		return
+	}
+	b.idle = append(b.idle, st)
+	if len(b.idle) > maxIdle {
+		b.idle[0].body.Close()
+		b.idle = b.idle[1:]
+	}
+}
+
+func (b *Blob) end(i int) int64 {
+	if i+1 < len(b.starts) {
+		return b.starts[i+1]
+	}
+	return b.size
+}
+
+// ReadAt implements io.ReaderAt across the objects.
 func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("s3store: read at negative offset %d", off)
@@ -40,30 +101,35 @@ func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
 	i := sort.Search(len(b.starts), func(i int) bool { return b.starts[i] > off }) - 1
 	n := 0
 	for n < len(p) && i < len(b.keys) {
-		end := b.size
-		if i+1 < len(b.starts) {
-			end = b.starts[i+1]
-		}
+		end := b.end(i)
 		want := p[n:]
 		if rem := end - off; int64(len(want)) > rem {
 			want = want[:rem]
 		}
-		if len(want) > 0 {
-			from := off - b.starts[i]
+		st := b.take(off)
+		if st == nil || st.i != i {
+			if st != nil {
+				st.body.Close()
+			}
 			out, err := b.s.c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &b.s.bucket, Key: &b.keys[i],
-				Range: aws.String(fmt.Sprintf("bytes=%d-%d", from, from+int64(len(want))-1))})
+				Range: aws.String(fmt.Sprintf("bytes=%d-", off-b.starts[i]))})
 			if err != nil {
 				return n, fmt.Errorf("s3store: reading part %d of an upload: %w", i, err)
 			}
-			m, err := io.ReadFull(out.Body, want)
-			out.Body.Close()
-			n += m
-			off += int64(m)
-			if err != nil {
-				return n, fmt.Errorf("s3store: reading part %d of an upload: %w", i, io.ErrUnexpectedEOF)
-			}
+			st = &stream{body: out.Body, i: i, pos: off}
 		}
-		if off >= end {
+		m, err := io.ReadFull(st.body, want)
+		st.pos += int64(m)
+		n += m
+		off += int64(m)
+		if err != nil {
+			st.body.Close()
+			return n, fmt.Errorf("s3store: reading part %d of an upload: %w", i, io.ErrUnexpectedEOF)
+		}
+		if st.pos < end {
+			b.give(st)
+		} else {
+			st.body.Close()
 			i++
 		}
 	}

@@ -105,7 +105,7 @@ func TestResumeNeverReadsUploadedBytesBack(t *testing.T) {
 	patches := []int{1<<20 + 3, 9 << 20, 2 << 20, 4<<20 + 5}
 	var data []byte
 	for i, n := range patches {
-		data = append(data, randBytes(n+i)[i:]...)
+		data = append(data, randBytes(n + i)[i:]...)
 	}
 	id := store.NewID()
 	if _, err := open().NewUpload(context.Background(), handler.FileInfo{ID: id, Size: int64(len(data))}); err != nil {
@@ -183,5 +183,62 @@ func TestAnUploadTooLongForS3IsRefusedAtCreation(t *testing.T) {
 	}
 	if _, err := s.NewUpload(context.Background(), handler.FileInfo{Size: s3store.MaxUploadSize}); err != nil {
 		t.Fatalf("an upload of exactly the largest size is refused: %v", err)
+	}
+}
+
+// TestSequentialReadsTakeOneGetPerObject: delivery and download links read a blob in small
+// sequential chunks (32 KiB through io.Copy, http.ServeContent); each object is one ranged GET
+// streamed through, not a request per chunk.
+func TestSequentialReadsTakeOneGetPerObject(t *testing.T) {
+	w, open := watchedStore(t, 0)
+	s := open()
+	ctx := context.Background()
+	var ids []string
+	var whole []byte
+	var size int64
+	for i, n := range []int{3<<20 + 1, 2 << 20, 1<<20 + 7} {
+		b := randBytes(n + i)[i:]
+		id := store.NewID()
+		if _, err := s.NewUpload(ctx, handler.FileInfo{ID: id, Size: int64(len(b)), IsPartial: true}); err != nil {
+			t.Fatal(err)
+		}
+		write(t, s, id, 0, bytes.NewReader(b))
+		ids, whole, size = append(ids, id), append(whole, b...), size+int64(len(b))
+	}
+	fid := store.NewID()
+	f, err := s.NewUpload(ctx, handler.FileInfo{ID: fid, Size: size, IsFinal: true, PartialUploads: ids})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ups []handler.Upload
+	for _, id := range ids {
+		u, _ := s.GetUpload(ctx, id)
+		ups = append(ups, u)
+	}
+	if err := s.AsConcatableUpload(f).ConcatUploads(ctx, ups); err != nil {
+		t.Fatal(err)
+	}
+	blob, err := open().Open(fid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer blob.Close()
+	before := len(w.getsOf(".bin"))
+	var got bytes.Buffer
+	if _, err := io.CopyBuffer(&got, io.NewSectionReader(blob, 0, blob.Size()), make([]byte, 32<<10)); err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.Equal(got.Bytes(), whole) {
+		t.Fatalf("the sequential read returned other bytes than were sent")
+	}
+	if n := len(w.getsOf(".bin")) - before; n > len(ids) {
+		t.Fatalf("reading %d bytes in 32 KiB chunks took %d GETs; want one per object (%d)", size, n, len(ids))
+	}
+	// Random ranges still read right after the streams moved on.
+	for _, off := range []int64{size - 10, 5, 3<<20 - 3} {
+		p := make([]byte, 10)
+		if n, err := blob.ReadAt(p, off); n != 10 || (err != nil && err != io.EOF) || !bytes.Equal(p, whole[off:off+10]) {
+			t.Fatalf("ReadAt(10 at %d) = %d, %v, other bytes", off, n, err)
+		}
 	}
 }

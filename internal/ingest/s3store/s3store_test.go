@@ -4,7 +4,6 @@ import (
 	"context"
 	"testing"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
 
 	"github.com/ferryhq/ferry/internal/ingest/s3store"
@@ -41,5 +40,3 @@ func TestS3StoreConformance(t *testing.T) {
 		}
 	})
 }
-
-var _ = aws.String
