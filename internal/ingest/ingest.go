@@ -104,7 +104,7 @@ var (
 
 // Config configures ingest. The zero value (with Dir set) runs.
 type Config struct {
-	Dir      string       // data directory for uploads (required)
+	Dir      string       // data directory for uploads (required unless Store is set)
 	BasePath string       // URL path the handler is mounted at; default "/uploads/"
 	Logger   *slog.Logger // default slog.Default()
 	// MaxSize is the largest upload in bytes (a whole file, a partial, or a final's sum),
