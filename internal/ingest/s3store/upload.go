@@ -4,7 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding"
+	"errors"
 	"fmt"
+	"hash"
 	"io"
 	"time"
 
@@ -38,11 +40,12 @@ func (u *upload) partSize() int64 {
 	return ps
 }
 
-// WriteChunk appends src at offset. Bytes are hashed as they arrive into one part buffer; a full
-// buffer goes out as a part, and what is left when the body ends goes out as a part when it may
+// WriteChunk appends src at offset. Bytes are hashed as they arrive into a part buffer; a full
+// buffer goes out as a part while the next one fills (two buffers per PATCH at most, so the
+// network and S3 overlap), and what is left when the body ends goes out as a part when it may
 // (at least MinPartSize, or the upload's last bytes) and otherwise as ID.tail. The record is
-// written after each, with the hash state over exactly the bytes it names. The bytes that
-// arrived before a body fails are kept the same way, so the sender resumes after them.
+// written after each, in order, with the hash state over exactly the bytes it names. The bytes
+// that arrived before a body fails are kept the same way, so the sender resumes after them.
 func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
 	r := u.rec
 	id := u.id()
@@ -57,9 +60,15 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 		return 0, err
 	}
 	ps := u.partSize()
-	bp := getPart(ps)
-	defer putPart(ps, bp)
-	buf := (*bp)[:0]
+	bufs := [2]*[]byte{getPart(ps), nil}
+	defer func() {
+		for _, b := range bufs {
+			if b != nil {
+				putPart(ps, b)
+			}
+		}
+	}()
+	buf := (*bufs[0])[:0]
 	if r.TailSize > 0 {
 		// The incomplete part's bytes are hashed already; they become the head of the next part.
 		out, err := u.s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &u.s.bucket, Key: aws.String(u.s.key(id, ".tail")),
@@ -77,9 +86,21 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 	// A sender that goes away cancels ctx; what arrived is still committed (bounded).
 	commitCtx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Minute)
 	defer cancel()
+	// inflight is the part being sent (and recorded) while the other buffer fills; parts are
+	// recorded in order because the next one starts only once it is done.
+	var inflight chan error
+	wait := func() error {
+		if inflight == nil {
+			return nil
+		}
+		err := <-inflight
+		inflight = nil
+		return err
+	}
 	var received int64
 	var rerr error
 	dirty := false // buf holds bytes not committed yet
+	cur := 0       // bufs[cur] backs buf
 	for {
 		space := buf[len(buf):cap(buf)]
 		if !r.Info.SizeIsDeferred {
@@ -101,14 +122,25 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 			break
 		}
 		if len(buf) == cap(buf) {
-			if cerr := u.commitPart(commitCtx, buf, h); cerr != nil {
-				return r.Info.Offset - offset, cerr
+			werr := wait() // before anything returns: the part in flight holds the other buffer
+			st, serr := hashState(id, h)
+			if err := errors.Join(werr, serr); err != nil {
+				return r.Info.Offset - offset, err
 			}
-			buf, dirty = buf[:0], false
+			inflight = make(chan error, 1)
+			go func(part []byte) { inflight <- u.commitPart(commitCtx, part, st) }(buf)
+			cur = 1 - cur
+			if bufs[cur] == nil {
+				bufs[cur] = getPart(ps)
+			}
+			buf, dirty = (*bufs[cur])[:0], false
 		}
 		if err == io.EOF || len(space) == 0 {
 			break
 		}
+	}
+	if err := wait(); err != nil {
+		return r.Info.Offset - offset, err
 	}
 	if dirty {
 		if cerr := u.commitRest(commitCtx, buf, h); cerr != nil {
@@ -131,16 +163,13 @@ func fill(src io.Reader, buf []byte) (int, error) {
 	return n, nil
 }
 
-// committed sets the record to cover the bytes now stored and saves it with the hash state.
-func (u *upload) committed(ctx context.Context, tail int64, h interface{ MarshalBinary() ([]byte, error) }) error {
+// committed sets the record to cover the bytes now stored and saves it with st, the hash state
+// over exactly those bytes.
+func (u *upload) committed(ctx context.Context, tail int64, st []byte) error {
 	r := u.rec
 	total := r.partsSize()
 	if r.Complete && r.MultipartID == "" {
 		total = r.Info.Size // one PUT holds every byte
-	}
-	st, err := h.MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("s3store: saving the hash state of upload %s: %w", u.id(), err)
 	}
 	r.TailSize = tail
 	r.Info.Offset = total + tail
@@ -148,12 +177,17 @@ func (u *upload) committed(ctx context.Context, tail int64, h interface{ Marshal
 	return u.s.writeRecord(ctx, r)
 }
 
-func marshaler(h any) interface{ MarshalBinary() ([]byte, error) } {
-	return h.(encoding.BinaryMarshaler)
+// hashState marshals h (crypto/sha256's documented-stable state).
+func hashState(id string, h hash.Hash) ([]byte, error) {
+	st, err := h.(encoding.BinaryMarshaler).MarshalBinary()
+	if err != nil {
+		return nil, fmt.Errorf("s3store: saving the hash state of upload %s: %w", id, err)
+	}
+	return st, nil
 }
 
 // commitPart sends buf (the whole buffer: tail and new bytes) as the next part.
-func (u *upload) commitPart(ctx context.Context, buf []byte, h any) error {
+func (u *upload) commitPart(ctx context.Context, buf []byte, st []byte) error {
 	r := u.rec
 	id := u.id()
 	key := u.s.key(id, ".bin")
@@ -178,7 +212,7 @@ func (u *upload) commitPart(ctx context.Context, buf []byte, h any) error {
 		return fmt.Errorf("s3store: sending part %d of upload %s: %w", n, id, err)
 	}
 	r.Parts = append(r.Parts, part{N: n, ETag: aws.ToString(out.ETag), Size: int64(len(buf))})
-	if err := u.committed(ctx, 0, marshaler(h)); err != nil {
+	if err := u.committed(ctx, 0, st); err != nil {
 		r.Parts = r.Parts[:len(r.Parts)-1]
 		return err
 	}
@@ -187,8 +221,12 @@ func (u *upload) commitPart(ctx context.Context, buf []byte, h any) error {
 
 // commitRest stores what is left when a body ends: a part if S3 accepts it as one, else the
 // incomplete part object. An upload that fits one buffer whole is one PUT, no multipart.
-func (u *upload) commitRest(ctx context.Context, buf []byte, h any) error {
+func (u *upload) commitRest(ctx context.Context, buf []byte, h hash.Hash) error {
 	r := u.rec
+	st, err := hashState(u.id(), h)
+	if err != nil {
+		return err
+	}
 	before := r.partsSize()
 	last := !r.Info.SizeIsDeferred && before+int64(len(buf)) == r.Info.Size
 	switch {
@@ -197,19 +235,19 @@ func (u *upload) commitRest(ctx context.Context, buf []byte, h any) error {
 			return err
 		}
 		r.Complete = true
-		if err := u.committed(ctx, 0, marshaler(h)); err != nil {
+		if err := u.committed(ctx, 0, st); err != nil {
 			r.Complete = false
 			return err
 		}
 	case last || len(buf) >= MinPartSize:
-		if err := u.commitPart(ctx, buf, h); err != nil {
+		if err := u.commitPart(ctx, buf, st); err != nil {
 			return err
 		}
 	default:
 		if err := u.s.put(ctx, u.s.key(u.id(), ".tail"), buf); err != nil {
 			return err
 		}
-		return u.committed(ctx, int64(len(buf)), marshaler(h))
+		return u.committed(ctx, int64(len(buf)), st)
 	}
 	if r.TailSize == 0 {
 		_ = u.s.del(ctx, u.s.key(u.id(), ".tail")) // consumed; a leftover is only garbage
