@@ -27,7 +27,7 @@ type Config struct {
 	// PathStyle addresses the bucket in the path (http://host/bucket/key), as most
 	// S3-compatible servers want; ParseURL turns it on when an endpoint is given.
 	PathStyle bool
-	// PartSize is the size of the parts bytes are sent to S3 in (and of the one buffer a PATCH
+	// PartSize is the size of the parts bytes are sent to S3 in (and of the two buffers a PATCH
 	// holds); default DefaultPartSize, at least MinPartSize.
 	PartSize int64
 }
