@@ -272,6 +272,10 @@ func (s *Store) ensureComplete(ctx context.Context, r *record) error {
 	if !store.Finished(r.Info) {
 		return store.ErrNotFinished
 	}
+	// Some servers copy every part on completion (Versity does): minutes for a large upload,
+	// which a sender hanging up or a short caller deadline must not cut off halfway.
+	ctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 30*time.Minute)
+	defer cancel()
 	id := r.Info.ID
 	key := s.key(id, ".bin")
 	switch {
