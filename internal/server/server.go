@@ -22,6 +22,7 @@ import (
 	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/ingest/s3store"
 	"github.com/ferryhq/ferry/internal/notify"
 	"github.com/ferryhq/ferry/internal/portal"
 	"github.com/ferryhq/ferry/internal/secret"
@@ -95,8 +96,13 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: opt.Logger, DB: store, Portal: portal.New(store, portal.Options{Now: opt.Now, ObjectNames: delivery.CheckAdmission}), now: opt.Now}
 	g := &gate{svc: a.Portal, log: opt.Logger.With("component", "gate"), onComplete: opt.OnComplete}
+	pkgStore, err := openPackageStore(ctx, cfg)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	a.Ingest, err = ingest.New(ingest.Config{Dir: filepath.Join(dataDir, "uploads"), BasePath: "/uploads/", Logger: opt.Logger,
-		NoSync: opt.NoSync, MaxSize: int64(cfg.MaxUploadSize), DiskReserve: int64(cfg.DiskReserve)}, g)
+		NoSync: opt.NoSync, MaxSize: int64(cfg.MaxUploadSize), DiskReserve: int64(cfg.DiskReserve), Store: pkgStore}, g)
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("starting the upload engine: %w", err)
@@ -143,6 +149,23 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		return nil, fmt.Errorf("reconciling uploads that finished while ferry was down: %w", err)
 	}
 	return a, nil
+}
+
+// openPackageStore opens the store --store names; nil means ingest's local-disk default. Its
+// errors never carry credentials (they come from the AWS chain, never from the URL).
+func openPackageStore(ctx context.Context, cfg config.Config) (ingest.Store, error) {
+	if cfg.Store == "" {
+		return nil, nil
+	}
+	sc, err := s3store.ParseURL(cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("--store: %w", err)
+	}
+	st, err := s3store.Open(ctx, sc)
+	if err != nil {
+		return nil, fmt.Errorf("opening the package store: %w", err)
+	}
+	return st, nil
 }
 
 // derive makes a key for one purpose from the master key, so one secret is
