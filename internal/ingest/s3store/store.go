@@ -459,6 +459,17 @@ func (s *Store) SetVerified(id string, sum []byte) error {
 	return s.writeRecord(ctx, r)
 }
 
+// VerifiedSHA256 returns the digest SetVerified recorded, or nil if none was.
+func (s *Store) VerifiedSHA256(id string) ([]byte, error) {
+	ctx, cancel := bg()
+	defer cancel()
+	r, err := s.readRecord(ctx, id)
+	if err != nil || r.SHA256 == "" {
+		return nil, err
+	}
+	return hex.DecodeString(r.SHA256)
+}
+
 // SHA256 returns the digest of a finished single or partial upload from the recorded state.
 func (s *Store) SHA256(id string) ([]byte, error) {
 	ctx, cancel := bg()

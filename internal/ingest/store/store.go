@@ -59,6 +59,9 @@ type Store interface {
 	Remove(id string) error
 	// SetVerified records the verified digest of a finished single or partial upload.
 	SetVerified(id string, sum []byte) error
+	// VerifiedSHA256 returns the digest SetVerified recorded, or nil if none was: the
+	// sender's late declaration (Upload-Checksum) is answered from it idempotently.
+	VerifiedSHA256(id string) ([]byte, error)
 	// SHA256 returns the digest of a finished single or partial upload, from the hash state
 	// kept as the bytes arrived (never by reading the whole upload again).
 	SHA256(id string) ([]byte, error)

@@ -179,8 +179,14 @@ func testResumableWrites(t *testing.T, open Backing) {
 	if w := sha256.Sum256(want); !bytes.Equal(sum, w[:]) {
 		t.Fatalf("SHA256 after restarts = %x, want %x", sum, w)
 	}
+	if v, err := s.VerifiedSHA256(id); err != nil || v != nil {
+		t.Fatalf("VerifiedSHA256 before SetVerified = %x, %v; want nil, nil", v, err)
+	}
 	if err := s.SetVerified(id, sum); err != nil {
 		t.Fatalf("SetVerified: %v", err)
+	}
+	if v, err := open(t).VerifiedSHA256(id); err != nil || !bytes.Equal(v, sum) {
+		t.Fatalf("VerifiedSHA256 after SetVerified (another instance) = %x, %v; want %x", v, err, sum)
 	}
 	if got := readAll(t, open(t), id); !bytes.Equal(got, want) {
 		t.Fatalf("the bytes read back differ from the bytes sent")
