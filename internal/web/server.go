@@ -15,6 +15,8 @@ import (
 	"slices"
 	"strings"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/reqid"
 )
 
 // Options configure the HTTP surface.
@@ -40,6 +42,8 @@ type Options struct {
 	// PublicURL is the base URL people reach the server at (--public-url),
 	// for the absolute links the console shows; empty: the request's host.
 	PublicURL string
+	// Metrics serves /metrics in the Prometheus text format (nil: /metrics answers 404).
+	Metrics http.Handler
 }
 
 // Access says who may call a route.
@@ -148,8 +152,8 @@ func New(opt Options) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the whole HTTP surface.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the whole HTTP surface, every request with its id (reqid).
+func (s *Server) Handler() http.Handler { return reqid.Middleware(s.mux) }
 
 // Routes lists the route table (for tests and documentation).
 func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
@@ -196,7 +200,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("web: handler panicked", "method", r.Method, "route", rt.Pattern, "panic", v, "stack", string(debug.Stack()))
+				s.log.ErrorContext(r.Context(), "web: handler panicked", "method", r.Method, "route", rt.Pattern, "panic", v, "stack", string(debug.Stack()))
 				writeError(w, r, errors.New("panic"))
 			}
 		}()
