@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -22,8 +23,10 @@ import (
 	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/metrics"
 	"github.com/ferryhq/ferry/internal/notify"
 	"github.com/ferryhq/ferry/internal/portal"
+	"github.com/ferryhq/ferry/internal/reqid"
 	"github.com/ferryhq/ferry/internal/secret"
 	"github.com/ferryhq/ferry/internal/web"
 )
@@ -61,8 +64,10 @@ type App struct {
 	Delivery *delivery.Service
 	// Notify sends the emails and Slack messages about packages.
 	Notify *notify.Service
-	now    func() time.Time
-	bound  atomic.Pointer[string] // the address Serve listens on, for links
+	// Metrics are this server's Prometheus metrics, served at /metrics.
+	Metrics *metrics.Metrics
+	now     func() time.Time
+	bound   atomic.Pointer[string] // the address Serve listens on, for links
 }
 
 // Open opens (and migrates) the database under cfg.DataDir, builds the upload
@@ -93,8 +98,9 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the database: %w", err)
 	}
-	a := &App{cfg: cfg, log: opt.Logger, DB: store, Portal: portal.New(store, portal.Options{Now: opt.Now, ObjectNames: delivery.CheckAdmission}), now: opt.Now}
-	g := &gate{svc: a.Portal, log: opt.Logger.With("component", "gate"), onComplete: opt.OnComplete}
+	a := &App{cfg: cfg, log: opt.Logger, DB: store, Portal: portal.New(store, portal.Options{Now: opt.Now, ObjectNames: delivery.CheckAdmission}), now: opt.Now,
+		Metrics: metrics.New()}
+	g := &gate{svc: a.Portal, log: opt.Logger.With("component", "gate"), onComplete: opt.OnComplete, metrics: a.Metrics}
 	a.Ingest, err = ingest.New(ingest.Config{Dir: filepath.Join(dataDir, "uploads"), BasePath: "/uploads/", Logger: opt.Logger,
 		NoSync: opt.NoSync, MaxSize: int64(cfg.MaxUploadSize), DiskReserve: int64(cfg.DiskReserve)}, g)
 	if err != nil {
@@ -114,6 +120,10 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		store.Close()
 		return nil, err
 	}
+	a.observeIngest()
+	// Every iconik client Cloud Connect builds counts its calls and rate-limit waits.
+	opt.Iconik.Transport = iconikTransport{next: opt.Iconik.Transport, m: a.Metrics}
+	opt.Iconik.OnRateLimitWait = a.Metrics.RateLimitWait
 	a.Connect, err = connect.New(connect.Options{Store: store, Sealer: sealer, Logger: opt.Logger, Now: opt.Now, Client: opt.Iconik})
 	if err != nil {
 		store.Close()
@@ -129,9 +139,10 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}
 	a.Web, err = web.New(web.Options{
 		Store: a.withDeliveries(&webStore{db: store, svc: a.Portal, conns: a.Connect, now: opt.Now, onFinalize: opt.OnFinalize}),
-		Blobs: blobs{a.Ingest}, Uploads: a.guardTermination(a.Ingest.Handler()), Connections: a.Connect,
+		Blobs: blobs{a.Ingest}, Uploads: a.observeUploads(a.guardTermination(a.Ingest.Handler())), Connections: a.Connect,
 		Logger: opt.Logger, SecureCookies: cfg.SecureCookies, SessionTTL: cfg.SessionTTL, Now: opt.Now,
 		Secret: derive(key, "web MAC v1"), Notifications: notifyWeb{a.Notify}, Ready: a.ready, PublicURL: cfg.PublicURL,
+		Metrics: a.Metrics.Handler(),
 	})
 	if err != nil {
 		store.Close()
@@ -319,9 +330,12 @@ func (b blobs) Delete(ctx context.Context, id string) error {
 	return err
 }
 
-// NewLogger builds the process logger at cfg's level.
-func NewLogger(cfg config.Config) *slog.Logger {
+// NewLogger builds the process logger at cfg's level, on stderr.
+func NewLogger(cfg config.Config) *slog.Logger { return NewLoggerTo(os.Stderr, cfg) }
+
+// NewLoggerTo builds the process logger at cfg's level, writing to w.
+func NewLoggerTo(w io.Writer, cfg config.Config) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel)))
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	return slog.New(reqid.LogHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})))
 }

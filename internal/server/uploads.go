@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/metrics"
 	"github.com/ferryhq/ferry/internal/portal"
 )
 
@@ -44,6 +45,7 @@ func (a *App) guardTermination(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		if rec.status == http.StatusNoContent {
+			a.Metrics.UploadEnded(metrics.UploadCancelled)
 			if _, err := a.Portal.CancelFile(r.Context(), portal.FileRef{FileID: f.ID, UploadID: id}); err != nil {
 				a.log.Error("recording a terminated upload", "upload", id, "file", f.ID, "err", err)
 			}
