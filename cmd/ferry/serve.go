@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -34,6 +35,9 @@ func newServeCmd() *cobra.Command {
 				return usageError{err}
 			}
 			log := server.NewLogger(cfg)
+			// Code that logs through slog's default (web's error answers) writes at the
+			// configured level, with request ids, like the rest.
+			slog.SetDefault(log)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			opt := server.Options{Logger: log}

@@ -17,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tus/tusd/v2/pkg/handler"
+
 	"github.com/ferryhq/ferry/internal/config"
 	"github.com/ferryhq/ferry/internal/connect"
 	"github.com/ferryhq/ferry/internal/db"
@@ -253,15 +255,23 @@ func (a *App) HTTPServer() *http.Server {
 	}
 }
 
-// Serve listens on cfg.Addr and serves until ctx ends, then shuts down
-// gracefully within cfg.ShutdownTimeout. ready, if not nil, receives the
-// bound address once listening.
+// Serve listens on cfg.Addr and serves until ctx ends, then shuts down gracefully within
+// cfg.ShutdownTimeout (the grace period): it stops accepting, lets in-flight requests (an
+// upload's PATCH) and running jobs finish for most of the grace, then hands back what is
+// still running: a PATCH ends with the bytes that arrived saved (tus offsets are durable, the
+// client resumes), and River cancels its jobs, which go back to the queue as retryable. ready,
+// if not nil, receives the bound address once listening.
 func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", a.cfg.Addr, err)
 	}
 	srv := a.HTTPServer()
+	// Requests live on their own context, ended with a cause tusd understands when the grace
+	// is over (it then saves what arrived and answers 503), not when the signal comes.
+	base, handBack := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer handBack(nil)
+	srv.BaseContext = func(net.Listener) context.Context { return base }
 	scheme := "http"
 	if a.cfg.TLSCert != "" {
 		scheme = "https"
@@ -272,12 +282,11 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 		ln.Close()
 		return err
 	}
-	defer a.stopDelivery()
 	if err := a.startNotify(ctx); err != nil {
 		ln.Close()
+		a.stopDelivery()
 		return err
 	}
-	defer a.stopNotify()
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.sweepLoop(sweepCtx, a.cfg.CleanupInterval) })
@@ -295,20 +304,61 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	}
 	select {
 	case err := <-errc:
+		a.stopJobs(time.Now().Add(a.cfg.ShutdownTimeout), a.cfg.ShutdownTimeout)
 		return fmt.Errorf("serving HTTP: %w", err)
 	case <-ctx.Done():
 	}
-	a.log.Info("shutting down", "grace", a.cfg.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-		return fmt.Errorf("graceful shutdown: %w", err)
+	grace := a.cfg.ShutdownTimeout
+	deadline := time.Now().Add(grace)
+	// The last part of the grace (a fifth, at most 5 s) is for handing back: cancelled
+	// requests and jobs need a moment to save their state and return.
+	soft := grace - min(grace/5, 5*time.Second)
+	a.log.Info("shutting down: no new requests; in-flight uploads and jobs may finish", "grace", grace)
+	var jobs sync.WaitGroup
+	jobs.Go(func() { a.stopJobs(deadline, soft) })
+	sctx, cancel := context.WithTimeout(context.Background(), soft)
+	err = srv.Shutdown(sctx)
+	cancel()
+	if err != nil {
+		a.log.Warn("shutting down: grace period over; handing in-flight uploads back (their clients resume)")
+		handBack(handler.ErrServerShutdown)
+		hctx, cancel := context.WithDeadline(context.Background(), deadline)
+		if err := srv.Shutdown(hctx); err != nil {
+			a.log.Warn("shutting down: closing connections that did not end in time", "err", err)
+			srv.Close()
+		}
+		cancel()
 	}
+	jobs.Wait()
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	a.log.Info("shut down")
 	return nil
+}
+
+// stopJobs stops the delivery and notification workers together: running jobs may finish
+// until soft has passed, then are cancelled (River puts them back as retryable) and waited
+// for until deadline. What has not started stays in the queue for the next start.
+func (a *App) stopJobs(deadline time.Time, soft time.Duration) {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	var wg sync.WaitGroup
+	if a.Delivery != nil {
+		wg.Go(func() {
+			if err := a.Delivery.Stop(ctx, soft); err != nil {
+				a.log.Warn("stopping delivery jobs", "err", err)
+			}
+		})
+	}
+	if a.Notify != nil {
+		wg.Go(func() {
+			if err := a.Notify.Stop(ctx, soft); err != nil {
+				a.log.Warn("stopping notification jobs", "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // blobs adapts ingest's Blob to web's (same methods, distinct types).
