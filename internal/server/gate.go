@@ -140,10 +140,10 @@ func (g *gate) Complete(ctx context.Context, u ingest.Upload, sum ingest.Checksu
 func (g *gate) Failed(ctx context.Context, u ingest.Upload, reason string) error {
 	g.metrics.UploadEnded(metrics.UploadFailed)
 	if u.IsPartial {
-		g.log.Warn("partial upload failed its integrity check", "upload", u.ID, "package", u.Metadata[metaPackageID], "reason", reason)
+		g.log.WarnContext(ctx, "partial upload failed its integrity check", "upload", u.ID, "package", u.Metadata[metaPackageID], "reason", reason)
 		// Its bytes are deleted: give back its share of the package's size.
 		if err := g.svc.ReleasePartial(ctx, u.Metadata[metaPackageID], u.Size); err != nil {
-			g.log.Error("releasing a failed partial's share of its package", "upload", u.ID, "err", err)
+			g.log.ErrorContext(ctx, "releasing a failed partial's share of its package", "upload", u.ID, "err", err)
 		}
 		return nil
 	}

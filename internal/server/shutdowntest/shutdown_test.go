@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"bytes"
 	"crypto/sha256"
+	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
@@ -22,6 +23,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	_ "modernc.org/sqlite" // reads the stopped server's River table
 
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
@@ -210,6 +213,22 @@ func TestSIGTERMMidUploadAndMidDeliveryExitsZeroAndNothingIsLost(t *testing.T) {
 	if !regexp.MustCompile(`handing in-flight uploads back`).Match(logs) {
 		t.Errorf("no hand-back logged")
 	}
+
+	// River's jobs finished or went back to the queue: none is left marked running.
+	jobs, err := sql.Open("sqlite", filepath.Join(data, "ferry.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	var running, waiting int
+	if err := jobs.QueryRow(`SELECT count(*) FILTER (WHERE state = 'running'), count(*) FILTER (WHERE state IN ('available', 'retryable', 'scheduled'))
+		FROM river_job`).Scan(&running, &waiting); err != nil {
+		t.Fatal(err)
+	}
+	jobs.Close()
+	if running != 0 {
+		t.Errorf("%d River jobs left running after the graceful shutdown", running)
+	}
+	t.Logf("after the shutdown: %d jobs waiting in the queue, none running", waiting)
 
 	// Restart: the upload resumes where the server says, and completes.
 	ferry = serve()
