@@ -2,7 +2,6 @@ package metrics
 
 import (
 	"context"
-	"database/sql"
 	"log/slog"
 	"time"
 
@@ -62,21 +61,23 @@ var queueDesc = prometheus.NewDesc("ferry_river_jobs", "River jobs (deliveries, 
 // queueTimeout; a scrape then goes on without the queue figures.
 const queueTimeout = 2 * time.Second
 
-// WatchQueue exports River's queue depth by state, read from River's job table in db (the
-// same query on SQLite and PostgreSQL).
-func (m *Metrics) WatchQueue(db *sql.DB, log *slog.Logger) {
-	m.reg.MustRegister(&queueCollector{db: db, log: log})
+// WatchQueue exports River's queue depth by state, as count reads it (db.RiverJobCountByState:
+// one grouped count over River's job table, the same on SQLite and PostgreSQL).
+func (m *Metrics) WatchQueue(count func(context.Context) (map[string]int64, error), log *slog.Logger) {
+	m.reg.MustRegister(&queueCollector{count: count, log: log})
 }
 
 type queueCollector struct {
-	db  *sql.DB
-	log *slog.Logger
+	count func(context.Context) (map[string]int64, error)
+	log   *slog.Logger
 }
 
 func (c *queueCollector) Describe(ch chan<- *prometheus.Desc) { ch <- queueDesc }
 
 func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
-	counts, err := c.read()
+	ctx, cancel := context.WithTimeout(context.Background(), queueTimeout)
+	defer cancel()
+	counts, err := c.count(ctx)
 	if err != nil {
 		c.log.Warn("metrics: counting River jobs", "err", err)
 		return
@@ -84,27 +85,4 @@ func (c *queueCollector) Collect(ch chan<- prometheus.Metric) {
 	for _, s := range riverStates {
 		ch <- prometheus.MustNewConstMetric(queueDesc, prometheus.GaugeValue, float64(counts[s]), s)
 	}
-}
-
-func (c *queueCollector) read() (map[string]int64, error) {
-	ctx, cancel := context.WithTimeout(context.Background(), queueTimeout)
-	defer cancel()
-	rows, err := c.db.QueryContext(ctx, `SELECT state, count(*) FROM river_job GROUP BY state`)
-	if err != nil {
-		return nil, err
-	}
-	defer rows.Close()
-	counts := map[string]int64{}
-	for rows.Next() {
-		var s string
-		var n int64
-		if err := rows.Scan(&s, &n); err != nil {
-			return nil, err
-		}
-		counts[s] = n
-	}
-	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	return counts, nil
 }

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/metrics"
 	"github.com/ferryhq/ferry/internal/reqid"
@@ -194,5 +195,5 @@ func (a *App) observeIngest() {
 		sp, err := a.Ingest.Space()
 		return metrics.Space{Free: sp.Free, Reserve: sp.Reserve, Promised: sp.Promised, Known: sp.Known}, err
 	}, a.log)
-	a.Metrics.WatchQueue(a.DB.SQLDB(), a.log)
+	a.Metrics.WatchQueue(func(ctx context.Context) (map[string]int64, error) { return db.RiverJobCountByState(ctx, a.DB) }, a.log)
 }
