@@ -272,6 +272,7 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	base, handBack := context.WithCancelCause(context.WithoutCancel(ctx))
 	defer handBack(nil)
 	srv.BaseContext = func(net.Listener) context.Context { return base }
+	srv.RegisterOnShutdown(a.Web.Drain)
 	scheme := "http"
 	if a.cfg.TLSCert != "" {
 		scheme = "https"

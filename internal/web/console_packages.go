@@ -497,6 +497,8 @@ func (s *Server) consolePackageEvents(w http.ResponseWriter, r *http.Request) er
 		select {
 		case <-ctx.Done():
 			return nil
+		case <-s.draining:
+			return nil
 		case <-tick.C:
 		}
 	}

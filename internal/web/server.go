@@ -14,6 +14,7 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/reqid"
@@ -85,7 +86,15 @@ type Server struct {
 	originGuard *http.CrossOriginProtection
 	now         func() time.Time
 	secret      []byte
+	// draining is closed when the server shuts down: streams that live as long as a page
+	// (server-sent events) end then, instead of holding the shutdown to its deadline.
+	draining  chan struct{}
+	drainOnce sync.Once
 }
+
+// Drain ends the live streams (their browsers reconnect, to another replica or after the
+// restart) so that a graceful shutdown waits only for real work. Call it when shutting down.
+func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
 
 // New builds the handler and its route table.
 func New(opt Options) (*Server, error) {
@@ -106,6 +115,7 @@ func New(opt Options) (*Server, error) {
 		// Password guesses: a burst of 5, then one every 6 s per key.
 		passLimit:   newKeyedLimiter(6*time.Second, 5),
 		originGuard: http.NewCrossOriginProtection(),
+		draining:    make(chan struct{}),
 	}
 	s.secret = opt.Secret
 	if len(s.secret) == 0 {
