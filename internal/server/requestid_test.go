@@ -3,7 +3,6 @@ package server
 import (
 	"bytes"
 	"encoding/json"
-	"log/slog"
 	"net/http/httptest"
 	"path/filepath"
 	"regexp"
@@ -127,5 +126,9 @@ func TestEveryRequestHasAnIDInItsAnswerItsErrorsAndItsLogLines(t *testing.T) {
 	if len(without) > 0 {
 		t.Fatalf("log lines of the request without request_id=logged-req-7:\n%s", strings.Join(without, "\n"))
 	}
-	_ = slog.LevelDebug
+	// The API's contract documents the field.
+	resp, doc := h.req("GET", "/api/v1/openapi.json", nil)
+	if resp.StatusCode != 200 || !strings.Contains(string(doc), `"request_id"`) {
+		t.Fatalf("the OpenAPI document does not describe request_id in its error schema")
+	}
 }
