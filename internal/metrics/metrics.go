@@ -27,6 +27,7 @@ type Metrics struct {
 
 	bytesReceived   prometheus.Counter
 	bytesDelivered  prometheus.Counter
+	bytesSettled    prometheus.Counter
 	activeUploads   prometheus.Gauge
 	uploads         *prometheus.CounterVec
 	deliveries      *prometheus.CounterVec
@@ -46,6 +47,8 @@ func New() *Metrics {
 			Help: "Upload body bytes read from senders (tus PATCH and creation-with-upload)."}),
 		bytesDelivered: prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_delivery_bytes_read_total",
 			Help: "Package bytes read from the upload store to be delivered to iconik storage (a retried part is read again)."}),
+		bytesSettled: prometheus.NewCounter(prometheus.CounterOpts{Name: "ferry_delivered_bytes_total",
+			Help: "Bytes of files delivered into iconik, counted when their delivery settles."}),
 		activeUploads: prometheus.NewGauge(prometheus.GaugeOpts{Name: "ferry_uploads_active",
 			Help: "Upload requests receiving bytes on this replica right now."}),
 		uploads: prometheus.NewCounterVec(prometheus.CounterOpts{Name: "ferry_uploads_total",
@@ -67,7 +70,7 @@ func New() *Metrics {
 			Help: "Notification send attempts, by channel (email, slack) and outcome (sent, retrying, failed)."},
 			[]string{"channel", "outcome"}),
 	}
-	m.reg.MustRegister(m.bytesReceived, m.bytesDelivered, m.activeUploads, m.uploads, m.deliveries, m.deliveryLatency,
+	m.reg.MustRegister(m.bytesReceived, m.bytesDelivered, m.bytesSettled, m.activeUploads, m.uploads, m.deliveries, m.deliveryLatency,
 		m.iconikCalls, m.rateLimitWaits, m.rateLimitWaited, m.notifications,
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	// Present from the start, so that a dashboard and an alert see 0 rather than nothing.
@@ -119,12 +122,16 @@ func (m *Metrics) UploadEnded(outcome string) {
 	}
 }
 
-// DeliverySettled counts a settled delivery by its final state and observes how long it took.
-func (m *Metrics) DeliverySettled(state string, took time.Duration) {
+// DeliverySettled counts a settled delivery by its final state, with the bytes of its files
+// that were delivered, and observes how long it took.
+func (m *Metrics) DeliverySettled(state string, deliveredBytes int64, took time.Duration) {
 	if m == nil {
 		return
 	}
 	m.deliveries.WithLabelValues(state).Inc()
+	if deliveredBytes > 0 {
+		m.bytesSettled.Add(float64(deliveredBytes))
+	}
 	if took >= 0 {
 		m.deliveryLatency.Observe(took.Seconds())
 	}

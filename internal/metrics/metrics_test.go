@@ -25,7 +25,7 @@ func TestANilMetricsCountsNothingAndDoesNotPanic(t *testing.T) {
 	m.Delivered(10)
 	m.UploadStarted()()
 	m.UploadEnded(UploadCompleted)
-	m.DeliverySettled("delivered", 0)
+	m.DeliverySettled("delivered", 1, 0)
 	m.RateLimitWait(1)
 	m.Notification("email", "sent")
 	m.IconikCall("GET", "/API/x/", 200)

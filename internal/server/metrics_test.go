@@ -184,7 +184,7 @@ func TestMetricsArePresentAndMoveWithUploadsDeliveriesAndNotifications(t *testin
 	h, connID := newMetricsE2E(t)
 	before := h.scrape()
 	for _, name := range []string{
-		"ferry_upload_bytes_received_total", "ferry_delivery_bytes_read_total", "ferry_uploads_active",
+		"ferry_upload_bytes_received_total", "ferry_delivery_bytes_read_total", "ferry_delivered_bytes_total", "ferry_uploads_active",
 		"ferry_uploads_total", "ferry_deliveries_total", "ferry_delivery_duration_seconds",
 		"ferry_iconik_requests_total", "ferry_iconik_rate_limit_waits_total", "ferry_iconik_rate_limit_wait_seconds_total",
 		"ferry_river_jobs", "ferry_upload_store_free_bytes", "ferry_disk_reserve_bytes", "ferry_upload_promised_bytes",
@@ -243,6 +243,10 @@ func TestMetricsArePresentAndMoveWithUploadsDeliveriesAndNotifications(t *testin
 	moved("ferry_deliveries_total", 1, "outcome", "failed")
 	moved("ferry_delivery_duration_seconds", 2)
 	moved("ferry_delivery_bytes_read_total", float64(len(data)+5))
+	// The failed package's bytes were never delivered: exactly the good package's count.
+	if d := after.value("ferry_delivered_bytes_total") - before.value("ferry_delivered_bytes_total"); d != float64(len(data)+5) {
+		t.Errorf("ferry_delivered_bytes_total moved by %v, want %d", d, len(data)+5)
+	}
 	moved("ferry_iconik_requests_total", 1, "method", "POST", "route", "/API/assets/v1/assets/", "status", "201")
 	moved("ferry_iconik_rate_limit_waits_total", 1)
 	moved("ferry_notifications_total", 2, "channel", "email", "outcome", "sent")

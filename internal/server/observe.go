@@ -183,7 +183,13 @@ func (a *App) countSettled(next func(context.Context, delivery.Event) error) fun
 		if d.SettledAt != nil {
 			end = *d.SettledAt
 		}
-		a.Metrics.DeliverySettled(string(d.State), end.Sub(d.CreatedAt))
+		var delivered int64
+		for _, f := range ev.Files {
+			if f.State == db.DeliveryFileDelivered {
+				delivered += f.Size
+			}
+		}
+		a.Metrics.DeliverySettled(string(d.State), delivered, end.Sub(d.CreatedAt))
 		return nil
 	}
 }
