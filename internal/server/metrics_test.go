@@ -212,8 +212,28 @@ func TestMetricsArePresentAndMoveWithUploadsDeliveriesAndNotifications(t *testin
 		}
 	})
 	h.upload(good.UploadToken, "notes/readme.txt", []byte("hello"))
-	resp, body := h.req("POST", "/p/shoot/packages/"+good.Package.ID+"/finalize", nil, "Authorization", "Bearer "+good.UploadToken)
+	var resp *http.Response
+	var body []byte
+	resp, body = h.req("POST", "/p/shoot/packages/"+good.Package.ID+"/finalize", nil, "Authorization", "Bearer "+good.UploadToken)
 	h.mustJSON(resp, body, 200, nil)
+
+	// An upload whose bytes do not match the SHA-256 its sender declared, and one the sender
+	// cancels (tus termination) before sending anything.
+	other := h.newPackage("shoot")
+	resp, body = h.tusUpload(other.UploadToken, map[string]string{"relativePath": "wrong.mov", "sha256": strings.Repeat("ab", 32)}, []byte("not those bytes"))
+	if resp.StatusCode < 400 {
+		t.Fatalf("an upload with the wrong SHA-256: %d %s", resp.StatusCode, body)
+	}
+	resp, body = h.req("POST", "/uploads/", nil, "Tus-Resumable", "1.0.0", "Upload-Length", "10", "Authorization", "Bearer "+other.UploadToken,
+		"Upload-Metadata", "relativePath "+base64.StdEncoding.EncodeToString([]byte("never.mov")))
+	if resp.StatusCode != 201 {
+		t.Fatalf("create: %d %s", resp.StatusCode, body)
+	}
+	loc := resp.Header.Get("Location")
+	resp, body = h.req("DELETE", loc[strings.Index(loc, "/uploads/"):], nil, "Tus-Resumable", "1.0.0", "Authorization", "Bearer "+other.UploadToken)
+	if resp.StatusCode != 204 {
+		t.Fatalf("terminate: %d %s", resp.StatusCode, body)
+	}
 
 	bad := h.newPackage("shoot")
 	h.upload(bad.UploadToken, "broken.mov", []byte("FAIL: these bytes cannot be read back"))
@@ -239,6 +259,8 @@ func TestMetricsArePresentAndMoveWithUploadsDeliveriesAndNotifications(t *testin
 	}
 	moved("ferry_upload_bytes_received_total", float64(len(data)+5))
 	moved("ferry_uploads_total", 3, "outcome", "completed")
+	moved("ferry_uploads_total", 1, "outcome", "failed")
+	moved("ferry_uploads_total", 1, "outcome", "cancelled")
 	moved("ferry_deliveries_total", 1, "outcome", "delivered")
 	moved("ferry_deliveries_total", 1, "outcome", "failed")
 	moved("ferry_delivery_duration_seconds", 2)
