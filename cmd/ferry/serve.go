@@ -40,6 +40,9 @@ func newServeCmd() *cobra.Command {
 			slog.SetDefault(log)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// The first signal starts the graceful shutdown; a second one ends the process at
+			// once (the default action comes back), for an operator who will not wait.
+			go func() { <-ctx.Done(); stop() }()
 			opt := server.Options{Logger: log}
 			if cfg.Demo {
 				return runDemo(ctx, cmd.OutOrStdout(), cfg, log, opt)
