@@ -361,3 +361,50 @@ func waitMetric(t *testing.T, base, name string, min float64) {
 	}
 	t.Fatalf("%s stayed at %s, want at least %v", name, last, min)
 }
+
+// TestASecondSIGTERMEndsTheShutdownAtOnce: an operator who will not wait out the grace period
+// signals again, and the process ends then (killed by the signal), however long the grace.
+func TestASecondSIGTERMEndsTheShutdownAtOnce(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds and runs the real binary")
+	}
+	dir := t.TempDir()
+	logPath := filepath.Join(dir, "serve.log")
+	addr := child.FreeAddr(t)
+	p := child.Start(t, ferryBin, logPath, "serve", "--data", filepath.Join(dir, "data"), "--addr", addr, "--log-level", "info",
+		"--shutdown-timeout", "10m")
+	child.WaitHTTP(t, "http://"+addr+"/healthz", p)
+	// A connection with a request still arriving holds the graceful shutdown.
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	fmt.Fprintf(conn, "POST /login HTTP/1.1\r\nHost: %s\r\nContent-Type: application/json\r\nContent-Length: 100\r\n\r\n{", addr)
+	time.Sleep(100 * time.Millisecond) // let the server start reading it (not an assertion)
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		if b, _ := os.ReadFile(logPath); bytes.Contains(b, []byte("shutting down")) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("no graceful shutdown began")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	select {
+	case <-p.Done():
+		t.Fatal("the first SIGTERM did not wait for the request in flight")
+	default:
+	}
+	p.Cmd.Process.Signal(syscall.SIGTERM)
+	select {
+	case <-p.Done():
+	case <-time.After(time.Minute): // a deadlock guard: the grace is ten minutes
+		t.Fatal("a second SIGTERM did not end the process")
+	}
+	if ws, ok := p.Cmd.ProcessState.Sys().(syscall.WaitStatus); !ok || !ws.Signaled() || ws.Signal() != syscall.SIGTERM {
+		t.Fatalf("after the second SIGTERM: %v, want killed by SIGTERM", p.Cmd.ProcessState)
+	}
+}
