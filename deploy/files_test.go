@@ -20,11 +20,6 @@ import (
 // root is the repository root, where Dockerfile and compose.yaml live.
 const root = ".."
 
-// pendingEnv are variables the deployment files already use for settings
-// another branch is adding (h-s3store: --store); the lead drops an entry
-// once its setting is merged and config.Describe lists it.
-var pendingEnv = map[string]string{"FERRY_STORE": "--store s3://bucket/prefix?endpoint=...&region=... (h-s3store)"}
-
 // knownEnv is every FERRY_* variable ferry reads.
 func knownEnv() map[string]bool {
 	known := map[string]bool{}
@@ -33,9 +28,6 @@ func knownEnv() map[string]bool {
 	}
 	for _, e := range config.OtherEnv {
 		known[e.Name] = true
-	}
-	for name := range pendingEnv {
-		known[name] = true
 	}
 	return known
 }

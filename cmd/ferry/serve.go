@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"fmt"
+	"log/slog"
 	"net"
 	"os"
 	"os/signal"
@@ -34,8 +35,14 @@ func newServeCmd() *cobra.Command {
 				return usageError{err}
 			}
 			log := server.NewLogger(cfg)
+			// Code that logs through slog's default (web's error answers) writes at the
+			// configured level, with request ids, like the rest.
+			slog.SetDefault(log)
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
+			// The first signal starts the graceful shutdown; a second one ends the process at
+			// once (the default action comes back), for an operator who will not wait.
+			go func() { <-ctx.Done(); stop() }()
 			opt := server.Options{Logger: log}
 			if cfg.Demo {
 				return runDemo(ctx, cmd.OutOrStdout(), cfg, log, opt)

@@ -49,8 +49,11 @@ type Options struct {
 	// Transport sends the requests (default http.DefaultTransport); tests insert
 	// ispectest.Transport here.
 	Transport http.RoundTripper
-	Logger    *slog.Logger
-	UserAgent string // default "ferry"
+	// OnRateLimitWait, if set, is told how long a call waited for the App-ID's rate limit
+	// (or a 429's pause) before it was sent; calls sent at once are not reported (metrics).
+	OnRateLimitWait func(time.Duration)
+	Logger          *slog.Logger
+	UserAgent       string // default "ferry"
 }
 
 // Client calls one iconik tenant as one user. It is safe for concurrent use.
@@ -163,16 +166,37 @@ func limiterFor(appID string, perSecond float64) *appLimiter {
 	return l
 }
 
-func (l *appLimiter) wait(ctx context.Context) error {
+// wait blocks until the call may be sent and returns how long that took by the limiter's own
+// account (the pause plus the reservation's delay), not by a clock around it.
+func (l *appLimiter) wait(ctx context.Context) (time.Duration, error) {
 	l.mu.Lock()
 	until := l.pauseUntil
 	l.mu.Unlock()
+	var waited time.Duration
 	if d := time.Until(until); d > 0 {
 		if err := sleep(ctx, d); err != nil {
-			return err
+			return waited, err
 		}
+		waited = d
 	}
-	return l.lim.Wait(ctx)
+	r := l.lim.Reserve()
+	if !r.OK() {
+		return waited, fmt.Errorf("rate limiter: no reservation possible")
+	}
+	d := r.Delay()
+	if d <= 0 {
+		return waited, nil
+	}
+	if dl, ok := ctx.Deadline(); ok && time.Until(dl) < d {
+		// As rate.Limiter.Wait does: fail now rather than sleep into the deadline.
+		r.Cancel()
+		return waited, fmt.Errorf("rate limiter: waiting %s would exceed the context's deadline", d)
+	}
+	if err := sleep(ctx, d); err != nil {
+		r.Cancel() // the token goes back to calls that will be sent
+		return waited, err
+	}
+	return waited + d, nil
 }
 
 func (l *appLimiter) pause(d time.Duration) {
@@ -268,7 +292,11 @@ func (c *Client) do(ctx context.Context, k call) (int, error) {
 		}
 	}
 	for attempt := 1; ; attempt++ {
-		if err := c.limiter.wait(ctx); err != nil {
+		waited, err := c.limiter.wait(ctx)
+		if waited > 0 && c.opts.OnRateLimitWait != nil {
+			c.opts.OnRateLimitWait(waited)
+		}
+		if err != nil {
 			return 0, fmt.Errorf("iconik: %s %s: waiting for rate limiter: %w", k.method, u.Path, err)
 		}
 		status, header, respBody, err := c.attempt(ctx, k.method, u, body)

@@ -184,7 +184,7 @@ func TestA429PausesEveryClientOfTheAppID(t *testing.T) {
 	l.pause(time.Hour)
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if err := l.wait(ctx); !errors.Is(err, context.Canceled) {
+	if _, err := l.wait(ctx); !errors.Is(err, context.Canceled) {
 		t.Fatalf("wait during a pause = %v, want it to block until ctx ends", err)
 	}
 }

@@ -80,6 +80,9 @@ type Options struct {
 	Follower bool
 	Logger   *slog.Logger
 	Now      func() time.Time
+	// OnAttempt, if set, is told each send attempt's channel (email, slack) and outcome:
+	// sent, retrying, or failed for good (metrics).
+	OnAttempt func(channel, outcome string)
 }
 
 // Service records and sends notifications.
@@ -515,6 +518,9 @@ func (s *Service) recordOutcome(ctx context.Context, n *db.Notification, out out
 			p.State = db.NotificationFailed
 		}
 		s.log.Warn("notify: sending failed", "notification", n.ID, "kind", n.Kind, "channel", n.Channel, "final", p.State == db.NotificationFailed, "err", out.err)
+	}
+	if s.o.OnAttempt != nil {
+		s.o.OnAttempt(n.Channel, map[db.NotificationState]string{db.NotificationSent: "sent", db.NotificationQueued: "retrying", db.NotificationFailed: "failed"}[p.State])
 	}
 	r, err := s.o.DB.NotificationRecordAttempt(ctx, p)
 	if errors.Is(err, db.ErrPrecondition) {

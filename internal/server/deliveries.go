@@ -37,6 +37,8 @@ func (a *App) openDelivery(ctx context.Context, opt Options, g *gate) error {
 	if opt.Delivery != nil {
 		opt.Delivery(&o)
 	}
+	o.OnSettled = a.countSettled(o.OnSettled)
+	o.Blobs = countingBlobs{Blobs: o.Blobs, m: a.Metrics}
 	d, err := delivery.New(ctx, o)
 	if err != nil {
 		return fmt.Errorf("starting deliveries: %w", err)

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/metrics"
 	"github.com/ferryhq/ferry/internal/pathsafe"
 	"github.com/ferryhq/ferry/internal/portal"
 )
@@ -25,6 +26,7 @@ type gate struct {
 	svc        *portal.Service
 	log        *slog.Logger
 	onComplete portal.CompleteHook
+	metrics    *metrics.Metrics // uploads by outcome (nil: not counted)
 }
 
 var _ ingest.Gate = (*gate)(nil)
@@ -124,19 +126,24 @@ func (g *gate) Complete(ctx context.Context, u ingest.Upload, sum ingest.Checksu
 			g.log.WarnContext(ctx, "upload cannot be completed: given up, its bytes left to the sweeper", "upload", u.ID,
 				"package", u.Metadata[metaPackageID], "path", path, "code", pe.Code, "reason", pe.Message)
 		}
+		if portal.AsError(err) != nil {
+			g.metrics.UploadEnded(metrics.UploadRefused)
+		}
 		return fmt.Errorf("recording upload %s complete: %w", u.ID, rejection(err))
 	}
+	g.metrics.UploadEnded(metrics.UploadCompleted)
 	return nil
 }
 
 // Failed records an integrity failure; a failed partial is only logged,
 // since the sender may send that part again.
 func (g *gate) Failed(ctx context.Context, u ingest.Upload, reason string) error {
+	g.metrics.UploadEnded(metrics.UploadFailed)
 	if u.IsPartial {
-		g.log.Warn("partial upload failed its integrity check", "upload", u.ID, "package", u.Metadata[metaPackageID], "reason", reason)
+		g.log.WarnContext(ctx, "partial upload failed its integrity check", "upload", u.ID, "package", u.Metadata[metaPackageID], "reason", reason)
 		// Its bytes are deleted: give back its share of the package's size.
 		if err := g.svc.ReleasePartial(ctx, u.Metadata[metaPackageID], u.Size); err != nil {
-			g.log.Error("releasing a failed partial's share of its package", "upload", u.ID, "err", err)
+			g.log.ErrorContext(ctx, "releasing a failed partial's share of its package", "upload", u.ID, "err", err)
 		}
 		return nil
 	}

@@ -25,7 +25,7 @@ func (a *App) openNotify(ctx context.Context, key []byte) error {
 		}
 	}
 	n, err := notify.New(ctx, notify.Options{DB: a.DB, SMTP: smtp, From: a.cfg.MailFrom, LinkKey: derive(key, "notify links v1"),
-		BaseURL: a.baseURL, Webhooks: a.Connect, Follower: true, Logger: a.log, Now: a.now})
+		BaseURL: a.baseURL, Webhooks: a.Connect, Follower: true, Logger: a.log, Now: a.now, OnAttempt: a.Metrics.Notification})
 	if err != nil {
 		return fmt.Errorf("starting notifications: %w", err)
 	}

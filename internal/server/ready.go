@@ -22,7 +22,7 @@ func (a *App) ready(ctx context.Context) web.ReadyReport {
 
 	dbErr := a.DB.SQLDB().PingContext(ctx)
 	if dbErr != nil {
-		a.log.Warn("readiness: the database does not answer", "err", dbErr)
+		a.log.WarnContext(ctx, "readiness: the database does not answer", "err", dbErr)
 		dbErr = fmt.Errorf("the database does not answer")
 	}
 	check("database", dbErr)
@@ -30,7 +30,7 @@ func (a *App) ready(ctx context.Context) web.ReadyReport {
 		pending, err := db.MigrationsPending(ctx, a.DB)
 		switch {
 		case err != nil:
-			a.log.Warn("readiness: reading the migration state failed", "err", err)
+			a.log.WarnContext(ctx, "readiness: reading the migration state failed", "err", err)
 			check("migrations", fmt.Errorf("the migration state could not be read"))
 		case pending:
 			check("migrations", fmt.Errorf("the database lacks migrations this ferry carries; restart ferry to apply them"))
@@ -46,7 +46,7 @@ func (a *App) ready(ctx context.Context) web.ReadyReport {
 	sp, err := a.Ingest.Space()
 	switch {
 	case err != nil:
-		a.log.Warn("readiness: reading free space failed", "err", err)
+		a.log.WarnContext(ctx, "readiness: reading free space failed", "err", err)
 		check("disk_space", fmt.Errorf("the free space of the upload store could not be read"))
 	case sp.Known && sp.Free < sp.Reserve:
 		check("disk_space", fmt.Errorf("%d bytes free, below the reserve of %d bytes (--disk-reserve): uploads are refused with 507 until space is freed", sp.Free, sp.Reserve))

@@ -6,6 +6,7 @@ import (
 	"crypto/sha256"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"net"
 	"net/http"
@@ -16,6 +17,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/tus/tusd/v2/pkg/handler"
+
 	"github.com/ferryhq/ferry/internal/config"
 	"github.com/ferryhq/ferry/internal/connect"
 	"github.com/ferryhq/ferry/internal/db"
@@ -23,8 +26,10 @@ import (
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/ingest"
 	"github.com/ferryhq/ferry/internal/ingest/s3store"
+	"github.com/ferryhq/ferry/internal/metrics"
 	"github.com/ferryhq/ferry/internal/notify"
 	"github.com/ferryhq/ferry/internal/portal"
+	"github.com/ferryhq/ferry/internal/reqid"
 	"github.com/ferryhq/ferry/internal/secret"
 	"github.com/ferryhq/ferry/internal/web"
 )
@@ -62,8 +67,10 @@ type App struct {
 	Delivery *delivery.Service
 	// Notify sends the emails and Slack messages about packages.
 	Notify *notify.Service
-	now    func() time.Time
-	bound  atomic.Pointer[string] // the address Serve listens on, for links
+	// Metrics are this server's Prometheus metrics, served at /metrics.
+	Metrics *metrics.Metrics
+	now     func() time.Time
+	bound   atomic.Pointer[string] // the address Serve listens on, for links
 }
 
 // Open opens (and migrates) the database under cfg.DataDir, builds the upload
@@ -94,8 +101,9 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	if err != nil {
 		return nil, fmt.Errorf("opening the database: %w", err)
 	}
-	a := &App{cfg: cfg, log: opt.Logger, DB: store, Portal: portal.New(store, portal.Options{Now: opt.Now, ObjectNames: delivery.CheckAdmission}), now: opt.Now}
-	g := &gate{svc: a.Portal, log: opt.Logger.With("component", "gate"), onComplete: opt.OnComplete}
+	a := &App{cfg: cfg, log: opt.Logger, DB: store, Portal: portal.New(store, portal.Options{Now: opt.Now, ObjectNames: delivery.CheckAdmission}), now: opt.Now,
+		Metrics: metrics.New()}
+	g := &gate{svc: a.Portal, log: opt.Logger.With("component", "gate"), onComplete: opt.OnComplete, metrics: a.Metrics}
 	pkgStore, err := openPackageStore(ctx, cfg)
 	if err != nil {
 		store.Close()
@@ -120,6 +128,10 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		store.Close()
 		return nil, err
 	}
+	a.observeIngest()
+	// Every iconik client Cloud Connect builds counts its calls and rate-limit waits.
+	opt.Iconik.Transport = iconikTransport{next: opt.Iconik.Transport, m: a.Metrics}
+	opt.Iconik.OnRateLimitWait = a.Metrics.RateLimitWait
 	a.Connect, err = connect.New(connect.Options{Store: store, Sealer: sealer, Logger: opt.Logger, Now: opt.Now, Client: opt.Iconik})
 	if err != nil {
 		store.Close()
@@ -135,9 +147,10 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}
 	a.Web, err = web.New(web.Options{
 		Store: a.withDeliveries(&webStore{db: store, svc: a.Portal, conns: a.Connect, now: opt.Now, onFinalize: opt.OnFinalize}),
-		Blobs: blobs{a.Ingest}, Uploads: a.guardTermination(a.Ingest.Handler()), Connections: a.Connect,
+		Blobs: blobs{a.Ingest}, Uploads: a.observeUploads(a.guardTermination(a.Ingest.Handler())), Connections: a.Connect,
 		Logger: opt.Logger, SecureCookies: cfg.SecureCookies, SessionTTL: cfg.SessionTTL, Now: opt.Now,
 		Secret: derive(key, "web MAC v1"), Notifications: notifyWeb{a.Notify}, Ready: a.ready, PublicURL: cfg.PublicURL,
+		Metrics: a.Metrics.Handler(),
 	})
 	if err != nil {
 		store.Close()
@@ -265,15 +278,24 @@ func (a *App) HTTPServer() *http.Server {
 	}
 }
 
-// Serve listens on cfg.Addr and serves until ctx ends, then shuts down
-// gracefully within cfg.ShutdownTimeout. ready, if not nil, receives the
-// bound address once listening.
+// Serve listens on cfg.Addr and serves until ctx ends, then shuts down gracefully within
+// cfg.ShutdownTimeout (the grace period): it stops accepting, lets in-flight requests (an
+// upload's PATCH) and running jobs finish for most of the grace, then hands back what is
+// still running: a PATCH ends with the bytes that arrived saved (tus offsets are durable, the
+// client resumes), and River cancels its jobs, which go back to the queue as retryable. ready,
+// if not nil, receives the bound address once listening.
 func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	ln, err := net.Listen("tcp", a.cfg.Addr)
 	if err != nil {
 		return fmt.Errorf("listening on %s: %w", a.cfg.Addr, err)
 	}
 	srv := a.HTTPServer()
+	// Requests live on their own context, ended with a cause tusd understands when the grace
+	// is over (it then saves what arrived and answers 503), not when the signal comes.
+	base, handBack := context.WithCancelCause(context.WithoutCancel(ctx))
+	defer handBack(nil)
+	srv.BaseContext = func(net.Listener) context.Context { return base }
+	srv.RegisterOnShutdown(a.Web.Drain)
 	scheme := "http"
 	if a.cfg.TLSCert != "" {
 		scheme = "https"
@@ -284,12 +306,11 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 		ln.Close()
 		return err
 	}
-	defer a.stopDelivery()
 	if err := a.startNotify(ctx); err != nil {
 		ln.Close()
+		a.stopDelivery()
 		return err
 	}
-	defer a.stopNotify()
 	sweepCtx, stopSweep := context.WithCancel(ctx)
 	var wg sync.WaitGroup
 	wg.Go(func() { a.sweepLoop(sweepCtx, a.cfg.CleanupInterval) })
@@ -307,20 +328,61 @@ func (a *App) Serve(ctx context.Context, ready func(addr string)) error {
 	}
 	select {
 	case err := <-errc:
+		a.stopJobs(time.Now().Add(a.cfg.ShutdownTimeout), a.cfg.ShutdownTimeout)
 		return fmt.Errorf("serving HTTP: %w", err)
 	case <-ctx.Done():
 	}
-	a.log.Info("shutting down", "grace", a.cfg.ShutdownTimeout)
-	sctx, cancel := context.WithTimeout(context.Background(), a.cfg.ShutdownTimeout)
-	defer cancel()
-	if err := srv.Shutdown(sctx); err != nil {
-		srv.Close()
-		return fmt.Errorf("graceful shutdown: %w", err)
+	grace := a.cfg.ShutdownTimeout
+	deadline := time.Now().Add(grace)
+	// The last part of the grace (a fifth, at most 5 s) is for handing back: cancelled
+	// requests and jobs need a moment to save their state and return.
+	soft := grace - min(grace/5, 5*time.Second)
+	a.log.Info("shutting down: no new requests; in-flight uploads and jobs may finish", "grace", grace)
+	var jobs sync.WaitGroup
+	jobs.Go(func() { a.stopJobs(deadline, soft) })
+	sctx, cancel := context.WithTimeout(context.Background(), soft)
+	err = srv.Shutdown(sctx)
+	cancel()
+	if err != nil {
+		a.log.Warn("shutting down: grace period over; handing in-flight uploads back (their clients resume)")
+		handBack(handler.ErrServerShutdown)
+		hctx, cancel := context.WithDeadline(context.Background(), deadline)
+		if err := srv.Shutdown(hctx); err != nil {
+			a.log.Warn("shutting down: closing connections that did not end in time", "err", err)
+			srv.Close()
+		}
+		cancel()
 	}
+	jobs.Wait()
 	if err := <-errc; err != nil && !errors.Is(err, http.ErrServerClosed) {
 		return err
 	}
+	a.log.Info("shut down")
 	return nil
+}
+
+// stopJobs stops the delivery and notification workers together: running jobs may finish
+// until soft has passed, then are cancelled (River puts them back as retryable) and waited
+// for until deadline. What has not started stays in the queue for the next start.
+func (a *App) stopJobs(deadline time.Time, soft time.Duration) {
+	ctx, cancel := context.WithDeadline(context.Background(), deadline)
+	defer cancel()
+	var wg sync.WaitGroup
+	if a.Delivery != nil {
+		wg.Go(func() {
+			if err := a.Delivery.Stop(ctx, soft); err != nil {
+				a.log.Warn("stopping delivery jobs", "err", err)
+			}
+		})
+	}
+	if a.Notify != nil {
+		wg.Go(func() {
+			if err := a.Notify.Stop(ctx, soft); err != nil {
+				a.log.Warn("stopping notification jobs", "err", err)
+			}
+		})
+	}
+	wg.Wait()
 }
 
 // blobs adapts ingest's Blob to web's (same methods, distinct types).
@@ -342,9 +404,12 @@ func (b blobs) Delete(ctx context.Context, id string) error {
 	return err
 }
 
-// NewLogger builds the process logger at cfg's level.
-func NewLogger(cfg config.Config) *slog.Logger {
+// NewLogger builds the process logger at cfg's level, on stderr.
+func NewLogger(cfg config.Config) *slog.Logger { return NewLoggerTo(os.Stderr, cfg) }
+
+// NewLoggerTo builds the process logger at cfg's level, writing to w.
+func NewLoggerTo(w io.Writer, cfg config.Config) *slog.Logger {
 	var lvl slog.Level
 	_ = lvl.UnmarshalText([]byte(strings.ToUpper(cfg.LogLevel)))
-	return slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: lvl}))
+	return slog.New(reqid.LogHandler(slog.NewTextHandler(w, &slog.HandlerOptions{Level: lvl})))
 }

@@ -13,6 +13,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/metrics"
 	"github.com/ferryhq/ferry/internal/portal"
 )
 
@@ -44,8 +45,9 @@ func (a *App) guardTermination(next http.Handler) http.Handler {
 		rec := &statusRecorder{ResponseWriter: w}
 		next.ServeHTTP(rec, r)
 		if rec.status == http.StatusNoContent {
+			a.Metrics.UploadEnded(metrics.UploadCancelled)
 			if _, err := a.Portal.CancelFile(r.Context(), portal.FileRef{FileID: f.ID, UploadID: id}); err != nil {
-				a.log.Error("recording a terminated upload", "upload", id, "file", f.ID, "err", err)
+				a.log.ErrorContext(r.Context(), "recording a terminated upload", "upload", id, "file", f.ID, "err", err)
 			}
 		}
 	})
@@ -75,7 +77,7 @@ func (a *App) terminatePartial(next http.Handler, w http.ResponseWriter, r *http
 	}
 	pkgID := tusMetadata(hw.header.Get("Upload-Metadata"))[metaPackageID]
 	if err := a.Portal.ReleasePartial(r.Context(), pkgID, size); err != nil {
-		a.log.Error("releasing a terminated partial's share of its package", "upload", id, "err", err)
+		a.log.ErrorContext(r.Context(), "releasing a terminated partial's share of its package", "upload", id, "err", err)
 	}
 }
 

@@ -178,7 +178,7 @@ func (s *Server) packageDelete(w http.ResponseWriter, r *http.Request) error {
 	}
 	for _, u := range uploads {
 		if err := s.opt.Blobs.Delete(r.Context(), u); err != nil {
-			s.log.Error("web: deleting stored bytes of a deleted package", "package", id, "upload", u, "err", err)
+			s.log.ErrorContext(r.Context(), "web: deleting stored bytes of a deleted package", "package", id, "upload", u, "err", err)
 		}
 	}
 	w.WriteHeader(http.StatusNoContent)

@@ -107,7 +107,7 @@ func seeOther(w http.ResponseWriter, r *http.Request, path, flash string) error 
 func (s *Server) consoleError(w http.ResponseWriter, r *http.Request, err error) {
 	var ae *Error
 	if !errors.As(mapStoreError(err), &ae) {
-		s.log.Error("web: console page failed", "method", r.Method, "path", r.URL.Path, "err", err)
+		s.log.ErrorContext(r.Context(), "web: console page failed", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = errorf(http.StatusInternalServerError, "internal", "The server failed to show this page; the error has been logged.")
 	}
 	if ae.Status == http.StatusUnauthorized && safeMethod(r.Method) {

@@ -454,7 +454,7 @@ func (s *Server) consolePackageEvents(w http.ResponseWriter, r *http.Request) er
 			if ctx.Err() != nil {
 				return nil
 			}
-			s.log.Error("web: reading deliveries for a live page", "package", id, "err", err)
+			s.log.ErrorContext(ctx, "web: reading deliveries for a live page", "package", id, "err", err)
 		} else {
 			now := time.Now()
 			views := deliveryViews(list, index, portalName)
@@ -496,6 +496,8 @@ func (s *Server) consolePackageEvents(w http.ResponseWriter, r *http.Request) er
 		}
 		select {
 		case <-ctx.Done():
+			return nil
+		case <-s.draining:
 			return nil
 		case <-tick.C:
 		}

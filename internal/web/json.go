@@ -9,6 +9,8 @@ import (
 	"mime"
 	"net/http"
 	"syscall"
+
+	"github.com/ferryhq/ferry/internal/reqid"
 )
 
 // maxJSONBody bounds a JSON request body: the API carries metadata, never bytes.
@@ -33,6 +35,8 @@ type errorBody struct {
 	Error struct {
 		Code    string `json:"code"`
 		Message string `json:"message"`
+		// RequestID lets a caller's report be found in the server's log.
+		RequestID string `json:"request_id,omitempty" doc:"The request's id (also in the X-Request-Id response header and in every server log line of the request): quote it when reporting a problem."`
 	} `json:"error"`
 }
 
@@ -57,16 +61,17 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if !errors.As(err, &ae) && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
 		// A full disk is an operating state the caller can wait out, not a
 		// fault; the operator's log gets the details (paths included).
-		slog.Warn("web: out of storage space", "method", r.Method, "path", r.URL.Path, "err", err)
+		slog.WarnContext(r.Context(), "web: out of storage space", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = errorf(http.StatusInsufficientStorage, "insufficient_storage", "The server is out of storage space right now, so the request was not carried out; try again later.")
 	}
 	if ae == nil {
-		slog.Error("web: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		slog.ErrorContext(r.Context(), "web: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		ae = errorf(http.StatusInternalServerError, "internal", "The server failed to handle the request; it has been logged.")
 	}
 	var body errorBody
 	body.Error.Code = ae.Code
 	body.Error.Message = ae.Message
+	body.Error.RequestID = reqid.From(r.Context())
 	if ae.Status == http.StatusUnauthorized {
 		w.Header().Set("WWW-Authenticate", `Bearer realm="ferry"`)
 	}

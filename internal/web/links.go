@@ -280,7 +280,7 @@ func (s *Server) refund(r *http.Request, linkID, fileID string, unsent, lost, ma
 	defer cancel()
 	if err := s.opt.Store.LinkRefund(ctx, linkID, fileID, max(unsent, 0), lost, maxLost); err != nil {
 		// The bytes stay charged: the link serves less, never more.
-		s.log.Error("web: giving back unsent download bytes", "link", linkID, "file", fileID, "unsent", unsent, "lost", lost, "err", err)
+		s.log.ErrorContext(ctx, "web: giving back unsent download bytes", "link", linkID, "file", fileID, "unsent", unsent, "lost", lost, "err", err)
 	}
 }
 
@@ -336,7 +336,7 @@ func (s *Server) linkZip(w http.ResponseWriter, r *http.Request) error {
 		// Headers are gone: the client sees a truncated zip, which zip readers
 		// reject (no central directory). Log why.
 		if !errors.Is(err, context.Canceled) {
-			s.log.Error("web: zip download failed midway", "package", st.pkg.ID, "err", err)
+			s.log.ErrorContext(r.Context(), "web: zip download failed midway", "package", st.pkg.ID, "err", err)
 		}
 	}
 	if len(charges) == 0 {

@@ -195,7 +195,7 @@ func (s *Server) withSlackFailure(ctx context.Context, c Connection) Connection 
 	}
 	reason, at, err := s.opt.Notifications.SlackFailure(ctx, c.ID)
 	if err != nil {
-		s.log.Warn("web: reading a connection's Slack status", "connection", c.ID, "err", err)
+		s.log.WarnContext(ctx, "web: reading a connection's Slack status", "connection", c.ID, "err", err)
 		return c
 	}
 	if reason != "" && !at.Before(c.UpdatedAt) {

@@ -9,6 +9,8 @@ import (
 	"log/slog"
 	"net/http"
 	"strings"
+
+	"github.com/ferryhq/ferry/internal/reqid"
 )
 
 // The admin UI proper comes later; these are minimal server-rendered pages.
@@ -40,7 +42,8 @@ func renderNonce(w http.ResponseWriter, status int, name string, data any, nonce
 	w.Header().Set("Content-Security-Policy", "default-src 'self'; script-src "+script+"; style-src 'self' 'unsafe-inline'; img-src 'self' data: blob:; frame-ancestors 'none'; form-action 'self'")
 	w.WriteHeader(status)
 	if err := pages.ExecuteTemplate(w, name, data); err != nil {
-		slog.Error("web: rendering page", "page", name, "err", err)
+		// No request here, but its id is already in the response header.
+		slog.Error("web: rendering page", "page", name, "request_id", w.Header().Get(reqid.Header), "err", err)
 	}
 }
 

@@ -20,9 +20,8 @@ type ReadyCheck struct {
 // ReadyReport is what /readyz answers: ready when every check passed.
 type ReadyReport struct {
 	Checks []ReadyCheck `json:"checks"`
-	// Upload store space in bytes. UploadStoreFreeBytes is the figure the Prometheus metric
-	// ferry_upload_store_free_bytes is to export (with ferry_disk_reserve_bytes and
-	// ferry_upload_promised_bytes) once metrics exist; nil where the platform cannot tell.
+	// Upload store space in bytes, the figures /metrics exports as ferry_upload_store_free_bytes,
+	// ferry_disk_reserve_bytes and ferry_upload_promised_bytes; nil where the platform cannot tell.
 	UploadStoreFreeBytes *int64 `json:"upload_store_free_bytes,omitempty"`
 	DiskReserveBytes     int64  `json:"disk_reserve_bytes"`
 	PromisedBytes        int64  `json:"upload_promised_bytes"`

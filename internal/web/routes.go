@@ -9,6 +9,10 @@ func (s *Server) routeTable() []Route {
 		// Public.
 		{"GET", "/healthz", Public, "Liveness probe", s.healthz},
 		{"GET", "/readyz", Public, "Readiness probe: database reachable, migrations applied, upload store writable, free space above the reserve (503 and the failing checks when not)", s.readyz},
+		// Open like the probes: it shows counts, byte totals and free space, never a name, a
+		// path, an id or a secret. Where even totals are private, block it at the reverse
+		// proxy (docs/deploy.md) and scrape the replica directly.
+		{"GET", "/metrics", Public, "Prometheus metrics (text format): uploads, deliveries, iconik calls, River queue depth, free space", s.metrics},
 		{"GET", "/api/v1/openapi.json", Public, "This API's OpenAPI document", s.openAPI},
 		{"GET", "/{$}", Public, "Home: the dashboard when signed in; the first-run form while there is no admin; the sign-in form otherwise", s.home},
 		{"POST", "/setup", Public, "First run: create the first admin (form; refused once any admin exists) and sign in", s.firstRun},
@@ -106,6 +110,14 @@ func (s *Server) routeTable() []Route {
 		{"PUT", jobsUIPath, Admin, "River UI actions (pause, resume a queue)", s.jobsUI},
 		{"PATCH", jobsUIPath, Admin, "River UI actions (a queue's concurrency)", s.jobsUI},
 	}
+}
+
+func (s *Server) metrics(w http.ResponseWriter, r *http.Request) error {
+	if s.opt.Metrics == nil {
+		return notFound("page")
+	}
+	s.opt.Metrics.ServeHTTP(w, r)
+	return nil
 }
 
 func (s *Server) healthz(w http.ResponseWriter, _ *http.Request) error {

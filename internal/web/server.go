@@ -14,7 +14,10 @@ import (
 	"runtime/debug"
 	"slices"
 	"strings"
+	"sync"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/reqid"
 )
 
 // Options configure the HTTP surface.
@@ -40,6 +43,8 @@ type Options struct {
 	// PublicURL is the base URL people reach the server at (--public-url),
 	// for the absolute links the console shows; empty: the request's host.
 	PublicURL string
+	// Metrics serves /metrics in the Prometheus text format (nil: /metrics answers 404).
+	Metrics http.Handler
 }
 
 // Access says who may call a route.
@@ -81,7 +86,15 @@ type Server struct {
 	originGuard *http.CrossOriginProtection
 	now         func() time.Time
 	secret      []byte
+	// draining is closed when the server shuts down: streams that live as long as a page
+	// (server-sent events) end then, instead of holding the shutdown to its deadline.
+	draining  chan struct{}
+	drainOnce sync.Once
 }
+
+// Drain ends the live streams (their browsers reconnect, to another replica or after the
+// restart) so that a graceful shutdown waits only for real work. Call it when shutting down.
+func (s *Server) Drain() { s.drainOnce.Do(func() { close(s.draining) }) }
 
 // New builds the handler and its route table.
 func New(opt Options) (*Server, error) {
@@ -102,6 +115,7 @@ func New(opt Options) (*Server, error) {
 		// Password guesses: a burst of 5, then one every 6 s per key.
 		passLimit:   newKeyedLimiter(6*time.Second, 5),
 		originGuard: http.NewCrossOriginProtection(),
+		draining:    make(chan struct{}),
 	}
 	s.secret = opt.Secret
 	if len(s.secret) == 0 {
@@ -148,8 +162,8 @@ func New(opt Options) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the whole HTTP surface.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the whole HTTP surface, every request with its id (reqid).
+func (s *Server) Handler() http.Handler { return reqid.Middleware(s.mux) }
 
 // Routes lists the route table (for tests and documentation).
 func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
@@ -196,7 +210,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("web: handler panicked", "method", r.Method, "route", rt.Pattern, "panic", v, "stack", string(debug.Stack()))
+				s.log.ErrorContext(r.Context(), "web: handler panicked", "method", r.Method, "route", rt.Pattern, "panic", v, "stack", string(debug.Stack()))
 				writeError(w, r, errors.New("panic"))
 			}
 		}()

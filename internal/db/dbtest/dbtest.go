@@ -47,6 +47,7 @@ func Run(t *testing.T, open Open) {
 		{"ConnectionsRoundTripAndMarkBroken", testConnections},
 		{"DeliveriesResumeAndClaimOnce", testDeliveries},
 		{"NotificationsAreRecordedOncePerEventKindAndRecipient", testNotifications},
+		{"RiverJobsAreCountedByState", testRiverJobCounts},
 	}
 	for _, c := range cases {
 		run(t, c.name, func(t *testing.T) { c.fn(t, open(t)) })
