@@ -5,7 +5,15 @@
 // contender runs as a child process so that its peak RSS is its own
 // (getrusage of the child). It prints MB/s, ratios and peak RSS.
 //
-//	go run ./bench/transfer -size 2GiB
+// The WAN run (issue 12) sends -wan-size (1 GiB) to the same gateway through
+// bench/internal/wan's shaping proxy (25 ms each way, 20 MB/s per
+// connection), as a server far from its cloud storage does: ferry against
+// one stream (a presigned PUT), rclone with its default flags and
+// transfermanager. Targets: ferry >= 6x one stream, >= 1.5x rclone, peak RSS
+// <= 64 MB. -json writes the figures for bench/run.
+//
+//	go run ./bench/transfer -size 2GiB                  # LAN and WAN
+//	go run ./bench/transfer -links wan -wan-size 256MiB
 //	go run ./bench/transfer -size 256MiB -providers azure   # Azurite
 //
 // It must never run in `go test`: it writes a file of -size bytes.

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferryhq/ferry/bench/internal/result"
 	"github.com/ferryhq/ferry/internal/transfer"
 )
 
@@ -25,6 +26,12 @@ func main() {
 		providers  = flag.String("providers", "s3", "comma list: s3 (Versity: ferry, rclone, transfermanager, single PUT), azure (Azurite), fakegcs (fake-gcs-server, <= 64 MiB), gcs, b2 (emulator data plane)")
 		contenders = flag.String("contenders", "put,ferry,tm,rclone", "S3 contenders to run, in order")
 		rounds     = flag.Int("rounds", 1, "measurements per contender (the best is kept)")
+		links      = flag.String("links", "lan,wan", "s3 only: comma list of links to Versity: lan (loopback), wan (through the shaping proxy)")
+		wanSize    = flag.String("wan-size", "1GiB", "source file size of the WAN run")
+		wanDelay   = flag.Duration("wan-delay", 25*time.Millisecond, "WAN one-way delay (each direction)")
+		wanRate    = flag.Float64("wan-rate", 20e6, "WAN per-connection rate cap, bytes/s per direction")
+		wanCont    = flag.String("wan-contenders", "put,ferry,rclone-default,tm", "S3 contenders of the WAN run, in order (ferry:N = ferry with N parts in flight)")
+		jsonOut    = flag.String("json", "", "also write the figures to this file as JSON (bench/internal/result), for bench/run")
 		child      = flag.String("child", "", "internal: run one contender in this process and print its JSON result")
 		spec       = flag.String("spec", "", "internal: JSON job for -child")
 	)
@@ -51,15 +58,38 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 	src := filepath.Join(dir, "src.bin")
-	log.Printf("writing %s source file...", human(size))
-	if err := writeRandom(src, size); err != nil {
-		log.Fatal(err)
+	// A WAN-only run (bench/run) needs no LAN source file.
+	if *providers != "s3" || strings.Contains(*links, "lan") {
+		log.Printf("writing %s source file...", human(size))
+		if err := writeRandom(src, size); err != nil {
+			log.Fatal(err)
+		}
 	}
 	job := Job{File: src, Size: size, Parallel: *parallel, PartSize: ps}
+	out := result.New("transfer")
 	for _, p := range strings.Split(*providers, ",") {
 		switch strings.TrimSpace(p) {
 		case "s3":
-			benchS3(job, *rounds, *contenders)
+			for _, l := range strings.Split(*links, ",") {
+				switch strings.TrimSpace(l) {
+				case "lan":
+					benchS3(job, *rounds, *contenders, link{name: "lan"}, out)
+				case "wan":
+					wj := job
+					if wj.Size, err = parseSize(*wanSize); err != nil {
+						log.Fatal(err)
+					}
+					wj.File = filepath.Join(dir, "wan.bin")
+					log.Printf("writing %s WAN source file...", human(wj.Size))
+					if err := writeRandom(wj.File, wj.Size); err != nil {
+						log.Fatal(err)
+					}
+					benchS3(wj, *rounds, *wanCont, link{name: "wan", delay: *wanDelay, rate: *wanRate}, out)
+					os.Remove(wj.File)
+				default:
+					log.Fatalf("unknown link %q", l)
+				}
+			}
 		case "azure":
 			benchAzure(job, *rounds)
 		case "fakegcs":
@@ -69,6 +99,9 @@ func main() {
 		default:
 			log.Fatalf("unknown provider %q", p)
 		}
+	}
+	if err := out.Write(*jsonOut); err != nil {
+		log.Fatal(err)
 	}
 }
 
@@ -96,6 +129,7 @@ type Outcome struct {
 // Measure is one contender's figures.
 type Measure struct {
 	Name    string
+	Streams int
 	Seconds float64
 	MBps    float64
 	RSSMiB  float64
@@ -172,7 +206,10 @@ var lastCPU float64
 // Contender is one way of uploading the source file.
 type Contender struct {
 	Name string
-	Run  func() (secs, rssMiB float64, note string, err error)
+	// Streams is how many connections it uploads over at once (the x of
+	// bench/run's throughput-against-streams chart).
+	Streams int
+	Run     func() (secs, rssMiB float64, note string, err error)
 }
 
 // measure runs every contender rounds times, round-robin so that a slow
@@ -182,7 +219,7 @@ type Contender struct {
 func measure(size int64, rounds int, cs []Contender) []Measure {
 	ms := make([]Measure, len(cs))
 	for i, c := range cs {
-		ms[i].Name = c.Name
+		ms[i].Name, ms[i].Streams = c.Name, c.Streams
 	}
 	for r := 0; r < rounds; r++ {
 		for i, c := range cs {
