@@ -21,7 +21,7 @@ func main() {
 	log.SetFlags(0)
 	var (
 		sizeFlag   = flag.String("size", "2GiB", "source file size (B, KiB, MiB, GiB)")
-		parallel   = flag.Int("parallel", 8, "ferry: parts in flight")
+		parallel   = flag.Int("parallel", 0, "ferry: parts in flight (default: internal/transfer's, which S3 adapts to the link)")
 		partSize   = flag.String("part", "", "ferry: minimum part size (default: internal/transfer's)")
 		providers  = flag.String("providers", "s3", "comma list: s3 (Versity: ferry, rclone, transfermanager, single PUT), azure (Azurite), fakegcs (fake-gcs-server, <= 64 MiB), gcs, b2 (emulator data plane)")
 		contenders = flag.String("contenders", "put,ferry,tm,rclone", "S3 contenders to run, in order")

@@ -55,7 +55,7 @@ func benchAzure(job Job, rounds int) {
 		}
 		return srv.BlobURL + "/" + container + "/" + key + "?" + q.Encode()
 	}
-	log.Printf("Azure (Azurite %s), %s, ferry %d x %s blocks", srv.BlobURL, human(job.Size), job.Parallel, human(job.PartSize))
+	log.Printf("Azure (Azurite %s), %s, ferry %d x %s blocks", srv.BlobURL, human(job.Size), transfer.Options{Parallelism: job.Parallel}.WithDefaults().Parallelism, human(job.PartSize))
 	child := func(name string) func() (float64, float64, string, error) {
 		return func() (float64, float64, string, error) {
 			j := job

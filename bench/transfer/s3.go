@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -86,7 +87,12 @@ func benchS3(job Job, rounds int, contenders string, l link, out *result.File) {
 	cleanup := func(key string) {
 		_, _ = client.DeleteObject(context.Background(), &awss3.DeleteObjectInput{Bucket: aws.String(bucket), Key: aws.String(key)})
 	}
-	log.Printf("S3 (Versity %s) over %s, %s, ferry %d x %s parts", srv.Endpoint, l, human(job.Size), job.Parallel, human(job.PartSize))
+	inFlight := fmt.Sprint(job.Parallel)
+	if job.Parallel == 0 {
+		d := transfer.Options{}.WithDefaults()
+		inFlight = fmt.Sprintf("%d-%d (adaptive)", d.Parallelism, d.MaxParallelism)
+	}
+	log.Printf("S3 (Versity %s) over %s, %s, ferry %s x %s parts", srv.Endpoint, l, human(job.Size), inFlight, human(job.PartSize))
 	child := func(name string) func() (float64, float64, string, error) {
 		return func() (float64, float64, string, error) {
 			j := job
@@ -97,7 +103,11 @@ func benchS3(job Job, rounds int, contenders string, l link, out *result.File) {
 		}
 	}
 	ferryVariant := func(c string, v Job) Contender {
-		return Contender{fmt.Sprintf("ferry s3 %d x %s", v.Parallel, human(v.PartSize)), v.Parallel, func() (float64, float64, string, error) {
+		inFlight := fmt.Sprint(v.Parallel)
+		if v.Parallel == 0 {
+			inFlight = "adaptive"
+		}
+		return Contender{fmt.Sprintf("ferry s3 %s x %s", inFlight, human(v.PartSize)), v.Parallel, func() (float64, float64, string, error) {
 			j := v
 			j.Key = "bench/" + strings.ReplaceAll(c, ":", "-")
 			defer cleanup(j.Key)
@@ -141,8 +151,10 @@ func benchS3(job Job, rounds int, contenders string, l link, out *result.File) {
 			}
 			cs = append(cs, Contender{name, 1, child("s3-put")})
 		case "ferry":
-			cs = append(cs, Contender{nameFerry, job.Parallel, child("s3-ferry")})
+			// Adaptive by default: charted at its ceiling.
+			cs = append(cs, Contender{nameFerry, cmp.Or(job.Parallel, transfer.Options{}.WithDefaults().MaxParallelism), child("s3-ferry")})
 		case "ferry4", "ferry16", "ferry16m", "ferry32m":
+			// (ferry16m and ferry32m keep the adaptive parts in flight)
 			// variants to choose the defaults: fewer/more parts in flight, bigger parts
 			v := job
 			switch c {

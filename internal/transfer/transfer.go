@@ -108,6 +108,12 @@ type Options struct {
 	// from the source with io.SectionReader, so memory does not grow with it.
 	// Default 8. (GCS resumable sessions are sequential by protocol.)
 	Parallelism int
+	// MaxParallelism is how far S3 may raise the parts in flight while more
+	// streams still add throughput (Streams: over a long link each
+	// connection is capped, so 8 streams leave most of the link unused).
+	// Default 32 when Parallelism is left to its default; otherwise
+	// Parallelism, so that a number the caller chose is kept.
+	MaxParallelism int
 	// MaxAttempts per request (part, create, complete). Default 6.
 	MaxAttempts int
 	// Backoff returns the pause before retry number attempt (1-based). Default
@@ -126,7 +132,11 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.Parallelism <= 0 {
 		o.Parallelism = 8
+		if o.MaxParallelism <= 0 {
+			o.MaxParallelism = 32
+		}
 	}
+	o.MaxParallelism = max(o.MaxParallelism, o.Parallelism)
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 6
 	}
@@ -134,7 +144,7 @@ func (o Options) WithDefaults() Options {
 		o.Backoff = DefaultBackoff
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = NewHTTPClient(o.Parallelism)
+		o.HTTPClient = NewHTTPClient(o.MaxParallelism)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
