@@ -22,6 +22,15 @@ func chart(path, title, xLabel, yLabel string, series []Series) (bool, error) {
 	p.Legend.Top = true
 	p.Legend.Left = true
 	var args []any
+	var maxX, maxY float64
+	for _, s := range series {
+		for _, pt := range s.Points {
+			maxX, maxY = max(maxX, pt.X), max(maxY, pt.Y)
+		}
+	}
+	// Room right of the last point and above the highest for the legend.
+	p.X.Min, p.X.Max = 0, maxX*1.05
+	p.Y.Max = maxY * (1.15 + 0.07*float64(len(series)))
 	for _, s := range series {
 		xys := make(plotter.XYs, len(s.Points))
 		for i, pt := range s.Points {

@@ -121,9 +121,11 @@ type Job struct {
 // Outcome is a child's answer.
 type Outcome struct {
 	Seconds float64
-	SHA256  string `json:",omitempty"`
-	Note    string `json:",omitempty"`
-	Error   string `json:",omitempty"`
+	// InFlight is ferry's parts in flight at the end (S3 adapts them).
+	InFlight int    `json:",omitempty"`
+	SHA256   string `json:",omitempty"`
+	Note     string `json:",omitempty"`
+	Error    string `json:",omitempty"`
 }
 
 // Measure is one contender's figures.
@@ -210,6 +212,9 @@ type Contender struct {
 	// bench/run's throughput-against-streams chart).
 	Streams int
 	Run     func() (secs, rssMiB float64, note string, err error)
+	// InFlight, when set, is where Run leaves the parts in flight its
+	// upload ended with (ferry adapts them): it replaces Streams.
+	InFlight *int
 }
 
 // measure runs every contender rounds times, round-robin so that a slow
@@ -236,6 +241,9 @@ func measure(size int64, rounds int, cs []Contender) []Measure {
 			log.Printf("  round %d %-34s %7.2f s %8.1f MB/s  peak RSS %6.1f MiB  client CPU %5.2f s %s", r+1, c.Name, secs, float64(size)/1e6/secs, rss, lastCPU, note)
 			if ms[i].Seconds == 0 || secs < ms[i].Seconds {
 				ms[i].Seconds, ms[i].Note = secs, note
+				if c.InFlight != nil && *c.InFlight > 0 {
+					ms[i].Streams = *c.InFlight
+				}
 				ms[i].MBps = float64(size) / 1e6 / secs
 				ms[i].CPU = lastCPU
 			}

@@ -67,8 +67,8 @@ func benchAzure(job Job, rounds int) {
 		}
 	}
 	ms := measure(job.Size, rounds, []Contender{
-		{"single Put Blob (ceiling)", 1, child("azure-put")},
-		{"ferry azure", job.Parallel, child("azure-ferry")},
+		{Name: "single Put Blob (ceiling)", Streams: 1, Run: child("azure-put")},
+		{Name: "ferry azure", Streams: job.Parallel, Run: child("azure-ferry")},
 	})
 	report("Azure: "+human(job.Size)+" to Azurite", ms, [][2]string{{"ferry azure", "single Put Blob (ceiling)"}})
 }
@@ -115,7 +115,7 @@ func benchFakeGCS(job Job, rounds int) {
 		lastCPU = 0
 		return time.Since(start).Seconds(), 0, "", err
 	}
-	ms := measure(job.Size, rounds, []Contender{{"one plain request (ceiling)", 1, ref}, {"ferry gcs", job.Parallel, ferry}})
+	ms := measure(job.Size, rounds, []Contender{{Name: "one plain request (ceiling)", Streams: 1, Run: ref}, {Name: "ferry gcs", Streams: job.Parallel, Run: ferry}})
 	report("GCS: "+human(job.Size)+" to fake-gcs-server (in process client, RSS not measured)", ms, [][2]string{{"ferry gcs", "one plain request (ceiling)"}})
 }
 
@@ -168,7 +168,7 @@ func benchEmulator(job Job, which string, rounds int) {
 	ref := run("bench/ref", func(src *transfer.FileSource, t transfer.Target) (string, error) {
 		return "", plainRequest(context.Background(), which, src, t)
 	})
-	ms := measure(job.Size, rounds, []Contender{{"one plain request (ceiling)", 1, ref}, {"ferry " + which, job.Parallel, ferry}})
+	ms := measure(job.Size, rounds, []Contender{{Name: "one plain request (ceiling)", Streams: 1, Run: ref}, {Name: "ferry " + which, Streams: job.Parallel, Run: ferry}})
 	report(method+": "+human(job.Size)+" to the emulator (RSS not measured: in process)", ms, [][2]string{{"ferry " + which, "one plain request (ceiling)"}})
 }
 

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -107,7 +106,7 @@ func benchS3(job Job, rounds int, contenders string, l link, out *result.File) {
 		if v.Parallel == 0 {
 			inFlight = "adaptive"
 		}
-		return Contender{fmt.Sprintf("ferry s3 %s x %s", inFlight, human(v.PartSize)), v.Parallel, func() (float64, float64, string, error) {
+		return Contender{Name: fmt.Sprintf("ferry s3 %s x %s", inFlight, human(v.PartSize)), Streams: v.Parallel, Run: func() (float64, float64, string, error) {
 			j := v
 			j.Key = "bench/" + strings.ReplaceAll(c, ":", "-")
 			defer cleanup(j.Key)
@@ -129,7 +128,7 @@ func benchS3(job Job, rounds int, contenders string, l link, out *result.File) {
 				streams, _ = strconv.Atoi(flags[i+1])
 			}
 		}
-		return Contender{name, streams, func() (float64, float64, string, error) {
+		return Contender{Name: name, Streams: streams, Run: func() (float64, float64, string, error) {
 			key := "bench/rclone"
 			defer cleanup(key)
 			env := []string{"RCLONE_CONFIG=/dev/null", "RCLONE_CONFIG_VERS_TYPE=s3", "RCLONE_CONFIG_VERS_PROVIDER=Other",
@@ -149,10 +148,18 @@ func benchS3(job Job, rounds int, contenders string, l link, out *result.File) {
 			if l.name == "wan" {
 				name = nameOne
 			}
-			cs = append(cs, Contender{name, 1, child("s3-put")})
+			cs = append(cs, Contender{Name: name, Streams: 1, Run: child("s3-put")})
 		case "ferry":
-			// Adaptive by default: charted at its ceiling.
-			cs = append(cs, Contender{nameFerry, cmp.Or(job.Parallel, transfer.Options{}.WithDefaults().MaxParallelism), child("s3-ferry")})
+			// Adaptive by default: charted at the parts in flight it ended with.
+			var inFlight int
+			cs = append(cs, Contender{Name: nameFerry, Streams: job.Parallel, InFlight: &inFlight, Run: func() (float64, float64, string, error) {
+				j := job
+				j.Key = "bench/s3-ferry"
+				defer cleanup(j.Key)
+				o, rss, err := runChildProcess("s3-ferry", j)
+				inFlight = o.InFlight
+				return o.Seconds, rss, o.Note, err
+			}})
 		case "ferry4", "ferry16", "ferry16m", "ferry32m":
 			// (ferry16m and ferry32m keep the adaptive parts in flight)
 			// variants to choose the defaults: fewer/more parts in flight, bigger parts
@@ -169,7 +176,7 @@ func benchS3(job Job, rounds int, contenders string, l link, out *result.File) {
 			}
 			cs = append(cs, ferryVariant(c, v))
 		case "tm":
-			cs = append(cs, Contender{nameTM, 8, child("s3-tm")})
+			cs = append(cs, Contender{Name: nameTM, Streams: 8, Run: child("s3-tm")})
 		case "rclone":
 			if r, ok := rclone(nameRclone, "--s3-upload-concurrency", "4", "--s3-chunk-size", "16M", "--s3-disable-checksum", "--expect-continue-timeout", "0"); ok {
 				cs = append(cs, r)
@@ -262,12 +269,15 @@ func runChild(name, spec string) {
 	}
 	start := time.Now()
 	note, sum, err := childRun(name, job)
-	o := Outcome{Seconds: time.Since(start).Seconds(), Note: note, SHA256: sum}
+	o := Outcome{Seconds: time.Since(start).Seconds(), Note: note, SHA256: sum, InFlight: childInFlight}
 	if err != nil {
 		o.Error = err.Error()
 	}
 	_ = json.NewEncoder(os.Stdout).Encode(o)
 }
+
+// childInFlight is what the s3-ferry child reports as Outcome.InFlight.
+var childInFlight int
 
 func childRun(name string, job Job) (note, sum string, err error) {
 	ctx := context.Background()
@@ -310,7 +320,8 @@ func childRun(name string, job Job) (note, sum string, err error) {
 		if err != nil {
 			return "", "", err
 		}
-		return fmt.Sprintf("%d parts (bytes sent at %.2fs, then complete), checked %v", res.Parts, sentAll.Seconds(), res.Checked), res.SHA256, nil
+		childInFlight = res.InFlight
+		return fmt.Sprintf("%d parts, %d in flight at the end (bytes sent at %.2fs, then complete), checked %v", res.Parts, res.InFlight, sentAll.Seconds(), res.Checked), res.SHA256, nil
 	case "s3-tm":
 		f, err := os.Open(job.File)
 		if err != nil {

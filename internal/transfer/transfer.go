@@ -70,6 +70,9 @@ type Result struct {
 	Resumed int
 	// Checked names the provider checks that passed, e.g. "part-etag-md5", "b2-sha1", "gcs-crc32c".
 	Checked []string
+	// InFlight is how many parts were in flight at the end (S3 adapts it
+	// to the link, see Streams); 0 when not reported.
+	InFlight int
 }
 
 // State is what a later attempt needs to resume one file without re-sending

@@ -235,7 +235,7 @@ func (u *Uploader) multipart(ctx context.Context, src transfer.Source, t transfe
 		return transfer.Result{}, err
 	}
 	res := transfer.Result{Size: size, SHA256: hex.EncodeToString(sums[0]), ETag: etag, Parts: len(parts), Resumed: len(done),
-		Checked: []string{"part-etag-md5"}}
+		Checked: []string{"part-etag-md5"}, InFlight: streams.Level()}
 	// The multipart ETag is MD5(MD5(part1)..MD5(partN))-N: it proves the
 	// server assembled the parts we hashed, resumed ones included.
 	if want := md5s.multipartETag(); strings.Contains(etag, "-") && isMD5(strings.Split(etag, "-")[0]) {
