@@ -2,8 +2,9 @@
 // issue 4 in one run, on one Versity S3 gateway and one source file:
 // rclone copyto (best flags), aws-sdk-go-v2's transfermanager (16 MiB x 8)
 // and one presigned PUT of the whole file (the server's ceiling). Each
-// contender runs as a child process so that its peak RSS is its own
-// (getrusage of the child). It prints MB/s, ratios and peak RSS.
+// contender runs as a child process so that its peak RSS is its own (its
+// VmHWM; getrusage would count the parent's memory, see vmHWMMiB). It
+// prints MB/s, ratios and peak RSS.
 //
 // The WAN run (issue 12) sends -wan-size (1 GiB) to the same gateway through
 // bench/internal/wan's shaping proxy (25 ms each way, 20 MB/s per

@@ -121,11 +121,14 @@ type Job struct {
 // Outcome is a child's answer.
 type Outcome struct {
 	Seconds float64
-	// InFlight is ferry's parts in flight at the end (S3 adapts them).
-	InFlight int    `json:",omitempty"`
-	SHA256   string `json:",omitempty"`
-	Note     string `json:",omitempty"`
-	Error    string `json:",omitempty"`
+	// InFlight is the most parts ferry had in flight (S3 adapts them).
+	InFlight int `json:",omitempty"`
+	// PeakMiB is the child's own VmHWM, read by itself as it ends (see
+	// vmHWMMiB for why getrusage is not enough).
+	PeakMiB float64 `json:",omitempty"`
+	SHA256  string  `json:",omitempty"`
+	Note    string  `json:",omitempty"`
+	Error   string  `json:",omitempty"`
 }
 
 // Measure is one contender's figures.
@@ -152,11 +155,14 @@ func runChildProcess(name string, job Job) (Outcome, float64, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.Output()
 	rss := rssMiB(cmd.ProcessState)
+	var o Outcome
+	if json.Unmarshal(out, &o) == nil && o.PeakMiB > 0 {
+		rss = o.PeakMiB
+	}
 	defer func() { lastCPU = cpuSeconds(cmd.ProcessState) }()
 	if err != nil {
 		return Outcome{}, rss, fmt.Errorf("%s: %w", name, err)
 	}
-	var o Outcome
 	if err := json.Unmarshal(out, &o); err != nil {
 		return o, rss, fmt.Errorf("%s: bad child output %q: %w", name, out, err)
 	}
@@ -173,9 +179,32 @@ func runExternal(name string, env []string, args ...string) (float64, float64, e
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	start := time.Now()
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", name, err)
+	}
+	// Poll the command's own VmHWM (see vmHWMMiB) while it runs.
+	var peak float64
+	stop := make(chan struct{})
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			peak = max(peak, vmHWMMiB(strconv.Itoa(cmd.Process.Pid)))
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	err := cmd.Wait()
 	secs := time.Since(start).Seconds()
+	close(stop)
+	<-polled
 	rss := rssMiB(cmd.ProcessState)
+	if peak > 0 {
+		rss = peak
+	}
 	lastCPU = cpuSeconds(cmd.ProcessState)
 	if err != nil {
 		return 0, rss, fmt.Errorf("%s: %w", name, err)
@@ -192,6 +221,29 @@ func cpuSeconds(ps *os.ProcessState) float64 {
 	return (ps.UserTime() + ps.SystemTime()).Seconds()
 }
 
+// vmHWMMiB reads the peak resident memory of process pid ("self" for this
+// one) from /proc, 0 when it cannot. A child's getrusage maxrss is not its
+// own: Go starts children with vfork (CLONE_VM), and exec records the
+// parent's resident size of that moment as the child's high-water mark, so
+// a bench process grown by the WAN proxy's buffers (4 MiB per connection
+// per direction) made ferry's child read 134 MiB though its Go runtime held
+// 28 MiB. VmHWM belongs to the child's own address space, set up by exec.
+func vmHWMMiB(pid string) float64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// rssMiB is the child's maxrss from getrusage: an upper bound only (see
+// vmHWMMiB), used when /proc cannot be read.
 func rssMiB(ps *os.ProcessState) float64 {
 	if ps == nil {
 		return 0
@@ -212,8 +264,8 @@ type Contender struct {
 	// bench/run's throughput-against-streams chart).
 	Streams int
 	Run     func() (secs, rssMiB float64, note string, err error)
-	// InFlight, when set, is where Run leaves the parts in flight its
-	// upload ended with (ferry adapts them): it replaces Streams.
+	// InFlight, when set, is where Run leaves the most parts its upload
+	// had in flight (ferry adapts them): it replaces Streams.
 	InFlight *int
 }
 

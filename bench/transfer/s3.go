@@ -150,7 +150,7 @@ func benchS3(job Job, rounds int, contenders string, l link, out *result.File) {
 			}
 			cs = append(cs, Contender{Name: name, Streams: 1, Run: child("s3-put")})
 		case "ferry":
-			// Adaptive by default: charted at the parts in flight it ended with.
+			// Adaptive by default: charted at the most parts it had in flight.
 			var inFlight int
 			cs = append(cs, Contender{Name: nameFerry, Streams: job.Parallel, InFlight: &inFlight, Run: func() (float64, float64, string, error) {
 				j := job
@@ -269,7 +269,7 @@ func runChild(name, spec string) {
 	}
 	start := time.Now()
 	note, sum, err := childRun(name, job)
-	o := Outcome{Seconds: time.Since(start).Seconds(), Note: note, SHA256: sum, InFlight: childInFlight}
+	o := Outcome{Seconds: time.Since(start).Seconds(), Note: note, SHA256: sum, InFlight: childInFlight, PeakMiB: vmHWMMiB("self")}
 	if err != nil {
 		o.Error = err.Error()
 	}
@@ -321,7 +321,7 @@ func childRun(name string, job Job) (note, sum string, err error) {
 			return "", "", err
 		}
 		childInFlight = res.InFlight
-		return fmt.Sprintf("%d parts, %d in flight at the end (bytes sent at %.2fs, then complete), checked %v", res.Parts, res.InFlight, sentAll.Seconds(), res.Checked), res.SHA256, nil
+		return fmt.Sprintf("%d parts, at most %d in flight (bytes sent at %.2fs, then complete), checked %v", res.Parts, res.InFlight, sentAll.Seconds(), res.Checked), res.SHA256, nil
 	case "s3-tm":
 		f, err := os.Open(job.File)
 		if err != nil {

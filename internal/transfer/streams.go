@@ -33,6 +33,7 @@ type Streams struct {
 	start     time.Time
 	bytes     int64
 	parts     int
+	peak      int // most parts in flight at once (RunPartsAdaptive)
 }
 
 // streamsGain is the least rise in throughput a doubling must bring.
@@ -58,6 +59,19 @@ func (s *Streams) Level() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.level
+}
+
+// Peak is the most parts RunPartsAdaptive had in flight at once.
+func (s *Streams) Peak() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.peak
+}
+
+func (s *Streams) started(inflight int) {
+	s.mu.Lock()
+	s.peak = max(s.peak, inflight)
+	s.mu.Unlock()
 }
 
 // Done records a part of n bytes acknowledged at now.
@@ -123,6 +137,7 @@ func RunPartsAdaptive(ctx context.Context, s *Streams, parts []Part, done func(P
 			break
 		}
 		inflight++
+		s.started(inflight)
 		mu.Unlock()
 		g.Go(func() error {
 			err := send(gctx, p)

@@ -107,4 +107,7 @@ func TestRunPartsAdaptiveSendsEveryPartWithinTheCeiling(t *testing.T) {
 	if peak.Load() > 8 {
 		t.Errorf("%d parts in flight, above the ceiling of 8", peak.Load())
 	}
+	if s.Peak() < int(peak.Load()) || s.Peak() > 8 {
+		t.Errorf("Peak() = %d, but %d parts were seen in flight at once (ceiling 8)", s.Peak(), peak.Load())
+	}
 }

@@ -70,8 +70,8 @@ type Result struct {
 	Resumed int
 	// Checked names the provider checks that passed, e.g. "part-etag-md5", "b2-sha1", "gcs-crc32c".
 	Checked []string
-	// InFlight is how many parts were in flight at the end (S3 adapts it
-	// to the link, see Streams); 0 when not reported.
+	// InFlight is the most parts that were in flight at once (S3 adapts
+	// it to the link, see Streams); 0 when not reported.
 	InFlight int
 }
 

@@ -207,7 +207,7 @@ func (u *Uploader) multipart(ctx context.Context, src transfer.Source, t transfe
 		func(ctx context.Context, part transfer.Part) error {
 			return u.sendPart(ctx, src, part, scan, urls, signMD5 || zc, signMD5, md5s, tr)
 		})
-	u.o.Logger.Debug("s3: parts sent", "parts", len(parts), "in_flight_at_end", streams.Level())
+	u.o.Logger.Debug("s3: parts sent", "parts", len(parts), "most_in_flight", streams.Peak(), "level", streams.Level())
 	if err != nil {
 		u.abortIfCanceled(ctx, t, uploadID)
 		return transfer.Result{}, err
@@ -235,7 +235,7 @@ func (u *Uploader) multipart(ctx context.Context, src transfer.Source, t transfe
 		return transfer.Result{}, err
 	}
 	res := transfer.Result{Size: size, SHA256: hex.EncodeToString(sums[0]), ETag: etag, Parts: len(parts), Resumed: len(done),
-		Checked: []string{"part-etag-md5"}, InFlight: streams.Level()}
+		Checked: []string{"part-etag-md5"}, InFlight: streams.Peak()}
 	// The multipart ETag is MD5(MD5(part1)..MD5(partN))-N: it proves the
 	// server assembled the parts we hashed, resumed ones included.
 	if want := md5s.multipartETag(); strings.Contains(etag, "-") && isMD5(strings.Split(etag, "-")[0]) {
