@@ -21,8 +21,10 @@ type Bench struct {
 	Reps int
 	// FullOnly benchmarks only chart more points; -quick skips them.
 	FullOnly bool
-	Ratios   []Expr
-	Targets  []Target
+	// Series names its points on the charts (default Key).
+	Series  string
+	Ratios  []Expr
+	Targets []Target
 }
 
 // Names of the rows the benchmarks print (and write with -json).
@@ -118,7 +120,7 @@ var benches = []Bench{
 	},
 	{
 		Key: "transfer-wan-streams", Title: "Delivery to S3 over the WAN by parts in flight (chart only)",
-		Dir: "bench/transfer", FullOnly: true,
+		Dir: "bench/transfer", FullOnly: true, Series: "transfer-wan",
 		Full: []string{"-links", "wan", "-wan-size", "256MiB", "-wan-contenders", "ferry:1,ferry:2,ferry:4,ferry:16"},
 		Warm: []string{"-links", "wan", "-wan-size", "16MiB", "-wan-contenders", "ferry:2"},
 		Reps: 1,

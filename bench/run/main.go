@@ -123,7 +123,7 @@ func (r *runner) run(b Bench) *Run {
 	if r.reps > 0 {
 		reps = r.reps
 	}
-	run := &Run{Key: b.Key, Title: b.Title, Ratios: b.Ratios, Targets: b.Targets}
+	run := &Run{Key: b.Key, Title: b.Title, Series: b.Series, Ratios: b.Ratios, Targets: b.Targets}
 	cmdline := b.Dir
 	if b.Script != "" {
 		cmdline = b.Script

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"cmp"
 	"fmt"
 	"io"
 	"math"
@@ -38,8 +39,11 @@ type Target struct {
 // Run is what one benchmark gave: its repetitions' outputs, or why it did
 // not run.
 type Run struct {
-	Key     string
-	Title   string
+	Key   string
+	Title string
+	// Series names the run's rows on the charts (default Key): runs that
+	// add points to the same lines share it.
+	Series  string
 	Command string
 	Reps    []*result.File
 	// Failed are the repetitions that did not finish, with their reason.
@@ -318,7 +322,7 @@ type Series struct {
 func streamSeries(runs []*Run) []Series {
 	return collect(runs, func(m result.Metric) (float64, bool) {
 		return float64(m.Streams), m.Streams > 0 && m.Unit == "MB/s"
-	}, func(bench string, m result.Metric) string {
+	}, func(series string, m result.Metric) string {
 		link, row, ok := strings.Cut(m.Name, "/")
 		if !ok {
 			row, link = link, ""
@@ -326,7 +330,7 @@ func streamSeries(runs []*Run) []Series {
 		if strings.HasPrefix(row, "ferry") {
 			row = "ferry"
 		}
-		return strings.TrimSpace(bench + " " + strings.ToLower(link) + ": " + row)
+		return strings.TrimSpace(series + " " + strings.ToLower(link) + ": " + row)
 	})
 }
 
@@ -334,22 +338,23 @@ func streamSeries(runs []*Run) []Series {
 func deliverySeries(runs []*Run) []Series {
 	return collect(runs, func(m result.Metric) (float64, bool) {
 		return float64(m.Files), m.Files > 0 && m.Unit == "s"
-	}, func(bench string, m result.Metric) string { return m.Name })
+	}, func(_ string, m result.Metric) string { return m.Name })
 }
 
 // collect medians every metric that has an x (by series and x) across all
 // runs and repetitions.
-func collect(runs []*Run, x func(result.Metric) (float64, bool), series func(bench string, m result.Metric) string) []Series {
+func collect(runs []*Run, x func(result.Metric) (float64, bool), series func(runSeries string, m result.Metric) string) []Series {
 	vals := map[string]map[float64][]float64{}
 	var order []string
 	for _, r := range runs {
+		rs := cmp.Or(r.Series, r.Key)
 		for _, f := range r.Reps {
 			for _, m := range f.Metrics {
 				xv, ok := x(m)
 				if !ok {
 					continue
 				}
-				name := series(f.Bench, m)
+				name := series(rs, m)
 				if vals[name] == nil {
 					vals[name] = map[float64][]float64{}
 					order = append(order, name)

@@ -135,6 +135,14 @@ func TestReportHasFiguresTargetsAndCharts(t *testing.T) {
 			t.Errorf("%s is not an SVG document: %.200s", svg, b)
 		}
 	}
+	// ferry's rows are one line; a sweep run sharing the Series joins it.
+	runs = append(runs, &Run{Key: "transfer-wan-streams", Series: "transfer-wan", Reps: []*result.File{
+		file("transfer", result.Metric{Name: "wan/ferry s3 2 x 32.0 MiB", Value: 40, Unit: "MB/s", Streams: 2})}})
+	streams := streamSeries(runs)
+	if len(streams) != 2 || streams[0].Name != "transfer-wan wan: ferry" || len(streams[0].Points) != 2 ||
+		streams[0].Points[0] != (Point{2, 40}) || streams[0].Points[1] != (Point{8, 120}) {
+		t.Errorf("streams series = %+v", streams)
+	}
 	// The delivery chart has one line per figure, each through both file counts.
 	series := deliverySeries(runs)
 	if len(series) != 2 || series[0].Name != "throughput/total" || len(series[0].Points) != 2 || series[0].Points[1] != (Point{300, 90}) {
