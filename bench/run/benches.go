@@ -46,8 +46,6 @@ const (
 	wanTM          = "wan/aws transfermanager 16MiB x 8"
 )
 
-const gib = "1073741824"
-
 // benches is every benchmark, in the order they run. Sizes follow the
 // issues' numbers; a full run fits in about 30 minutes on 2 cores.
 var benches = []Bench{
