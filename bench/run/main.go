@@ -302,6 +302,9 @@ func machine(quick bool) Machine {
 			m.Disk = fmt.Sprintf("%s (%s) %s, %s free, holding %s", f[0], f[1], f[2], f[4], os.TempDir())
 		}
 	}
+	if out, err := exec.Command("git", "describe", "--always", "--dirty").Output(); err == nil {
+		m.Commit = strings.TrimSpace(string(out))
+	}
 	if b, err := os.ReadFile("/proc/sys/kernel/osrelease"); err == nil {
 		m.Kernel = strings.TrimSpace(string(b))
 	}

@@ -163,6 +163,7 @@ type Machine struct {
 	Disk     string
 	Go       string
 	Kernel   string
+	Commit   string
 	LoadAvg  string
 	Started  string
 	Duration string
@@ -224,6 +225,7 @@ func writeReport(w io.Writer, m Machine, runs []*Run, charts Charts) error {
 	}
 	p("Made by `go run ./bench/run` on %s, a %s, in %s. Each benchmark ran once as a warm-up (discarded), then its repetitions; a figure is the median over repetitions with the min-max range in brackets, and a ratio is taken within each repetition (both sides measured in the same run) before the median.\n\n", m.Started, kind, m.Duration)
 	p("## Machine\n\n| | |\n|---|---|\n")
+	p("| ferry commit | %s |\n", cell(m.Commit))
 	p("| cores | %d |\n| CPU | %s |\n| CPU flags | %s |\n| memory | %s |\n| disk | %s |\n| Go | %s |\n| kernel | %s |\n| load average at start | %s |\n\n",
 		m.Cores, cell(m.CPU), cell(m.Flags), cell(m.Memory), cell(m.Disk), cell(m.Go), cell(m.Kernel), cell(m.LoadAvg))
 
