@@ -106,7 +106,7 @@ var benches = []Bench{
 		Key: "transfer-wan", Title: "Delivery to S3 over a WAN (25 ms each way, 20 MB/s per connection; bench/transfer, Versity)",
 		Dir:    "bench/transfer",
 		Full:   []string{"-links", "wan", "-wan-size", "1GiB", "-wan-contenders", "put,ferry,rclone-default,tm"},
-		Quick:  []string{"-links", "wan", "-wan-size", "128MiB", "-wan-contenders", "put,ferry,rclone-default,tm"},
+		Quick:  []string{"-links", "wan", "-wan-size", "256MiB", "-wan-contenders", "put,ferry,rclone-default,tm"},
 		Warm:   []string{"-links", "wan", "-wan-size", "16MiB", "-wan-contenders", "ferry"},
 		Reps:   2,
 		Ratios: []Expr{{wanFerry, wanOne}, {wanFerry, wanRcloneDef}, {wanFerry, wanTM}},
