@@ -19,6 +19,7 @@ import (
 	"sync/atomic"
 	"time"
 
+	benchresult "github.com/ferryhq/ferry/bench/internal/result"
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/iconik"
@@ -34,7 +35,9 @@ func main() {
 	workers := flag.Int("workers", 16, "delivery workers (files at once)")
 	pipeFiles := flag.Int("pipeline-files", 100, "files in the pipelining run")
 	pipeEvery := flag.Duration("pipeline-every", 200*time.Millisecond, "time between two files completing in the pipelining run (the upload's pace)")
+	jsonPath := flag.String("json", "", "also write the figures to this file as JSON (bench/internal/result), for bench/run")
 	flag.Parse()
+	out := benchresult.New("delivery")
 	ctx := context.Background()
 
 	fmt.Printf("throughput: %d files of %d B, emulator --rate-limit %g --latency %s, %d workers\n", *files, *size, *rateLimit, *latency, *workers)
@@ -48,6 +51,9 @@ func main() {
 		r.total.Round(time.Millisecond), r.calls, float64(r.calls)/float64(*files), r.tooMany, *rateLimit, bound.Round(time.Millisecond),
 		float64(r.total)/float64(bound))
 	printRoutes(r.routes, *files)
+	out.Add(benchresult.Metric{Name: "throughput/total", Value: r.total.Seconds(), Unit: "s", Files: *files})
+	out.Add(benchresult.Metric{Name: "throughput/bound", Value: bound.Seconds(), Unit: "s", Files: *files})
+	out.Add(benchresult.Metric{Name: "throughput/calls per file", Value: float64(r.calls) / float64(*files), Unit: "calls/file"})
 
 	fmt.Printf("pipelining: %d files completing every %s, no faults (client limit %g/s)\n", *pipeFiles, *pipeEvery, *rateLimit)
 	p, err := run(ctx, emulator.Faults{}, *rateLimit, *workers, *pipeFiles, *size, *pipeEvery)
@@ -58,6 +64,11 @@ func main() {
 	fmt.Printf("  upload span %s, delivered %s after the last byte (target <= 2s), iconik calls %d\n",
 		p.uploadSpan.Round(time.Millisecond), p.afterLast.Round(time.Millisecond), p.calls)
 	printRoutes(p.routes, *pipeFiles)
+	out.Add(benchresult.Metric{Name: "pipelining/after last byte", Value: p.afterLast.Seconds(), Unit: "s", Files: *pipeFiles})
+	if err := out.Write(*jsonPath); err != nil {
+		fmt.Fprintln(os.Stderr, "write -json:", err)
+		os.Exit(1)
+	}
 }
 
 type result struct {

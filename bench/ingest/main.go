@@ -20,6 +20,7 @@ import (
 	"syscall"
 	"time"
 
+	benchresult "github.com/ferryhq/ferry/bench/internal/result"
 	wanlink "github.com/ferryhq/ferry/bench/internal/wan"
 	"github.com/ferryhq/ferry/internal/send/sendtest"
 	"github.com/ferryhq/ferry/internal/testbed"
@@ -59,6 +60,7 @@ func main() {
 	flag.IntVar(&c.wanStreams, "wan-streams", 8, "streams for the WAN many-stream run")
 	flag.BoolVar(&c.keep, "keep", false, "keep the work directory")
 	flag.IntVar(&c.rounds, "rounds", 3, "LAN rounds; each row reports its fastest round")
+	jsonPath := flag.String("json", "", "also write every table row to this file as JSON (bench/internal/result), for bench/run")
 	flag.Parse()
 	if *serveMode != "" {
 		if err := serveCopy(*serveMode, *serveOut); err != nil {
@@ -71,6 +73,22 @@ func main() {
 		fmt.Fprintln(os.Stderr, "bench/ingest:", err)
 		os.Exit(1)
 	}
+	if err := jsonOut.Write(*jsonPath); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/ingest:", err)
+		os.Exit(1)
+	}
+}
+
+// jsonOut collects what printTable prints, for -json.
+var jsonOut = benchresult.New("ingest")
+
+// streamsIn reads N from a row named "... --streams N" (0 otherwise).
+func streamsIn(name string) int {
+	var n int
+	if i := strings.Index(name, "--streams "); i >= 0 {
+		_, _ = fmt.Sscan(name[i+len("--streams "):], &n)
+	}
+	return n
 }
 
 type result struct {
@@ -432,6 +450,7 @@ func printTable(title string, rs []result, ref result) {
 	fmt.Printf("%s results, best of rounds (reference: %s)\n", title, ref.name)
 	for _, r := range rs {
 		fmt.Printf("  %-46s %7.2fs %7.1f MB/s  x%.2f  client CPU %5.2fs %s\n", r.name, r.dur.Seconds(), r.mbps(), r.mbps()/ref.mbps(), r.cpu.Seconds(), r.note)
+		jsonOut.Add(benchresult.Metric{Name: title + "/" + strings.TrimSpace(r.name), Value: r.mbps(), Unit: "MB/s", Streams: streamsIn(r.name)})
 	}
 }
 

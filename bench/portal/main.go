@@ -17,10 +17,12 @@ import (
 	"runtime"
 	"slices"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/chromedp/chromedp"
 
+	"github.com/ferryhq/ferry/bench/internal/result"
 	wanlink "github.com/ferryhq/ferry/bench/internal/wan"
 	"github.com/ferryhq/ferry/internal/config"
 	"github.com/ferryhq/ferry/internal/server"
@@ -34,12 +36,20 @@ func main() {
 	delay := flag.Duration("wan-delay", 50*time.Millisecond, "one-way delay of the shaped link")
 	rate := flag.Float64("wan-rate", 20e6, "bytes/s per connection per direction on the shaped link")
 	lan := flag.Bool("lan", true, "run the LAN comparison")
+	jsonPath := flag.String("json", "", "also write every row to this file as JSON (bench/internal/result), for bench/run")
 	flag.Parse()
 	if err := run(*lan, *lanSize, *wanSize, *rounds, *delay, *rate); err != nil {
 		fmt.Fprintln(os.Stderr, "bench/portal:", err)
 		os.Exit(1)
 	}
+	if err := jsonOut.Write(*jsonPath); err != nil {
+		fmt.Fprintln(os.Stderr, "bench/portal:", err)
+		os.Exit(1)
+	}
 }
+
+// jsonOut collects the rows row prints, for -json.
+var jsonOut = result.New("portal")
 
 func run(doLAN bool, lanSize, wanSize string, rounds int, delay time.Duration, rate float64) error {
 	lanN, err := config.ParseByteSize(lanSize)
@@ -118,8 +128,8 @@ func run(doLAN bool, lanSize, wanSize string, rounds int, delay time.Duration, r
 		if err != nil {
 			return fmt.Errorf("ferry's portal page: %w", err)
 		}
-		row("plain Uppy 6 + stock tusd (reference)", plain, plain, 0)
-		row("ferry portal page + ferry serve", ferry, plain, 1.0)
+		row("LAN/plain Uppy 6 + stock tusd (reference)", plain, plain, 0)
+		row("LAN/ferry portal page + ferry serve", ferry, plain, 1.0)
 	}
 	p, err := wanlink.Start(ferryURL[len("http://"):], delay, rate, 4<<20)
 	if err != nil {
@@ -141,8 +151,8 @@ func run(doLAN bool, lanSize, wanSize string, rounds int, delay time.Duration, r
 	if err != nil {
 		return fmt.Errorf("ferry's page, parallel partials: %w", err)
 	}
-	row("ferry portal page, one stream per file (reference)", one, one, 0)
-	row("ferry portal page (parallel partials)", many, one, 4.0)
+	row("WAN/ferry portal page, one stream per file (reference)", one, one, 0)
+	row("WAN/ferry portal page (parallel partials)", many, one, 4.0)
 	return nil
 }
 
@@ -151,6 +161,8 @@ func row(name string, mibps, ref float64, target float64) {
 	if target > 0 {
 		verdict = fmt.Sprintf("  target >= %.1fx: %s", target, map[bool]string{true: "met", false: "NOT met"}[mibps/ref >= target])
 	}
+	jsonOut.Add(result.Metric{Name: name, Value: mibps * (1 << 20) / 1e6, Unit: "MB/s"})
+	_, name, _ = strings.Cut(name, "/")
 	fmt.Printf("  %-52s %7.1f MiB/s  %5.2fx%s\n", name, mibps, mibps/ref, verdict)
 }
 

@@ -19,6 +19,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/ferryhq/ferry/bench/internal/result"
 )
 
 func main() {
@@ -27,6 +29,7 @@ func main() {
 	refFlag := flag.String("ref-size", "2GiB", "size of the direct-write reference")
 	limitMB := flag.Int("limit-mb", 200, "fail if VmHWM exceeds this many MB")
 	dir := flag.String("dir", "", "work directory (default: a new temp dir, removed afterwards)")
+	jsonPath := flag.String("json", "", "also write the figures to this file as JSON (bench/internal/result), for bench/run")
 	flag.Parse()
 	if *bin == "" {
 		log.Fatal("serve-bench: -ferry is required")
@@ -46,12 +49,12 @@ func main() {
 		}
 		defer os.RemoveAll(work)
 	}
-	if err := run(*bin, work, size, refSize, *limitMB); err != nil {
+	if err := run(*bin, work, size, refSize, *limitMB, *jsonPath); err != nil {
 		log.Fatalf("serve-bench: %v", err)
 	}
 }
 
-func run(bin, work string, size, refSize int64, limitMB int) error {
+func run(bin, work string, size, refSize int64, limitMB int, jsonPath string) error {
 	data := filepath.Join(work, "data")
 	env := append(os.Environ(), "FERRY_DATA="+data)
 	admin := func(args ...string) (string, error) {
@@ -179,6 +182,16 @@ func run(bin, work string, size, refSize int64, limitMB int) error {
 	fmt.Printf("zip download: %s in %s = %.0f MB/s\n", human(zipped), zipTime.Round(time.Millisecond), mbps(zipped, zipTime))
 	fmt.Printf("VmHWM idle: %.1f MB, after upload: %.1f MB, after zip download: %.1f MB (limit %d MB), ratio to idle %.2f\n",
 		idle/1e6, peak/1e6, peakZip/1e6, limitMB, peakZip/idle)
+	out := result.New("serve")
+	out.Add(result.Metric{Name: "upload", Value: up, Unit: "MB/s"})
+	out.Add(result.Metric{Name: "direct write (reference)", Value: rf, Unit: "MB/s"})
+	out.Add(result.Metric{Name: "zip download", Value: mbps(zipped, zipTime), Unit: "MB/s"})
+	out.Add(result.Metric{Name: "VmHWM idle", Value: idle / 1e6, Unit: "MB"})
+	out.Add(result.Metric{Name: "VmHWM after upload", Value: peak / 1e6, Unit: "MB"})
+	out.Add(result.Metric{Name: "VmHWM after zip download", Value: peakZip / 1e6, Unit: "MB"})
+	if err := out.Write(jsonPath); err != nil {
+		return err
+	}
 	if peakZip > float64(limitMB)*1e6 {
 		return fmt.Errorf("peak RSS %.1f MB exceeds the %d MB budget", peakZip/1e6, limitMB)
 	}

@@ -13,6 +13,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/ferryhq/ferry/bench/internal/result"
 	"github.com/ferryhq/ferry/internal/transfer"
 )
 
@@ -20,11 +21,17 @@ func main() {
 	log.SetFlags(0)
 	var (
 		sizeFlag   = flag.String("size", "2GiB", "source file size (B, KiB, MiB, GiB)")
-		parallel   = flag.Int("parallel", 8, "ferry: parts in flight")
+		parallel   = flag.Int("parallel", 0, "ferry: parts in flight (default: internal/transfer's, which S3 adapts to the link)")
 		partSize   = flag.String("part", "", "ferry: minimum part size (default: internal/transfer's)")
 		providers  = flag.String("providers", "s3", "comma list: s3 (Versity: ferry, rclone, transfermanager, single PUT), azure (Azurite), fakegcs (fake-gcs-server, <= 64 MiB), gcs, b2 (emulator data plane)")
 		contenders = flag.String("contenders", "put,ferry,tm,rclone", "S3 contenders to run, in order")
 		rounds     = flag.Int("rounds", 1, "measurements per contender (the best is kept)")
+		links      = flag.String("links", "lan,wan", "s3 only: comma list of links to Versity: lan (loopback), wan (through the shaping proxy)")
+		wanSize    = flag.String("wan-size", "1GiB", "source file size of the WAN run")
+		wanDelay   = flag.Duration("wan-delay", 25*time.Millisecond, "WAN one-way delay (each direction)")
+		wanRate    = flag.Float64("wan-rate", 20e6, "WAN per-connection rate cap, bytes/s per direction")
+		wanCont    = flag.String("wan-contenders", "put,ferry,rclone-default,tm", "S3 contenders of the WAN run, in order (ferry:N = ferry with N parts in flight)")
+		jsonOut    = flag.String("json", "", "also write the figures to this file as JSON (bench/internal/result), for bench/run")
 		child      = flag.String("child", "", "internal: run one contender in this process and print its JSON result")
 		spec       = flag.String("spec", "", "internal: JSON job for -child")
 	)
@@ -51,15 +58,38 @@ func main() {
 	}
 	defer os.RemoveAll(dir)
 	src := filepath.Join(dir, "src.bin")
-	log.Printf("writing %s source file...", human(size))
-	if err := writeRandom(src, size); err != nil {
-		log.Fatal(err)
+	// A WAN-only run (bench/run) needs no LAN source file.
+	if *providers != "s3" || strings.Contains(*links, "lan") {
+		log.Printf("writing %s source file...", human(size))
+		if err := writeRandom(src, size); err != nil {
+			log.Fatal(err)
+		}
 	}
 	job := Job{File: src, Size: size, Parallel: *parallel, PartSize: ps}
+	out := result.New("transfer")
 	for _, p := range strings.Split(*providers, ",") {
 		switch strings.TrimSpace(p) {
 		case "s3":
-			benchS3(job, *rounds, *contenders)
+			for _, l := range strings.Split(*links, ",") {
+				switch strings.TrimSpace(l) {
+				case "lan":
+					benchS3(job, *rounds, *contenders, link{name: "lan"}, out)
+				case "wan":
+					wj := job
+					if wj.Size, err = parseSize(*wanSize); err != nil {
+						log.Fatal(err)
+					}
+					wj.File = filepath.Join(dir, "wan.bin")
+					log.Printf("writing %s WAN source file...", human(wj.Size))
+					if err := writeRandom(wj.File, wj.Size); err != nil {
+						log.Fatal(err)
+					}
+					benchS3(wj, *rounds, *wanCont, link{name: "wan", delay: *wanDelay, rate: *wanRate}, out)
+					os.Remove(wj.File)
+				default:
+					log.Fatalf("unknown link %q", l)
+				}
+			}
 		case "azure":
 			benchAzure(job, *rounds)
 		case "fakegcs":
@@ -69,6 +99,9 @@ func main() {
 		default:
 			log.Fatalf("unknown provider %q", p)
 		}
+	}
+	if err := out.Write(*jsonOut); err != nil {
+		log.Fatal(err)
 	}
 }
 
@@ -88,14 +121,20 @@ type Job struct {
 // Outcome is a child's answer.
 type Outcome struct {
 	Seconds float64
-	SHA256  string `json:",omitempty"`
-	Note    string `json:",omitempty"`
-	Error   string `json:",omitempty"`
+	// InFlight is the most parts ferry had in flight (S3 adapts them).
+	InFlight int `json:",omitempty"`
+	// PeakMiB is the child's own VmHWM, read by itself as it ends (see
+	// vmHWMMiB for why getrusage is not enough).
+	PeakMiB float64 `json:",omitempty"`
+	SHA256  string  `json:",omitempty"`
+	Note    string  `json:",omitempty"`
+	Error   string  `json:",omitempty"`
 }
 
 // Measure is one contender's figures.
 type Measure struct {
 	Name    string
+	Streams int
 	Seconds float64
 	MBps    float64
 	RSSMiB  float64
@@ -116,11 +155,14 @@ func runChildProcess(name string, job Job) (Outcome, float64, error) {
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	out, err := cmd.Output()
 	rss := rssMiB(cmd.ProcessState)
+	var o Outcome
+	if json.Unmarshal(out, &o) == nil && o.PeakMiB > 0 {
+		rss = o.PeakMiB
+	}
 	defer func() { lastCPU = cpuSeconds(cmd.ProcessState) }()
 	if err != nil {
 		return Outcome{}, rss, fmt.Errorf("%s: %w", name, err)
 	}
-	var o Outcome
 	if err := json.Unmarshal(out, &o); err != nil {
 		return o, rss, fmt.Errorf("%s: bad child output %q: %w", name, out, err)
 	}
@@ -137,9 +179,32 @@ func runExternal(name string, env []string, args ...string) (float64, float64, e
 	cmd.Stderr = os.Stderr
 	cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
 	start := time.Now()
-	err := cmd.Run()
+	if err := cmd.Start(); err != nil {
+		return 0, 0, fmt.Errorf("%s: %w", name, err)
+	}
+	// Poll the command's own VmHWM (see vmHWMMiB) while it runs.
+	var peak float64
+	stop := make(chan struct{})
+	polled := make(chan struct{})
+	go func() {
+		defer close(polled)
+		for {
+			peak = max(peak, vmHWMMiB(strconv.Itoa(cmd.Process.Pid)))
+			select {
+			case <-stop:
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}()
+	err := cmd.Wait()
 	secs := time.Since(start).Seconds()
+	close(stop)
+	<-polled
 	rss := rssMiB(cmd.ProcessState)
+	if peak > 0 {
+		rss = peak
+	}
 	lastCPU = cpuSeconds(cmd.ProcessState)
 	if err != nil {
 		return 0, rss, fmt.Errorf("%s: %w", name, err)
@@ -156,6 +221,29 @@ func cpuSeconds(ps *os.ProcessState) float64 {
 	return (ps.UserTime() + ps.SystemTime()).Seconds()
 }
 
+// vmHWMMiB reads the peak resident memory of process pid ("self" for this
+// one) from /proc, 0 when it cannot. A child's getrusage maxrss is not its
+// own: Go starts children with vfork (CLONE_VM), and exec records the
+// parent's resident size of that moment as the child's high-water mark, so
+// a bench process grown by the WAN proxy's buffers (4 MiB per connection
+// per direction) made ferry's child read 134 MiB though its Go runtime held
+// 28 MiB. VmHWM belongs to the child's own address space, set up by exec.
+func vmHWMMiB(pid string) float64 {
+	b, err := os.ReadFile("/proc/" + pid + "/status")
+	if err != nil {
+		return 0
+	}
+	for _, l := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(l, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(v), "kB")), 64)
+			return kb / 1024
+		}
+	}
+	return 0
+}
+
+// rssMiB is the child's maxrss from getrusage: an upper bound only (see
+// vmHWMMiB), used when /proc cannot be read.
 func rssMiB(ps *os.ProcessState) float64 {
 	if ps == nil {
 		return 0
@@ -172,7 +260,13 @@ var lastCPU float64
 // Contender is one way of uploading the source file.
 type Contender struct {
 	Name string
-	Run  func() (secs, rssMiB float64, note string, err error)
+	// Streams is how many connections it uploads over at once (the x of
+	// bench/run's throughput-against-streams chart).
+	Streams int
+	Run     func() (secs, rssMiB float64, note string, err error)
+	// InFlight, when set, is where Run leaves the most parts its upload
+	// had in flight (ferry adapts them): it replaces Streams.
+	InFlight *int
 }
 
 // measure runs every contender rounds times, round-robin so that a slow
@@ -182,7 +276,7 @@ type Contender struct {
 func measure(size int64, rounds int, cs []Contender) []Measure {
 	ms := make([]Measure, len(cs))
 	for i, c := range cs {
-		ms[i].Name = c.Name
+		ms[i].Name, ms[i].Streams = c.Name, c.Streams
 	}
 	for r := 0; r < rounds; r++ {
 		for i, c := range cs {
@@ -199,6 +293,9 @@ func measure(size int64, rounds int, cs []Contender) []Measure {
 			log.Printf("  round %d %-34s %7.2f s %8.1f MB/s  peak RSS %6.1f MiB  client CPU %5.2f s %s", r+1, c.Name, secs, float64(size)/1e6/secs, rss, lastCPU, note)
 			if ms[i].Seconds == 0 || secs < ms[i].Seconds {
 				ms[i].Seconds, ms[i].Note = secs, note
+				if c.InFlight != nil && *c.InFlight > 0 {
+					ms[i].Streams = *c.InFlight
+				}
 				ms[i].MBps = float64(size) / 1e6 / secs
 				ms[i].CPU = lastCPU
 			}

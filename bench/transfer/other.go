@@ -55,7 +55,7 @@ func benchAzure(job Job, rounds int) {
 		}
 		return srv.BlobURL + "/" + container + "/" + key + "?" + q.Encode()
 	}
-	log.Printf("Azure (Azurite %s), %s, ferry %d x %s blocks", srv.BlobURL, human(job.Size), job.Parallel, human(job.PartSize))
+	log.Printf("Azure (Azurite %s), %s, ferry %d x %s blocks", srv.BlobURL, human(job.Size), transfer.Options{Parallelism: job.Parallel}.WithDefaults().Parallelism, human(job.PartSize))
 	child := func(name string) func() (float64, float64, string, error) {
 		return func() (float64, float64, string, error) {
 			j := job
@@ -67,8 +67,8 @@ func benchAzure(job Job, rounds int) {
 		}
 	}
 	ms := measure(job.Size, rounds, []Contender{
-		{"single Put Blob (ceiling)", child("azure-put")},
-		{"ferry azure", child("azure-ferry")},
+		{Name: "single Put Blob (ceiling)", Streams: 1, Run: child("azure-put")},
+		{Name: "ferry azure", Streams: job.Parallel, Run: child("azure-ferry")},
 	})
 	report("Azure: "+human(job.Size)+" to Azurite", ms, [][2]string{{"ferry azure", "single Put Blob (ceiling)"}})
 }
@@ -115,7 +115,7 @@ func benchFakeGCS(job Job, rounds int) {
 		lastCPU = 0
 		return time.Since(start).Seconds(), 0, "", err
 	}
-	ms := measure(job.Size, rounds, []Contender{{"one plain request (ceiling)", ref}, {"ferry gcs", ferry}})
+	ms := measure(job.Size, rounds, []Contender{{Name: "one plain request (ceiling)", Streams: 1, Run: ref}, {Name: "ferry gcs", Streams: job.Parallel, Run: ferry}})
 	report("GCS: "+human(job.Size)+" to fake-gcs-server (in process client, RSS not measured)", ms, [][2]string{{"ferry gcs", "one plain request (ceiling)"}})
 }
 
@@ -168,7 +168,7 @@ func benchEmulator(job Job, which string, rounds int) {
 	ref := run("bench/ref", func(src *transfer.FileSource, t transfer.Target) (string, error) {
 		return "", plainRequest(context.Background(), which, src, t)
 	})
-	ms := measure(job.Size, rounds, []Contender{{"one plain request (ceiling)", ref}, {"ferry " + which, ferry}})
+	ms := measure(job.Size, rounds, []Contender{{Name: "one plain request (ceiling)", Streams: 1, Run: ref}, {Name: "ferry " + which, Streams: job.Parallel, Run: ferry}})
 	report(method+": "+human(job.Size)+" to the emulator (RSS not measured: in process)", ms, [][2]string{{"ferry " + which, "one plain request (ceiling)"}})
 }
 

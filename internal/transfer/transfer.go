@@ -70,6 +70,9 @@ type Result struct {
 	Resumed int
 	// Checked names the provider checks that passed, e.g. "part-etag-md5", "b2-sha1", "gcs-crc32c".
 	Checked []string
+	// InFlight is the most parts that were in flight at once (S3 adapts
+	// it to the link, see Streams); 0 when not reported.
+	InFlight int
 }
 
 // State is what a later attempt needs to resume one file without re-sending
@@ -108,6 +111,12 @@ type Options struct {
 	// from the source with io.SectionReader, so memory does not grow with it.
 	// Default 8. (GCS resumable sessions are sequential by protocol.)
 	Parallelism int
+	// MaxParallelism is how far S3 may raise the parts in flight while more
+	// streams still add throughput (Streams: over a long link each
+	// connection is capped, so 8 streams leave most of the link unused).
+	// Default 32 when Parallelism is left to its default; otherwise
+	// Parallelism, so that a number the caller chose is kept.
+	MaxParallelism int
 	// MaxAttempts per request (part, create, complete). Default 6.
 	MaxAttempts int
 	// Backoff returns the pause before retry number attempt (1-based). Default
@@ -126,7 +135,11 @@ func (o Options) WithDefaults() Options {
 	}
 	if o.Parallelism <= 0 {
 		o.Parallelism = 8
+		if o.MaxParallelism <= 0 {
+			o.MaxParallelism = 32
+		}
 	}
+	o.MaxParallelism = max(o.MaxParallelism, o.Parallelism)
 	if o.MaxAttempts <= 0 {
 		o.MaxAttempts = 6
 	}
@@ -134,7 +147,7 @@ func (o Options) WithDefaults() Options {
 		o.Backoff = DefaultBackoff
 	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = NewHTTPClient(o.Parallelism)
+		o.HTTPClient = NewHTTPClient(o.MaxParallelism)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)

@@ -199,12 +199,15 @@ func (u *Uploader) multipart(ctx context.Context, src transfer.Source, t transfe
 	go scan.Run(sctx)
 
 	urls := &urlCache{t: t, uploadID: uploadID, last: len(parts)}
-	err := transfer.RunParts(ctx, u.o.Parallelism, parts,
+	// Parts in flight adapt to the link: more while more add throughput.
+	streams := transfer.NewStreams(u.o.Parallelism, u.o.MaxParallelism)
+	err := transfer.RunPartsAdaptive(ctx, streams, parts,
 		func(p transfer.Part) bool { _, ok := done[p.Number]; return ok },
 		func(i int) { scan.Allow(i + lead) },
 		func(ctx context.Context, part transfer.Part) error {
 			return u.sendPart(ctx, src, part, scan, urls, signMD5 || zc, signMD5, md5s, tr)
 		})
+	u.o.Logger.Debug("s3: parts sent", "parts", len(parts), "most_in_flight", streams.Peak(), "level", streams.Level())
 	if err != nil {
 		u.abortIfCanceled(ctx, t, uploadID)
 		return transfer.Result{}, err
@@ -232,7 +235,7 @@ func (u *Uploader) multipart(ctx context.Context, src transfer.Source, t transfe
 		return transfer.Result{}, err
 	}
 	res := transfer.Result{Size: size, SHA256: hex.EncodeToString(sums[0]), ETag: etag, Parts: len(parts), Resumed: len(done),
-		Checked: []string{"part-etag-md5"}}
+		Checked: []string{"part-etag-md5"}, InFlight: streams.Peak()}
 	// The multipart ETag is MD5(MD5(part1)..MD5(partN))-N: it proves the
 	// server assembled the parts we hashed, resumed ones included.
 	if want := md5s.multipartETag(); strings.Contains(etag, "-") && isMD5(strings.Split(etag, "-")[0]) {
