@@ -727,7 +727,13 @@ func (s *Service) parentJob(ctx context.Context, cl *iconik.Client, d *db.Delive
 		}
 	}
 	now := s.o.Now()
-	if _, err := s.o.DB.DeliverySetJob(ctx, &db.DeliverySetJobParams{ID: d.ID, PendingAt: &now}); err != nil {
+	// Guarded: of replicas working files of this delivery at once, one
+	// creates the package's job; the others wait for the id it records.
+	_, err = s.o.DB.DeliverySetJob(ctx, &db.DeliverySetJobParams{ID: d.ID, PendingAt: &now, Guarded: true, WasPendingAt: d.JobPendingAt})
+	if errors.Is(err, db.ErrPrecondition) {
+		return "", &waitIndex{what: "the package's job, which another replica is creating"}
+	}
+	if err != nil {
 		return "", err
 	}
 	j, err := cl.JobCreate(ctx, iconik.JobCreateParams{Type: "TRANSFER", Status: "STARTED", Title: title, ObjectType: "collections",
