@@ -115,6 +115,10 @@ type Config struct {
 	NoSync bool
 	// NetworkTimeout bounds one read of a request body (tusd's NetworkTimeout); default 60s.
 	NetworkTimeout time.Duration
+	// Locker serialises requests per upload; nil = tusd's in-process
+	// memorylocker, enough for one process. Replicas sharing uploads need
+	// one lock for all of them (pglocker on PostgreSQL).
+	Locker handler.Locker
 	// DiskReserve is how many bytes of the file system holding Dir uploads never take: the
 	// database and the server's own records grow into them (see Ingest.Space).
 	DiskReserve int64
@@ -126,7 +130,7 @@ type Ingest struct {
 	gate   Gate
 	log    *slog.Logger
 	store  *concatstore.Store
-	locker *memorylocker.MemoryLocker
+	locker handler.Locker
 	tus    *handler.Handler
 	h      http.Handler
 }
@@ -159,13 +163,14 @@ func New(cfg Config, gate Gate) (*Ingest, error) {
 		// The sender gets 507 and a sentence; the operator gets the path and the cause.
 		log.Warn("the upload store is out of space; uploads answer 507 until space is freed", "error", err)
 	}
-	i := &Ingest{cfg: cfg, gate: gate, log: log, store: store, locker: memorylocker.New()}
+	i := &Ingest{cfg: cfg, gate: gate, log: log, store: store, locker: cfg.Locker}
+	if i.locker == nil {
+		i.locker = memorylocker.New()
+	}
 
 	composer := handler.NewStoreComposer()
 	store.UseIn(composer)
-	// One process serialises requests per upload; replicas sharing a directory would need a
-	// file or Redis locker instead.
-	i.locker.UseIn(composer)
+	composer.UseLocker(i.locker)
 	tus, err := handler.NewHandler(handler.Config{
 		StoreComposer:             composer,
 		BasePath:                  cfg.BasePath,

@@ -22,6 +22,7 @@ import (
 	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/ingest/pglocker"
 	"github.com/ferryhq/ferry/internal/notify"
 	"github.com/ferryhq/ferry/internal/portal"
 	"github.com/ferryhq/ferry/internal/secret"
@@ -63,6 +64,8 @@ type App struct {
 	Notify *notify.Service
 	now    func() time.Time
 	bound  atomic.Pointer[string] // the address Serve listens on, for links
+	// locker holds upload locks on PostgreSQL (nil on SQLite).
+	locker *pglocker.Locker
 }
 
 // Open opens (and migrates) the database under cfg.DataDir, builds the upload
@@ -95,10 +98,21 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: opt.Logger, DB: store, Portal: portal.New(store, portal.Options{Now: opt.Now, ObjectNames: delivery.CheckAdmission}), now: opt.Now}
 	g := &gate{svc: a.Portal, log: opt.Logger.With("component", "gate"), onComplete: opt.OnComplete}
-	a.Ingest, err = ingest.New(ingest.Config{Dir: filepath.Join(dataDir, "uploads"), BasePath: "/uploads/", Logger: opt.Logger,
-		NoSync: opt.NoSync, MaxSize: int64(cfg.MaxUploadSize), DiskReserve: int64(cfg.DiskReserve)}, g)
+	// Replicas on one PostgreSQL may each receive requests for one upload:
+	// its lock must be theirs in common (advisory locks), where one
+	// process's in-memory locker is enough on SQLite.
+	icfg := ingest.Config{Dir: filepath.Join(dataDir, "uploads"), BasePath: "/uploads/", Logger: opt.Logger,
+		NoSync: opt.NoSync, MaxSize: int64(cfg.MaxUploadSize), DiskReserve: int64(cfg.DiskReserve)}
+	if store.Dialect() == db.DialectPostgres {
+		if a.locker, err = pglocker.New(ctx, dsn, pglocker.Options{Logger: opt.Logger}); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("opening the upload locker: %w", err)
+		}
+		icfg.Locker = a.locker
+	}
+	a.Ingest, err = ingest.New(icfg, g)
 	if err != nil {
-		store.Close()
+		a.Close()
 		return nil, fmt.Errorf("starting the upload engine: %w", err)
 	}
 	// The master key (cfg.SecretKey from FERRY_SECRET_KEY, else
@@ -106,25 +120,25 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	// keys for other purposes are derived from it.
 	key, err := secret.LoadKey(cfg.SecretKey, filepath.Join(dataDir, "secret.key"))
 	if err != nil {
-		store.Close()
+		a.Close()
 		return nil, fmt.Errorf("loading the server key: %w", err)
 	}
 	sealer, err := secret.NewSealer(key)
 	if err != nil {
-		store.Close()
+		a.Close()
 		return nil, err
 	}
 	a.Connect, err = connect.New(connect.Options{Store: store, Sealer: sealer, Logger: opt.Logger, Now: opt.Now, Client: opt.Iconik})
 	if err != nil {
-		store.Close()
+		a.Close()
 		return nil, err
 	}
 	if err := a.openNotify(ctx, key); err != nil {
-		store.Close()
+		a.Close()
 		return nil, err
 	}
 	if err := a.openDelivery(ctx, opt, g); err != nil {
-		store.Close()
+		a.Close()
 		return nil, err
 	}
 	a.Web, err = web.New(web.Options{
@@ -134,12 +148,12 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		Secret: derive(key, "web MAC v1"), Notifications: notifyWeb{a.Notify}, Ready: a.ready, PublicURL: cfg.PublicURL,
 	})
 	if err != nil {
-		store.Close()
+		a.Close()
 		return nil, err
 	}
 	// One upload never stops the start: Reconcile logs and skips what it cannot complete.
 	if err := a.Ingest.Reconcile(ctx); err != nil {
-		store.Close()
+		a.Close()
 		return nil, fmt.Errorf("reconciling uploads that finished while ferry was down: %w", err)
 	}
 	return a, nil
@@ -156,8 +170,13 @@ func derive(master []byte, purpose string) []byte {
 // Handler is the whole HTTP surface.
 func (a *App) Handler() http.Handler { return a.Web.Handler() }
 
-// Close releases the database.
-func (a *App) Close() error { return a.DB.Close() }
+// Close releases the upload locker and the database.
+func (a *App) Close() error {
+	if a.locker != nil {
+		a.locker.Close()
+	}
+	return a.DB.Close()
+}
 
 // Sweep deletes unfinished uploads older than the configured age and the
 // bytes of packages past their expiry. It returns what it removed.
