@@ -68,6 +68,10 @@ type Config struct {
 	// uploads are refused for lack of space. A creation whose length does not
 	// fit above it is refused with 507, and /readyz turns not ready below it.
 	DiskReserve ByteSize
+	// Replicas is how many ferry serve processes share this database. Each
+	// limits its iconik calls per App-ID to iconik's rate divided by it, so
+	// together they stay under what iconik allows one App-ID. 0 means 1.
+	Replicas int
 }
 
 // DefaultMaxUploadSize is 16 TiB: past any single media file, far from int64.
@@ -155,6 +159,7 @@ func Default(xdgDataHome string) Config {
 		MaxUploadSize:       DefaultMaxUploadSize,
 		MailFrom:            "ferry <ferry@localhost>",
 		DiskReserve:         DefaultDiskReserve,
+		Replicas:            1,
 	}
 }
 
@@ -193,6 +198,7 @@ func (c *Config) settings() []setting {
 		{"max-upload-size", "largest upload (file or part) accepted, advertised as Tus-Max-Size (16TiB, 500GB, bytes)", &c.MaxUploadSize, false},
 		{"smtp-url", "SMTP server for email, smtp://user:pass@host:587?tls=starttls|implicit|none (empty: emails go to the outbox at /admin/outbox; prefer the environment variable, a flag shows in the process list)", &c.SMTPURL, false},
 		{"mail-from", "sender of ferry's emails, like \"ferry <ferry@studio.example>\"", &c.MailFrom, false},
+		{"replicas", "how many ferry serve processes share the database: each takes that share of iconik's request rate per App-ID", &c.Replicas, false},
 		{"disk-reserve", "free space on the data directory's disk that uploads never take, kept for the database; uploads that would go below it get 507 and /readyz turns not ready (1GiB, 500MB, bytes; 0 disables)", &c.DiskReserve, false},
 	}
 }
@@ -307,6 +313,9 @@ func (c *Config) Validate() error {
 		if n <= 0 {
 			return fmt.Errorf("config: %s must be positive, got %d", name, n)
 		}
+	}
+	if c.Replicas < 0 {
+		return fmt.Errorf("config: --replicas must not be negative, got %d", c.Replicas)
 	}
 	if c.DiskReserve < 0 {
 		return fmt.Errorf("config: --disk-reserve must not be negative, got %d", c.DiskReserve)

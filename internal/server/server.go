@@ -128,7 +128,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		a.Close()
 		return nil, err
 	}
-	a.Connect, err = connect.New(connect.Options{Store: store, Sealer: sealer, Logger: opt.Logger, Now: opt.Now, Client: opt.Iconik})
+	a.Connect, err = connect.New(connect.Options{Store: store, Sealer: sealer, Logger: opt.Logger, Now: opt.Now, Client: iconikTemplate(cfg, opt.Iconik)})
 	if err != nil {
 		a.Close()
 		return nil, err
@@ -157,6 +157,20 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		return nil, fmt.Errorf("reconciling uploads that finished while ferry was down: %w", err)
 	}
 	return a, nil
+}
+
+// iconikTemplate is the iconik client template of this replica. iconik's
+// rate limit belongs to the App-ID, but each process limits only its own
+// calls (in memory), so the rate is split by the replica count: N replicas
+// at rate/N each stay under the App-ID's limit together. A replica that is
+// down leaves its share unused; that is the price of needing nothing from
+// the database per call. An explicit rate (tests) is taken as this
+// replica's share already.
+func iconikTemplate(cfg config.Config, o iconik.Options) iconik.Options {
+	if o.RateLimit == 0 && cfg.Replicas > 1 {
+		o.RateLimit = iconik.DefaultRateLimit / float64(cfg.Replicas)
+	}
+	return o
 }
 
 // derive makes a key for one purpose from the master key, so one secret is
