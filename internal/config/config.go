@@ -72,6 +72,10 @@ type Config struct {
 	// limits its iconik calls per App-ID to iconik's rate divided by it, so
 	// together they stay under what iconik allows one App-ID. 0 means 1.
 	Replicas int
+	// DeliveryLease is how long a replica's claim on a file it delivers
+	// outlives the replica: after a crash another replica takes the file
+	// over within about this long.
+	DeliveryLease time.Duration
 }
 
 // DefaultMaxUploadSize is 16 TiB: past any single media file, far from int64.
@@ -160,6 +164,7 @@ func Default(xdgDataHome string) Config {
 		MailFrom:            "ferry <ferry@localhost>",
 		DiskReserve:         DefaultDiskReserve,
 		Replicas:            1,
+		DeliveryLease:       2 * time.Minute,
 	}
 }
 
@@ -198,6 +203,7 @@ func (c *Config) settings() []setting {
 		{"max-upload-size", "largest upload (file or part) accepted, advertised as Tus-Max-Size (16TiB, 500GB, bytes)", &c.MaxUploadSize, false},
 		{"smtp-url", "SMTP server for email, smtp://user:pass@host:587?tls=starttls|implicit|none (empty: emails go to the outbox at /admin/outbox; prefer the environment variable, a flag shows in the process list)", &c.SMTPURL, false},
 		{"mail-from", "sender of ferry's emails, like \"ferry <ferry@studio.example>\"", &c.MailFrom, false},
+		{"delivery-lease", "how long a file being delivered stays claimed by a replica that stopped (crashed); another replica takes it over after that", &c.DeliveryLease, false},
 		{"replicas", "how many ferry serve processes share the database: each takes that share of iconik's request rate per App-ID", &c.Replicas, false},
 		{"disk-reserve", "free space on the data directory's disk that uploads never take, kept for the database; uploads that would go below it get 507 and /readyz turns not ready (1GiB, 500MB, bytes; 0 disables)", &c.DiskReserve, false},
 	}
@@ -313,6 +319,9 @@ func (c *Config) Validate() error {
 		if n <= 0 {
 			return fmt.Errorf("config: %s must be positive, got %d", name, n)
 		}
+	}
+	if c.DeliveryLease < 0 {
+		return fmt.Errorf("config: --delivery-lease must not be negative, got %s", c.DeliveryLease)
 	}
 	if c.Replicas < 0 {
 		return fmt.Errorf("config: --replicas must not be negative, got %d", c.Replicas)

@@ -117,6 +117,11 @@ type Options struct {
 	// up in iconik's listings (its index lag) before ferry concludes it never
 	// happened and creates again (default 30s).
 	IndexGrace time.Duration
+	// LeaseTTL bounds how long a file stays claimed by a replica that
+	// stopped renewing its lease (it renews every quarter of it): after a
+	// replica dies, another takes its files over within about this long
+	// (default 2m).
+	LeaseTTL time.Duration
 	// PollInterval is how often River looks for new jobs (default 100ms).
 	PollInterval time.Duration
 	// Sealer, when set, seals the provider upload state recorded per file
@@ -176,6 +181,9 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if o.PollInterval <= 0 {
 		o.PollInterval = 100 * time.Millisecond
 	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 2 * time.Minute
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -209,12 +217,13 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		return nil, fmt.Errorf("delivery: %w", err)
 	}
 	// On SQLite one process owns the database (see Start); on PostgreSQL
-	// replicas share it, so a job whose replica died is rescued by River after
-	// a while, and the file lease keeps a rescued job from running beside a
-	// live one.
+	// replicas share it, so a job whose replica died is rescued by River
+	// once its file's lease has run out, and the lease keeps a rescued job
+	// of a live replica (a long transfer) from running beside it: that
+	// rescue only snoozes against the lease.
 	rescue := time.Duration(0)
 	if o.DB.Dialect() == db.DialectPostgres {
-		rescue = 5 * time.Minute
+		rescue = o.LeaseTTL + o.LeaseTTL/2
 	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &fileWorker{s: s})
