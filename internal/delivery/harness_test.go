@@ -113,6 +113,8 @@ type envOptions struct {
 	// own connections, as separate processes have) on the one database:
 	// e.svc enqueues, all of them work jobs.
 	replicas int
+	// noStart leaves e.svc stopped (it still enqueues); the test starts it.
+	noStart bool
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -167,8 +169,10 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.Start(ctx); err != nil {
-		t.Fatal(err)
+	if !o.noStart {
+		if err := e.svc.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() { e.svc.Stop(context.Background(), 5*time.Second) })
 	for range max(o.replicas-1, 0) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"slices"
 	"testing"
+	"time"
 
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/delivery"
@@ -47,5 +48,44 @@ func TestReplicasOnOneDatabaseCreateEachCollectionAndJobOnce(t *testing.T) {
 	}
 	if dups := e.emu.Duplicates(); len(dups) != 0 {
 		t.Fatalf("iconik holds duplicates after two replicas delivered:\n%s", dups)
+	}
+}
+
+// TestJobsADeadReplicaLeftRunningAreResumedOnceTheirLeasesRunOut: a
+// replica died while working a package's files: River still says their jobs
+// run (attempted an hour ago by a client that is gone) and their leases ran
+// out. River's rescuer never looks at them (a file's job has no timeout),
+// so a live replica must: it delivers the package.
+func TestJobsADeadReplicaLeftRunningAreResumedOnceTheirLeasesRunOut(t *testing.T) {
+	e := newEnv(t, envOptions{dsn: engines[1].dsn(t), noStart: true, services: func(o *delivery.Options) {
+		o.MaxAttempts = 5
+		o.LeaseTTL = time.Second
+	}})
+	conn := e.connect("orphans", "s3")
+	e.createPortal("Orphans", conn.ID)
+	h := e.newPackage("orphans", "Left behind", "s@example.com")
+	for j := range 3 {
+		e.put(h, fmt.Sprintf("d/f%d.txt", j), bytes.Repeat([]byte{byte(j)}, 1000))
+	}
+	e.finalize(h)
+	// The dead replica's state: every job running since an hour ago, every
+	// file leased by it until a second ago.
+	ctx := e.ctx
+	if _, err := e.store.SQLDB().ExecContext(ctx, `UPDATE river_job SET state = 'running', attempt = 1,
+		attempted_at = now() - interval '1 hour', attempted_by = '{dead-replica}' WHERE state = 'available'`); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := e.store.SQLDB().ExecContext(ctx, `UPDATE delivery_files SET lease_owner = 'dead-replica', lease_until = now() - interval '1 second'`); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.svc.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	st := e.settled(h, conn.ID)
+	if st.Delivery.State != db.DeliveryDelivered {
+		t.Fatalf("delivery %s: %s", st.Delivery.State, st.Delivery.Error)
+	}
+	if dups := e.emu.Duplicates(); len(dups) != 0 {
+		t.Fatalf("iconik holds duplicates:\n%s", dups)
 	}
 }
