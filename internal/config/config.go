@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/url"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -76,6 +77,11 @@ type Config struct {
 	// outlives the replica: after a crash another replica takes the file
 	// over within about this long.
 	DeliveryLease time.Duration
+	// Store is where package bytes live: empty means local disk under
+	// DataDir/uploads; s3://bucket/prefix?endpoint=...&region=... an
+	// S3-compatible bucket (credentials from the usual AWS environment
+	// variables or shared credentials file, never from the URL).
+	Store string
 }
 
 // DefaultMaxUploadSize is 16 TiB: past any single media file, far from int64.
@@ -205,6 +211,7 @@ func (c *Config) settings() []setting {
 		{"mail-from", "sender of ferry's emails, like \"ferry <ferry@studio.example>\"", &c.MailFrom, false},
 		{"delivery-lease", "how long a file being delivered stays claimed by a replica that stopped (crashed); another replica takes it over after that", &c.DeliveryLease, false},
 		{"replicas", "how many ferry serve processes share the database: each takes that share of iconik's request rate per App-ID", &c.Replicas, false},
+		{"store", "where package bytes live: empty for local disk in the data directory, or s3://bucket/prefix?endpoint=https://host&region=us-east-1 (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a shared credentials file, never in the URL)", &c.Store, false},
 		{"disk-reserve", "free space on the data directory's disk that uploads never take, kept for the database; uploads that would go below it get 507 and /readyz turns not ready (1GiB, 500MB, bytes; 0 disables)", &c.DiskReserve, false},
 	}
 }
@@ -338,6 +345,16 @@ func (c *Config) Validate() error {
 	if c.SMTPURL != "" && !strings.HasPrefix(c.SMTPURL, "smtp://") && !strings.HasPrefix(c.SMTPURL, "smtps://") {
 		// Not repeated: it may carry a password.
 		return fmt.Errorf("config: --smtp-url must start with smtp:// (like smtp://user:pass@host:587?tls=starttls)")
+	}
+	if c.Store != "" {
+		u, err := url.Parse(c.Store)
+		switch {
+		case err != nil || u.Scheme != "s3" || u.Host == "":
+			return fmt.Errorf("config: --store must be empty (local disk) or like s3://bucket/prefix?endpoint=https://host&region=us-east-1")
+		case u.User != nil:
+			// Not repeated: it carries a secret.
+			return fmt.Errorf("config: --store must not carry credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY (or a shared credentials file) instead")
+		}
 	}
 	if strings.TrimSpace(c.MailFrom) == "" {
 		return fmt.Errorf("config: --mail-from is empty")

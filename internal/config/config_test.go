@@ -38,6 +38,10 @@ func TestPrecedenceDefaultsThenEnvironmentThenFlags(t *testing.T) {
 			func(c *Config) { c.DiskReserve = 5e9 }},
 		{"the disk reserve off from a flag", map[string]string{"FERRY_DISK_RESERVE": "5GB"}, []string{"--disk-reserve=0"},
 			func(c *Config) { c.DiskReserve = 0 }},
+		{"the package store from the environment", map[string]string{"FERRY_STORE": "s3://b/p?region=eu-west-1"}, nil,
+			func(c *Config) { c.Store = "s3://b/p?region=eu-west-1" }},
+		{"the package store from a flag", map[string]string{"FERRY_STORE": "s3://b/p"}, []string{"--store=s3://other?endpoint=http://127.0.0.1:9000"},
+			func(c *Config) { c.Store = "s3://other?endpoint=http://127.0.0.1:9000" }},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -96,6 +100,8 @@ func TestMalformedSettingsAreRefusedWithTheirName(t *testing.T) {
 		{"smtp url of another scheme", map[string]string{"FERRY_SMTP_URL": "http://u:s3cret@mail.example"}, "--smtp-url"},
 		{"empty mail sender", map[string]string{"FERRY_MAIL_FROM": " "}, "--mail-from"},
 		{"disk reserve not a size", map[string]string{"FERRY_DISK_RESERVE": "plenty"}, "FERRY_DISK_RESERVE"},
+		{"store of an unknown kind", map[string]string{"FERRY_STORE": "ftp://host/dir"}, "--store"},
+		{"store url with credentials", map[string]string{"FERRY_STORE": "s3://AKIA:s3cret@bucket/p"}, "--store"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {

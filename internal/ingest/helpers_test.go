@@ -18,6 +18,8 @@ import (
 	"strings"
 	"sync"
 	"testing"
+
+	"github.com/ferryhq/ferry/internal/ingest/concatstore"
 )
 
 // recGate is an in-memory Gate that records what ingest told it.
@@ -274,3 +276,6 @@ func (rg *rig) readBack(id string) []byte {
 	}
 	return out
 }
+
+// gapHashed is how many bytes the local-disk store hashed from disk rather than on arrival.
+func gapHashed(i *Ingest) int64 { return i.store.(*concatstore.Store).Stats().GapBytesHashed }

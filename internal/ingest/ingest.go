@@ -14,6 +14,7 @@ import (
 	"github.com/tus/tusd/v2/pkg/memorylocker"
 
 	"github.com/ferryhq/ferry/internal/ingest/concatstore"
+	"github.com/ferryhq/ferry/internal/ingest/store"
 )
 
 // Gate is what ingest asks the domain; implemented by the web/portal side.
@@ -103,7 +104,7 @@ var (
 
 // Config configures ingest. The zero value (with Dir set) runs.
 type Config struct {
-	Dir      string       // data directory for uploads (required)
+	Dir      string       // data directory for uploads (required unless Store is set)
 	BasePath string       // URL path the handler is mounted at; default "/uploads/"
 	Logger   *slog.Logger // default slog.Default()
 	// MaxSize is the largest upload in bytes (a whole file, a partial, or a final's sum),
@@ -122,14 +123,20 @@ type Config struct {
 	// DiskReserve is how many bytes of the file system holding Dir uploads never take: the
 	// database and the server's own records grow into them (see Ingest.Space).
 	DiskReserve int64
+	// Store is where package bytes live; nil means concatstore on local disk under Dir (then
+	// NoSync and DiskReserve apply to it). Other stores bring their own settings.
+	Store store.Store
 }
+
+// Store is the upload store ingest runs on (local disk or S3-compatible object storage).
+type Store = store.Store
 
 // Ingest is the upload engine.
 type Ingest struct {
 	cfg    Config
 	gate   Gate
 	log    *slog.Logger
-	store  *concatstore.Store
+	store  store.Store
 	locker handler.Locker
 	tus    *handler.Handler
 	h      http.Handler
@@ -140,8 +147,8 @@ func New(cfg Config, gate Gate) (*Ingest, error) {
 	if gate == nil {
 		return nil, errors.New("ingest: a Gate is required")
 	}
-	if cfg.Dir == "" {
-		return nil, errors.New("ingest: Config.Dir is required")
+	if cfg.Dir == "" && cfg.Store == nil {
+		return nil, errors.New("ingest: Config.Dir (or Config.Store) is required")
 	}
 	if cfg.BasePath == "" {
 		cfg.BasePath = "/uploads/"
@@ -152,24 +159,28 @@ func New(cfg Config, gate Gate) (*Ingest, error) {
 	if cfg.Logger == nil {
 		cfg.Logger = slog.Default()
 	}
-	store, err := concatstore.New(cfg.Dir)
-	if err != nil {
-		return nil, fmt.Errorf("ingest: opening upload store: %w", err)
-	}
-	store.Sync = !cfg.NoSync
-	store.Reserve = max(cfg.DiskReserve, 0)
 	log := cfg.Logger.With("component", "ingest")
-	store.OnNoSpace = func(err error) {
-		// The sender gets 507 and a sentence; the operator gets the path and the cause.
-		log.Warn("the upload store is out of space; uploads answer 507 until space is freed", "error", err)
+	st := cfg.Store
+	if st == nil {
+		disk, err := concatstore.New(cfg.Dir)
+		if err != nil {
+			return nil, fmt.Errorf("ingest: opening upload store: %w", err)
+		}
+		disk.Sync = !cfg.NoSync
+		disk.Reserve = max(cfg.DiskReserve, 0)
+		disk.OnNoSpace = func(err error) {
+			// The sender gets 507 and a sentence; the operator gets the path and the cause.
+			log.Warn("the upload store is out of space; uploads answer 507 until space is freed", "error", err)
+		}
+		st = disk
 	}
-	i := &Ingest{cfg: cfg, gate: gate, log: log, store: store, locker: cfg.Locker}
+	i := &Ingest{cfg: cfg, gate: gate, log: log, store: st, locker: cfg.Locker}
 	if i.locker == nil {
 		i.locker = memorylocker.New()
 	}
 
 	composer := handler.NewStoreComposer()
-	store.UseIn(composer)
+	st.UseIn(composer)
 	composer.UseLocker(i.locker)
 	tus, err := handler.NewHandler(handler.Config{
 		StoreComposer:             composer,

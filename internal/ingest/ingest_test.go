@@ -57,7 +57,7 @@ func TestSingleUploadResumesAcrossPatchesViaHead(t *testing.T) {
 	if !bytes.Equal(rg.readBack(idOf(url)), data) {
 		t.Errorf("bytes read back differ from bytes sent")
 	}
-	if g := rg.ing.store.Stats().GapBytesHashed; g != 0 {
+	if g := gapHashed(rg.ing); g != 0 {
 		t.Errorf("re-hashed %d bytes from disk; resumed uploads must not be re-read", g)
 	}
 	assertTokenNotOnDisk(t, rg.dir)

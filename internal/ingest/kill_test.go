@@ -35,7 +35,7 @@ func TestHelperServerProcess(t *testing.T) {
 		fmt.Println("ERROR", err)
 		os.Exit(1)
 	}
-	gapOf = func() int64 { return ing.store.Stats().GapBytesHashed }
+	gapOf = func() int64 { return gapHashed(ing) }
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Println("ERROR", err)

@@ -1,49 +1,34 @@
 package ingest
 
 import (
+	"context"
+	"errors"
 	"fmt"
 	"os"
 
-	"github.com/ferryhq/ferry/internal/ingest/concatstore"
+	"github.com/ferryhq/ferry/internal/ingest/store"
 )
 
-// Space is what the upload store's file system has room for.
-type Space = concatstore.Space
+// Space is what the upload store has room for.
+type Space = store.Space
 
 // Space reports the upload store's free bytes, the reserve uploads never take, and what
-// unfinished uploads still promise to send.
+// unfinished uploads still promise to send. On object storage Known is false.
 func (i *Ingest) Space() (Space, error) { return i.store.Space() }
 
-// CheckWritable writes, syncs and removes a small file in the store's directory: a file system
-// that went read-only or full fails here before a sender finds out. The error never names a
-// path (it reaches /readyz); the log has it.
+// CheckWritable writes and removes a small probe in the store: a file system that went
+// read-only or full, or a bucket that refuses writes, fails here before a sender finds out.
+// The error never names a path, host or bucket (it reaches /readyz); the log has them.
 func (i *Ingest) CheckWritable() error {
-	f, err := os.CreateTemp(i.cfg.Dir, ".probe-*")
-	if err != nil {
-		i.log.Warn("the upload store is not writable", "error", err)
-		return fmt.Errorf("cannot create a file in the upload store: %w", pathless(err))
+	err := i.store.CheckWritable(context.Background())
+	if err == nil {
+		return nil
 	}
-	name := f.Name()
-	_, werr := f.Write([]byte("ferry"))
-	if werr == nil {
-		werr = f.Sync()
+	i.log.Warn("the upload store is not writable", "error", err)
+	var pe *os.PathError
+	if errors.As(err, &pe) {
+		// Keep the cause (no space left on device, read-only file system), drop the path.
+		return fmt.Errorf("cannot write to the upload store: %w", pe.Err)
 	}
-	cerr := f.Close()
-	rerr := os.Remove(name)
-	for _, err := range []error{werr, cerr, rerr} {
-		if err != nil {
-			i.log.Warn("the upload store is not writable", "error", err)
-			return fmt.Errorf("cannot write to the upload store: %w", pathless(err))
-		}
-	}
-	return nil
-}
-
-// pathless drops the path an *os.PathError carries, keeping the cause (no space left on
-// device, read-only file system).
-func pathless(err error) error {
-	if pe, ok := err.(*os.PathError); ok {
-		return pe.Err
-	}
-	return err
+	return errors.New("cannot write to the upload store (the log has the details)")
 }

@@ -68,7 +68,12 @@ type e2e struct {
 
 func newE2E(t *testing.T, storage string) *e2e {
 	t.Helper()
-	h := newHarness(t)
+	return newE2EOn(t, newHarness(t), storage)
+}
+
+// newE2EOn is newE2E on a harness of the caller's (another database or package store).
+func newE2EOn(t *testing.T, h *harness, storage string) *e2e {
+	t.Helper()
 	emu := emulatortest.Start(t, emulator.Options{Logger: slog.New(slog.DiscardHandler)})
 	cred := emu.Cred("admin")
 	// The test's own reads are checked against the iconik spec too.
@@ -115,7 +120,10 @@ func newE2E(t *testing.T, storage string) *e2e {
 }
 
 func testPublicFlowDelivery(t *testing.T, method string, video []byte) {
-	e := newE2E(t, strings.ToLower(method))
+	testPublicFlowDeliveryOn(t, newE2E(t, strings.ToLower(method)), method, video)
+}
+
+func testPublicFlowDeliveryOn(t *testing.T, e *e2e, method string, video []byte) {
 	if e.conn.Storage.Method != method {
 		t.Fatalf("connection storage method %q, want %q", e.conn.Storage.Method, method)
 	}

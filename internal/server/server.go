@@ -23,6 +23,7 @@ import (
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/ingest"
 	"github.com/ferryhq/ferry/internal/ingest/pglocker"
+	"github.com/ferryhq/ferry/internal/ingest/s3store"
 	"github.com/ferryhq/ferry/internal/notify"
 	"github.com/ferryhq/ferry/internal/portal"
 	"github.com/ferryhq/ferry/internal/secret"
@@ -98,11 +99,16 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: opt.Logger, DB: store, Portal: portal.New(store, portal.Options{Now: opt.Now, ObjectNames: delivery.CheckAdmission}), now: opt.Now}
 	g := &gate{svc: a.Portal, log: opt.Logger.With("component", "gate"), onComplete: opt.OnComplete}
+	pkgStore, err := openPackageStore(ctx, cfg)
+	if err != nil {
+		store.Close()
+		return nil, err
+	}
 	// Replicas on one PostgreSQL may each receive requests for one upload:
 	// its lock must be theirs in common (advisory locks), where one
 	// process's in-memory locker is enough on SQLite.
 	icfg := ingest.Config{Dir: filepath.Join(dataDir, "uploads"), BasePath: "/uploads/", Logger: opt.Logger,
-		NoSync: opt.NoSync, MaxSize: int64(cfg.MaxUploadSize), DiskReserve: int64(cfg.DiskReserve)}
+		NoSync: opt.NoSync, MaxSize: int64(cfg.MaxUploadSize), DiskReserve: int64(cfg.DiskReserve), Store: pkgStore}
 	if store.Dialect() == db.DialectPostgres {
 		if a.locker, err = pglocker.New(ctx, dsn, pglocker.Options{Logger: opt.Logger}); err != nil {
 			store.Close()
@@ -171,6 +177,23 @@ func iconikTemplate(cfg config.Config, o iconik.Options) iconik.Options {
 		o.RateLimit = iconik.DefaultRateLimit / float64(cfg.Replicas)
 	}
 	return o
+}
+
+// openPackageStore opens the store --store names; nil means ingest's local-disk default. Its
+// errors never carry credentials (they come from the AWS chain, never from the URL).
+func openPackageStore(ctx context.Context, cfg config.Config) (ingest.Store, error) {
+	if cfg.Store == "" {
+		return nil, nil
+	}
+	sc, err := s3store.ParseURL(cfg.Store)
+	if err != nil {
+		return nil, fmt.Errorf("--store: %w", err)
+	}
+	st, err := s3store.Open(ctx, sc)
+	if err != nil {
+		return nil, fmt.Errorf("opening the package store: %w", err)
+	}
+	return st, nil
 }
 
 // derive makes a key for one purpose from the master key, so one secret is

@@ -66,11 +66,17 @@ func newHarness(t *testing.T) *harness { return newHarnessOn(t, "") }
 // newHarnessOn runs the App on the database dsn ("" = SQLite in the data dir).
 func newHarnessOn(t *testing.T, dsn string) *harness {
 	t.Helper()
+	return newHarnessWith(t, func(c *config.Config) { c.DatabaseURL = dsn })
+}
+
+// newHarnessWith runs the App on the default Config as edit changes it.
+func newHarnessWith(t *testing.T, edit func(*config.Config)) *harness {
+	t.Helper()
 	h := &harness{t: t, root: t.TempDir(), now: time.Now().UTC()}
 	h.data = filepath.Join(h.root, "data")
 	cfg := config.Default("")
 	cfg.DataDir = h.data
-	cfg.DatabaseURL = dsn
+	edit(&cfg)
 	if _, err := CreateUser(t.Context(), cfg, "admin@example.com", "correct horse battery"); err != nil {
 		t.Fatal(err)
 	}

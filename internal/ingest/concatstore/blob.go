@@ -6,6 +6,8 @@ import (
 	"io"
 	"os"
 	"sort"
+
+	"github.com/ferryhq/ferry/internal/ingest/store"
 )
 
 // Blob reads a finished upload: a single upload's data file, or a final upload's partials in order,
@@ -67,8 +69,8 @@ func (b *Blob) Close() error {
 	return errors.Join(errs...)
 }
 
-// Open returns a reader over a finished upload.
-func (s *Store) Open(id string) (*Blob, error) {
+// Open returns a reader over a finished upload (a *Blob).
+func (s *Store) Open(id string) (store.Blob, error) {
 	r, err := s.readRecord(id)
 	if err != nil {
 		return nil, err

@@ -9,6 +9,8 @@ import (
 	"syscall"
 
 	"github.com/tus/tusd/v2/pkg/handler"
+
+	"github.com/ferryhq/ferry/internal/ingest/store"
 )
 
 // A full disk is an operating state: a write that finds no room answers 507 with a plain
@@ -22,8 +24,7 @@ var (
 	ErrNoSpace = handler.NewError("ERR_INSUFFICIENT_STORAGE",
 		"the server has no storage space left for uploads right now; the bytes it received are kept: resume this upload later", http.StatusInsufficientStorage)
 	// ErrNoRoom: a declared length does not fit in the space left.
-	ErrNoRoom = handler.NewError("ERR_INSUFFICIENT_STORAGE",
-		"the server does not have room for an upload of this length right now; nothing was stored: try again later", http.StatusInsufficientStorage)
+	ErrNoRoom = store.ErrNoRoom
 )
 
 // noSpaceError keeps the operator's error (path and all) for logs and errors.Is, and shows
@@ -64,16 +65,7 @@ func (s *Store) space(err error) error {
 
 // Space is what the file system holding the store has room for. The free-bytes figure is what
 // /readyz reports (and the metric ferry_upload_store_free_bytes will export).
-type Space struct {
-	Known    bool  // false where the platform cannot tell (then no length is refused up front)
-	Free     int64 // bytes available to ferry's user
-	Reserve  int64 // bytes uploads never take (Store.Reserve)
-	Promised int64 // bytes unfinished uploads declared but have not sent yet
-}
-
-// Available is the largest length Claim accepts now: free bytes less the reserve, the promised
-// bytes and room for the upload's records.
-func (sp Space) Available() int64 { return sp.Free - sp.Reserve - sp.Promised - recordSlack }
+type Space = store.Space
 
 // Space reports the store's file system's free bytes and what is already spoken for.
 func (s *Store) Space() (Space, error) {
@@ -96,7 +88,7 @@ func (s *Store) Claim(id string, size int64) error {
 	}
 	s.pmu.Lock()
 	defer s.pmu.Unlock()
-	// recordSlack: an upload admitted to the last byte must not meet roomFor's guard at its end.
+	// RecordSlack (in Available): an upload admitted to the last byte must not meet roomFor's guard at its end.
 	if known && (Space{Free: free, Reserve: s.Reserve, Promised: s.promisedTotal}).Available() < size {
 		return ErrNoRoom
 	}
@@ -146,12 +138,9 @@ func (s *Store) roomFor(n int64) bool {
 
 // Room for an upload's records (.info, .hash, rewritten as it goes) beside its bytes. The guard
 // keeps guardSlack above the reserve, so the records written after its last check leave the
-// reserve whole; Claim counts the larger recordSlack, so an upload admitted to its last byte
-// never meets the guard even after its records took their pages.
-const (
-	guardSlack  = 64 << 10
-	recordSlack = 256 << 10
-)
+// reserve whole; Claim counts the larger store.RecordSlack (in Space.Available), so an upload
+// admitted to its last byte never meets the guard even after its records took their pages.
+const guardSlack = 64 << 10
 
 // loadPromises counts, at start, what every unfinished upload still has to send.
 func (s *Store) loadPromises() error {

@@ -2,7 +2,6 @@ package concatstore
 
 import (
 	"context"
-	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -10,10 +9,8 @@ import (
 	"hash"
 	"io"
 	"io/fs"
-	"net/http"
 	"os"
 	"path/filepath"
-	"regexp"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -21,6 +18,8 @@ import (
 	"time"
 
 	"github.com/tus/tusd/v2/pkg/handler"
+
+	"github.com/ferryhq/ferry/internal/ingest/store"
 )
 
 // We write our own store instead of wrapping tusd's filestore because filestore derives a final
@@ -38,7 +37,7 @@ import (
 // StorageKeyTokenHash is the FileInfo.Storage key under which a creation hook may hand the store a
 // value to keep with the upload (ferry stores the SHA-256 of the upload token there). Storage is
 // never sent to clients.
-const StorageKeyTokenHash = "TokenSHA256"
+const StorageKeyTokenHash = store.StorageKeyTokenHash
 
 const (
 	filePerm = 0o640
@@ -51,16 +50,13 @@ const (
 	writebackEvery = 16 << 20
 )
 
-var validID = regexp.MustCompile(`^[0-9a-f]{32}$`)
-
-// Errors a caller can test with errors.Is. They are tusd errors so the handler answers with
-// their status when they reach it.
+// Errors a caller can test with errors.Is: every store answers with the same ones.
 var (
-	ErrNotFinished      = handler.NewError("ERR_UPLOAD_NOT_FINISHED", "upload is not finished", http.StatusConflict)
-	ErrPartialTaken     = handler.NewError("ERR_PARTIAL_IN_USE", "a partial upload already belongs to another final upload", http.StatusConflict)
-	ErrPartialProtected = handler.NewError("ERR_PARTIAL_IN_USE", "this partial upload belongs to a final upload: terminate the final upload instead", http.StatusConflict)
-	ErrNotPartial       = handler.NewError("ERR_INVALID_CONCAT", "a final upload may only reference partial uploads", http.StatusBadRequest)
-	ErrPartialRepeated  = handler.NewError("ERR_PARTIAL_REPEATED", "a final upload lists each partial upload at most once", http.StatusBadRequest)
+	ErrNotFinished      = store.ErrNotFinished
+	ErrPartialTaken     = store.ErrPartialTaken
+	ErrPartialProtected = store.ErrPartialProtected
+	ErrNotPartial       = store.ErrNotPartial
+	ErrPartialRepeated  = store.ErrPartialRepeated
 )
 
 // Store is the data store. The zero value is not usable: call New.
@@ -140,14 +136,10 @@ type record struct {
 func (s *Store) path(id, ext string) string { return filepath.Join(s.dir, id+ext) }
 
 // NewID returns a fresh random upload ID in the form the store accepts.
-func NewID() string {
-	b := make([]byte, 16)
-	_, _ = rand.Read(b) // crypto/rand.Read never fails on supported platforms
-	return hex.EncodeToString(b)
-}
+func NewID() string { return store.NewID() }
 
 // ValidID reports whether id has the shape of an upload ID; anything else never reaches the disk.
-func ValidID(id string) bool { return validID.MatchString(id) }
+func ValidID(id string) bool { return store.ValidID(id) }
 
 func (s *Store) readRecord(id string) (*record, error) {
 	if !ValidID(id) {
@@ -268,9 +260,7 @@ func (s *Store) Info(id string) (handler.FileInfo, error) {
 }
 
 // Finished reports whether info describes a complete upload.
-func Finished(info handler.FileInfo) bool {
-	return !info.SizeIsDeferred && info.Offset == info.Size
-}
+func Finished(info handler.FileInfo) bool { return store.Finished(info) }
 
 // FinalOf returns the existing final upload that references partial upload id, or "".
 func (s *Store) FinalOf(id string) (string, error) {
@@ -352,9 +342,7 @@ func (s *Store) Acknowledged(id string) bool {
 
 // Abandonment says why the application gave an upload up: a contract error
 // code and a sentence for the sender.
-type Abandonment struct {
-	Code, Message string
-}
+type Abandonment = store.Abandonment
 
 // Abandon records durably that the upload can never become a file (a newer
 // upload replaced it, or its completion was refused for good). Its bytes
@@ -717,5 +705,26 @@ func (u *upload) ConcatUploads(ctx context.Context, partials []handler.Upload) e
 		return err
 	}
 	u.rec.Info.Offset = u.rec.Info.Size
+	return nil
+}
+
+// CheckWritable writes, syncs and removes a small file in the store's directory: a file system
+// that went read-only or full fails here before a sender finds out. The error names the path:
+// callers log it and hand out only its cause.
+func (s *Store) CheckWritable(ctx context.Context) error {
+	f, err := os.CreateTemp(s.dir, ".probe-*")
+	if err != nil {
+		return fmt.Errorf("concatstore: creating a probe file: %w", err)
+	}
+	name := f.Name()
+	_, werr := f.Write([]byte("ferry"))
+	if werr == nil {
+		werr = f.Sync()
+	}
+	cerr := f.Close()
+	rerr := os.Remove(name)
+	if err := errors.Join(werr, cerr, rerr); err != nil {
+		return fmt.Errorf("concatstore: writing a probe file: %w", err)
+	}
 	return nil
 }

@@ -124,11 +124,12 @@ func TestOpenRangeOpensTheOnePartHoldingARange(t *testing.T) {
 		parts = append(parts, p)
 		whole = append(whole, p...)
 	}
-	b, err := s.Open(makeFinal(t, s, parts))
+	opened, err := s.Open(makeFinal(t, s, parts))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer b.Close()
+	defer opened.Close()
+	b := opened.(*Blob)
 	cases := []struct {
 		name    string
 		off, n  int64

@@ -1,0 +1,191 @@
+package s3store
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"sort"
+	"sync"
+
+	"github.com/aws/aws-sdk-go-v2/aws"
+	"github.com/aws/aws-sdk-go-v2/service/s3"
+
+	"github.com/ferryhq/ferry/internal/ingest/store"
+)
+
+// Blob reads a finished upload with ranged GETs: a single upload's object, or a final upload's
+// partials' objects in order. Delivery and download links read it in small sequential chunks,
+// so a GET is not a chunk: it asks for the rest of its object and stays open, and the next
+// ReadAt that continues where one stopped reads on from it (one GET per object per reader, any
+// offset still served). It is safe for concurrent ReadAt calls.
+type Blob struct {
+	s      *Store
+	keys   []string
+	starts []int64 // starts[i] is the offset of keys[i] within the blob
+	size   int64
+
+	mu     sync.Mutex
+	idle   []*stream // open GETs between two reads, oldest first
+	closed bool
+}
+
+// stream is one open GET of object i, positioned at blob offset pos.
+type stream struct {
+	body io.ReadCloser
+	i    int
+	pos  int64
+}
+
+// maxIdle bounds the GETs a blob keeps open between reads (delivery reads a file in a few
+// parallel ranges; download links one or two).
+const maxIdle = 8
+
+// Size is the number of bytes in the blob.
+func (b *Blob) Size() int64 { return b.size }
+
+// Close closes the GETs left open.
+func (b *Blob) Close() error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, st := range b.idle {
+		st.body.Close()
+	}
+	b.idle, b.closed = nil, true
+	return nil
+}
+
+// take returns the open GET positioned at off, if there is one.
+func (b *Blob) take(off int64) *stream {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for j, st := range b.idle {
+		if st.pos == off {
+			b.idle = append(b.idle[:j], b.idle[j+1:]...)
+			return st
+		}
+	}
+	return nil
+}
+
+// give keeps st open for the read that continues it.
+func (b *Blob) give(st *stream) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.closed {
+		st.body.Close()
+		return
+	}
+	b.idle = append(b.idle, st)
+	if len(b.idle) > maxIdle {
+		b.idle[0].body.Close()
+		b.idle = b.idle[1:]
+	}
+}
+
+func (b *Blob) end(i int) int64 {
+	if i+1 < len(b.starts) {
+		return b.starts[i+1]
+	}
+	return b.size
+}
+
+// ReadAt implements io.ReaderAt across the objects.
+func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
+	if off < 0 {
+		return 0, fmt.Errorf("s3store: read at negative offset %d", off)
+	}
+	if off >= b.size {
+		return 0, io.EOF
+	}
+	i := sort.Search(len(b.starts), func(i int) bool { return b.starts[i] > off }) - 1
+	n := 0
+	for n < len(p) && i < len(b.keys) {
+		end := b.end(i)
+		want := p[n:]
+		if rem := end - off; int64(len(want)) > rem {
+			want = want[:rem]
+		}
+		st := b.take(off)
+		if st == nil || st.i != i {
+			if st != nil {
+				st.body.Close()
+			}
+			out, err := b.s.c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &b.s.bucket, Key: &b.keys[i],
+				Range: aws.String(fmt.Sprintf("bytes=%d-", off-b.starts[i]))})
+			if err != nil {
+				return n, fmt.Errorf("s3store: reading part %d of an upload: %w", i, err)
+			}
+			st = &stream{body: out.Body, i: i, pos: off}
+		}
+		m, err := io.ReadFull(st.body, want)
+		st.pos += int64(m)
+		n += m
+		off += int64(m)
+		if err != nil {
+			st.body.Close()
+			return n, fmt.Errorf("s3store: reading part %d of an upload: %w", i, io.ErrUnexpectedEOF)
+		}
+		if st.pos < end {
+			b.give(st)
+		} else {
+			st.body.Close()
+			i++
+		}
+	}
+	if n < len(p) {
+		return n, io.EOF
+	}
+	return n, nil
+}
+
+// Open returns a reader over a finished upload (a *Blob).
+func (s *Store) Open(id string) (store.Blob, error) {
+	ctx, cancel := bg()
+	defer cancel()
+	r, err := s.readRecord(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	return s.openRecord(ctx, r)
+}
+
+func (s *Store) openRecord(ctx context.Context, r *record) (*Blob, error) {
+	if !store.Finished(r.Info) {
+		return nil, store.ErrNotFinished
+	}
+	recs := []*record{r}
+	if r.Info.IsFinal {
+		if !r.Concatenated {
+			return nil, store.ErrNotFinished
+		}
+		recs = recs[:0]
+		for _, pid := range r.Info.PartialUploads {
+			p, err := s.readRecord(ctx, pid)
+			if err != nil {
+				return nil, fmt.Errorf("s3store: opening part %s of upload %s: %w", pid, r.Info.ID, err)
+			}
+			recs = append(recs, p)
+		}
+	}
+	b := &Blob{s: s}
+	for _, p := range recs {
+		if !store.Finished(p.Info) {
+			return nil, errors.Join(store.ErrNotFinished, fmt.Errorf("s3store: part %s of upload %s is not finished", p.Info.ID, r.Info.ID))
+		}
+		// A crash between the last part and its completion leaves a multipart upload only.
+		if err := s.ensureComplete(ctx, p); err != nil {
+			return nil, err
+		}
+		if p.Info.Size == 0 {
+			continue
+		}
+		b.keys = append(b.keys, s.key(p.Info.ID, ".bin"))
+		b.starts = append(b.starts, b.size)
+		b.size += p.Info.Size
+	}
+	if b.size != r.Info.Size {
+		return nil, fmt.Errorf("s3store: upload %s: parts hold %d bytes, expected %d", r.Info.ID, b.size, r.Info.Size)
+	}
+	return b, nil
+}
