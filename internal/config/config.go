@@ -69,6 +69,14 @@ type Config struct {
 	// uploads are refused for lack of space. A creation whose length does not
 	// fit above it is refused with 507, and /readyz turns not ready below it.
 	DiskReserve ByteSize
+	// Replicas is how many ferry serve processes share this database. Each
+	// limits its iconik calls per App-ID to iconik's rate divided by it, so
+	// together they stay under what iconik allows one App-ID. 0 means 1.
+	Replicas int
+	// DeliveryLease is how long a replica's claim on a file it delivers
+	// outlives the replica: after a crash another replica takes the file
+	// over within about this long.
+	DeliveryLease time.Duration
 	// Store is where package bytes live: empty means local disk under
 	// DataDir/uploads; s3://bucket/prefix?endpoint=...&region=... an
 	// S3-compatible bucket (credentials from the usual AWS environment
@@ -161,6 +169,8 @@ func Default(xdgDataHome string) Config {
 		MaxUploadSize:       DefaultMaxUploadSize,
 		MailFrom:            "ferry <ferry@localhost>",
 		DiskReserve:         DefaultDiskReserve,
+		Replicas:            1,
+		DeliveryLease:       2 * time.Minute,
 	}
 }
 
@@ -199,6 +209,8 @@ func (c *Config) settings() []setting {
 		{"max-upload-size", "largest upload (file or part) accepted, advertised as Tus-Max-Size (16TiB, 500GB, bytes)", &c.MaxUploadSize, false},
 		{"smtp-url", "SMTP server for email, smtp://user:pass@host:587?tls=starttls|implicit|none (empty: emails go to the outbox at /admin/outbox; prefer the environment variable, a flag shows in the process list)", &c.SMTPURL, false},
 		{"mail-from", "sender of ferry's emails, like \"ferry <ferry@studio.example>\"", &c.MailFrom, false},
+		{"delivery-lease", "how long a file being delivered stays claimed by a replica that stopped (crashed); another replica takes it over after that", &c.DeliveryLease, false},
+		{"replicas", "how many ferry serve processes share the database: each takes that share of iconik's request rate per App-ID", &c.Replicas, false},
 		{"store", "where package bytes live: empty for local disk in the data directory, or s3://bucket/prefix?endpoint=https://host&region=us-east-1 (credentials from AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or a shared credentials file, never in the URL)", &c.Store, false},
 		{"disk-reserve", "free space on the data directory's disk that uploads never take, kept for the database; uploads that would go below it get 507 and /readyz turns not ready (1GiB, 500MB, bytes; 0 disables)", &c.DiskReserve, false},
 	}
@@ -314,6 +326,12 @@ func (c *Config) Validate() error {
 		if n <= 0 {
 			return fmt.Errorf("config: %s must be positive, got %d", name, n)
 		}
+	}
+	if c.DeliveryLease < 0 {
+		return fmt.Errorf("config: --delivery-lease must not be negative, got %s", c.DeliveryLease)
+	}
+	if c.Replicas < 0 {
+		return fmt.Errorf("config: --replicas must not be negative, got %d", c.Replicas)
 	}
 	if c.DiskReserve < 0 {
 		return fmt.Errorf("config: --disk-reserve must not be negative, got %d", c.DiskReserve)

@@ -5,6 +5,7 @@ import (
 	"database/sql"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5/pgxpool"
 	"time"
 )
 
@@ -144,8 +145,8 @@ type Store interface {
 	// on SQLite the pool has one connection, so using the Store inside fn
 	// would wait for fn forever.
 	InTx(ctx context.Context, fn func(tx Tx) error) error
-	// SQLDB is the pool underneath, for River (riversqlite or riverpgxv5 via
-	// the same DSN) and for health checks.
+	// SQLDB is the pool underneath, for River (see RiverDriver) and for
+	// health checks. On PostgreSQL it runs on a pgx pool.
 	SQLDB() *sql.DB
 	// Dialect is DialectSQLite or DialectPostgres.
 	Dialect() string
@@ -396,6 +397,7 @@ type UserSetPasswordParams struct{ ID, PasswordHash string }
 type store struct {
 	queries
 	sqldb *sql.DB
+	pool  *pgxpool.Pool // PostgreSQL: the pgx pool under sqldb; nil on SQLite
 }
 
 type tx struct {
@@ -407,7 +409,13 @@ func (t *tx) SQLTx() *sql.Tx { return t.sqlTx }
 
 func (s *store) SQLDB() *sql.DB  { return s.sqldb }
 func (s *store) Dialect() string { return s.d.name }
-func (s *store) Close() error    { return s.sqldb.Close() }
+func (s *store) Close() error {
+	err := s.sqldb.Close()
+	if s.pool != nil {
+		s.pool.Close()
+	}
+	return err
+}
 
 func (s *store) InTx(ctx context.Context, fn func(tx Tx) error) (err error) {
 	sqlTx, err := s.sqldb.BeginTx(ctx, nil)

@@ -139,6 +139,13 @@ type DeliveryCollectionSetParams struct {
 	ConnectionID, ParentID, Title string
 	CollectionID                  string
 	PendingAt                     *time.Time
+	// Guarded applies the change only while the row is as the caller read
+	// it: no collection id yet and pending_at equal to WasPendingAt (nil:
+	// never pending), else ErrPrecondition. Of replicas about to create
+	// the same collection, only the one whose guarded PendingAt lands
+	// creates it; the others wait for its id.
+	Guarded      bool
+	WasPendingAt *time.Time
 }
 
 // DeliveryCreateParams creates the delivery of PackageID to ConnectionID, or
@@ -224,6 +231,11 @@ type DeliverySetJobParams struct {
 	ID          string
 	IconikJobID string
 	PendingAt   *time.Time
+	// Guarded applies the change only while no job id is recorded and
+	// job_pending_at equals WasPendingAt (nil: never pending), else
+	// ErrPrecondition: one replica creates the package's job.
+	Guarded      bool
+	WasPendingAt *time.Time
 }
 
 // DeliverySetStateParams moves the delivery to State. Settled states set
@@ -301,9 +313,15 @@ func (q queries) DeliverySetFinalized(ctx context.Context, p *DeliverySetFinaliz
 }
 
 func (q queries) DeliverySetJob(ctx context.Context, p *DeliverySetJobParams) (*Delivery, error) {
-	return one(ctx, q, "DeliverySetJob", ErrNotFound, scanDelivery,
-		"UPDATE deliveries SET iconik_job_id = $2, job_pending_at = $3, updated_at = $4 WHERE id = $1 RETURNING "+deliveryCols,
-		p.ID, p.IconikJobID, tsPtr(p.PendingAt), ts(time.Time{}))
+	query := "UPDATE deliveries SET iconik_job_id = $2, job_pending_at = $3, updated_at = $4 WHERE id = $1"
+	args := []any{p.ID, p.IconikJobID, tsPtr(p.PendingAt), ts(time.Time{})}
+	notFound := ErrNotFound
+	if p.Guarded {
+		query += " AND iconik_job_id = '' AND job_pending_at IS NOT DISTINCT FROM $5"
+		args = append(args, tsPtr(p.WasPendingAt))
+		notFound = ErrPrecondition
+	}
+	return one(ctx, q, "DeliverySetJob", notFound, scanDelivery, query+" RETURNING "+deliveryCols, args...)
 }
 
 func (q queries) DeliverySetState(ctx context.Context, p *DeliverySetStateParams) (*Delivery, error) {
@@ -453,8 +471,14 @@ func (q queries) DeliveryCollectionForget(ctx context.Context, p *DeliveryCollec
 }
 
 func (q queries) DeliveryCollectionSet(ctx context.Context, p *DeliveryCollectionSetParams) (*DeliveryCollection, error) {
-	return one(ctx, q, "DeliveryCollectionSet", ErrNotFound, scanDeliveryCollection,
-		`UPDATE delivery_collections SET collection_id = $4, pending_at = $5
-		WHERE connection_id = $1 AND parent_id = $2 AND title = $3 RETURNING `+deliveryCollectionCols,
-		p.ConnectionID, p.ParentID, p.Title, p.CollectionID, tsPtr(p.PendingAt))
+	query := `UPDATE delivery_collections SET collection_id = $4, pending_at = $5
+		WHERE connection_id = $1 AND parent_id = $2 AND title = $3`
+	args := []any{p.ConnectionID, p.ParentID, p.Title, p.CollectionID, tsPtr(p.PendingAt)}
+	notFound := ErrNotFound
+	if p.Guarded {
+		query += " AND collection_id = '' AND pending_at IS NOT DISTINCT FROM $6"
+		args = append(args, tsPtr(p.WasPendingAt))
+		notFound = ErrPrecondition
+	}
+	return one(ctx, q, "DeliveryCollectionSet", notFound, scanDeliveryCollection, query+" RETURNING "+deliveryCollectionCols, args...)
 }

@@ -13,7 +13,8 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5/pgconn"
-	_ "github.com/jackc/pgx/v5/stdlib" // registers database/sql driver "pgx"
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/jackc/pgx/v5/stdlib"
 	"github.com/pressly/goose/v3"
 	"github.com/pressly/goose/v3/lock"
 	"modernc.org/sqlite"
@@ -137,20 +138,45 @@ func OpenSQLite(ctx context.Context, path string, opts Options) (Store, error) {
 	sqldb.SetMaxIdleConns(1)
 	sqldb.SetConnMaxIdleTime(0)
 	sqldb.SetConnMaxLifetime(0)
-	return finishOpen(ctx, sqldb, sqliteDialect, "sqlite "+abs, opts)
-}
-
-// OpenPostgres opens the PostgreSQL database at dsn (pgx through
-// database/sql) and migrates it.
-func OpenPostgres(ctx context.Context, dsn string, opts Options) (Store, error) {
-	sqldb, err := sql.Open("pgx", dsn)
+	s, err := finishOpen(ctx, sqldb, sqliteDialect, "sqlite "+abs, opts)
 	if err != nil {
-		return nil, fmt.Errorf("db: open postgres: %w", err) // never echo the DSN: it may hold a password
+		return nil, err
 	}
-	return finishOpen(ctx, sqldb, postgresDialect, "postgres", opts)
+	return s, nil
 }
 
-func finishOpen(ctx context.Context, sqldb *sql.DB, d *dialect, what string, opts Options) (Store, error) {
+// OpenPostgres opens the PostgreSQL database at dsn on a pgx pool and
+// migrates it. ferry's queries go through database/sql on that same pool
+// (stdlib.OpenDBFromPool), and River's listener takes its LISTEN connection
+// from it too, so one process keeps one set of connections. Without
+// pool_max_conns in the DSN the pool holds up to 32 connections: River's
+// workers, uploads and the API all query at once, and pgx's default (the CPU
+// count, at least 4) would queue them behind each other.
+func OpenPostgres(ctx context.Context, dsn string, opts Options) (Store, error) {
+	cfg, err := pgxpool.ParseConfig(dsn)
+	if err != nil {
+		// pgx's parse errors may quote the DSN, password and all: say what
+		// kind of mistake it is without echoing it.
+		return nil, errors.New("db: open postgres: the database URL does not parse")
+	}
+	if !strings.Contains(dsn, "pool_max_conns") {
+		cfg.MaxConns = 32
+	}
+	pool, err := pgxpool.NewWithConfig(ctx, cfg)
+	if err != nil {
+		return nil, fmt.Errorf("db: open postgres: %w", err)
+	}
+	sqldb := stdlib.OpenDBFromPool(pool)
+	s, err := finishOpen(ctx, sqldb, postgresDialect, "postgres", opts)
+	if err != nil {
+		pool.Close()
+		return nil, err
+	}
+	s.pool = pool
+	return s, nil
+}
+
+func finishOpen(ctx context.Context, sqldb *sql.DB, d *dialect, what string, opts Options) (*store, error) {
 	if err := sqldb.PingContext(ctx); err != nil {
 		sqldb.Close()
 		return nil, fmt.Errorf("db: connect to %s: %w", what, err)

@@ -1,10 +1,15 @@
 package db_test
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"log/slog"
 	"path/filepath"
+	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/riverqueue/river"
 	"github.com/riverqueue/river/riverdriver/riversqlite"
@@ -77,4 +82,89 @@ func boolByte(b bool) byte {
 		return 1
 	}
 	return 0
+}
+
+type wakeArgs struct{}
+
+func (wakeArgs) Kind() string { return "ferry_test_wake" }
+
+type wakeWorker struct {
+	river.WorkerDefaults[wakeArgs]
+	worked chan struct{}
+}
+
+func (w *wakeWorker) Work(context.Context, *river.Job[wakeArgs]) error {
+	w.worked <- struct{}{}
+	return nil
+}
+
+// syncBuffer collects log output written from River's goroutines.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// TestRiverOnPostgreSQLWakesForAJobInsertedInFerrysTransaction proves River
+// listens on PostgreSQL: the working client polls only once an hour, so a
+// job inserted in ferry's own transaction (InsertTx with Tx.SQLTx()) is
+// worked only if the insert's NOTIFY reaches the listener. River must not
+// say it fell back to poll-only mode.
+func TestRiverOnPostgreSQLWakesForAJobInsertedInFerrysTransaction(t *testing.T) {
+	ctx := context.Background()
+	s := openPostgres(t)
+	driver, err := db.RiverDriver(ctx, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var logs syncBuffer
+	workers := river.NewWorkers()
+	w := &wakeWorker{worked: make(chan struct{}, 2)}
+	river.AddWorker(workers, w)
+	client, err := river.NewClient(driver, &river.Config{
+		Queues:            map[string]river.QueueConfig{river.QueueDefault: {MaxWorkers: 1}},
+		Workers:           workers,
+		FetchPollInterval: time.Hour,
+		Logger:            slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug})),
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := client.Start(ctx); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = client.Stop(context.Background()) })
+	insert := func() {
+		t.Helper()
+		if err := s.InTx(ctx, func(tx db.Tx) error {
+			_, err := client.InsertTx(ctx, tx.SQLTx(), wakeArgs{}, nil)
+			return err
+		}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The first job may be found by the fetch every client makes at start;
+	// once it is worked, the next fetch without a notification is an hour away.
+	for i, what := range []string{"first", "second"} {
+		insert()
+		select {
+		case <-w.worked:
+		case <-time.After(30 * time.Second):
+			t.Fatalf("the %s job inserted in ferry's transaction was not worked (job %d; River polls hourly here, so it was never notified); River said:\n%s", what, i+1, logs.String())
+		}
+	}
+	if strings.Contains(logs.String(), "poll only mode") {
+		t.Fatalf("River fell back to poll-only mode on PostgreSQL:\n%s", logs.String())
+	}
 }

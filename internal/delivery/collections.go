@@ -14,8 +14,10 @@ import (
 
 // planner resolves collection paths: each level is looked up before it is
 // created and created once, serialised per (connection, parent, title) in this
-// process and claimed in delivery_collections across processes; ids are
-// cached in memory and in the database.
+// process and, across replicas, by a guarded write of the claim's pending
+// mark in delivery_collections (only one replica's lands); ids are cached in
+// memory and in the database. Nothing here is needed by another replica:
+// the cache and the fresh set only save lookups.
 type planner struct {
 	s     *Service
 	locks keyedMutex
@@ -96,7 +98,14 @@ func (p *planner) child(ctx context.Context, cl *iconik.Client, connID, parentID
 	}
 	if id == "" {
 		now := p.s.o.Now()
-		if _, err := q.DeliveryCollectionSet(ctx, &db.DeliveryCollectionSetParams{ConnectionID: connID, ParentID: parentID, Title: title, PendingAt: &now}); err != nil {
+		// Guarded: a replica that claimed the same level since we read it
+		// creates it; this one waits for the id it records.
+		_, err := q.DeliveryCollectionSet(ctx, &db.DeliveryCollectionSetParams{ConnectionID: connID, ParentID: parentID, Title: title, PendingAt: &now,
+			Guarded: true, WasPendingAt: c.PendingAt})
+		if errors.Is(err, db.ErrPrecondition) {
+			return "", &waitIndex{what: "collection " + strconv.Quote(title) + ", which another replica is creating"}
+		}
+		if err != nil {
 			return "", err
 		}
 		cp := iconik.CollectionCreateParams{Title: title, ParentID: parentID}

@@ -117,6 +117,11 @@ type Options struct {
 	// up in iconik's listings (its index lag) before ferry concludes it never
 	// happened and creates again (default 30s).
 	IndexGrace time.Duration
+	// LeaseTTL bounds how long a file stays claimed by a replica that
+	// stopped renewing its lease (it renews every quarter of it): after a
+	// replica dies, another takes its files over within about this long
+	// (default 2m).
+	LeaseTTL time.Duration
 	// PollInterval is how often River looks for new jobs (default 100ms).
 	PollInterval time.Duration
 	// Sealer, when set, seals the provider upload state recorded per file
@@ -138,8 +143,10 @@ type Service struct {
 	plan    *planner
 	running sync.Map // file key -> struct{}: one run per file in this process
 
-	ui    *riverui.Handler
-	owner string // this process, for file leases
+	ui         *riverui.Handler
+	owner      string // this process, for file leases
+	stopRescue context.CancelFunc
+	rescued    chan struct{}
 
 	semMu sync.Mutex
 	sems  map[string]chan struct{} // per delivery
@@ -176,6 +183,9 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if o.PollInterval <= 0 {
 		o.PollInterval = 100 * time.Millisecond
 	}
+	if o.LeaseTTL <= 0 {
+		o.LeaseTTL = 2 * time.Minute
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
@@ -208,14 +218,6 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if err != nil {
 		return nil, fmt.Errorf("delivery: %w", err)
 	}
-	// On SQLite one process owns the database (see Start); on PostgreSQL
-	// replicas share it, so a job whose replica died is rescued by River after
-	// a while, and the file lease keeps a rescued job from running beside a
-	// live one.
-	rescue := time.Duration(0)
-	if o.DB.Dialect() == db.DialectPostgres {
-		rescue = 5 * time.Minute
-	}
 	workers := river.NewWorkers()
 	river.AddWorker(workers, &fileWorker{s: s})
 	river.AddWorker(workers, &settleWorker{s: s})
@@ -229,9 +231,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		RetryPolicy:       retryPolicy{o.RetryBackoff},
 		FetchPollInterval: o.PollInterval,
 		FetchCooldown:     min(o.PollInterval, 100*time.Millisecond),
-		// JobTimeout -1 would otherwise leave River's one-hour default.
-		RescueStuckJobsAfter: rescue,
-		Logger:               o.Logger.With("component", "river"),
+		Logger:            o.Logger.With("component", "river"),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("delivery: River client: %w", err)
@@ -246,9 +246,10 @@ const queue = "delivery"
 
 // Start works jobs until Stop. On SQLite one process owns the database, so
 // jobs left "running" by a process that died are this process's to resume:
-// they are made available again at once instead of after River's one-hour
-// rescue (every step is idempotent, so resuming is always safe). On
-// PostgreSQL, River rescues the jobs of a dead replica after 5 minutes.
+// they are made available again at once (every step is idempotent, so
+// resuming is always safe). On PostgreSQL replicas share the database, and
+// the jobs of a replica that died are resumed once their files' leases have
+// run out (rescueLoop).
 func (s *Service) Start(ctx context.Context) error {
 	if s.o.DB.Dialect() == db.DialectSQLite {
 		if err := s.resumeOrphans(ctx); err != nil {
@@ -257,6 +258,11 @@ func (s *Service) Start(ctx context.Context) error {
 	}
 	if err := s.river.Start(ctx); err != nil {
 		return fmt.Errorf("delivery: starting River: %w", err)
+	}
+	if s.o.DB.Dialect() == db.DialectPostgres {
+		rctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+		s.stopRescue, s.rescued = cancel, make(chan struct{})
+		go s.rescueLoop(rctx)
 	}
 	ui, err := riverui.NewHandler(&riverui.HandlerOpts{Endpoints: riverui.NewEndpoints(s.river, nil), Prefix: JobsUIPrefix,
 		Logger: s.log.With("component", "riverui")})
@@ -285,6 +291,44 @@ func (s *Service) resumeOrphans(ctx context.Context) error {
 	return s.o.DB.DeliveryFileRelease(ctx, &db.DeliveryFileReleaseParams{})
 }
 
+// rescueLoop makes the jobs of replicas that died available again, every
+// half lease, for as long as the Service runs (PostgreSQL).
+//
+// River's own rescuer cannot do it: it never rescues a job whose timeout is
+// -1, and a file's job has none (a transfer of terabytes takes hours). A
+// file's job is orphaned instead when it has been running longer than a
+// lease and its file has no live lease: a live replica renews its lease every
+// quarter of it, so its jobs are never touched. A settling job holds no
+// lease, takes well under one, and may run twice.
+func (s *Service) rescueLoop(ctx context.Context) {
+	defer close(s.rescued)
+	t := time.NewTicker(s.o.LeaseTTL / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		now := time.Now().UTC()
+		res, err := s.o.DB.SQLDB().ExecContext(ctx, `UPDATE river_job SET state = 'available', scheduled_at = $1
+			WHERE state = 'running' AND queue = $2 AND attempted_at < $3
+			AND NOT (kind = $4 AND EXISTS (SELECT 1 FROM delivery_files f
+				WHERE f.delivery_id = river_job.args->>'delivery_id' AND f.file_id = river_job.args->>'file_id'
+				AND f.lease_owner <> '' AND f.lease_until >= $1))`,
+			now, queue, now.Add(-s.o.LeaseTTL), fileArgs{}.Kind())
+		if err != nil {
+			if ctx.Err() == nil {
+				s.log.Warn("delivery: rescuing the jobs of a replica that stopped", "err", err)
+			}
+			continue
+		}
+		if n, _ := res.RowsAffected(); n > 0 {
+			s.log.Info("delivery: resuming jobs a stopped replica left running", "jobs", n)
+		}
+	}
+}
+
 // JobsUIPrefix is where River UI is mounted.
 const JobsUIPrefix = "/admin/jobs"
 
@@ -300,6 +344,10 @@ func (s *Service) JobsUI() http.Handler {
 // Stop lets running jobs finish for up to grace, then cancels them (they
 // resume from their last recorded step on the next start).
 func (s *Service) Stop(ctx context.Context, grace time.Duration) error {
+	if s.stopRescue != nil {
+		s.stopRescue()
+		<-s.rescued
+	}
 	sctx, cancel := context.WithTimeout(ctx, grace)
 	defer cancel()
 	if err := s.river.Stop(sctx); err == nil {

@@ -28,28 +28,34 @@ import (
 )
 
 // TestDeliveryMirrorsThePackageIntoIconik runs the whole delivery for each
-// storage method on the emulator: a portal package delivered while it
-// uploads, a Send to Cloud into the MASV root, and a second package of the
-// same name getting "(2)".
+// storage method on the emulator, on each database engine (River and
+// ferry's tables on SQLite, and on a real PostgreSQL: the scale-out
+// database): a portal package delivered while it uploads, a Send to Cloud
+// into the MASV root, and a second package of the same name getting "(2)".
 func TestDeliveryMirrorsThePackageIntoIconik(t *testing.T) {
-	for _, method := range []string{"S3", "GCS", "AZURE", "B2"} {
-		t.Run(method, func(t *testing.T) {
-			testMirror(t, newEnv(t, envOptions{services: func(o *delivery.Options) {
-				o.MaxAttempts = 3
-				// Parts of 5 MiB, so the 12 MiB file goes in parts on every
-				// provider (S3 multipart, GCS chunks, Azure blocks, B2 large file).
-				po := transfer.Options{PartSize: 5 << 20}
-				o.Uploaders = map[string]transfer.Uploader{"S3": s3.New(po), "GCS": gcs.New(po), "AZURE": azure.New(po), "B2": b2.New(po)}
-			}}), method)
-		})
+	for _, engine := range engines {
+		for _, method := range []string{"S3", "GCS", "AZURE", "B2"} {
+			t.Run(engine.name+"/"+method, func(t *testing.T) {
+				testMirror(t, newEnv(t, envOptions{dsn: engine.dsn(t), services: func(o *delivery.Options) {
+					o.MaxAttempts = 3
+					// Parts of 5 MiB, so the 12 MiB file goes in parts on every
+					// provider (S3 multipart, GCS chunks, Azure blocks, B2 large file).
+					po := transfer.Options{PartSize: 5 << 20}
+					o.Uploaders = map[string]transfer.Uploader{"S3": s3.New(po), "GCS": gcs.New(po), "AZURE": azure.New(po), "B2": b2.New(po)}
+				}}), method)
+			})
+		}
 	}
 }
 
-// TestDeliveryOnPostgreSQL runs the same delivery with River and ferry's
-// tables on a real PostgreSQL (the scale-out database).
-func TestDeliveryOnPostgreSQL(t *testing.T) {
-	pg := testbed.Postgres(t)
-	testMirror(t, newEnv(t, envOptions{dsn: pg.CreateDatabase(t), services: func(o *delivery.Options) { o.MaxAttempts = 3 }}), "S3")
+// engines are the databases the end-to-end tests run on; dsn "" is SQLite
+// in the test's temp dir.
+var engines = []struct {
+	name string
+	dsn  func(t *testing.T) string
+}{
+	{"SQLite", func(*testing.T) string { return "" }},
+	{"PostgreSQL", func(t *testing.T) string { return testbed.Postgres(t).CreateDatabase(t) }},
 }
 
 func testMirror(t *testing.T, e *env, method string) {

@@ -84,8 +84,15 @@ func (l *lossy) count(status string) {
 // 300ms: every file is delivered, no object exists twice anywhere in
 // iconik, and all traffic iconik answered matches its spec.
 func TestDeliverySurvivesFaultsWithoutDuplicates(t *testing.T) {
+	for _, engine := range engines {
+		t.Run(engine.name, func(t *testing.T) { testSurvivesFaults(t, engine.dsn(t)) })
+	}
+}
+
+func testSurvivesFaults(t *testing.T, dsn string) {
 	l := &lossy{rnd: rand.New(rand.NewPCG(7, 11)), tooMany: 0.05, failBefore: 0.05, lostReply: 0.05, counts: map[string]int{}}
 	e := newEnv(t, envOptions{
+		dsn:    dsn,
 		faults: emulator.Faults{ProviderFailRate: 0.10, IndexLag: 300 * time.Millisecond},
 		// The faults sit in front of the spec check: what iconik itself
 		// answers is checked, including the changes whose reply is lost.

@@ -67,7 +67,7 @@ func (w *fileWorker) Work(ctx context.Context, job *river.Job[fileArgs]) error {
 		if _, gerr := s.o.DB.DeliveryFileGet(ctx, &db.DeliveryFileGetParams{DeliveryID: job.Args.DeliveryID, FileID: job.Args.FileID}); errors.Is(gerr, db.ErrNotFound) {
 			return river.JobCancel(fmt.Errorf("delivery %s has no file %s", job.Args.DeliveryID, job.Args.FileID))
 		}
-		return river.JobSnooze(leaseTTL / 4) // another replica runs it
+		return river.JobSnooze(s.o.LeaseTTL / 4) // another replica runs it
 	}
 	if err != nil {
 		return err
@@ -75,10 +75,6 @@ func (w *fileWorker) Work(ctx context.Context, job *river.Job[fileArgs]) error {
 	defer unlease()
 	return s.deliverFile(lctx, job.Args, job.Attempt, job.MaxAttempts)
 }
-
-// leaseTTL bounds how long a file stays claimed by a replica that stopped
-// renewing its lease (it renews every quarter of it).
-const leaseTTL = 2 * time.Minute
 
 var errLeaseLost = errors.New("another replica took over this file")
 
@@ -88,7 +84,7 @@ func (s *Service) lease(ctx context.Context, a fileArgs) (context.Context, func(
 	take := func(ctx context.Context) error {
 		now := time.Now()
 		return s.o.DB.DeliveryFileLease(ctx, &db.DeliveryFileLeaseParams{DeliveryID: a.DeliveryID, FileID: a.FileID, Owner: s.owner,
-			Until: now.Add(leaseTTL), Now: now})
+			Until: now.Add(s.o.LeaseTTL), Now: now})
 	}
 	if err := take(ctx); err != nil {
 		return nil, nil, err
@@ -97,7 +93,7 @@ func (s *Service) lease(ctx context.Context, a fileArgs) (context.Context, func(
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		t := time.NewTicker(leaseTTL / 4)
+		t := time.NewTicker(s.o.LeaseTTL / 4)
 		defer t.Stop()
 		for {
 			select {
@@ -727,7 +723,13 @@ func (s *Service) parentJob(ctx context.Context, cl *iconik.Client, d *db.Delive
 		}
 	}
 	now := s.o.Now()
-	if _, err := s.o.DB.DeliverySetJob(ctx, &db.DeliverySetJobParams{ID: d.ID, PendingAt: &now}); err != nil {
+	// Guarded: of replicas working files of this delivery at once, one
+	// creates the package's job; the others wait for the id it records.
+	_, err = s.o.DB.DeliverySetJob(ctx, &db.DeliverySetJobParams{ID: d.ID, PendingAt: &now, Guarded: true, WasPendingAt: d.JobPendingAt})
+	if errors.Is(err, db.ErrPrecondition) {
+		return "", &waitIndex{what: "the package's job, which another replica is creating"}
+	}
+	if err != nil {
 		return "", err
 	}
 	j, err := cl.JobCreate(ctx, iconik.JobCreateParams{Type: "TRANSFER", Status: "STARTED", Title: title, ObjectType: "collections",

@@ -109,6 +109,12 @@ type envOptions struct {
 	noSpec   bool // faults answer statuses the spec does not declare
 	seed     *emulator.Seed
 	services func(*delivery.Options)
+	// replicas > 1 starts that many Services, each on its own Store (its
+	// own connections, as separate processes have) on the one database:
+	// e.svc enqueues, all of them work jobs.
+	replicas int
+	// noStart leaves e.svc stopped (it still enqueues); the test starts it.
+	noStart bool
 }
 
 func newEnv(t *testing.T, o envOptions) *env {
@@ -163,10 +169,29 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := e.svc.Start(ctx); err != nil {
-		t.Fatal(err)
+	if !o.noStart {
+		if err := e.svc.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
 	}
 	t.Cleanup(func() { e.svc.Stop(context.Background(), 5*time.Second) })
+	for range max(o.replicas-1, 0) {
+		other, err := db.Open(ctx, dsn, db.Options{Logger: slog.New(slog.DiscardHandler)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { other.Close() })
+		ro := opts
+		ro.DB = other
+		svc, err := delivery.New(ctx, ro)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := svc.Start(ctx); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { svc.Stop(context.Background(), 5*time.Second) })
+	}
 	return e
 }
 

@@ -116,6 +116,10 @@ type Config struct {
 	NoSync bool
 	// NetworkTimeout bounds one read of a request body (tusd's NetworkTimeout); default 60s.
 	NetworkTimeout time.Duration
+	// Locker serialises requests per upload; nil = tusd's in-process
+	// memorylocker, enough for one process. Replicas sharing uploads need
+	// one lock for all of them (pglocker on PostgreSQL).
+	Locker handler.Locker
 	// DiskReserve is how many bytes of the file system holding Dir uploads never take: the
 	// database and the server's own records grow into them (see Ingest.Space).
 	DiskReserve int64
@@ -133,7 +137,7 @@ type Ingest struct {
 	gate   Gate
 	log    *slog.Logger
 	store  store.Store
-	locker *memorylocker.MemoryLocker
+	locker handler.Locker
 	tus    *handler.Handler
 	h      http.Handler
 }
@@ -170,13 +174,14 @@ func New(cfg Config, gate Gate) (*Ingest, error) {
 		}
 		st = disk
 	}
-	i := &Ingest{cfg: cfg, gate: gate, log: log, store: st, locker: memorylocker.New()}
+	i := &Ingest{cfg: cfg, gate: gate, log: log, store: st, locker: cfg.Locker}
+	if i.locker == nil {
+		i.locker = memorylocker.New()
+	}
 
 	composer := handler.NewStoreComposer()
 	st.UseIn(composer)
-	// One process serialises requests per upload; replicas sharing a directory would need a
-	// file or Redis locker instead.
-	i.locker.UseIn(composer)
+	composer.UseLocker(i.locker)
 	tus, err := handler.NewHandler(handler.Config{
 		StoreComposer:             composer,
 		BasePath:                  cfg.BasePath,

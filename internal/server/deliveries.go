@@ -29,7 +29,7 @@ func (a *App) openDelivery(ctx context.Context, opt Options, g *gate) error {
 	o := delivery.Options{
 		DB: a.DB, Connections: deliveryConns{a.Connect}, Blobs: deliveryBlobs{a.Ingest}, Sealer: sealer,
 		Logger:  a.log,
-		Workers: a.cfg.DeliveryWorkers, PerDelivery: a.cfg.DeliveryPerPackage, IndexGrace: a.cfg.DeliveryIndexGrace,
+		Workers: a.cfg.DeliveryWorkers, PerDelivery: a.cfg.DeliveryPerPackage, IndexGrace: a.cfg.DeliveryIndexGrace, LeaseTTL: a.cfg.DeliveryLease,
 	}
 	if a.Notify != nil {
 		o.OnSettled = a.Notify.OnSettled

@@ -25,6 +25,7 @@ import (
 	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/ingest"
+	"github.com/ferryhq/ferry/internal/ingest/pglocker"
 	"github.com/ferryhq/ferry/internal/ingest/s3store"
 	"github.com/ferryhq/ferry/internal/metrics"
 	"github.com/ferryhq/ferry/internal/notify"
@@ -71,6 +72,8 @@ type App struct {
 	Metrics *metrics.Metrics
 	now     func() time.Time
 	bound   atomic.Pointer[string] // the address Serve listens on, for links
+	// locker holds upload locks on PostgreSQL (nil on SQLite).
+	locker *pglocker.Locker
 }
 
 // Open opens (and migrates) the database under cfg.DataDir, builds the upload
@@ -109,10 +112,21 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		store.Close()
 		return nil, err
 	}
-	a.Ingest, err = ingest.New(ingest.Config{Dir: filepath.Join(dataDir, "uploads"), BasePath: "/uploads/", Logger: opt.Logger,
-		NoSync: opt.NoSync, MaxSize: int64(cfg.MaxUploadSize), DiskReserve: int64(cfg.DiskReserve), Store: pkgStore}, g)
+	// Replicas on one PostgreSQL may each receive requests for one upload:
+	// its lock must be theirs in common (advisory locks), where one
+	// process's in-memory locker is enough on SQLite.
+	icfg := ingest.Config{Dir: filepath.Join(dataDir, "uploads"), BasePath: "/uploads/", Logger: opt.Logger,
+		NoSync: opt.NoSync, MaxSize: int64(cfg.MaxUploadSize), DiskReserve: int64(cfg.DiskReserve), Store: pkgStore}
+	if store.Dialect() == db.DialectPostgres {
+		if a.locker, err = pglocker.New(ctx, dsn, pglocker.Options{Logger: opt.Logger}); err != nil {
+			store.Close()
+			return nil, fmt.Errorf("opening the upload locker: %w", err)
+		}
+		icfg.Locker = a.locker
+	}
+	a.Ingest, err = ingest.New(icfg, g)
 	if err != nil {
-		store.Close()
+		a.Close()
 		return nil, fmt.Errorf("starting the upload engine: %w", err)
 	}
 	// The master key (cfg.SecretKey from FERRY_SECRET_KEY, else
@@ -120,29 +134,29 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	// keys for other purposes are derived from it.
 	key, err := secret.LoadKey(cfg.SecretKey, filepath.Join(dataDir, "secret.key"))
 	if err != nil {
-		store.Close()
+		a.Close()
 		return nil, fmt.Errorf("loading the server key: %w", err)
 	}
 	sealer, err := secret.NewSealer(key)
 	if err != nil {
-		store.Close()
+		a.Close()
 		return nil, err
 	}
 	a.observeIngest()
 	// Every iconik client Cloud Connect builds counts its calls and rate-limit waits.
 	opt.Iconik.Transport = iconikTransport{next: opt.Iconik.Transport, m: a.Metrics}
 	opt.Iconik.OnRateLimitWait = a.Metrics.RateLimitWait
-	a.Connect, err = connect.New(connect.Options{Store: store, Sealer: sealer, Logger: opt.Logger, Now: opt.Now, Client: opt.Iconik})
+	a.Connect, err = connect.New(connect.Options{Store: store, Sealer: sealer, Logger: opt.Logger, Now: opt.Now, Client: iconikTemplate(cfg, opt.Iconik)})
 	if err != nil {
-		store.Close()
+		a.Close()
 		return nil, err
 	}
 	if err := a.openNotify(ctx, key); err != nil {
-		store.Close()
+		a.Close()
 		return nil, err
 	}
 	if err := a.openDelivery(ctx, opt, g); err != nil {
-		store.Close()
+		a.Close()
 		return nil, err
 	}
 	a.Web, err = web.New(web.Options{
@@ -153,15 +167,29 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		Metrics: a.Metrics.Handler(),
 	})
 	if err != nil {
-		store.Close()
+		a.Close()
 		return nil, err
 	}
 	// One upload never stops the start: Reconcile logs and skips what it cannot complete.
 	if err := a.Ingest.Reconcile(ctx); err != nil {
-		store.Close()
+		a.Close()
 		return nil, fmt.Errorf("reconciling uploads that finished while ferry was down: %w", err)
 	}
 	return a, nil
+}
+
+// iconikTemplate is the iconik client template of this replica. iconik's
+// rate limit belongs to the App-ID, but each process limits only its own
+// calls (in memory), so the rate is split by the replica count: N replicas
+// at rate/N each stay under the App-ID's limit together. A replica that is
+// down leaves its share unused; that is the price of needing nothing from
+// the database per call. An explicit rate (tests) is taken as this
+// replica's share already.
+func iconikTemplate(cfg config.Config, o iconik.Options) iconik.Options {
+	if o.RateLimit == 0 && cfg.Replicas > 1 {
+		o.RateLimit = iconik.DefaultRateLimit / float64(cfg.Replicas)
+	}
+	return o
 }
 
 // openPackageStore opens the store --store names; nil means ingest's local-disk default. Its
@@ -192,8 +220,13 @@ func derive(master []byte, purpose string) []byte {
 // Handler is the whole HTTP surface.
 func (a *App) Handler() http.Handler { return a.Web.Handler() }
 
-// Close releases the database.
-func (a *App) Close() error { return a.DB.Close() }
+// Close releases the upload locker and the database.
+func (a *App) Close() error {
+	if a.locker != nil {
+		a.locker.Close()
+	}
+	return a.DB.Close()
+}
 
 // Sweep deletes unfinished uploads older than the configured age and the
 // bytes of packages past their expiry. It returns what it removed.

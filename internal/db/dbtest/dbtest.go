@@ -46,6 +46,7 @@ func Run(t *testing.T, open Open) {
 		{"TimesRoundTripInUTCMicroseconds", testTimes},
 		{"ConnectionsRoundTripAndMarkBroken", testConnections},
 		{"DeliveriesResumeAndClaimOnce", testDeliveries},
+		{"GuardedPendingMarksLetOneReplicaCreate", testGuardedPending},
 		{"NotificationsAreRecordedOncePerEventKindAndRecipient", testNotifications},
 		{"RiverJobsAreCountedByState", testRiverJobCounts},
 	}

@@ -141,3 +141,52 @@ func testDeliveries(t *testing.T, s db.Store) {
 		t.Fatalf("list by package = %+v", list)
 	}
 }
+
+// testGuardedPending: of two replicas that read the same claim (or
+// delivery) and both mean to create the collection (or package job), only
+// the first guarded pending mark lands; a mark guarded by a stale reading,
+// or one made after the id is recorded, is refused with ErrPrecondition.
+func testGuardedPending(t *testing.T, s db.Store) {
+	ctx := context.Background()
+	c := must(s.DeliveryCollectionClaim(ctx, &db.DeliveryCollectionClaimParams{ConnectionID: "c1", ParentID: "root", Title: "day"}))
+	first, second := t0, t0.Add(time.Second)
+	mark := func(at time.Time, was *time.Time) error {
+		_, err := s.DeliveryCollectionSet(ctx, &db.DeliveryCollectionSetParams{ConnectionID: "c1", ParentID: "root", Title: "day", PendingAt: &at, Guarded: true, WasPendingAt: was})
+		return err
+	}
+	if err := mark(first, c.PendingAt); err != nil {
+		t.Fatalf("first guarded mark: %v", err)
+	}
+	if err := mark(second, c.PendingAt); !errors.Is(err, db.ErrPrecondition) {
+		t.Fatalf("second mark from the same reading: %v, want ErrPrecondition", err)
+	}
+	again := must(s.DeliveryCollectionClaim(ctx, &db.DeliveryCollectionClaimParams{ConnectionID: "c1", ParentID: "root", Title: "day"}))
+	if again.PendingAt == nil || !again.PendingAt.Equal(first) {
+		t.Fatalf("pending at %v, want the first mark %v", again.PendingAt, first)
+	}
+	// A create whose answer was lost is tried again from the fresh reading.
+	if err := mark(second, again.PendingAt); err != nil {
+		t.Fatalf("mark from the current reading: %v", err)
+	}
+	must(s.DeliveryCollectionSet(ctx, &db.DeliveryCollectionSetParams{ConnectionID: "c1", ParentID: "root", Title: "day", CollectionID: "col-day"}))
+	if err := mark(second, nil); !errors.Is(err, db.ErrPrecondition) {
+		t.Fatalf("mark after the id was recorded: %v, want ErrPrecondition", err)
+	}
+
+	p := mkPackage(t, s, "")
+	d := must(s.DeliveryCreate(ctx, &db.DeliveryCreateParams{PackageID: p.ID, ConnectionID: "c1", Origin: db.DeliveryOriginPortal, CreatedAt: t0}))
+	job := func(at time.Time, was *time.Time) error {
+		_, err := s.DeliverySetJob(ctx, &db.DeliverySetJobParams{ID: d.ID, PendingAt: &at, Guarded: true, WasPendingAt: was})
+		return err
+	}
+	if err := job(first, d.JobPendingAt); err != nil {
+		t.Fatalf("first guarded job mark: %v", err)
+	}
+	if err := job(second, d.JobPendingAt); !errors.Is(err, db.ErrPrecondition) {
+		t.Fatalf("second job mark from the same reading: %v, want ErrPrecondition", err)
+	}
+	must(s.DeliverySetJob(ctx, &db.DeliverySetJobParams{ID: d.ID, IconikJobID: "job-1"}))
+	if err := job(second, nil); !errors.Is(err, db.ErrPrecondition) {
+		t.Fatalf("job mark after the id was recorded: %v, want ErrPrecondition", err)
+	}
+}
