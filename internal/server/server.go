@@ -96,13 +96,16 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: opt.Logger, DB: store, Portal: portal.New(store, portal.Options{Now: opt.Now, ObjectNames: delivery.CheckAdmission}), now: opt.Now}
 	g := &gate{svc: a.Portal, log: opt.Logger.With("component", "gate"), onComplete: opt.OnComplete}
+	// Validate has read the list already; an error here cannot happen.
+	proxies, _ := config.ParsePrefixes(cfg.TrustedProxies)
 	pkgStore, err := openPackageStore(ctx, cfg)
 	if err != nil {
 		store.Close()
 		return nil, err
 	}
 	a.Ingest, err = ingest.New(ingest.Config{Dir: filepath.Join(dataDir, "uploads"), BasePath: "/uploads/", Logger: opt.Logger,
-		NoSync: opt.NoSync, MaxSize: int64(cfg.MaxUploadSize), DiskReserve: int64(cfg.DiskReserve), Store: pkgStore}, g)
+		NoSync: opt.NoSync, MaxSize: int64(cfg.MaxUploadSize), DiskReserve: int64(cfg.DiskReserve), Store: pkgStore,
+		ForwardedHeaders: len(proxies) > 0}, g) // web's middleware removes them from untrusted peers
 	if err != nil {
 		store.Close()
 		return nil, fmt.Errorf("starting the upload engine: %w", err)
@@ -138,6 +141,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		Blobs: blobs{a.Ingest}, Uploads: a.guardTermination(a.Ingest.Handler()), Connections: a.Connect,
 		Logger: opt.Logger, SecureCookies: cfg.SecureCookies, SessionTTL: cfg.SessionTTL, Now: opt.Now,
 		Secret: derive(key, "web MAC v1"), Notifications: notifyWeb{a.Notify}, Ready: a.ready, PublicURL: cfg.PublicURL,
+		TrustedProxies: proxies,
 	})
 	if err != nil {
 		store.Close()

@@ -9,8 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -40,6 +40,9 @@ type Options struct {
 	// PublicURL is the base URL people reach the server at (--public-url),
 	// for the absolute links the console shows; empty: the request's host.
 	PublicURL string
+	// TrustedProxies are the reverse proxies (--trusted-proxies) whose
+	// forwarded headers are believed; empty: nobody's.
+	TrustedProxies []netip.Prefix
 }
 
 // Access says who may call a route.
@@ -148,8 +151,9 @@ func New(opt Options) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the whole HTTP surface.
-func (s *Server) Handler() http.Handler { return s.mux }
+// Handler returns the whole HTTP surface, behind the forwarded-headers
+// rule (forwarded.go).
+func (s *Server) Handler() http.Handler { return s.forwarded(s.mux) }
 
 // Routes lists the route table (for tests and documentation).
 func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
@@ -159,6 +163,7 @@ type ctxKey int
 const (
 	userKey ctxKey = iota
 	packageKey
+	originKey
 )
 
 // wrap applies the route's access rule, then its handler, turning returned
@@ -196,7 +201,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.Error("web: handler panicked", "method", r.Method, "route", rt.Pattern, "panic", v, "stack", string(debug.Stack()))
+				s.log.Error("web: handler panicked", "method", r.Method, "route", rt.Pattern, "client", clientKey(r), "panic", v, "stack", string(debug.Stack()))
 				writeError(w, r, errors.New("panic"))
 			}
 		}()
@@ -353,14 +358,4 @@ func (s *Server) authUploader(r *http.Request) (string, error) {
 func currentUser(r *http.Request) User {
 	u, _ := r.Context().Value(userKey).(User)
 	return u
-}
-
-// clientKey identifies the caller for rate limiting: its IP address (the
-// port changes per connection).
-func clientKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
