@@ -107,6 +107,11 @@ func TestTusLocationBehindATrustedTLSProxyLeadsBackThroughIt(t *testing.T) {
 	if resp.StatusCode != http.StatusNoContent || resp.Header.Get("Upload-Offset") != strconv.Itoa(len(data)) {
 		t.Fatalf("the rest at the Location: %s offset %s: %s", resp.Status, resp.Header.Get("Upload-Offset"), body)
 	}
+	// The console builds the portal's link the same way (no --public-url here).
+	resp, body = call(t, c, "GET", proxy.URL+"/admin/portals", nil, h.admin()...)
+	if resp.StatusCode != http.StatusOK || !strings.Contains(string(body), proxy.URL+"/p/dailies") {
+		t.Fatalf("the console's portal list through the proxy (%s) does not link to %s/p/dailies:\n%s", resp.Status, proxy.URL, body)
+	}
 }
 
 // TestSendersBehindATrustedProxyHaveTheirOwnPasswordBuckets: wrong portal
@@ -183,3 +188,42 @@ func TestForwardedHeadersFromAnUntrustedPeerChangeNothing(t *testing.T) {
 }
 
 func b64(s string) string { return base64.StdEncoding.EncodeToString([]byte(s)) }
+
+// TestLinkPasswordGuessesBehindATrustedProxyAreCountedPerSender: download
+// link passwords sent as X-Link-Password share the same limit; one
+// sender's wrong guesses lock out that sender only.
+func TestLinkPasswordGuessesBehindATrustedProxyAreCountedPerSender(t *testing.T) {
+	h := newHarnessWith(t, trusting("127.0.0.1"))
+	proxy := tlsProxy(t, h.srv.URL)
+	tlsConf := proxy.Client().Transport.(*http.Transport).TLSClientConfig
+	guesser, recipient := clientFrom(t, "127.0.0.2", tlsConf), clientFrom(t, "127.0.0.3", tlsConf)
+	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein"})
+	pkg := h.newPackage("p")
+	h.upload(pkg.UploadToken, "a.mov", []byte("0123456789"))
+	resp, body := h.req("POST", "/p/p/packages/"+pkg.Package.ID+"/finalize", nil, "Authorization", "Bearer "+pkg.UploadToken)
+	h.mustJSON(resp, body, 200, nil)
+	var l struct{ URL string }
+	resp, body = h.req("POST", "/api/v1/packages/"+pkg.Package.ID+"/links", map[string]any{"password": "open sesame"}, h.admin()...)
+	h.mustJSON(resp, body, 201, &l)
+	u, err := url.Parse(l.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	zip := proxy.URL + u.Path + "/zip"
+	get := func(c *http.Client, password string) int {
+		t.Helper()
+		resp, _ := call(t, c, "GET", zip, nil, "X-Link-Password", password)
+		return resp.StatusCode
+	}
+	for i := range 5 {
+		if got := get(guesser, "guess"+strconv.Itoa(i)); got != http.StatusUnauthorized {
+			t.Fatalf("wrong guess %d: %d, want 401", i, got)
+		}
+	}
+	if got := get(guesser, "open sesame"); got != http.StatusUnauthorized {
+		t.Fatalf("the guesser, out of attempts, with the right password: %d, want 401 (still limited)", got)
+	}
+	if got := get(recipient, "open sesame"); got != http.StatusOK {
+		t.Fatalf("another recipient behind the proxy with the right password: %d, want 200 (its own budget)", got)
+	}
+}
