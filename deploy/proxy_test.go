@@ -40,8 +40,28 @@ import (
 // 16 MiB limit outside /uploads/, resumed after a HEAD; nginx must not have
 // spooled the body to its disk first (it logs when it does).
 func TestNginxExampleCarriesLargeResumableUploads(t *testing.T) {
+	runNginxExample(t, false)
+}
+
+// TestNginxExampleWithoutLocationRewriteWhenFerryTrustsIt runs the same
+// upload with the example's proxy_redirect line taken out and ferry started
+// with --trusted-proxies naming nginx: ferry's own tus Location must then
+// be the https one on nginx's address (the upload fails otherwise).
+func TestNginxExampleWithoutLocationRewriteWhenFerryTrustsIt(t *testing.T) {
+	runNginxExample(t, true)
+}
+
+func runNginxExample(t *testing.T, trustNginx bool) {
+	t.Helper()
 	bin := systemBinary(t, "nginx")
-	ferryAddr, adminTok := startFerry(t)
+	var ferryAddr, adminTok string
+	proxyConf := map[string]string(nil)
+	if trustNginx {
+		ferryAddr, adminTok = startFerry(t, func(c *config.Config) { c.TrustedProxies = "127.0.0.1" })
+		proxyConf = map[string]string{"proxy_redirect http://$http_host/ $scheme://$http_host/;\n": ""}
+	} else {
+		ferryAddr, adminTok = startFerry(t, nil)
+	}
 	dir := t.TempDir()
 	cert, key, pool := selfSignedCert(t, dir)
 	port := testbed.FreePort(t)
@@ -55,7 +75,7 @@ func TestNginxExampleCarriesLargeResumableUploads(t *testing.T) {
 		"/etc/nginx/ferry-proxy.conf":                           filepath.Join(dir, "ferry-proxy.conf"),
 	})
 	writeFile(t, filepath.Join(dir, "ferry.conf"), site)
-	writeFile(t, filepath.Join(dir, "ferry-proxy.conf"), readReplacing(t, "nginx/ferry-proxy.conf", nil))
+	writeFile(t, filepath.Join(dir, "ferry-proxy.conf"), readReplacing(t, "nginx/ferry-proxy.conf", proxyConf))
 	// The main file is the machine's, not the example's: only what a test
 	// run needs (one process, everything under dir).
 	writeFile(t, filepath.Join(dir, "nginx.conf"), strings.ReplaceAll(`daemon off;
@@ -102,7 +122,7 @@ http {
 // the site (the example gets one from Let's Encrypt).
 func TestCaddyExampleCarriesLargeResumableUploads(t *testing.T) {
 	bin := systemBinary(t, "caddy")
-	ferryAddr, adminTok := startFerry(t)
+	ferryAddr, adminTok := startFerry(t, nil)
 	dir := t.TempDir()
 	cert, key, pool := selfSignedCert(t, dir)
 	port := testbed.FreePort(t)
@@ -252,13 +272,17 @@ func uploadThroughProxy(t *testing.T, base string, pool *x509.CertPool, adminTok
 }
 
 // startFerry runs the real server (ferry serve's Open and Serve) on a free
-// loopback port with an admin and an API token; it stops with the test.
-func startFerry(t *testing.T) (addr, adminToken string) {
+// loopback port with an admin and an API token, its Config changed by edit
+// (nil: none); it stops with the test.
+func startFerry(t *testing.T, edit func(*config.Config)) (addr, adminToken string) {
 	t.Helper()
 	cfg := config.Default("")
 	cfg.DataDir = t.TempDir()
 	cfg.Addr = "127.0.0.1:" + strconv.Itoa(testbed.FreePort(t))
 	cfg.DiskReserve = 0 // the test machine's free space is not what is tested
+	if edit != nil {
+		edit(&cfg)
+	}
 	ctx, cancel := context.WithCancel(context.Background())
 	if _, err := server.CreateUser(ctx, cfg, "ops@example.com", "a long enough password"); err != nil {
 		t.Fatal(err)

@@ -2,6 +2,7 @@ package config
 
 import (
 	"fmt"
+	"net/netip"
 	"net/url"
 	"path/filepath"
 	"strconv"
@@ -25,6 +26,12 @@ type Config struct {
 	PublicURL string
 	// SecureCookies marks session cookies Secure (set it behind HTTPS).
 	SecureCookies bool
+	// TrustedProxies lists, comma-separated, the addresses and CIDR ranges
+	// of the reverse proxies in front of ferry. Only a request whose direct
+	// peer is in it has its X-Forwarded-For/-Proto/-Host and Forwarded
+	// headers believed (for the client's address and the URLs ferry builds);
+	// from anyone else they are removed. Empty: no peer is trusted.
+	TrustedProxies string
 	// SecretKey is the master key (32 bytes, hex or base64) that seals
 	// secrets at rest and keys the server's MACs. Empty: a key file in
 	// DataDir is used, created on first start. Environment only
@@ -194,6 +201,7 @@ func (c *Config) settings() []setting {
 		{"database-url", "database URL (empty: SQLite in the data directory; postgres://... for PostgreSQL)", &c.DatabaseURL, false},
 		{"public-url", "base URL people reach this server at (used in links)", &c.PublicURL, false},
 		{"secure-cookies", "mark session cookies Secure (use behind HTTPS)", &c.SecureCookies, false},
+		{"trusted-proxies", "comma-separated addresses or CIDR ranges of the reverse proxies in front of ferry (like 127.0.0.1,10.0.0.0/8): only requests from them have X-Forwarded-For/-Proto/-Host and Forwarded believed, for client addresses (password rate limits, logs) and the URLs ferry builds (tus Location); empty: trust no one", &c.TrustedProxies, false},
 		{"secret-key", "master key sealing secrets at rest", &c.SecretKey, true},
 		{"tls-cert", "PEM certificate file: serve HTTPS (with --tls-key)", &c.TLSCert, false},
 		{"tls-key", "PEM private key file of --tls-cert", &c.TLSKey, false},
@@ -359,10 +367,44 @@ func (c *Config) Validate() error {
 	if strings.TrimSpace(c.MailFrom) == "" {
 		return fmt.Errorf("config: --mail-from is empty")
 	}
+	if _, err := ParsePrefixes(c.TrustedProxies); err != nil {
+		return fmt.Errorf("config: --trusted-proxies: %w", err)
+	}
 	if c.PublicURL != "" && !strings.HasPrefix(c.PublicURL, "http://") && !strings.HasPrefix(c.PublicURL, "https://") {
 		return fmt.Errorf("config: --public-url %q must start with http:// or https://", c.PublicURL)
 	}
 	return nil
+}
+
+// ParsePrefixes reads a comma-separated list of addresses and CIDR ranges
+// ("127.0.0.1, 10.0.0.0/8, ::1"); an address alone is a range of one.
+// IPv4-mapped IPv6 forms are read as the IPv4 they carry, the way peers'
+// addresses are compared.
+func ParsePrefixes(list string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	for _, f := range strings.Split(list, ",") {
+		f = strings.TrimSpace(f)
+		if f == "" {
+			continue
+		}
+		if a, err := netip.ParseAddr(f); err == nil {
+			if a.Zone() != "" {
+				return nil, fmt.Errorf("%q: an address with a zone cannot be trusted by range", f)
+			}
+			a = a.Unmap()
+			out = append(out, netip.PrefixFrom(a, a.BitLen()))
+			continue
+		}
+		p, err := netip.ParsePrefix(f)
+		if err != nil {
+			return nil, fmt.Errorf("%q is neither an IP address nor a CIDR range like 10.0.0.0/8", f)
+		}
+		if p.Addr().Is4In6() && p.Bits() >= 96 {
+			p = netip.PrefixFrom(p.Addr().Unmap(), p.Bits()-96)
+		}
+		out = append(out, p.Masked())
+	}
+	return out, nil
 }
 
 // Load builds the Config the way the commands do: defaults, then the

@@ -102,6 +102,8 @@ func TestMalformedSettingsAreRefusedWithTheirName(t *testing.T) {
 		{"disk reserve not a size", map[string]string{"FERRY_DISK_RESERVE": "plenty"}, "FERRY_DISK_RESERVE"},
 		{"store of an unknown kind", map[string]string{"FERRY_STORE": "ftp://host/dir"}, "--store"},
 		{"store url with credentials", map[string]string{"FERRY_STORE": "s3://AKIA:s3cret@bucket/p"}, "--store"},
+		{"trusted proxy by host name", map[string]string{"FERRY_TRUSTED_PROXIES": "127.0.0.1,proxy.internal"}, "--trusted-proxies"},
+		{"trusted proxy range out of bounds", map[string]string{"FERRY_TRUSTED_PROXIES": "10.0.0.0/33"}, "--trusted-proxies"},
 	}
 	for _, tc := range cases {
 		t.Run(tc.name, func(t *testing.T) {
@@ -165,5 +167,32 @@ func TestSMTPURLFromTheEnvironmentIsNeverShownInHelp(t *testing.T) {
 	}
 	if err := fs.Parse(nil); err != nil || c.SMTPURL != "smtp://u:s3cret@mail.example:587" {
 		t.Fatalf("the environment's value was lost: %q %v", c.SMTPURL, err)
+	}
+}
+
+func TestTrustedProxiesReadAddressesAndRanges(t *testing.T) {
+	cases := []struct {
+		in   string
+		want []string
+	}{
+		{"", nil},
+		{"127.0.0.1", []string{"127.0.0.1/32"}},
+		{" 10.0.0.0/8 , ::1,fd00::/8", []string{"10.0.0.0/8", "::1/128", "fd00::/8"}},
+		{"10.1.2.3/8", []string{"10.0.0.0/8"}},                                           // the range, not the address
+		{"::ffff:192.0.2.1,::ffff:10.0.0.0/104", []string{"192.0.2.1/32", "10.0.0.0/8"}}, // compared as IPv4, as peers are
+		{",,", nil},
+	}
+	for _, tc := range cases {
+		got, err := ParsePrefixes(tc.in)
+		if err != nil {
+			t.Fatalf("%q: %v", tc.in, err)
+		}
+		var s []string
+		for _, p := range got {
+			s = append(s, p.String())
+		}
+		if strings.Join(s, " ") != strings.Join(tc.want, " ") {
+			t.Errorf("%q read as %v, want %v", tc.in, s, tc.want)
+		}
 	}
 }

@@ -126,6 +126,9 @@ type Config struct {
 	// Store is where package bytes live; nil means concatstore on local disk under Dir (then
 	// NoSync and DiskReserve apply to it). Other stores bring their own settings.
 	Store store.Store
+	// ForwardedHeaders makes tus Locations use X-Forwarded-Proto/-Host and Forwarded: only for a
+	// handler behind a middleware that removes them from untrusted peers (web's, --trusted-proxies).
+	ForwardedHeaders bool
 }
 
 // Store is the upload store ingest runs on (local disk or S3-compatible object storage).
@@ -191,6 +194,7 @@ func New(cfg Config, gate Gate) (*Ingest, error) {
 		PreUploadCreateCallback:   i.preCreate,
 		PreFinishResponseCallback: i.preFinish,
 		NetworkTimeout:            cfg.NetworkTimeout,
+		RespectForwardedHeaders:   cfg.ForwardedHeaders,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("ingest: building tus handler: %w", err)

@@ -107,6 +107,8 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	a := &App{cfg: cfg, log: opt.Logger, DB: store, Portal: portal.New(store, portal.Options{Now: opt.Now, ObjectNames: delivery.CheckAdmission}), now: opt.Now,
 		Metrics: metrics.New()}
 	g := &gate{svc: a.Portal, log: opt.Logger.With("component", "gate"), onComplete: opt.OnComplete, metrics: a.Metrics}
+	// Validate has read the list already; an error here cannot happen.
+	proxies, _ := config.ParsePrefixes(cfg.TrustedProxies)
 	pkgStore, err := openPackageStore(ctx, cfg)
 	if err != nil {
 		store.Close()
@@ -116,7 +118,8 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	// its lock must be theirs in common (advisory locks), where one
 	// process's in-memory locker is enough on SQLite.
 	icfg := ingest.Config{Dir: filepath.Join(dataDir, "uploads"), BasePath: "/uploads/", Logger: opt.Logger,
-		NoSync: opt.NoSync, MaxSize: int64(cfg.MaxUploadSize), DiskReserve: int64(cfg.DiskReserve), Store: pkgStore}
+		NoSync: opt.NoSync, MaxSize: int64(cfg.MaxUploadSize), DiskReserve: int64(cfg.DiskReserve), Store: pkgStore,
+		ForwardedHeaders: len(proxies) > 0} // web's middleware removes them from untrusted peers
 	if store.Dialect() == db.DialectPostgres {
 		if a.locker, err = pglocker.New(ctx, dsn, pglocker.Options{Logger: opt.Logger}); err != nil {
 			store.Close()
@@ -164,7 +167,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 		Blobs: blobs{a.Ingest}, Uploads: a.observeUploads(a.guardTermination(a.Ingest.Handler())), Connections: a.Connect,
 		Logger: opt.Logger, SecureCookies: cfg.SecureCookies, SessionTTL: cfg.SessionTTL, Now: opt.Now,
 		Secret: derive(key, "web MAC v1"), Notifications: notifyWeb{a.Notify}, Ready: a.ready, PublicURL: cfg.PublicURL,
-		Metrics: a.Metrics.Handler(),
+		Metrics: a.Metrics.Handler(), TrustedProxies: proxies,
 	})
 	if err != nil {
 		a.Close()

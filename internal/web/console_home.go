@@ -250,16 +250,14 @@ func needsAttention(d Delivery) string {
 }
 
 // absURL is the absolute address of path on this server, as people reach
-// it: --public-url when set, else the scheme and host this request came to.
+// it: --public-url when set, else the scheme and host the client used
+// (behind a trusted proxy, what it forwarded).
 func (s *Server) absURL(r *http.Request, path string) string {
 	if s.opt.PublicURL != "" {
 		return strings.TrimSuffix(s.opt.PublicURL, "/") + path
 	}
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + path
+	o := requestOrigin(r)
+	return o.scheme + "://" + o.host + path
 }
 
 // fmtTime shows a time (or a *time.Time, nil: "") in the console, in UTC

@@ -305,13 +305,11 @@ func (s *Server) consolePackage(w http.ResponseWriter, r *http.Request) error {
 	return s.consolePage(w, r, http.StatusOK, "packages/show", d.Package.Name, "/admin/packages", d)
 }
 
-// absoluteURL makes a path absolute on the address the browser used.
+// absoluteURL makes a path absolute on the address the browser used
+// (behind a trusted proxy, the one it forwarded).
 func absoluteURL(r *http.Request, p string) string {
-	scheme := "http"
-	if r.TLS != nil {
-		scheme = "https"
-	}
-	return scheme + "://" + r.Host + p
+	o := requestOrigin(r)
+	return o.scheme + "://" + o.host + p
 }
 
 // consoleLinkCreate makes a download link from the page's form. The URL

@@ -61,11 +61,11 @@ func writeError(w http.ResponseWriter, r *http.Request, err error) {
 	if !errors.As(err, &ae) && (errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT)) {
 		// A full disk is an operating state the caller can wait out, not a
 		// fault; the operator's log gets the details (paths included).
-		slog.WarnContext(r.Context(), "web: out of storage space", "method", r.Method, "path", r.URL.Path, "err", err)
+		slog.WarnContext(r.Context(), "web: out of storage space", "method", r.Method, "path", r.URL.Path, "client", clientKey(r), "err", err)
 		ae = errorf(http.StatusInsufficientStorage, "insufficient_storage", "The server is out of storage space right now, so the request was not carried out; try again later.")
 	}
 	if ae == nil {
-		slog.ErrorContext(r.Context(), "web: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
+		slog.ErrorContext(r.Context(), "web: internal error", "method", r.Method, "path", r.URL.Path, "client", clientKey(r), "err", err)
 		ae = errorf(http.StatusInternalServerError, "internal", "The server failed to handle the request; it has been logged.")
 	}
 	var body errorBody

@@ -9,8 +9,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"runtime/debug"
 	"slices"
 	"strings"
@@ -45,6 +45,9 @@ type Options struct {
 	PublicURL string
 	// Metrics serves /metrics in the Prometheus text format (nil: /metrics answers 404).
 	Metrics http.Handler
+	// TrustedProxies are the reverse proxies (--trusted-proxies) whose
+	// forwarded headers are believed; empty: nobody's.
+	TrustedProxies []netip.Prefix
 }
 
 // Access says who may call a route.
@@ -162,8 +165,9 @@ func New(opt Options) (*Server, error) {
 	return s, nil
 }
 
-// Handler returns the whole HTTP surface, every request with its id (reqid).
-func (s *Server) Handler() http.Handler { return reqid.Middleware(s.mux) }
+// Handler returns the whole HTTP surface, every request with its id (reqid),
+// behind the forwarded-headers rule (forwarded.go).
+func (s *Server) Handler() http.Handler { return reqid.Middleware(s.forwarded(s.mux)) }
 
 // Routes lists the route table (for tests and documentation).
 func (s *Server) Routes() []Route { return append([]Route(nil), s.routes...) }
@@ -173,6 +177,7 @@ type ctxKey int
 const (
 	userKey ctxKey = iota
 	packageKey
+	originKey
 )
 
 // wrap applies the route's access rule, then its handler, turning returned
@@ -210,7 +215,7 @@ func (s *Server) wrap(rt Route) http.Handler {
 				if v == http.ErrAbortHandler {
 					panic(v)
 				}
-				s.log.ErrorContext(r.Context(), "web: handler panicked", "method", r.Method, "route", rt.Pattern, "panic", v, "stack", string(debug.Stack()))
+				s.log.ErrorContext(r.Context(), "web: handler panicked", "method", r.Method, "route", rt.Pattern, "client", clientKey(r), "panic", v, "stack", string(debug.Stack()))
 				writeError(w, r, errors.New("panic"))
 			}
 		}()
@@ -367,14 +372,4 @@ func (s *Server) authUploader(r *http.Request) (string, error) {
 func currentUser(r *http.Request) User {
 	u, _ := r.Context().Value(userKey).(User)
 	return u
-}
-
-// clientKey identifies the caller for rate limiting: its IP address (the
-// port changes per connection).
-func clientKey(r *http.Request) string {
-	host, _, err := net.SplitHostPort(r.RemoteAddr)
-	if err != nil {
-		return r.RemoteAddr
-	}
-	return host
 }
