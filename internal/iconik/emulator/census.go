@@ -16,7 +16,10 @@ import (
 //   - per asset: more than one format of a name, file set of a name, or
 //     file (DELETED files do not count: a give-up may leave them);
 //   - jobs sharing object and type, except TRANSCODE jobs, which iconik
-//     itself makes for each keyframes request.
+//     itself makes for each keyframes request;
+//   - keyframes made from one file (a keyframes request repeated for it);
+//   - metadata values written by more than one batch update (a batch
+//     repeated after its 202 was lost).
 //
 // Objects whose status is DELETED are not counted.
 func (s *Server) Duplicates() []string {
@@ -58,6 +61,7 @@ func (st *state) duplicates() []string {
 			return fmt.Sprintf("%s of %s %s", str(d, "type"), str(d, "object_type"), str(d, "object_id")),
 				str(d, "object_id") != "" && str(d, "type") != "TRANSCODE"
 		}, "jobs %s"},
+		{kKeyframes, func(d doc) (string, bool) { return str(d, "_file_id"), str(d, "_file_id") != "" }, "keyframes of file %s"},
 	}
 	var out []string
 	for _, r := range rules {
@@ -74,6 +78,11 @@ func (st *state) duplicates() []string {
 			if n > 1 {
 				out = append(out, fmt.Sprintf("%d "+r.label, n, k))
 			}
+		}
+	}
+	for _, d := range st.Objects[kValues] {
+		if n := num(d, "_batch_writes"); n > 1 {
+			out = append(out, fmt.Sprintf("%d batch metadata writes of %s", n, str(d, "id")))
 		}
 	}
 	slices.Sort(out)

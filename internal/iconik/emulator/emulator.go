@@ -25,6 +25,9 @@ type Options struct {
 	BaseURL string       // public base URL (http://127.0.0.1:PORT) used in next_url and upload URLs; or SetBaseURL later
 	Seed    *Seed        // nil = DefaultSeed()
 	Faults  Faults       // all off by default
+	// BatchDelay is how long a batch metadata update answered 202 waits
+	// before it is applied (iconik queues it); 0 = 100ms, negative = at once.
+	BatchDelay time.Duration
 	Logger  *slog.Logger // nil = discard
 	// CheckSpec, when set, checks every /API/ request and answer against
 	// iconik's official specs (internal/iconik/ispec) and is called once per
@@ -168,6 +171,7 @@ func New(opts Options) (*Server, error) {
 		s.handler = checkSpec(s.handler, spec, opts.Faults.MissingRoleStatus, opts.CheckSpec)
 	}
 	s.resumeJobs()
+	s.resumeBatches()
 	go s.snapshotWriter(s.ctx, s.writerDone)
 	return s, nil
 }
