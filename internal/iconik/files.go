@@ -264,9 +264,10 @@ func (c *Client) KeyframesCreate(ctx context.Context, assetID, fileID string, p 
 	var out struct {
 		JobID string `json:"job_id"`
 	}
-	// Retried like an idempotent call: a second transcode of the same file only redoes the
-	// thumbnails.
-	status, err := c.send(ctx, http.MethodPost, filePath(assetID, fileID)+"/keyframes/", nil, p, &out, true)
+	// Not retried after a 5xx: the first attempt may have started a transcode job, and a
+	// second one makes a second keyframe of the file. The caller looks for the job (a
+	// TRANSCODE job of the asset) before asking again.
+	status, err := c.send(ctx, http.MethodPost, filePath(assetID, fileID)+"/keyframes/", nil, p, &out, false)
 	if err != nil {
 		return nil, err
 	}
@@ -581,8 +582,8 @@ func (c *Client) KeyframesBulkCreate(ctx context.Context, p KeyframesBulkCreateP
 	var out struct {
 		JobID string `json:"job_id"`
 	}
-	// Retried like KeyframesCreate: a second transcode only redoes the thumbnails.
-	if _, err := c.send(ctx, http.MethodPost, "/API/files/v1/assets/bulk/keyframes/", nil, p, &out, true); err != nil {
+	// Not retried after a 5xx, as KeyframesCreate.
+	if _, err := c.send(ctx, http.MethodPost, "/API/files/v1/assets/bulk/keyframes/", nil, p, &out, false); err != nil {
 		return nil, err
 	}
 	return &KeyframesResult{JobID: out.JobID}, nil

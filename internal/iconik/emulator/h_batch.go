@@ -124,8 +124,7 @@ func (s *Server) scheduleBatch(id string) {
 }
 
 // applyBatch writes a batch's values to each of its objects that still
-// lives, counting per object how many batches wrote it (Duplicates reports
-// an object written by more than one), and forgets the batch.
+// lives, counting the write (MetadataWrites), and forgets the batch.
 func (s *Server) applyBatch(id string) {
 	b := s.st.get(kBatches, id)
 	if b == nil {
@@ -150,7 +149,7 @@ func (s *Server) applyBatch(id string) {
 			vals[k] = v
 		}
 		d["date_modified"] = t
-		d["_batch_writes"] = num(d, "_batch_writes") + 1
+		d["_writes"] = num(d, "_writes") + 1
 	}
 	s.st.del(kBatches, id)
 	s.markDirty()

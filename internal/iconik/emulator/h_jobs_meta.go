@@ -409,6 +409,7 @@ func (s *Server) valuesPut(c *call) {
 		vals[k] = v
 	}
 	d["date_modified"] = t
+	d["_writes"] = num(d, "_writes") + 1
 	if !s.commit(c) {
 		return
 	}
