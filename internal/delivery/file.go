@@ -947,8 +947,11 @@ func (r *fileRun) description(ctx context.Context) (view, field, text string) {
 // (recorded by an earlier version of ferry, or by a run that ended right
 // after afterClose, which wrote it already: so it looks first).
 func (r *fileRun) metadata(ctx context.Context) error {
+	if r.descriptionDone {
+		return nil
+	}
 	view, field, text := r.description(ctx)
-	if view == "" || r.descriptionDone {
+	if view == "" {
 		return nil
 	}
 	if v, err := r.cl.MetadataValuesGet(ctx, r.f.AssetID, view, iconik.MetadataValuesGetParams{}); err == nil && v.String(field) == text {
