@@ -22,15 +22,18 @@ import (
 // package.
 //
 // When a batch goes: as soon as no other file of the delivery is running
-// in this process ahead of the step (a lone file, or the last of a
-// package, does not wait at all); else when the oldest waiter has waited
-// BatchWindow (default 1 s: while other files are still on their way, a
-// file that waits loses nothing, because the rate limit, not the file, is
-// what the delivery waits on, and a second at 45 calls/s lets about six
-// more files arrive, enough to bring the two calls per file down to about
-// a third of a call); or at iconik.KeyframesBulkMax files. A batch of one
-// file uses the per-file calls, which answer more precisely (the keyframe
-// job or the storage's ignore pattern, and the values applied at once).
+// ahead of the step in this process (a lone file, or the last of a
+// package, does not wait at all); or when half as many files wait as this
+// process runs of one delivery at once (min(Workers, PerDelivery)/2: with
+// 16, a batch carries 8 files, two calls shared by 8 files add a quarter
+// of a call per file, while the other half of the workers keep iconik's
+// rate limit busy); or when no file joined for BatchWindow (default 1 s:
+// the files ahead are slow, e.g. large uploads, and nothing is gained by
+// waiting for them). The rule counts files rather than time so that the
+// calls per file do not depend on how fast files arrive. A batch
+// of one file uses the per-file calls, which answer more precisely (the
+// keyframe job or the storage's ignore pattern, and the values applied at
+// once).
 //
 // Crash safety: before a file joins a batch it records Pending "batch"
 // (durably). A batch answered is recorded by each file's step. A file
@@ -46,6 +49,7 @@ const batchMax = iconik.KeyframesBulkMax
 
 type batcher struct {
 	s      *Service
+	target int // files per batch: half of what runs of one delivery at once
 	mu     sync.Mutex
 	groups map[string]*batchGroup // by delivery id
 }
@@ -74,7 +78,9 @@ type batchEntry struct {
 	keyframesErr, descriptionErr error
 }
 
-func newBatcher(s *Service) *batcher { return &batcher{s: s, groups: map[string]*batchGroup{}} }
+func newBatcher(s *Service) *batcher {
+	return &batcher{s: s, target: max(1, min(s.o.Workers, s.o.PerDelivery, batchMax)/2), groups: map[string]*batchGroup{}}
+}
 
 // enter counts a file of delivery d as on its way to the batch step; it
 // stops counting when the file joins a batch or leaves (*counted says
@@ -107,10 +113,10 @@ func (b *batcher) leave(d string, counted *bool) {
 	b.settleLocked(d, g)
 }
 
-// settleLocked sends the waiting batch when no file is ahead of it, and
-// forgets an empty group (b.mu held).
+// settleLocked sends the waiting batch when no file is ahead of it or it
+// is full, and forgets an empty group (b.mu held).
 func (b *batcher) settleLocked(d string, g *batchGroup) {
-	if g.ahead <= 0 && len(g.waiting) > 0 {
+	if len(g.waiting) > 0 && (g.ahead <= 0 || len(g.waiting) >= b.target) {
 		b.flushLocked(g)
 	}
 	if g.ahead <= 0 && len(g.waiting) == 0 && b.groups[d] == g {
@@ -133,16 +139,17 @@ func (b *batcher) join(ctx context.Context, d string, e *batchEntry, counted *bo
 		*counted = false
 	}
 	g.waiting = append(g.waiting, e)
-	switch {
-	case len(g.waiting) >= batchMax:
-		b.flushLocked(g)
-	case g.ahead > 0 && g.timer == nil:
+	if g.ahead > 0 && len(g.waiting) < b.target {
+		// Wait for the next file at most BatchWindow, from now.
+		if g.timer != nil {
+			g.timer.Stop()
+		}
 		var t *time.Timer
 		t = time.AfterFunc(b.s.o.BatchWindow, func() {
 			b.mu.Lock()
 			defer b.mu.Unlock()
 			if g.timer != t {
-				return // the batch it was set for went already
+				return // replaced by a later file's, or its batch went already
 			}
 			g.timer = nil
 			if len(g.waiting) > 0 {
@@ -321,7 +328,7 @@ func (r *fileRun) afterClose(ctx context.Context) error {
 	if wantDescription {
 		e.viewID, e.field, e.text = view, field, text
 	}
-	if err := r.s.batch.join(ctx, f.DeliveryID, e, &r.counted); err != nil {
+	if err := r.s.batch.join(ctx, f.DeliveryID, e, r.counted); err != nil {
 		return err
 	}
 	var errs []error

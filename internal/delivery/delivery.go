@@ -117,8 +117,8 @@ type Options struct {
 	// up in iconik's listings (its index lag) before ferry concludes it never
 	// happened and creates again (default 30s).
 	IndexGrace time.Duration
-	// BatchWindow is the longest a file waits at the keyframes and
-	// description step for other files of its delivery to share the calls
+	// BatchWindow is the longest a batch of files at the keyframes and
+	// description step waits for the next file of its delivery to join
 	// (batch.go; default 1s). A file with no other file of its delivery
 	// running here does not wait.
 	BatchWindow time.Duration

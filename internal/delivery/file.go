@@ -57,6 +57,11 @@ func (w *fileWorker) Work(ctx context.Context, job *river.Job[fileArgs]) error {
 		return river.JobSnooze(time.Second) // a rescued duplicate: never two runs of one file
 	}
 	defer s.running.Delete(key)
+	// Counted by the batcher from here, before the waits below: files
+	// that start together count together (batch.go).
+	var counted bool
+	s.batch.enter(job.Args.DeliveryID, &counted)
+	defer s.batch.leave(job.Args.DeliveryID, &counted)
 	release, ok := s.acquire(ctx, job.Args.DeliveryID)
 	if !ok {
 		return river.JobSnooze(200 * time.Millisecond)
@@ -73,7 +78,7 @@ func (w *fileWorker) Work(ctx context.Context, job *river.Job[fileArgs]) error {
 		return err
 	}
 	defer unlease()
-	return s.deliverFile(lctx, job.Args, job.Attempt, job.MaxAttempts)
+	return s.deliverFile(lctx, job.Args, job.Attempt, job.MaxAttempts, &counted)
 }
 
 // leaseTTL bounds how long a file stays claimed by a replica that stopped
@@ -225,10 +230,11 @@ type fileRun struct {
 	// step (batch.go); keyframesDone, descriptionDone: that step's calls
 	// went through in this run; lookedUp: a batch that may have gone out
 	// unrecorded was looked for.
-	counted, keyframesDone, descriptionDone, lookedUp bool
+	counted                                  *bool
+	keyframesDone, descriptionDone, lookedUp bool
 }
 
-func (s *Service) deliverFile(ctx context.Context, a fileArgs, attempt, maxAttempts int) error {
+func (s *Service) deliverFile(ctx context.Context, a fileArgs, attempt, maxAttempts int, counted *bool) error {
 	q := s.o.DB
 	f, err := q.DeliveryFileGet(ctx, &db.DeliveryFileGetParams{DeliveryID: a.DeliveryID, FileID: a.FileID})
 	if errors.Is(err, db.ErrNotFound) {
@@ -240,7 +246,7 @@ func (s *Service) deliverFile(ctx context.Context, a fileArgs, attempt, maxAttem
 	if f.State.Settled() {
 		return nil // a duplicate job: the file settled already
 	}
-	r := &fileRun{s: s, f: f}
+	r := &fileRun{s: s, f: f, counted: counted}
 	ctx = r.withRetryNotices(ctx)
 	if r.d, err = q.DeliveryGetByID(ctx, &db.DeliveryGetByIDParams{ID: a.DeliveryID}); err != nil {
 		return err
@@ -266,8 +272,6 @@ func (s *Service) deliverFile(ctx context.Context, a fileArgs, attempt, maxAttem
 	if f.NextAttemptAt != nil {
 		r.clearRetry(ctx, "") // River's retry is here: the file runs again
 	}
-	s.batch.enter(a.DeliveryID, &r.counted)
-	defer s.batch.leave(a.DeliveryID, &r.counted)
 	return r.settle(ctx, r.steps(ctx), attempt, maxAttempts)
 }
 
