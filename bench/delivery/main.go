@@ -1,11 +1,14 @@
 package main
 
 import (
+	"bytes"
 	"cmp"
 	"context"
 	"crypto/sha256"
+	"encoding/json"
 	"flag"
 	"fmt"
+	"io"
 	"log/slog"
 	"maps"
 	"net/http"
@@ -46,13 +49,13 @@ func main() {
 		fmt.Fprintln(os.Stderr, "throughput run:", err)
 		os.Exit(1)
 	}
-	bound := time.Duration(float64(r.calls) / *rateLimit * float64(time.Second))
-	fmt.Printf("  total %s, iconik calls %d (%.2f per file, target <= 11; 429s %d), bound calls/%g = %s, total/bound = %.3f (target <= 1.15)\n",
-		r.total.Round(time.Millisecond), r.calls, float64(r.calls)/float64(*files), r.tooMany, *rateLimit, bound.Round(time.Millisecond),
-		float64(r.total)/float64(bound))
+	b := rateBound(r.calls, *rateLimit)
+	fmt.Printf("  total %s, iconik calls %d (%.2f per file, target <= 7.5; 429s %d; %d of them batch calls for %d files), bound calls/%g = %s, total/bound = %.3f (target <= 1.05)\n",
+		r.total.Round(time.Millisecond), r.calls, float64(r.calls)/float64(*files), r.tooMany, r.batchCalls, r.batchedFiles, *rateLimit, b.Round(time.Millisecond),
+		float64(r.total)/float64(b))
 	printRoutes(r.routes, *files)
 	out.Add(benchresult.Metric{Name: "throughput/total", Value: r.total.Seconds(), Unit: "s", Files: *files})
-	out.Add(benchresult.Metric{Name: "throughput/bound", Value: bound.Seconds(), Unit: "s", Files: *files})
+	out.Add(benchresult.Metric{Name: "throughput/bound", Value: b.Seconds(), Unit: "s", Files: *files})
 	out.Add(benchresult.Metric{Name: "throughput/calls per file", Value: float64(r.calls) / float64(*files), Unit: "calls/file"})
 
 	fmt.Printf("pipelining: %d files completing every %s, no faults (client limit %g/s)\n", *pipeFiles, *pipeEvery, *rateLimit)
@@ -71,9 +74,21 @@ func main() {
 	}
 }
 
+// rateBound is the least time calls take under iconik's per-App-ID limit
+// of rate requests per second. iconik's limit counts requests, not the
+// assets a request names, so a batch call (bulk keyframes for up to 500
+// assets, batch metadata for a package's files) weighs one call like any
+// other: batching lowers the bound itself, and total/bound measures how
+// close the delivery stays to the limit while files wait for their batch.
+// The first call is free (the limiter starts with a full bucket of one).
+func rateBound(calls int64, rate float64) time.Duration {
+	return time.Duration(float64(max(calls-1, 0)) / rate * float64(time.Second))
+}
+
 type result struct {
 	total, uploadSpan, afterLast time.Duration
 	calls, tooMany               int64
+	batchCalls, batchedFiles     int64
 	routes                       map[string]int64
 }
 
@@ -106,13 +121,17 @@ func run(ctx context.Context, faults emulator.Faults, clientRate float64, worker
 		return nil, err
 	}
 	defer emu.Close()
-	var calls, tooMany atomic.Int64
+	var calls, tooMany, batchCalls, batchedFiles atomic.Int64
 	var routesMu sync.Mutex
 	routes := map[string]int64{}
 	count := emu.Handler()
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if strings.HasPrefix(r.URL.Path, "/API/") {
 			calls.Add(1)
+			if n := batchSize(r); n > 0 {
+				batchCalls.Add(1)
+				batchedFiles.Add(int64(n))
+			}
 			routesMu.Lock()
 			routes[r.Method+" "+idPattern.ReplaceAllString(r.URL.Path, "{id}")]++
 			routesMu.Unlock()
@@ -155,6 +174,8 @@ func run(ctx context.Context, faults emulator.Faults, clientRate float64, worker
 	}
 	conn.MetadataViewID = v.ID
 	calls.Store(0) // setup calls are not delivery calls
+	batchCalls.Store(0)
+	batchedFiles.Store(0)
 	routesMu.Lock()
 	clear(routes)
 	routesMu.Unlock()
@@ -244,7 +265,8 @@ func run(ctx context.Context, faults emulator.Faults, clientRate float64, worker
 	}
 	routesMu.Lock()
 	defer routesMu.Unlock()
-	return &result{total: end.Sub(start), uploadSpan: last.Sub(start), afterLast: end.Sub(last), calls: calls.Load(), tooMany: tooMany.Load(), routes: maps.Clone(routes)}, nil
+	return &result{total: end.Sub(start), uploadSpan: last.Sub(start), afterLast: end.Sub(last), calls: calls.Load(), tooMany: tooMany.Load(),
+		batchCalls: batchCalls.Load(), batchedFiles: batchedFiles.Load(), routes: maps.Clone(routes)}, nil
 }
 
 // idPattern folds ids out of API paths so calls can be counted by route.
@@ -270,3 +292,23 @@ func (c *codeWriter) WriteHeader(code int) {
 }
 
 func (c *codeWriter) Unwrap() http.ResponseWriter { return c.ResponseWriter }
+
+// batchSize is how many assets a batch call (bulk keyframes, batch
+// metadata) names, 0 for any other call. It reads the body and puts it back.
+func batchSize(r *http.Request) int {
+	bulk := r.Method == http.MethodPost && r.URL.Path == "/API/files/v1/assets/bulk/keyframes/"
+	batch := r.Method == http.MethodPut && strings.HasPrefix(r.URL.Path, "/API/metadata/v1/assets/views/")
+	if !bulk && !batch {
+		return 0
+	}
+	raw, err := io.ReadAll(r.Body)
+	r.Body = io.NopCloser(bytes.NewReader(raw))
+	if err != nil {
+		return 0
+	}
+	var body struct {
+		ObjectIDs []string `json:"object_ids"`
+	}
+	_ = json.Unmarshal(raw, &body)
+	return len(body.ObjectIDs)
+}

@@ -122,6 +122,11 @@ type Options struct {
 	// replica dies, another takes its files over within about this long
 	// (default 2m).
 	LeaseTTL time.Duration
+	// BatchWindow is the longest a batch of files at the keyframes and
+	// description step waits for the next file of its delivery to join
+	// (batch.go; default 1s). A file with no other file of its delivery
+	// running here does not wait.
+	BatchWindow time.Duration
 	// PollInterval is how often River looks for new jobs (default 100ms).
 	PollInterval time.Duration
 	// Sealer, when set, seals the provider upload state recorded per file
@@ -141,6 +146,7 @@ type Service struct {
 	log     *slog.Logger
 	river   *river.Client[*sql.Tx]
 	plan    *planner
+	batch   *batcher
 	running sync.Map // file key -> struct{}: one run per file in this process
 
 	ui         *riverui.Handler
@@ -180,6 +186,9 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	if o.IndexGrace <= 0 {
 		o.IndexGrace = 30 * time.Second
 	}
+	if o.BatchWindow <= 0 {
+		o.BatchWindow = time.Second
+	}
 	if o.PollInterval <= 0 {
 		o.PollInterval = 100 * time.Millisecond
 	}
@@ -211,6 +220,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 	}
 	s := &Service{o: o, log: o.Logger.With("component", "delivery"), sems: map[string]chan struct{}{}, owner: hex.EncodeToString(id)}
 	s.plan = &planner{s: s}
+	s.batch = newBatcher(s)
 
 	// The driver runs on the Store's own *sql.DB, so jobs are inserted in
 	// ferry's transactions (River's InsertTx with tx.SQLTx()).

@@ -57,6 +57,11 @@ func (w *fileWorker) Work(ctx context.Context, job *river.Job[fileArgs]) error {
 		return river.JobSnooze(time.Second) // a rescued duplicate: never two runs of one file
 	}
 	defer s.running.Delete(key)
+	// Counted by the batcher from here, before the waits below: files
+	// that start together count together (batch.go).
+	var counted bool
+	s.batch.enter(job.Args.DeliveryID, &counted)
+	defer s.batch.leave(job.Args.DeliveryID, &counted)
 	release, ok := s.acquire(ctx, job.Args.DeliveryID)
 	if !ok {
 		return river.JobSnooze(200 * time.Millisecond)
@@ -73,7 +78,7 @@ func (w *fileWorker) Work(ctx context.Context, job *river.Job[fileArgs]) error {
 		return err
 	}
 	defer unlease()
-	return s.deliverFile(lctx, job.Args, job.Attempt, job.MaxAttempts)
+	return s.deliverFile(lctx, job.Args, job.Attempt, job.MaxAttempts, &counted)
 }
 
 var errLeaseLost = errors.New("another replica took over this file")
@@ -217,9 +222,15 @@ type fileRun struct {
 	icFile *iconik.File // the file record with unused upload URLs
 	// waiting: a retry was noted (noteRetry) and no work went through since.
 	waiting atomic.Bool
+	// counted: the batcher counts this file as on its way to the batched
+	// step (batch.go); keyframesDone, descriptionDone: that step's calls
+	// went through in this run; lookedUp: a batch that may have gone out
+	// unrecorded was looked for.
+	counted                                  *bool
+	keyframesDone, descriptionDone, lookedUp bool
 }
 
-func (s *Service) deliverFile(ctx context.Context, a fileArgs, attempt, maxAttempts int) error {
+func (s *Service) deliverFile(ctx context.Context, a fileArgs, attempt, maxAttempts int, counted *bool) error {
 	q := s.o.DB
 	f, err := q.DeliveryFileGet(ctx, &db.DeliveryFileGetParams{DeliveryID: a.DeliveryID, FileID: a.FileID})
 	if errors.Is(err, db.ErrNotFound) {
@@ -231,7 +242,7 @@ func (s *Service) deliverFile(ctx context.Context, a fileArgs, attempt, maxAttem
 	if f.State.Settled() {
 		return nil // a duplicate job: the file settled already
 	}
-	r := &fileRun{s: s, f: f}
+	r := &fileRun{s: s, f: f, counted: counted}
 	ctx = r.withRetryNotices(ctx)
 	if r.d, err = q.DeliveryGetByID(ctx, &db.DeliveryGetByIDParams{ID: a.DeliveryID}); err != nil {
 		return err
@@ -384,7 +395,7 @@ func (r *fileRun) runSteps(ctx context.Context) error {
 	order := []struct {
 		name string
 		fn   func(context.Context) error
-	}{{stepUpload, r.upload}, {stepClose, r.close}, {stepKeyframes, r.keyframes}, {stepMetadata, r.metadata}, {stepFinish, r.finish}}
+	}{{stepUpload, r.upload}, {stepClose, r.close}, {stepKeyframes, r.afterClose}, {stepMetadata, r.metadata}, {stepFinish, r.finish}}
 	start := 0
 	for i, st := range order {
 		if st.name == r.f.Step {
@@ -502,6 +513,10 @@ func (r *fileRun) restart(ctx context.Context) error {
 		}
 	}
 	f.IconikFileID, f.TransferState, f.DeliveredSHA256, f.MD5, f.BytesDone, f.Step = "", "", "", "", 0, stepUpload
+	if f.Pending == "batch" {
+		// Asked for the old file record: the new one needs its own keyframes.
+		f.Pending, f.PendingAt = "", nil
+	}
 	return r.save(ctx)
 }
 
@@ -911,25 +926,13 @@ func (r *fileRun) close(ctx context.Context) error {
 	return err
 }
 
-// keyframes asks iconik for keyframes of every file (CONTRACT step 11):
-// iconik, not ferry, knows what it can transcode (a local guess from the
-// extension misses every video type where /etc/mime.types is absent). A 204
-// (the storage's transcode-ignore patterns matched) is recorded as skipped.
-func (r *fileRun) keyframes(ctx context.Context) error {
-	f := r.f
-	res, err := r.cl.KeyframesCreate(ctx, f.AssetID, f.IconikFileID, iconik.KeyframesCreateParams{})
-	if err != nil {
-		return err
-	}
-	f.KeyframeJobID, f.KeyframesSkipped = res.JobID, res.Ignored
-	return nil
-}
-
-func (r *fileRun) metadata(ctx context.Context) error {
+// description is where the file's description goes and what it says ("" view: no description
+// is written). The text is the same for every file of a delivery, which lets afterClose batch it.
+func (r *fileRun) description(ctx context.Context) (view, field, text string) {
 	if r.conn.MetadataViewID == "" {
-		return nil
+		return "", "", ""
 	}
-	field := r.conn.DescriptionField
+	field = r.conn.DescriptionField
 	if field == "" {
 		field = "description"
 	}
@@ -939,12 +942,33 @@ func (r *fileRun) metadata(ctx context.Context) error {
 			uploader = u.Email
 		}
 	}
-	text := "Package: " + r.pkg.Name + "\nUploader: " + uploader
+	text = "Package: " + r.pkg.Name + "\nUploader: " + uploader
 	if r.d.Origin == db.DeliveryOriginPortal {
 		text += "\nPortal: " + r.d.PortalName
 	}
-	_, err := r.cl.MetadataValuesPut(ctx, r.f.AssetID, r.conn.MetadataViewID, iconik.MetadataValuesPutParams{StringValues: map[string]string{field: text}})
-	return err
+	return r.conn.MetadataViewID, field, text
+}
+
+// metadata writes the description of a file whose run resumed at this step
+// (recorded by an earlier version of ferry, or by a run that ended right
+// after afterClose, which wrote it already: so it looks first).
+func (r *fileRun) metadata(ctx context.Context) error {
+	if r.descriptionDone {
+		return nil
+	}
+	view, field, text := r.description(ctx)
+	if view == "" {
+		return nil
+	}
+	if v, err := r.cl.MetadataValuesGet(ctx, r.f.AssetID, view, iconik.MetadataValuesGetParams{}); err == nil && v.String(field) == text {
+		r.descriptionDone = true
+		return nil
+	}
+	if _, err := r.cl.MetadataValuesPut(ctx, r.f.AssetID, view, iconik.MetadataValuesPutParams{StringValues: map[string]string{field: text}}); err != nil {
+		return err
+	}
+	r.descriptionDone = true
+	return nil
 }
 
 func (r *fileRun) finish(ctx context.Context) error {

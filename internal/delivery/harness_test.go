@@ -45,6 +45,7 @@ type env struct {
 	cl     *iconik.Client // the test's own view of iconik
 	conns  *staticConns
 	svc    *delivery.Service
+	opts   delivery.Options // svc's, for restart
 	blobs  string
 	upload atomic.Int64
 	mu     sync.Mutex
@@ -165,6 +166,7 @@ func newEnv(t *testing.T, o envOptions) *env {
 	if o.services != nil {
 		o.services(&opts)
 	}
+	e.opts = opts
 	e.svc, err = delivery.New(ctx, opts)
 	if err != nil {
 		t.Fatal(err)
@@ -193,6 +195,25 @@ func newEnv(t *testing.T, o envOptions) *env {
 		t.Cleanup(func() { svc.Stop(context.Background(), 5*time.Second) })
 	}
 	return e
+}
+
+// restart stops the delivery service at once (running files are cancelled
+// wherever they are, as by a crash of the process) and starts a new one on
+// the same database.
+func (e *env) restart() {
+	e.t.Helper()
+	if err := e.svc.Stop(context.Background(), 0); err != nil {
+		e.t.Logf("stopping the delivery service: %v", err)
+	}
+	svc, err := delivery.New(e.ctx, e.opts)
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	if err := svc.Start(e.ctx); err != nil {
+		e.t.Fatal(err)
+	}
+	e.svc = svc
+	e.t.Cleanup(func() { svc.Stop(context.Background(), 5*time.Second) })
 }
 
 // client is an admin client of the emulator whose traffic is checked

@@ -872,3 +872,49 @@ func TestContractSpecCheckIsLive(t *testing.T) {
 		t.Fatalf("spec mismatches reported: %q", rec.errs)
 	}
 }
+
+// TestContractBatchCalls: the description for many assets in one call (202,
+// applied later) and keyframes for many assets in one transcode job.
+func TestContractBatchCalls(t *testing.T) {
+	e := emulatortest.Start(t, emulator.Options{})
+	ctx := context.Background()
+	c, _ := newClient(t, e, "admin", nil)
+	d := connect(t, ctx, c, "s3")
+	d.resolvePackage(t, ctx, "Portal Downloads", "Portal B", "pkg-b", "sub")
+	data := pngBytes(t, 32, 24)
+	var ids []string
+	for i := range 3 {
+		got := d.deliverFile(t, ctx, "pkg-b/sub", fmt.Sprintf("f%d.png", i), "image/png", data, uploadFor(t, ctx, c, d.storage.Method, data))
+		ids = append(ids, got.asset.ID)
+	}
+	if err := c.MetadataValuesBatchPut(ctx, d.viewID, iconik.MetadataValuesBatchPutParams{ObjectIDs: ids,
+		StringValues: map[string]string{"description": "Package: batch"}}); err != nil {
+		t.Fatalf("batch metadata: %v", err)
+	}
+	deadline := time.Now().Add(10 * time.Second)
+	for _, id := range ids {
+		for {
+			vals, err := c.MetadataValuesGet(ctx, id, d.viewID, iconik.MetadataValuesGetParams{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if vals.String("description") == "Package: batch" {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("asset %s: description %q, the batch never landed", id, vals.String("description"))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	res, err := c.KeyframesBulkCreate(ctx, iconik.KeyframesBulkCreateParams{ObjectIDs: ids})
+	if err != nil || res.JobID == "" {
+		t.Fatalf("bulk keyframes: %+v, %v", res, err)
+	}
+	if j := waitJob(t, ctx, c, res.JobID); j.Status != "FINISHED" {
+		t.Fatalf("bulk job %s", j.Status)
+	}
+	if _, err := c.KeyframesBulkCreate(ctx, iconik.KeyframesBulkCreateParams{ObjectIDs: make([]string, iconik.KeyframesBulkMax+1)}); err == nil {
+		t.Fatal("more than 500 assets were sent")
+	}
+}

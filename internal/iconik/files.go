@@ -264,9 +264,10 @@ func (c *Client) KeyframesCreate(ctx context.Context, assetID, fileID string, p 
 	var out struct {
 		JobID string `json:"job_id"`
 	}
-	// Retried like an idempotent call: a second transcode of the same file only redoes the
-	// thumbnails.
-	status, err := c.send(ctx, http.MethodPost, filePath(assetID, fileID)+"/keyframes/", nil, p, &out, true)
+	// Not retried after a 5xx: the first attempt may have started a transcode job, and a
+	// second one makes a second keyframe of the file. The caller looks for the job (a
+	// TRANSCODE job of the asset) before asking again.
+	status, err := c.send(ctx, http.MethodPost, filePath(assetID, fileID)+"/keyframes/", nil, p, &out, false)
 	if err != nil {
 		return nil, err
 	}
@@ -543,4 +544,47 @@ func (c *Client) B2LargeCancel(ctx context.Context, assetID, fileID string, p B2
 	}
 	_, err := c.send(ctx, http.MethodPost, filePath(assetID, fileID)+"/multipart/b2/cancel/", nil, p, nil, true)
 	return err
+}
+
+// KeyframesBulkMax is the most assets one bulk keyframes call takes (BulkTranscodeSchema's
+// maxItems).
+const KeyframesBulkMax = 500
+
+// KeyframesBulkCreateParams is the body of POST /API/files/v1/assets/bulk/keyframes/
+// (BulkTranscodeSchema).
+type KeyframesBulkCreateParams struct {
+	ObjectType string   `json:"object_type"`           // "assets" (default), "collections", "saved_searches"
+	ObjectIDs  []string `json:"object_ids"`            // 1..500
+	FormatName string   `json:"format_name,omitempty"` // default "ORIGINAL"
+	Priority   int      `json:"priority,omitempty"`    // 1-10
+}
+
+// KeyframesBulkCreate asks iconik for keyframes of many assets at once: one transcode job
+// for all of them (the files must be CLOSED). The spec declares a bare 200; the job id is
+// returned when iconik's answer carries one ("" otherwise). The storages' transcode ignore
+// patterns are iconik's to apply: no per-asset answer says which were skipped.
+func (c *Client) KeyframesBulkCreate(ctx context.Context, p KeyframesBulkCreateParams) (*KeyframesResult, error) {
+	if len(p.ObjectIDs) == 0 || len(p.ObjectIDs) > KeyframesBulkMax {
+		return nil, fmt.Errorf("iconik: KeyframesBulkCreate: %d object ids, want 1-%d", len(p.ObjectIDs), KeyframesBulkMax)
+	}
+	if err := needIDs("KeyframesBulkCreate", p.ObjectIDs...); err != nil {
+		return nil, err
+	}
+	if p.Priority < 0 || p.Priority > 10 {
+		return nil, fmt.Errorf("iconik: KeyframesBulkCreate: priority %d outside 1-10", p.Priority)
+	}
+	if p.ObjectType == "" {
+		p.ObjectType = "assets"
+	}
+	if p.FormatName == "" {
+		p.FormatName = "ORIGINAL"
+	}
+	var out struct {
+		JobID string `json:"job_id"`
+	}
+	// Not retried after a 5xx, as KeyframesCreate.
+	if _, err := c.send(ctx, http.MethodPost, "/API/files/v1/assets/bulk/keyframes/", nil, p, &out, false); err != nil {
+		return nil, err
+	}
+	return &KeyframesResult{JobID: out.JobID}, nil
 }

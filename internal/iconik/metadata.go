@@ -162,6 +162,45 @@ func (c *Client) MetadataValuesPut(ctx context.Context, objectID, viewID string,
 	return &out, nil
 }
 
+// MetadataValuesBatchPutParams store the same values on many objects through a view
+// (MetadataValuesBatchSchema).
+type MetadataValuesBatchPutParams struct {
+	ObjectType string   // default "assets"
+	ObjectIDs  []string // the objects, all of ObjectType
+	// Values and StringValues as in MetadataValuesPutParams.
+	Values       map[string]MetadataFieldValues
+	StringValues map[string]string
+}
+
+// MetadataValuesBatchPut stores the same metadata values on many objects with one call
+// (PUT /API/metadata/v1/{object_type}/views/{view_id}/). iconik answers 202: the update is
+// scheduled and applied later, so a caller that must know it landed reads the values back
+// (MetadataValuesGet). PUT sets values, so a repeated batch leaves the same values behind.
+func (c *Client) MetadataValuesBatchPut(ctx context.Context, viewID string, p MetadataValuesBatchPutParams) error {
+	if viewID == "" || len(p.ObjectIDs) == 0 {
+		return errors.New("iconik: MetadataValuesBatchPut: a view id and at least one object id are required")
+	}
+	if err := needIDs("MetadataValuesBatchPut", p.ObjectIDs...); err != nil {
+		return err
+	}
+	if p.ObjectType == "" {
+		p.ObjectType = "assets"
+	}
+	vals := make(map[string]MetadataFieldValues, len(p.Values)+len(p.StringValues))
+	for k, v := range p.Values {
+		vals[k] = v
+	}
+	for k, v := range p.StringValues {
+		vals[k] = MetadataFieldValues{FieldValues: []MetadataValue{{Value: v}}}
+	}
+	body := struct {
+		ObjectIDs      []string                       `json:"object_ids"`
+		MetadataValues map[string]MetadataFieldValues `json:"metadata_values"`
+	}{p.ObjectIDs, vals}
+	_, err := c.send(ctx, http.MethodPut, "/API/metadata/v1/"+seg(p.ObjectType)+"/views/"+seg(viewID)+"/", nil, body, nil, false)
+	return err
+}
+
 // MetadataValuesGetParams are MetadataValuesGet's options.
 type MetadataValuesGetParams struct {
 	ObjectType string // default "assets"

@@ -16,7 +16,11 @@ import (
 //   - per asset: more than one format of a name, file set of a name, or
 //     file (DELETED files do not count: a give-up may leave them);
 //   - jobs sharing object and type, except TRANSCODE jobs, which iconik
-//     itself makes for each keyframes request.
+//     itself makes for each keyframes request;
+//   - keyframes made from one file (a keyframes request repeated for it).
+//
+// Metadata values written twice are no duplicate (a PUT leaves the same
+// values); MetadataWrites counts the writes for tests that care.
 //
 // Objects whose status is DELETED are not counted.
 func (s *Server) Duplicates() []string {
@@ -58,6 +62,7 @@ func (st *state) duplicates() []string {
 			return fmt.Sprintf("%s of %s %s", str(d, "type"), str(d, "object_type"), str(d, "object_id")),
 				str(d, "object_id") != "" && str(d, "type") != "TRANSCODE"
 		}, "jobs %s"},
+		{kKeyframes, func(d doc) (string, bool) { return str(d, "_file_id"), str(d, "_file_id") != "" }, "keyframes of file %s"},
 	}
 	var out []string
 	for _, r := range rules {
@@ -78,4 +83,12 @@ func (st *state) duplicates() []string {
 	}
 	slices.Sort(out)
 	return out
+}
+
+// MetadataWrites is how often an object's metadata values were written,
+// by a values PUT or by a batch update (once applied).
+func (s *Server) MetadataWrites(objectType, objectID string) int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return int(num(s.st.get(kValues, objectType+"/"+objectID), "_writes"))
 }

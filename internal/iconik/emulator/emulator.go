@@ -21,11 +21,14 @@ import (
 // Options configures an emulator. Zero values run out of the box except
 // DataDir, which is required.
 type Options struct {
-	DataDir string       // state.json, credentials.json, storages/<id>/ (bytes), keyframes/; survives restarts
-	BaseURL string       // public base URL (http://127.0.0.1:PORT) used in next_url and upload URLs; or SetBaseURL later
-	Seed    *Seed        // nil = DefaultSeed()
-	Faults  Faults       // all off by default
-	Logger  *slog.Logger // nil = discard
+	DataDir string // state.json, credentials.json, storages/<id>/ (bytes), keyframes/; survives restarts
+	BaseURL string // public base URL (http://127.0.0.1:PORT) used in next_url and upload URLs; or SetBaseURL later
+	Seed    *Seed  // nil = DefaultSeed()
+	Faults  Faults // all off by default
+	// BatchDelay is how long a batch metadata update answered 202 waits
+	// before it is applied (iconik queues it); 0 = 100ms, negative = at once.
+	BatchDelay time.Duration
+	Logger     *slog.Logger // nil = discard
 	// CheckSpec, when set, checks every /API/ request and answer against
 	// iconik's official specs (internal/iconik/ispec) and is called once per
 	// mismatch; nil = unchecked. Tests and the crash test's child process set
@@ -168,6 +171,7 @@ func New(opts Options) (*Server, error) {
 		s.handler = checkSpec(s.handler, spec, opts.Faults.MissingRoleStatus, opts.CheckSpec)
 	}
 	s.resumeJobs()
+	s.resumeBatches()
 	go s.snapshotWriter(s.ctx, s.writerDone)
 	return s, nil
 }

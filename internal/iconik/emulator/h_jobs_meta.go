@@ -131,10 +131,13 @@ func (s *Server) jobGet(c *call) {
 func (s *Server) jobList(c *call) {
 	s.mu.Lock()
 	docs := s.st.list(kJobs, func(d doc) bool {
-		for _, f := range []string{"object_id", "type", "status", "parent_id", "object_type", "created_by"} {
+		for _, f := range []string{"type", "status", "parent_id", "object_type", "created_by"} {
 			if !inList(c.q.Get(f), str(d, f)) {
 				return false
 			}
+		}
+		if q := c.q.Get("object_id"); q != "" && !inList(q, str(d, "object_id")) && !relatedTo(d, q) {
+			return false
 		}
 		return inList(c.q.Get("ids"), str(d, "id"))
 	})
@@ -390,22 +393,9 @@ func (s *Server) valuesPut(c *call) {
 	if !ok {
 		return
 	}
-	mv, ok := c.body["metadata_values"].(map[string]any)
+	mv, ok := checkMetadataValues(c, view)
 	if !ok {
-		c.invalid(map[string]string{"metadata_values": "Not a valid mapping type."})
 		return
-	}
-	names := viewFieldNames(view)
-	for name, v := range mv {
-		if !slices.Contains(names, name) {
-			c.invalid(map[string]string{"metadata_values": fmt.Sprintf("Field %s is not in view %s.", name, str(view, "name"))})
-			return
-		}
-		m, ok := v.(map[string]any)
-		if _, isList := m["field_values"].([]any); !ok || !isList {
-			c.invalid(map[string]string{"metadata_values": fmt.Sprintf("Field %s needs {\"field_values\": [...]}.", name)})
-			return
-		}
 	}
 	key := c.param("object_type") + "/" + c.param("object_id")
 	d := s.st.get(kValues, key)
@@ -419,6 +409,7 @@ func (s *Server) valuesPut(c *call) {
 		vals[k] = v
 	}
 	d["date_modified"] = t
+	d["_writes"] = num(d, "_writes") + 1
 	if !s.commit(c) {
 		return
 	}
@@ -579,6 +570,19 @@ func matchTerm(d doc, t map[string]any) bool {
 			if v == w || lower && strings.EqualFold(v, w) {
 				return true
 			}
+		}
+	}
+	return false
+}
+
+// relatedTo reports whether one of a job's related_objects is in ids (a
+// comma-separated list): a bulk transcode job is found from any of its
+// assets [INF].
+func relatedTo(d doc, ids string) bool {
+	ro, _ := d["related_objects"].([]any)
+	for _, o := range ro {
+		if m, ok := o.(map[string]any); ok && inList(ids, str(m, "object_id")) {
+			return true
 		}
 	}
 	return false

@@ -60,6 +60,7 @@ func routeTable() []*route {
 		// keyframes
 		r("POST", "files", "/v1/assets/{asset_id}/files/{file_id}/keyframes/", (*Server).keyframesCreate),
 		r("GET", "files", "/v1/assets/{asset_id}/keyframes/", (*Server).keyframeList),
+		r("POST", "files", "/v1/assets/bulk/keyframes/", (*Server).keyframesBulk),
 		// jobs
 		r("POST", "jobs", "/v1/jobs/", (*Server).jobCreate),
 		r("GET", "jobs", "/v1/jobs/", (*Server).jobList),
@@ -75,6 +76,7 @@ func routeTable() []*route {
 		r("PATCH", "metadata", "/v1/views/{view_id}/", (*Server).viewUpdate),
 		r("PUT", "metadata", "/v1/views/{view_id}/", (*Server).viewUpdate),
 		r("PUT", "metadata", "/v1/{object_type}/{object_id}/views/{view_id}/", (*Server).valuesPut),
+		r("PUT", "metadata", "/v1/{object_type}/views/{view_id}/", (*Server).valuesBatchPut),
 		r("GET", "metadata", "/v1/{object_type}/{object_id}/views/{view_id}/", (*Server).valuesGet),
 		// search
 		r("POST", "search", "/v1/search/", (*Server).search),

@@ -95,6 +95,7 @@ func TestEveryRouteAnswersPerSpec(t *testing.T) {
 	c.must(200, c.do("PATCH", af+"/files/"+fid+"/", map[string]any{"status": "CLOSED"}), "patch file")
 	job := c.must(200, c.do("POST", af+"/files/"+fid+"/keyframes/", map[string]any{"priority": 5}), "keyframes").str("job_id")
 	c.waitJob(job)
+	c.must(200, c.do("POST", "/API/files/v1/assets/bulk/keyframes/", map[string]any{"object_type": "assets", "object_ids": []string{asset}, "format_name": "ORIGINAL"}), "bulk keyframes")
 	get(af + "/keyframes/")
 	get("/API/jobs/v1/jobs/?type=TRANSCODE")
 	j := c.must(201, c.do("POST", "/API/jobs/v1/jobs/", map[string]any{"type": "TRANSFER", "status": "READY", "title": "t"}), "job").str("id")
@@ -110,6 +111,7 @@ func TestEveryRouteAnswersPerSpec(t *testing.T) {
 	c.must(200, c.do("PUT", "/API/metadata/v1/views/"+view+"/", map[string]any{"name": "v", "view_fields": []any{map[string]any{"name": "description", "label": "D"}}}), "put view")
 	c.must(200, c.do("PUT", "/API/metadata/v1/assets/"+asset+"/views/"+view+"/", map[string]any{"metadata_values": map[string]any{"description": map[string]any{"field_values": []any{map[string]any{"value": "x"}}}}}), "values")
 	get("/API/metadata/v1/assets/" + asset + "/views/" + view + "/")
+	c.must(202, c.do("PUT", "/API/metadata/v1/assets/views/"+view+"/", map[string]any{"object_ids": []string{asset}, "metadata_values": map[string]any{"description": map[string]any{"field_values": []any{map[string]any{"value": "y"}}}}}), "batch values")
 	c.must(200, c.do("POST", "/API/search/v1/search/", map[string]any{"doc_types": []string{"assets", "collections"}, "query": "renamed"}), "search")
 
 	c.must(204, c.do("DELETE", af+"/file_sets/"+fileSets[0]["id"].(string)+"/?immediately=true", nil), "delete file set")

@@ -41,8 +41,54 @@ func (s *Server) runTranscode(ctx context.Context, jobID string) {
 		s.mu.Unlock()
 		return
 	}
-	s.applyJobPatch(job, map[string]any{"status": "STARTED", "progress_total": 100, "progress_processed": 0}, false)
-	f := s.st.get(kFiles, str(job, "_file_id"))
+	// A per-file job names one file; a bulk job (keyframesBulk) several.
+	fileIDs, _ := stringList(job["_file_ids"])
+	if len(fileIDs) == 0 {
+		fileIDs = []string{str(job, "_file_id")}
+	}
+	s.applyJobPatch(job, map[string]any{"status": "STARTED", "progress_total": 100 * len(fileIDs), "progress_processed": 0}, false)
+	s.markDirty()
+	s.mu.Unlock()
+
+	var failed []error
+	for i, fileID := range fileIDs {
+		if err := s.keyframeOf(ctx, jobID, fileID); err != nil {
+			failed = append(failed, err)
+		}
+		s.mu.Lock()
+		if job = s.st.get(kJobs, jobID); job == nil {
+			s.mu.Unlock()
+			return
+		}
+		s.applyJobPatch(job, map[string]any{"progress_processed": 100 * (i + 1)}, false)
+		s.markDirty()
+		s.mu.Unlock()
+	}
+
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	job = s.st.get(kJobs, jobID)
+	if job == nil {
+		return
+	}
+	switch {
+	case len(failed) == len(fileIDs):
+		s.applyJobPatch(job, map[string]any{"status": "FAILED", "error_message": failed[0].Error()}, false)
+	case len(failed) > 0:
+		s.applyJobPatch(job, map[string]any{"status": "FINISHED_WITH_WARNING", "error_message": errors.Join(failed...).Error(),
+			"message": fmt.Sprintf("Keyframes created for %d of %d files", len(fileIDs)-len(failed), len(fileIDs))}, false)
+	default:
+		s.applyJobPatch(job, map[string]any{"status": "FINISHED", "message": "Keyframe created"}, false)
+	}
+	s.markDirty()
+}
+
+// keyframeOf makes one file's keyframe for a job: read the file's bytes
+// from the data plane, make a JPEG (Go decoders for images, ffmpeg for
+// anything else when it is on PATH), store it as the asset's keyframe.
+func (s *Server) keyframeOf(ctx context.Context, jobID, fileID string) error {
+	s.mu.Lock()
+	f := s.st.get(kFiles, fileID)
 	var storage doc
 	if f != nil {
 		storage = s.st.get(kStorages, str(f, "storage_id"))
@@ -51,7 +97,6 @@ func (s *Server) runTranscode(ctx context.Context, jobID string) {
 	if f != nil {
 		fileName, key, assetID, versionID = str(f, "name"), str(f, "_key"), str(f, "asset_id"), str(f, "version_id")
 	}
-	s.markDirty()
 	s.mu.Unlock()
 
 	kfID := newID()
@@ -90,18 +135,9 @@ func (s *Server) runTranscode(ctx context.Context, jobID string) {
 		w, h, err = makeKeyframe(ctx, rc, local, fileName, out)
 		return err
 	}()
-
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	job = s.st.get(kJobs, jobID)
-	if job == nil {
-		return
-	}
 	if err != nil {
-		s.log.Info("iconik emulator: keyframe job failed", "job", jobID, "file", fileName, "err", err)
-		s.applyJobPatch(job, map[string]any{"status": "FAILED", "error_message": err.Error()}, false)
-		s.markDirty()
-		return
+		s.log.Info("iconik emulator: keyframe failed", "job", jobID, "file", fileName, "err", err)
+		return err
 	}
 	st, _ := os.Stat(out)
 	var size int64
@@ -109,13 +145,15 @@ func (s *Server) runTranscode(ctx context.Context, jobID string) {
 		size = st.Size()
 	}
 	t := now()
+	s.mu.Lock()
+	defer s.mu.Unlock()
 	s.st.put(kKeyframes, doc{"id": kfID, "asset_id": assetID, "version_id": versionID, "collection_id": nil,
 		"type": "KEYFRAME", "status": "CLOSED", "name": strings.TrimSuffix(fileName, filepath.Ext(fileName)) + ".jpg",
 		"filename": kfID + ".jpg", "format": "JPEG", "size": size, "resolution": map[string]any{"width": w, "height": h},
 		"rotation": 0, "is_custom_keyframe": false, "is_public": false, "storage_id": nil, "storage_method": nil,
-		"time_code": nil, "date_created": t, "date_modified": t, "_job_id": jobID})
-	s.applyJobPatch(job, map[string]any{"status": "FINISHED", "progress_processed": 100, "message": "Keyframe created"}, false)
+		"time_code": nil, "date_created": t, "date_modified": t, "_job_id": jobID, "_file_id": fileID})
 	s.markDirty()
+	return nil
 }
 
 // makeKeyframe writes a JPEG thumbnail of src to out and returns its size.
@@ -248,7 +286,7 @@ func (s *Server) resumeJobs() {
 	defer s.mu.Unlock()
 	changed := false
 	for _, j := range s.st.list(kJobs, func(d doc) bool {
-		return str(d, "_file_id") != "" && (str(d, "status") == "READY" || str(d, "status") == "STARTED")
+		return (str(d, "_file_id") != "" || d["_file_ids"] != nil) && (str(d, "status") == "READY" || str(d, "status") == "STARTED")
 	}) {
 		s.applyJobPatch(j, map[string]any{"status": "FAILED", "error_message": "the emulator stopped during the job"}, false)
 		changed = true
