@@ -210,13 +210,7 @@ func checkDelivered(t *testing.T, e *env, st *delivery.Status, h *pkgHandle, con
 		if len(jobs) != 1 || jobs[0].Status != "FINISHED" || jobs[0].Progress != 100 || jobs[0].Title != f.Path || jobs[0].ParentID != st.Delivery.IconikJobID {
 			t.Fatalf("%s: transfer jobs %+v, want one FINISHED at 100 under the package job", f.Path, jobs)
 		}
-		mv, err := e.cl.MetadataValuesGet(e.ctx, f.AssetID, conn.MetadataViewID, iconik.MetadataValuesGetParams{})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if vals := mv.MetadataValues["description"].FieldValues; len(vals) != 1 || fmt.Sprint(vals[0].Value) != description {
-			t.Fatalf("%s: description %+v, want %q", f.Path, vals, description)
-		}
+		waitDescription(t, e, f.Path, f.AssetID, conn.MetadataViewID, description)
 		// Keyframes are asked for every file; iconik decides.
 		if f.KeyframeJobID == "" || f.KeyframesSkipped {
 			t.Fatalf("%s: keyframe job %q, skipped %v; want a job", f.Path, f.KeyframeJobID, f.KeyframesSkipped)
@@ -225,6 +219,28 @@ func checkDelivered(t *testing.T, e *env, st *delivery.Status, h *pkgHandle, con
 			waitKeyframe(t, e, f.AssetID)
 		}
 	}
+}
+
+// waitDescription waits for an asset's description: a batch metadata update
+// iconik answered 202 is applied after the answer, so a settled delivery may
+// be a moment ahead of its descriptions.
+func waitDescription(t *testing.T, e *env, name, assetID, viewID, description string) {
+	t.Helper()
+	var vals []iconik.MetadataValue
+	for deadline := time.Now().Add(30 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		mv, err := e.cl.MetadataValuesGet(e.ctx, assetID, viewID, iconik.MetadataValuesGetParams{})
+		if err != nil {
+			t.Fatal(err)
+		}
+		vals = mv.MetadataValues["description"].FieldValues
+		if len(vals) == 1 && fmt.Sprint(vals[0].Value) == description {
+			return
+		}
+		if len(vals) > 1 || time.Now().After(deadline) {
+			break
+		}
+	}
+	t.Fatalf("%s: description %+v, want %q", name, vals, description)
 }
 
 func waitKeyframe(t *testing.T, e *env, assetID string) {
