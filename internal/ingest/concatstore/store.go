@@ -647,6 +647,12 @@ func startWriter(s *Store, id string, f *dataWriter, offset int64, hp *hasher) *
 				sinceSave = 0
 			}
 			if err != nil {
+				// A failed write may still have grown the file (tmpfs does, on a full disk): cut
+				// it back to what was reported written, so that the offset a later HEAD reads
+				// from the file's size is the one this PATCH answers, and no byte that nobody
+				// saw land counts as received. Should the cut fail, a resume re-hashes that
+				// tail from disk like any other gap.
+				_ = f.buffered.Truncate(offset + wp.written)
 				wp.fail(s.space(fmt.Errorf("concatstore: writing upload %s at %d: %w", id, offset+wp.written, err)))
 			}
 		}
