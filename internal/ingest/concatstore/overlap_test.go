@@ -7,6 +7,7 @@ import (
 	"crypto/sha256"
 	"io"
 	"os"
+	"runtime"
 	"sync"
 	"testing"
 	"time"
@@ -87,3 +88,41 @@ func TestTheBodyIsReadWhileTheDiskTakesThePreviousBuffer(t *testing.T) {
 }
 
 func sha256Of(b []byte) []byte { s := sha256.Sum256(b); return s[:] }
+
+// Memory a PATCH takes does not grow with its size: the pipeline reuses a
+// few pooled buffers, whatever the number of bytes that pass through it.
+func TestAPatchAllocatesTheSameWhateverItsSize(t *testing.T) {
+	s, err := New(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	block := make([]byte, bufSize)
+	rand.Read(block)
+	ctx := context.Background()
+	patch := func(size int64) uint64 {
+		up, err := s.NewUpload(ctx, handler.FileInfo{Size: size})
+		if err != nil {
+			t.Fatal(err)
+		}
+		var before, after runtime.MemStats
+		runtime.ReadMemStats(&before)
+		if n, err := up.WriteChunk(ctx, 0, io.LimitReader(repeat(block), size)); err != nil || n != size {
+			t.Fatalf("WriteChunk: %d, %v", n, err)
+		}
+		runtime.ReadMemStats(&after)
+		return after.TotalAlloc - before.TotalAlloc
+	}
+	patch(8 << 20) // fills the buffer pool
+	small, large := patch(8<<20), patch(128<<20)
+	// The pool may be emptied by a collection mid-way; a few fresh buffers are
+	// allowed for that, one per MiB received is not.
+	if large > small+8*bufSize {
+		t.Errorf("a 128 MiB PATCH allocated %d bytes, an 8 MiB one %d: memory grows with the bytes received", large, small)
+	}
+}
+
+type repeatReader struct{ b []byte }
+
+func (r repeatReader) Read(p []byte) (int, error) { return copy(p, r.b), nil }
+
+func repeat(b []byte) io.Reader { return repeatReader{b} }
