@@ -3,7 +3,8 @@
 // ceiling) and stock tusd + tus-js-client; WAN through a delaying, rate-capping
 // TCP proxy, one stream against many; and, with -pin, issue 12's comparison
 // with every sender on core 0 and every server on core 1 (curl into an io.Copy
-// server, the same server hashing SHA-256 on arrival, stock tusd +
+// server, the same server hashing SHA-256 on arrival (and, for context, also
+// fsyncing before it answers: the references never fsync otherwise), stock tusd +
 // tus-js-client, ferry send 1 and 4 streams into ferry serve). It must never
 // leave servers or files behind.
 //

@@ -53,7 +53,7 @@ func main() {
 	flag.BoolVar(&c.wan, "wan", true, "run the WAN (proxy) comparison")
 	flag.BoolVar(&c.tusjs, "tusjs", true, "include stock tusd + tus-js-client in the LAN comparison")
 	flag.BoolVar(&c.pin, "pin", false, "pinned mode: each sender on core 0 and each server on core 1 (taskset), as two one-core machines; needs -target of a `ferry serve` pinned to core 1 (bench/ingest/run.sh -pin does that)")
-	serveMode := flag.String("serve-copy", "", "internal: run the curl reference server (plain or sha256) and print its address")
+	serveMode := flag.String("serve-copy", "", "internal: run the curl reference server (plain, sha256 or sha256-sync) and print its address")
 	serveOut := flag.String("serve-out", "", "internal: where -serve-copy writes the body")
 	flag.DurationVar(&c.wanDelay, "wan-delay", 50*time.Millisecond, "WAN one-way delay")
 	flag.Float64Var(&c.wanRate, "wan-rate", 20e6, "WAN per-connection rate cap, bytes/s per direction")

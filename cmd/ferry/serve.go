@@ -28,6 +28,7 @@ func newServeCmd() *cobra.Command {
 			"flags win over the environment. Stops gracefully on SIGINT or SIGTERM.",
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, _ []string) error {
+			serveProcs(os.LookupEnv)
 			if envErr != nil {
 				return usageError{envErr}
 			}

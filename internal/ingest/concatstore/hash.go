@@ -19,13 +19,19 @@ import (
 
 // resumeHash returns a digest covering exactly the first offset bytes of upload id.
 func (s *Store) resumeHash(id string, offset int64) (hash.Hash, error) {
-	h := sha256.New()
+	h, _, err := s.resumeHashGap(id, offset)
+	return h, err
+}
+
+// resumeHashGap is resumeHash that also says how many bytes it had to read back from disk.
+func (s *Store) resumeHashGap(id string, offset int64) (h hash.Hash, gap int64, err error) {
+	h = sha256.New()
 	var covered int64
 	b, err := os.ReadFile(s.path(id, ".hash"))
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
 	case err != nil:
-		return nil, fmt.Errorf("concatstore: reading hash state of upload %s: %w", id, err)
+		return nil, 0, fmt.Errorf("concatstore: reading hash state of upload %s: %w", id, err)
 	case len(b) >= 8:
 		at := int64(binary.BigEndian.Uint64(b[:8]))
 		if at <= offset {
@@ -38,10 +44,10 @@ func (s *Store) resumeHash(id string, offset int64) (hash.Hash, error) {
 	}
 	if covered < offset {
 		if err := s.hashRange(id, h, covered, offset); err != nil {
-			return nil, err
+			return nil, 0, err
 		}
 	}
-	return h, nil
+	return h, offset - covered, nil
 }
 
 // hashRange feeds bytes [from, to) of upload id's data file into h.
@@ -105,12 +111,16 @@ func (s *Store) SHA256(id string) ([]byte, error) {
 	if !Finished(info) {
 		return nil, ErrNotFinished
 	}
-	h, err := s.resumeHash(id, info.Offset)
+	h, gap, err := s.resumeHashGap(id, info.Offset)
 	if err != nil {
 		return nil, err
 	}
-	if err := s.saveHash(id, h); err != nil {
-		return nil, err
+	// Saved only when bytes were read back: a state that covered them all already is on disk,
+	// and rewriting it would delay the answer to the last PATCH for nothing.
+	if gap > 0 {
+		if err := s.saveHash(id, h); err != nil {
+			return nil, err
+		}
 	}
 	return h.Sum(nil), nil
 }

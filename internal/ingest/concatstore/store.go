@@ -496,47 +496,39 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 		return 0, err
 	}
 
-	// Hashing runs in its own goroutine, one buffer behind the disk write, so a single stream is
-	// not slowed to the sum of network, disk and SHA-256 time. Only bytes that reached the file
-	// are handed to it: the hash never covers bytes the file lacks.
+	// Three stages, one buffer apart, each in its own goroutine: this one reads the request body,
+	// the writer puts each buffer into the file, the hasher hashes what reached the file. An
+	// O_DIRECT write blocks until the device has the bytes; meanwhile the next buffer is read from
+	// the network instead of waiting behind it, so on one core the socket, the disk and SHA-256
+	// take turns rather than adding up. Only bytes that reached the file are hashed and counted:
+	// the hash and the offset never cover bytes the file lacks. Memory stays bounded: a PATCH
+	// holds at most the buffers its channels carry plus one per stage.
 	hp := startHasher(u.s, id, h)
-	var written, sinceSave, flushed int64
-	var werr error
-	for {
+	wp := startWriter(u.s, id, f, offset, hp)
+	pos := offset // where the next byte read will land
+	var rerr error
+	for !wp.failed() {
 		buf := getBuf()
-		n, rerr := fill(src, (*buf)[:f.next(len(*buf))])
+		n, err := fill(src, (*buf)[:readLen(pos, len(*buf))])
 		if n > 0 {
-			if !u.s.roomFor(int64(n)) {
-				putBuf(buf)
-				werr = u.s.space(fmt.Errorf("concatstore: writing upload %s at %d: the file system is down to its reserve of %d bytes: %w", id, offset+written, u.s.Reserve, syscall.ENOSPC))
-				break
+			if !wp.add(buf, n) {
+				break // the writer failed; its error is the answer
 			}
-			w, err := f.write((*buf)[:n])
-			u.s.wrote(id, int64(w))
-			written += int64(w)
-			sinceSave += int64(w)
-			if u.s.Sync && !f.isDirect() && written-flushed >= writebackEvery {
-				startWriteback(f.buffered, offset+flushed, written-flushed)
-				flushed = written
-			}
-			hp.add(buf, w, sinceSave >= saveEvery)
-			if sinceSave >= saveEvery {
-				sinceSave = 0
-			}
-			if err != nil {
-				werr = u.s.space(fmt.Errorf("concatstore: writing upload %s at %d: %w", id, offset+written, err))
-				break
-			}
+			pos += int64(n)
 		} else {
 			putBuf(buf)
 		}
-		if rerr == io.EOF {
+		if err == io.EOF {
 			break
 		}
-		if rerr != nil {
-			werr = rerr // tusd maps body errors (client gone, timeout) to its own responses
+		if err != nil {
+			rerr = err // tusd maps body errors (client gone, timeout) to its own responses
 			break
 		}
+	}
+	written, werr := wp.wait()
+	if werr == nil {
+		werr = rerr
 	}
 	if err := hp.wait(); err != nil && werr == nil {
 		werr = u.s.space(err)
@@ -546,6 +538,17 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 		werr = u.s.space(fmt.Errorf("concatstore: closing upload %s: %w", id, err))
 	}
 	return written, werr
+}
+
+// readLen says how many bytes the next read should ask for, at most n: up to the next aligned
+// offset while pos is unaligned (a resumed PATCH starting mid-block), so that every later buffer,
+// which starts at an aligned address, also lands on an aligned offset and can go to the disk
+// directly.
+func readLen(pos int64, n int) int {
+	if r := pos % align; r != 0 {
+		return min(n, int(align-r))
+	}
+	return n
 }
 
 // fill reads until buf is full or src fails, so the hasher gets large chunks.
@@ -598,6 +601,102 @@ func (hp *hasher) add(buf *[]byte, n int, save bool) { hp.work <- hashChunk{buf,
 func (hp *hasher) wait() error {
 	close(hp.work)
 	return <-hp.done
+}
+
+// beforeWrite runs before each buffer goes to the data file: tests hold a write there.
+var beforeWrite = func() {}
+
+// writer puts buffers into the data file in order and hands what reached it to the hasher.
+type writer struct {
+	work    chan hashChunk
+	stop    chan struct{} // closed when a write failed: the reader stops reading
+	done    chan struct{}
+	written int64
+	err     error
+}
+
+func startWriter(s *Store, id string, f *dataWriter, offset int64, hp *hasher) *writer {
+	// One buffer of slack: the reader fills the next while this one waits and another is written.
+	wp := &writer{work: make(chan hashChunk, 1), stop: make(chan struct{}), done: make(chan struct{})}
+	go func() {
+		defer close(wp.done)
+		var sinceSave, flushed int64
+		for c := range wp.work {
+			if wp.err != nil {
+				putBuf(c.buf) // after a failure nothing more reaches the file
+				continue
+			}
+			// The room check sits here, not in the reader: buffers still queued have not taken
+			// their room yet, so a check made when they were read would let them into the reserve.
+			if !s.roomFor(int64(c.n)) {
+				putBuf(c.buf)
+				wp.fail(s.space(fmt.Errorf("concatstore: writing upload %s at %d: the file system is down to its reserve of %d bytes: %w", id, offset+wp.written, s.Reserve, syscall.ENOSPC)))
+				continue
+			}
+			beforeWrite()
+			w, err := f.write((*c.buf)[:c.n])
+			s.wrote(id, int64(w))
+			wp.written += int64(w)
+			sinceSave += int64(w)
+			if s.Sync && !f.isDirect() && wp.written-flushed >= writebackEvery {
+				startWriteback(f.buffered, offset+flushed, wp.written-flushed)
+				flushed = wp.written
+			}
+			hp.add(c.buf, w, sinceSave >= saveEvery)
+			if sinceSave >= saveEvery {
+				sinceSave = 0
+			}
+			if err != nil {
+				// A failed write may still have grown the file (tmpfs does, on a full disk): cut
+				// it back to what was reported written, so that the offset a later HEAD reads
+				// from the file's size is the one this PATCH answers, and no byte that nobody
+				// saw land counts as received. Should the cut fail, a resume re-hashes that
+				// tail from disk like any other gap.
+				_ = f.buffered.Truncate(offset + wp.written)
+				wp.fail(s.space(fmt.Errorf("concatstore: writing upload %s at %d: %w", id, offset+wp.written, err)))
+			}
+		}
+	}()
+	return wp
+}
+
+func (wp *writer) fail(err error) {
+	wp.err = err
+	close(wp.stop)
+}
+
+// add queues n bytes of buf for writing; false (buf given back) once a write failed.
+func (wp *writer) add(buf *[]byte, n int) bool {
+	select {
+	case <-wp.stop:
+		putBuf(buf)
+		return false
+	default:
+	}
+	select {
+	case wp.work <- hashChunk{buf: buf, n: n}:
+		return true
+	case <-wp.stop:
+		putBuf(buf)
+		return false
+	}
+}
+
+// failed reports whether a write failed, so the reader reads no further.
+func (wp *writer) failed() bool {
+	select {
+	case <-wp.stop:
+		return true
+	default:
+		return false
+	}
+}
+
+// wait drains the writer: it returns how many bytes reached the file and the first write error.
+func (wp *writer) wait() (int64, error) {
+	close(wp.work)
+	<-wp.done
+	return wp.written, wp.err
 }
 
 var bufPool = sync.Pool{New: func() any { b := alignedBuf(bufSize); return &b }}

@@ -48,16 +48,6 @@ func openDataWriter(path string, pos int64, noDirect *atomic.Bool) (*dataWriter,
 	return w, nil
 }
 
-// next says how many bytes the next read should ask for, at most n: up to
-// the next aligned offset while unaligned, so that the buffers after it (which
-// start at aligned addresses) land on aligned offsets.
-func (w *dataWriter) next(n int) int {
-	if w.direct == nil || w.pos%align == 0 {
-		return n
-	}
-	return min(n, int(align-w.pos%align))
-}
-
 // write writes b at the current position. b must start at an aligned address
 // (alignedBuf) for the direct path.
 func (w *dataWriter) write(b []byte) (int, error) {
