@@ -33,10 +33,19 @@ func s3StoreURL(t *testing.T) string {
 // bytes on S3-compatible storage: the parallel upload's partials are objects of their own,
 // delivery reads the final across them by ranges, and nothing lands in the data directory's
 // upload folder.
+//
+// It runs on SQLite and on PostgreSQL: PostgreSQL + the S3 store is the replicas' configuration.
 func TestPublicFlowDeliveryFromTheS3PackageStore(t *testing.T) {
 	video := e2eVideo(t)
+	t.Run("SQLite", func(t *testing.T) { testPublicFlowDeliveryFromTheS3PackageStore(t, video, "") })
+	t.Run("PostgreSQL", func(t *testing.T) {
+		testPublicFlowDeliveryFromTheS3PackageStore(t, video, testbed.Postgres(t).CreateDatabase(t))
+	})
+}
+
+func testPublicFlowDeliveryFromTheS3PackageStore(t *testing.T, video []byte, dsn string) {
 	url := s3StoreURL(t)
-	h := newHarnessWith(t, func(c *config.Config) { c.Store = url })
+	h := newHarnessWith(t, func(c *config.Config) { c.Store, c.DatabaseURL = url, dsn })
 	testPublicFlowDeliveryOn(t, newE2EOn(t, h, "s3"), "S3", video)
 	ents, _ := os.ReadDir(filepath.Join(h.data, "uploads"))
 	for _, e := range ents {
