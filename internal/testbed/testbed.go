@@ -10,6 +10,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -64,6 +66,13 @@ func LookBinary(name string) (string, error) {
 	p := filepath.Join(CacheDir(), "bin", name)
 	if st, err := os.Stat(p); err == nil && !st.IsDir() {
 		return p, nil
+	}
+	// Debian's postgresql package puts its server tools (initdb, pg_ctl,
+	// postgres) under /usr/lib/postgresql/<version>/bin, off every PATH:
+	// take the newest version there.
+	if found, _ := filepath.Glob(filepath.Join("/usr/lib/postgresql", "*", "bin", name)); len(found) > 0 {
+		slices.SortFunc(found, func(a, b string) int { return pgVersion(b) - pgVersion(a) })
+		return found[0], nil
 	}
 	return "", fmt.Errorf("%s: not found on PATH nor in %s", name, filepath.Dir(p))
 }
@@ -257,3 +266,9 @@ var sweepOnce = sync.OnceFunc(func() {
 		}
 	}
 })
+
+// pgVersion is the major version in a /usr/lib/postgresql/<version>/bin path (0 if none).
+func pgVersion(path string) int {
+	v, _ := strconv.Atoi(filepath.Base(filepath.Dir(filepath.Dir(path))))
+	return v
+}

@@ -4,6 +4,8 @@ import (
 	"context"
 	"database/sql"
 	"net/http"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -64,4 +66,19 @@ func TestPeersStartAndAnswer(t *testing.T) {
 		}
 	})
 	t.Run("chromium", func(t *testing.T) { Chromium(t) })
+}
+
+// TestPostgresToolsAreFoundOffThePath: Debian installs initdb under
+// /usr/lib/postgresql/<version>/bin, on no PATH; a bare CI environment must
+// still find it there.
+func TestPostgresToolsAreFoundOffThePath(t *testing.T) {
+	if found, _ := filepath.Glob("/usr/lib/postgresql/*/bin/initdb"); len(found) == 0 {
+		Missing(t, "postgresql", "no /usr/lib/postgresql/*/bin/initdb (install with scripts/peers)")
+	}
+	t.Setenv("PATH", t.TempDir())
+	t.Setenv("FERRY_CACHE", t.TempDir())
+	p, err := LookBinary("initdb")
+	if err != nil || !strings.HasPrefix(p, "/usr/lib/postgresql/") {
+		t.Fatalf("LookBinary(initdb) with no PATH = %q, %v; want the one under /usr/lib/postgresql", p, err)
+	}
 }
