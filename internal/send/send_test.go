@@ -348,7 +348,11 @@ func TestFileChangedBetweenRunsIsSentAfresh(t *testing.T) {
 	srv := sendtest.Start(t)
 	dir := t.TempDir()
 	path := filepath.Join(dir, "clip.mov")
-	writeFile(t, path, 8<<20)
+	// Large against the 2 MiB after which the first run is cancelled: loopback
+	// socket buffers can take several MiB, and with a small file the whole body
+	// (and its digest) could reach the server before the cancel does.
+	const size = 64 << 20
+	writeFile(t, path, size)
 	stateDir := t.TempDir()
 	opts := send.Options{Target: portal(t, srv), Paths: []string{path}, Streams: 1, StateDir: stateDir}
 	ctx, cancel := context.WithCancel(context.Background())
@@ -358,7 +362,7 @@ func TestFileChangedBetweenRunsIsSentAfresh(t *testing.T) {
 		t.Fatalf("first run: %v, want ErrInterrupted", err)
 	}
 
-	fresh := writeFile(t, path, 8<<20)
+	fresh := writeFile(t, path, size)
 	later := time.Now().Add(time.Minute)
 	if err := os.Chtimes(path, later, later); err != nil {
 		t.Fatal(err)
