@@ -8,11 +8,9 @@ import (
 	"encoding/json"
 	"flag"
 	"fmt"
-	"log/slog"
 	"math/rand/v2"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -104,48 +102,13 @@ func TestDeliveryResumesAfterSIGKILLWithoutDuplicates(t *testing.T) {
 	// stretches the delivery so the kills land in the middle of it.
 	// --check-spec: every request ferry and this test send to iconik, and
 	// every answer, is checked against iconik's spec by the emulator.
-	emuAddr, emuDir, specLog := freeAddr(t), filepath.Join(dir, "iconik"), filepath.Join(dir, "spec-mismatches.log")
-	emu := start(t, logPath, "iconik-emulator", "--addr", emuAddr, "--data", emuDir, "--latency", "30ms", "--check-spec", specLog)
-	waitHTTP(t, "http://"+emuAddr+"/", emu)
-	var creds []struct {
-		Name, AppID, Token string
-	}
-	b, err := os.ReadFile(filepath.Join(emuDir, "credentials.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var raw []map[string]any
-	if err := json.Unmarshal(b, &raw); err != nil {
-		t.Fatal(err)
-	}
-	for _, c := range raw {
-		creds = append(creds, struct{ Name, AppID, Token string }{fmt.Sprint(c["name"]), fmt.Sprint(c["app_id"]), fmt.Sprint(c["token"])})
-	}
-	admin := creds[slices.IndexFunc(creds, func(c struct{ Name, AppID, Token string }) bool { return c.Name == "admin" })]
-	ic, err := iconik.New(iconik.Options{BaseURL: "http://" + emuAddr, AppID: admin.AppID, Token: admin.Token, RateLimit: -1, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctx := t.Context()
-	var storageID string
-	for st, err := range ic.StorageList(ctx, iconik.StorageListParams{Purpose: "FILES", Method: "S3"}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		storageID = st.ID
-	}
+	emuDir, specLog := filepath.Join(dir, "iconik"), filepath.Join(dir, "spec-mismatches.log")
+	e := child.StartEmulator(t, ferryBin, logPath, emuDir, "--latency", "30ms", "--check-spec", specLog)
+	emu, ic, storageID, ctx := e.Proc, e.Client, e.S3Storage, t.Context()
 
 	// ferry: an admin and its API token, then the server.
 	data := filepath.Join(dir, "ferry")
-	mk := exec.Command(ferryBin, "admin", "create-user", "--data", data, "--email", "admin@crash.test", "--password-file", "-")
-	mk.Stdin = strings.NewReader("crash-test-password\n")
-	if out, err := mk.CombinedOutput(); err != nil {
-		t.Fatalf("create-user: %v: %s", err, out)
-	}
-	tok, err := exec.Command(ferryBin, "admin", "create-token", "--data", data, "--email", "admin@crash.test").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := child.AdminToken(t, ferryBin, "admin@crash.test", "--data", data)
 	addr := freeAddr(t)
 	serve := func() *proc {
 		p := start(t, logPath, "serve", "--data", data, "--addr", addr, "--log-level", "warn", "--delivery-index-grace", "500ms")
@@ -153,13 +116,13 @@ func TestDeliveryResumesAfterSIGKILLWithoutDuplicates(t *testing.T) {
 		return p
 	}
 	ferry := serve()
-	a := &api{T: t, Base: "http://" + addr, Token: strings.TrimSpace(string(tok))}
+	a := &api{T: t, Base: "http://" + addr, Token: tok}
 
 	var conn struct {
 		Connection struct{ ID string } `json:"connection"`
 	}
-	a.Do("POST", "/api/v1/connections", "", map[string]any{"name": "emulator", "base_url": "http://" + emuAddr, "app_id": admin.AppID,
-		"token": admin.Token, "storage_id": storageID}, &conn)
+	a.Do("POST", "/api/v1/connections", "", map[string]any{"name": "emulator", "base_url": e.URL, "app_id": e.AppID,
+		"token": e.Token, "storage_id": storageID}, &conn)
 	a.Do("POST", "/api/v1/portals", "", map[string]any{"name": "Crash", "slug": "crash", "active": true, "connection_ids": []string{conn.Connection.ID}}, nil)
 	var created struct {
 		Package struct {

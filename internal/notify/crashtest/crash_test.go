@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"net/url"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -18,6 +17,7 @@ import (
 	"time"
 
 	"github.com/ferryhq/ferry/internal/testbed"
+	"github.com/ferryhq/ferry/internal/testbed/child"
 )
 
 func uniq(local string) string {
@@ -92,15 +92,7 @@ func TestMessagesArriveExactlyOnceAfterSIGKILLBetweenEventAndSend(t *testing.T) 
 	dir := t.TempDir()
 	logPath := filepath.Join(dir, "ferry.log")
 	data := filepath.Join(dir, "ferry")
-	mk := exec.Command(ferryBin, "admin", "create-user", "--data", data, "--email", "admin@crash.test", "--password-file", "-")
-	mk.Stdin = strings.NewReader("crash-test-password\n")
-	if out, err := mk.CombinedOutput(); err != nil {
-		t.Fatalf("create-user: %v: %s", err, out)
-	}
-	tok, err := exec.Command(ferryBin, "admin", "create-token", "--data", data, "--email", "admin@crash.test").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := child.AdminToken(t, ferryBin, "admin@crash.test", "--data", data)
 	addr := freeAddr(t)
 	serve := func(smtpAddr string) *proc {
 		p := start(t, logPath, "serve", "--data", data, "--addr", addr, "--log-level", "warn",
@@ -109,7 +101,7 @@ func TestMessagesArriveExactlyOnceAfterSIGKILLBetweenEventAndSend(t *testing.T) 
 		return p
 	}
 	p := serve(stall)
-	a := &api{T: t, Base: "http://" + addr, Token: strings.TrimSpace(string(tok))}
+	a := &api{T: t, Base: "http://" + addr, Token: tok}
 	connID := emulatorConnection(t, a, dir, logPath)
 
 	r1, r2, sender := uniq("producer"), uniq("editor"), uniq("sender")

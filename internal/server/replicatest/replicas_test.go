@@ -7,11 +7,9 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
@@ -133,50 +131,12 @@ func newCluster(t *testing.T) *cluster {
 
 	// iconik in its own process, which the kill never touches; its latency
 	// stretches the deliveries so the kill lands in the middle of them.
-	emuAddr := child.FreeAddr(t)
 	c.emuDir = filepath.Join(dir, "iconik")
-	c.emu = child.Start(t, ferryBin, c.logPath, "iconik-emulator", "--addr", emuAddr, "--data", c.emuDir, "--latency", "30ms")
-	child.WaitHTTP(t, "http://"+emuAddr+"/", c.emu)
-	c.emuURL = "http://" + emuAddr
-	b, err := os.ReadFile(filepath.Join(c.emuDir, "credentials.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var creds []struct {
-		Name  string `json:"name"`
-		AppID string `json:"app_id"`
-		Token string `json:"token"`
-	}
-	if err := json.Unmarshal(b, &creds); err != nil {
-		t.Fatal(err)
-	}
-	for _, cr := range creds {
-		if cr.Name == "admin" {
-			c.admin.AppID, c.admin.Token = cr.AppID, cr.Token
-		}
-	}
-	c.ic, err = iconik.New(iconik.Options{BaseURL: "http://" + emuAddr, AppID: c.admin.AppID, Token: c.admin.Token, RateLimit: -1, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	for st, err := range c.ic.StorageList(t.Context(), iconik.StorageListParams{Purpose: "FILES", Method: "S3"}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		c.storage = st.ID
-	}
+	e := child.StartEmulator(t, ferryBin, c.logPath, c.emuDir, "--latency", "30ms")
+	c.emu, c.emuURL, c.ic, c.storage = e.Proc, e.URL, e.Client, e.S3Storage
+	c.admin.AppID, c.admin.Token = e.AppID, e.Token
 
-	admin := func(args ...string) []byte {
-		cmd := exec.Command(ferryBin, append(append([]string{"admin"}, args...), "--data", filepath.Join(dir, "admin"), "--database-url", dsn)...)
-		cmd.Stdin = strings.NewReader("replica-test-password\n")
-		out, err := cmd.Output()
-		if err != nil {
-			t.Fatalf("ferry admin %s: %v", args[0], err)
-		}
-		return out
-	}
-	admin("create-user", "--email", "admin@replicas.test", "--password-file", "-")
-	token := strings.TrimSpace(string(admin("create-token", "--email", "admin@replicas.test")))
+	token := child.AdminToken(t, ferryBin, "admin@replicas.test", "--data", filepath.Join(dir, "admin"), "--database-url", dsn)
 
 	for i := range 2 {
 		r := &replica{base: "http://" + child.FreeAddr(t)}

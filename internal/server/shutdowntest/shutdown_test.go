@@ -7,17 +7,13 @@ import (
 	"database/sql"
 	"encoding/base64"
 	"encoding/hex"
-	"encoding/json"
 	"fmt"
 	"io"
-	"log/slog"
 	"net"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -26,7 +22,6 @@ import (
 
 	_ "modernc.org/sqlite" // reads the stopped server's River table
 
-	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
 	"github.com/ferryhq/ferry/internal/testbed/child"
 )
@@ -81,41 +76,12 @@ func TestSIGTERMMidUploadAndMidDeliveryExitsZeroAndNothingIsLost(t *testing.T) {
 
 	// iconik in its own process, which the SIGTERM never touches; its latency stretches the
 	// delivery so the signal lands in the middle of it.
-	emuAddr, emuDir := child.FreeAddr(t), filepath.Join(dir, "iconik")
-	emu := child.Start(t, ferryBin, logPath, "iconik-emulator", "--addr", emuAddr, "--data", emuDir, "--latency", "40ms")
-	child.WaitHTTP(t, "http://"+emuAddr+"/", emu)
-	var creds []map[string]any
-	b, err := os.ReadFile(filepath.Join(emuDir, "credentials.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := json.Unmarshal(b, &creds); err != nil {
-		t.Fatal(err)
-	}
-	i := slices.IndexFunc(creds, func(c map[string]any) bool { return c["name"] == "admin" })
-	appID, token := fmt.Sprint(creds[i]["app_id"]), fmt.Sprint(creds[i]["token"])
-	ic, err := iconik.New(iconik.Options{BaseURL: "http://" + emuAddr, AppID: appID, Token: token, RateLimit: -1, Logger: slog.New(slog.DiscardHandler)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	var storageID string
-	for st, err := range ic.StorageList(t.Context(), iconik.StorageListParams{Purpose: "FILES", Method: "S3"}) {
-		if err != nil {
-			t.Fatal(err)
-		}
-		storageID = st.ID
-	}
+	emuDir := filepath.Join(dir, "iconik")
+	e := child.StartEmulator(t, ferryBin, logPath, emuDir, "--latency", "40ms")
+	emu, storageID := e.Proc, e.S3Storage
 
 	data := filepath.Join(dir, "ferry")
-	mk := exec.Command(ferryBin, "admin", "create-user", "--data", data, "--email", "admin@shutdown.test", "--password-file", "-")
-	mk.Stdin = strings.NewReader("shutdown-test-password\n")
-	if out, err := mk.CombinedOutput(); err != nil {
-		t.Fatalf("create-user: %v: %s", err, out)
-	}
-	tok, err := exec.Command(ferryBin, "admin", "create-token", "--data", data, "--email", "admin@shutdown.test").Output()
-	if err != nil {
-		t.Fatal(err)
-	}
+	tok := child.AdminToken(t, ferryBin, "admin@shutdown.test", "--data", data)
 	addr := child.FreeAddr(t)
 	base := "http://" + addr
 	serve := func() *child.Proc {
@@ -125,12 +91,12 @@ func TestSIGTERMMidUploadAndMidDeliveryExitsZeroAndNothingIsLost(t *testing.T) {
 		return p
 	}
 	ferry := serve()
-	a := &child.API{T: t, Base: base, Token: strings.TrimSpace(string(tok))}
+	a := &child.API{T: t, Base: base, Token: tok}
 	var conn struct {
 		Connection struct{ ID string } `json:"connection"`
 	}
-	a.Do("POST", "/api/v1/connections", "", map[string]any{"name": "emulator", "base_url": "http://" + emuAddr, "app_id": appID,
-		"token": token, "storage_id": storageID}, &conn)
+	a.Do("POST", "/api/v1/connections", "", map[string]any{"name": "emulator", "base_url": e.URL, "app_id": e.AppID,
+		"token": e.Token, "storage_id": storageID}, &conn)
 	a.Do("POST", "/api/v1/portals", "", map[string]any{"name": "Term", "slug": "term", "active": true, "connection_ids": []string{conn.Connection.ID}}, nil)
 	type created struct {
 		Package struct {
