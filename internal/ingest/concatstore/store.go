@@ -765,8 +765,7 @@ func (u *upload) ConcatUploads(ctx context.Context, partials []handler.Upload) e
 	defer s.mu.Unlock()
 	ids := make([]string, len(partials))
 	recs := make([]*record, len(partials))
-	seen := make(map[string]bool, len(partials))
-	var size int64
+	parts := make([]store.Partial, len(partials))
 	for i, p := range partials {
 		pu, ok := p.(*upload)
 		if !ok {
@@ -776,28 +775,11 @@ func (u *upload) ConcatUploads(ctx context.Context, partials []handler.Upload) e
 		if err != nil {
 			return err
 		}
-		if !r.Info.IsPartial {
-			return ErrNotPartial
-		}
-		if r.FinalID != "" && r.FinalID != u.id() {
-			if _, err := s.readRecord(r.FinalID); err == nil {
-				return ErrPartialTaken
-			}
-		}
-		// A partial listed twice would make its bytes count twice in the
-		// file but once against every limit.
-		if seen[r.Info.ID] {
-			return ErrPartialRepeated
-		}
-		seen[r.Info.ID] = true
-		ids[i], recs[i] = r.Info.ID, r
-		if size+r.Info.Size < size {
-			return fmt.Errorf("concatstore: concatenating upload %s: the partials' sizes overflow", u.id())
-		}
-		size += r.Info.Size
+		ids[i], recs[i], parts[i] = r.Info.ID, r, store.Partial{Info: r.Info, FinalID: r.FinalID}
 	}
-	if size != u.rec.Info.Size {
-		return fmt.Errorf("concatstore: concatenating upload %s: partials hold %d bytes, final is %d", u.id(), size, u.rec.Info.Size)
+	exists := func(id string) bool { _, err := s.readRecord(id); return err == nil }
+	if err := store.CheckConcat(u.rec.Info, parts, exists); err != nil {
+		return err
 	}
 	// Partials first: a crash before the final is marked leaves an unfinished final whose
 	// removal takes these partials with it.

@@ -348,8 +348,7 @@ func (u *upload) ConcatUploads(ctx context.Context, partials []handler.Upload) e
 	s := u.s
 	ids := make([]string, len(partials))
 	recs := make([]*record, len(partials))
-	seen := make(map[string]bool, len(partials))
-	var size int64
+	parts := make([]store.Partial, len(partials))
 	for i, p := range partials {
 		pu, ok := p.(*upload)
 		if !ok {
@@ -359,32 +358,19 @@ func (u *upload) ConcatUploads(ctx context.Context, partials []handler.Upload) e
 		if err != nil {
 			return err
 		}
-		if !r.Info.IsPartial {
-			return store.ErrNotPartial
-		}
-		if r.FinalID != "" && r.FinalID != u.id() {
-			if _, err := s.readRecord(ctx, r.FinalID); err == nil {
-				return store.ErrPartialTaken
-			}
-		}
-		if seen[r.Info.ID] {
-			return store.ErrPartialRepeated
-		}
-		seen[r.Info.ID] = true
+		ids[i], recs[i], parts[i] = r.Info.ID, r, store.Partial{Info: r.Info, FinalID: r.FinalID}
+	}
+	exists := func(id string) bool { _, err := s.readRecord(ctx, id); return err == nil }
+	if err := store.CheckConcat(u.rec.Info, parts, exists); err != nil {
+		return err
+	}
+	for _, r := range recs {
 		if !store.Finished(r.Info) {
 			return store.ErrNotFinished
 		}
 		if err := s.ensureComplete(ctx, r); err != nil {
 			return err
 		}
-		ids[i], recs[i] = r.Info.ID, r
-		if size+r.Info.Size < size {
-			return fmt.Errorf("s3store: concatenating upload %s: the partials' sizes overflow", u.id())
-		}
-		size += r.Info.Size
-	}
-	if size != u.rec.Info.Size {
-		return fmt.Errorf("s3store: concatenating upload %s: partials hold %d bytes, final is %d", u.id(), size, u.rec.Info.Size)
 	}
 	// Partials first: a crash before the final is marked leaves an unfinished final whose
 	// removal takes these partials with it.

@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
 	"net/http"
 	"regexp"
@@ -131,4 +132,42 @@ func ValidID(id string) bool { return validID.MatchString(id) }
 // Finished reports whether info describes a complete upload.
 func Finished(info handler.FileInfo) bool {
 	return !info.SizeIsDeferred && info.Offset == info.Size
+}
+
+// Partial is what a store recorded of one partial upload a final lists.
+type Partial struct {
+	Info    handler.FileInfo
+	FinalID string // the final it was linked to, "" if none
+}
+
+// CheckConcat holds the rules every store's ConcatUploads applies before it
+// links partials to the final upload final (one place, so the stores cannot
+// drift apart): each is a partial, listed once (a partial listed
+// twice would count twice in the file but once against every limit), not
+// already part of another final that still exists (finalExists), and their
+// sizes add up to the final's without overflowing. Whether each partial is
+// finished is the store's to say (tusd asks before it concatenates).
+func CheckConcat(final handler.FileInfo, partials []Partial, finalExists func(id string) bool) error {
+	seen := make(map[string]bool, len(partials))
+	var size int64
+	for _, p := range partials {
+		if !p.Info.IsPartial {
+			return ErrNotPartial
+		}
+		if p.FinalID != "" && p.FinalID != final.ID && finalExists(p.FinalID) {
+			return ErrPartialTaken
+		}
+		if seen[p.Info.ID] {
+			return ErrPartialRepeated
+		}
+		seen[p.Info.ID] = true
+		if size+p.Info.Size < size {
+			return fmt.Errorf("concatenating upload %s: the partials' sizes overflow", final.ID)
+		}
+		size += p.Info.Size
+	}
+	if size != final.Size {
+		return fmt.Errorf("concatenating upload %s: partials hold %d bytes, final is %d", final.ID, size, final.Size)
+	}
+	return nil
 }
