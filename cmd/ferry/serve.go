@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/cobra"
@@ -39,11 +40,8 @@ func newServeCmd() *cobra.Command {
 			// Code that logs through slog's default (web's error answers) writes at the
 			// configured level, with request ids, like the rest.
 			slog.SetDefault(log)
-			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
+			ctx, stop := shutdownOnSignal(cmd.Context())
 			defer stop()
-			// The first signal starts the graceful shutdown; a second one ends the process at
-			// once (the default action comes back), for an operator who will not wait.
-			go func() { <-ctx.Done(); stop() }()
 			opt := server.Options{Logger: log}
 			if cfg.Demo {
 				return runDemo(ctx, cmd.OutOrStdout(), cfg, log, opt)
@@ -91,4 +89,32 @@ func homeURL(cfg config.Config, addr string) string {
 		}
 	}
 	return scheme + "://" + addr
+}
+
+// shutdownOnSignal returns a context ended by the first SIGINT or SIGTERM. The first signal
+// starts the graceful shutdown; a second one ends the process at once, for an operator who
+// will not wait. The default action is back before the context ends, so by the time the
+// server logs that it is shutting down, another signal kills it. (signal.NotifyContext with
+// a goroutine calling stop after Done left a window where the second signal was swallowed.)
+func shutdownOnSignal(parent context.Context) (context.Context, func()) {
+	ctx, cancel := context.WithCancel(parent)
+	sigc := make(chan os.Signal, 1)
+	signal.Notify(sigc, os.Interrupt, syscall.SIGTERM)
+	done := make(chan struct{})
+	go func() {
+		select {
+		case <-sigc:
+			signal.Stop(sigc)
+			cancel()
+		case <-done:
+		}
+	}()
+	var once sync.Once
+	return ctx, func() {
+		once.Do(func() {
+			signal.Stop(sigc)
+			close(done)
+			cancel()
+		})
+	}
 }
