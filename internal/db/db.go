@@ -48,6 +48,7 @@ type Queries interface {
 	DeliveryCollectionForget(ctx context.Context, params *DeliveryCollectionForgetParams) error
 	DeliveryCollectionSet(ctx context.Context, params *DeliveryCollectionSetParams) (*DeliveryCollection, error)
 	DeliveryCreate(ctx context.Context, params *DeliveryCreateParams) (*Delivery, error)
+	DeliveryFileAnyUnsettled(ctx context.Context, params *DeliveryFileAnyUnsettledParams) (bool, error)
 	DeliveryFileCreate(ctx context.Context, params *DeliveryFileCreateParams) (*DeliveryFile, error)
 	DeliveryFileGet(ctx context.Context, params *DeliveryFileGetParams) (*DeliveryFile, error)
 	DeliveryFileLease(ctx context.Context, params *DeliveryFileLeaseParams) error

@@ -175,6 +175,10 @@ type DeliveryFileCreateParams struct {
 type DeliveryFileGetParams struct{ DeliveryID, FileID string }
 type DeliveryFileListParams struct{ DeliveryID string }
 
+// DeliveryFileAnyUnsettledParams asks whether any file of DeliveryID is
+// still queued or running.
+type DeliveryFileAnyUnsettledParams struct{ DeliveryID string }
+
 // DeliveryFileLeaseParams takes or extends Owner's lease on a file until
 // Until, unless another owner holds one that has not expired at Now
 // (ErrPrecondition). Owner "" with Until zero releases any lease (Force) or
@@ -377,6 +381,16 @@ func (q queries) DeliveryFileGet(ctx context.Context, p *DeliveryFileGetParams) 
 func (q queries) DeliveryFileList(ctx context.Context, p *DeliveryFileListParams) ([]*DeliveryFile, error) {
 	return many(ctx, q, "DeliveryFileList", scanDeliveryFile,
 		"SELECT "+deliveryFileCols+" FROM delivery_files WHERE delivery_id = $1 ORDER BY path, file_id", p.DeliveryID)
+}
+
+func (q queries) DeliveryFileAnyUnsettled(ctx context.Context, p *DeliveryFileAnyUnsettledParams) (bool, error) {
+	var busy bool
+	err := q.ex.QueryRowContext(ctx,
+		"SELECT EXISTS (SELECT 1 FROM delivery_files WHERE delivery_id = $1 AND state IN ('queued', 'running'))", p.DeliveryID).Scan(&busy)
+	if err != nil {
+		return false, fmt.Errorf("db: DeliveryFileAnyUnsettled: %w", q.d.classify(err))
+	}
+	return busy, nil
 }
 
 func (q queries) DeliveryFileLease(ctx context.Context, p *DeliveryFileLeaseParams) error {

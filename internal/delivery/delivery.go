@@ -522,6 +522,11 @@ func (s *Service) settleIfDone(ctx context.Context, q db.Tx, d *db.Delivery) err
 	if !d.Finalized || d.SettledAt != nil {
 		return nil
 	}
+	// Asked after every file: an indexed yes/no, so settling a package of n
+	// files does not read n rows n times; the full list only once all are done.
+	if busy, err := q.DeliveryFileAnyUnsettled(ctx, &db.DeliveryFileAnyUnsettledParams{DeliveryID: d.ID}); err != nil || busy {
+		return err
+	}
 	files, err := q.DeliveryFileList(ctx, &db.DeliveryFileListParams{DeliveryID: d.ID})
 	if err != nil {
 		return err

@@ -37,12 +37,18 @@ func testDeliveries(t *testing.T, s db.Store) {
 	if failed.SettledAt == nil {
 		t.Fatalf("failed file not settled: %+v", failed)
 	}
+	if busy := must(s.DeliveryFileAnyUnsettled(ctx, &db.DeliveryFileAnyUnsettledParams{DeliveryID: d.ID})); busy {
+		t.Fatal("a failed file counts as unsettled")
+	}
 	retried := must(s.DeliveryFileRetryFailed(ctx, &db.DeliveryFileRetryFailedParams{DeliveryID: d.ID}))
 	if len(retried) != 1 || retried[0].State != db.DeliveryFileQueued || retried[0].AssetID != "asset-1" || retried[0].SettledAt != nil {
 		t.Fatalf("retried %+v", retried)
 	}
 	if list := must(s.DeliveryFileList(ctx, &db.DeliveryFileListParams{DeliveryID: d.ID})); len(list) != 1 {
 		t.Fatalf("list = %d rows", len(list))
+	}
+	if busy := must(s.DeliveryFileAnyUnsettled(ctx, &db.DeliveryFileAnyUnsettledParams{DeliveryID: d.ID})); !busy {
+		t.Fatal("a queued file does not count as unsettled")
 	}
 
 	// Retries: the last error and the next attempt are kept apart from the
