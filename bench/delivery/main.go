@@ -16,6 +16,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -30,6 +31,13 @@ import (
 	"github.com/ferryhq/ferry/internal/portal"
 )
 
+// snapshots turns the emulator's save-after-every-change back on. It is off
+// because each save encodes the whole tenant under the emulator's lock: with
+// a thousand files that took one of the machine's two cores and held every
+// emulated call behind it, so the run measured the emulator, not ferry against
+// iconik's modelled rate limit and latency.
+var snapshots = flag.Bool("emulator-snapshots", false, "let the emulator save its whole state after every change, as crash tests need (slows the emulator, not ferry)")
+
 func main() {
 	files := flag.Int("files", 1000, "files in the throughput run")
 	size := flag.Int("size", 1024, "bytes per file in the throughput run")
@@ -39,12 +47,27 @@ func main() {
 	pipeFiles := flag.Int("pipeline-files", 100, "files in the pipelining run")
 	pipeEvery := flag.Duration("pipeline-every", 200*time.Millisecond, "time between two files completing in the pipelining run (the upload's pace)")
 	jsonPath := flag.String("json", "", "also write the figures to this file as JSON (bench/internal/result), for bench/run")
+	cpuProfile := flag.String("cpuprofile", "", "write a CPU profile of the throughput run to this file")
 	flag.Parse()
 	out := benchresult.New("delivery")
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+		if err := pprof.StartCPUProfile(f); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			os.Exit(1)
+		}
+	}
 	ctx := context.Background()
 
 	fmt.Printf("throughput: %d files of %d B, emulator --rate-limit %g --latency %s, %d workers\n", *files, *size, *rateLimit, *latency, *workers)
 	r, err := run(ctx, emulator.Faults{RateLimit: *rateLimit, Latency: *latency}, *rateLimit, *workers, *files, *size, 0)
+	if *cpuProfile != "" {
+		pprof.StopCPUProfile()
+	}
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "throughput run:", err)
 		os.Exit(1)
@@ -116,7 +139,7 @@ func run(ctx context.Context, faults emulator.Faults, clientRate float64, worker
 	defer os.RemoveAll(dir)
 	quiet := slog.New(slog.DiscardHandler)
 
-	emu, err := emulator.New(emulator.Options{DataDir: filepath.Join(dir, "iconik"), Faults: faults, Logger: quiet})
+	emu, err := emulator.New(emulator.Options{DataDir: filepath.Join(dir, "iconik"), Faults: faults, Logger: quiet, Volatile: !*snapshots})
 	if err != nil {
 		return nil, err
 	}

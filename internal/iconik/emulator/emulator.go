@@ -29,6 +29,13 @@ type Options struct {
 	// before it is applied (iconik queues it); 0 = 100ms, negative = at once.
 	BatchDelay time.Duration
 	Logger     *slog.Logger // nil = discard
+	// Volatile keeps changes in memory until Close writes them: an answer
+	// no longer waits for a snapshot of the whole tenant, so a kill loses
+	// what changed since the start. For benchmarks: each snapshot encodes the
+	// whole state under the emulator's lock, which with thousands of objects
+	// made the emulator itself, not iconik's modelled rate limit and latency
+	// (Faults), what bounded a run. Crash tests must leave it off.
+	Volatile bool
 	// CheckSpec, when set, checks every /API/ request and answer against
 	// iconik's official specs (internal/iconik/ispec) and is called once per
 	// mismatch; nil = unchecked. Tests and the crash test's child process set

@@ -383,3 +383,35 @@ func TestExampleSeedLoads(t *testing.T) {
 		t.Fatalf("seeded views: %v", views)
 	}
 }
+
+// TestVolatileStateIsWrittenOnlyOnClose: a volatile emulator answers without
+// saving the tenant after each change (benchmarks), and still keeps what
+// changed across a clean Close and restart.
+func TestVolatileStateIsWrittenOnlyOnClose(t *testing.T) {
+	dir := t.TempDir()
+	e1, err := emulator.New(emulator.Options{DataDir: dir, Volatile: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	creds := e1.Credentials()
+	srv1 := httptestServer(t, e1)
+	c1 := &client{t: t, cred: creds[0], e: &emulatortest.Emulator{Server: e1, URL: srv1}}
+	c1.http, c1.spec = newClient2(t)
+	coll := c1.must(201, c1.do("POST", "/API/assets/v1/collections/", map[string]any{"title": "volatile"}), "create").str("id")
+	if raw, err := os.ReadFile(filepath.Join(dir, "state.json")); err != nil || bytes.Contains(raw, []byte(coll)) {
+		t.Fatalf("state.json after an answered change: err %v, holds the collection %v (want not yet saved)", err, bytes.Contains(raw, []byte(coll)))
+	}
+	if err := e1.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := emulator.New(emulator.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e2.Close()
+	srv2 := httptestServer(t, e2)
+	c2 := &client{t: t, cred: creds[0], e: &emulatortest.Emulator{Server: e2, URL: srv2}, http: c1.http, spec: c1.spec}
+	if r := c2.must(200, c2.do("GET", "/API/assets/v1/collections/"+coll+"/", nil), "get after restart"); r.str("title") != "volatile" {
+		t.Fatalf("after restart: %s", r.Raw)
+	}
+}

@@ -120,6 +120,9 @@ func (s *Server) saveLocked() error {
 
 // markDirty asks the snapshot writer to save soon.
 func (s *Server) markDirty() {
+	if s.opts.Volatile {
+		return
+	}
 	select {
 	case s.dirty <- struct{}{}:
 	default: // a snapshot is already due
@@ -166,6 +169,9 @@ func (s *Server) commitLocked() int64 {
 // waitSaved blocks until a snapshot holding generation g is on disk, or
 // says why none could be written.
 func (s *Server) waitSaved(g int64) error {
+	if s.opts.Volatile {
+		return nil
+	}
 	s.savedMu.Lock()
 	for s.saved < g && s.failed < g && !s.stopped {
 		s.savedCond.Wait()
