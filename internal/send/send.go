@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"mime"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"path"
 	"path/filepath"
@@ -205,6 +206,9 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	for _, f := range files {
 		res.Bytes += f.Size
 	}
+	// The uploads' connections open while the package call is answered.
+	warmed := s.preconnect(ctx, s.streamsNeeded(files))
+	defer warmed()
 	complete, err := s.openPackage(ctx)
 	if err != nil {
 		return res, err
@@ -423,6 +427,84 @@ func (s *sender) dropStale(ctx context.Context, fs *FileState) {
 			}
 		}
 	}
+}
+
+// streamsNeeded is how many connections the uploads of files can use at once:
+// opts.Streams, or fewer when there are fewer uploads (files and parts) than that.
+func (s *sender) streamsNeeded(files []File) int {
+	n := 0
+	for _, f := range files {
+		n += partCount(f.Size, s.opts.Streams, s.opts.Large, s.opts.MaxPart)
+		if n >= s.opts.Streams {
+			return s.opts.Streams
+		}
+	}
+	return n
+}
+
+// preconnect opens the connections n uploads will use while the package call
+// (create, or look up on a re-run) is on its way. On a long link a new
+// connection costs a round trip, three with TLS, before its first request;
+// without this every stream would pay it after the package call, in series
+// with it. It sends tus's discovery request (OPTIONS on the upload endpoint:
+// no credentials, no side effects, an empty answer) on n connections at once,
+// and the transport keeps them idle for the uploads. (Not n-1 counting the
+// package call's own: that one goes back to the pool only once its answer is
+// read, which can be after the first uploads asked for a connection.)
+// Failures are ignored: an upload then dials as it would have. The returned
+// func waits for the requests to end.
+func (s *sender) preconnect(ctx context.Context, n int) (wait func()) {
+	endpoint := s.st.UploadURL // a re-run knows it; a new package is told it, usually this:
+	if endpoint == "" {
+		u, err := s.opts.Target.Base.Parse("/uploads/")
+		if err != nil {
+			return func() {}
+		}
+		endpoint = u.String()
+	}
+	if n <= 1 {
+		return func() {} // one stream: the package call's connection serves it
+	}
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	// Each request keeps its connection until every one has a connection of
+	// its own: on a fast link the first answer would otherwise come back before
+	// the next request starts, and all n would share one connection.
+	var mu sync.Mutex
+	pending, all := n, make(chan struct{})
+	arrive := func() {
+		mu.Lock()
+		defer mu.Unlock()
+		if pending--; pending == 0 {
+			close(all)
+		}
+	}
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() {
+			var once sync.Once
+			trace := &httptrace.ClientTrace{GotConn: func(httptrace.GotConnInfo) {
+				once.Do(arrive)
+				select {
+				case <-all:
+				case <-ctx.Done():
+				}
+			}}
+			defer once.Do(arrive) // failed before it had a connection: nobody waits for it
+			req, err := http.NewRequestWithContext(httptrace.WithClientTrace(ctx, trace), http.MethodOptions, endpoint, nil)
+			if err != nil {
+				return
+			}
+			resp, err := s.opts.HTTP.Do(req)
+			if err != nil {
+				s.log.Debug("opening an upload connection ahead", "err", err)
+				return
+			}
+			// Read to the end, so the connection goes back to the pool.
+			_, _ = io.Copy(io.Discard, io.LimitReader(resp.Body, 64<<10))
+			resp.Body.Close()
+		})
+	}
+	return func() { wg.Wait(); cancel() }
 }
 
 // partCount decides how many partial uploads a file becomes. Small files go
