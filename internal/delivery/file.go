@@ -240,7 +240,10 @@ func (s *Service) deliverFile(ctx context.Context, a fileArgs, attempt, maxAttem
 		return err
 	}
 	if f.State.Settled() {
-		return nil // a duplicate job: the file settled already
+		// A duplicate job, or this job's own run after a crash between saving
+		// the file settled and settling the delivery: settle it now if this was
+		// its last file (a no-op otherwise), or it would stay running forever.
+		return s.settleDelivery(ctx, a.DeliveryID)
 	}
 	r := &fileRun{s: s, f: f, counted: counted}
 	ctx = r.withRetryNotices(ctx)

@@ -111,10 +111,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := e1.Credentials()
-	srv1 := httptestServer(t, e1)
-	c1 := &client{t: t, cred: creds[0], e: &emulatortest.Emulator{Server: e1, URL: srv1}}
-	c1.http, c1.spec = newClient2(t)
+	c1 := serveAs(t, e1, nil)
 	coll := c1.must(201, c1.do("POST", "/API/assets/v1/collections/", map[string]any{"title": "kept"}), "create").str("id")
 	if err := e1.Close(); err != nil {
 		t.Fatal(err)
@@ -125,11 +122,10 @@ func TestStateSurvivesRestart(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e2.Close()
-	if got := e2.Credentials(); got[0].Token != creds[0].Token || got[0].AppID != creds[0].AppID {
+	if got := e2.Credentials(); got[0].Token != c1.cred.Token || got[0].AppID != c1.cred.AppID {
 		t.Fatal("credentials changed across a restart")
 	}
-	srv2 := httptestServer(t, e2)
-	c2 := &client{t: t, cred: creds[0], e: &emulatortest.Emulator{Server: e2, URL: srv2}, http: c1.http, spec: c1.spec}
+	c2 := serveAs(t, e2, c1)
 	if r := c2.must(200, c2.do("GET", "/API/assets/v1/collections/"+coll+"/", nil), "get after restart"); r.str("title") != "kept" {
 		t.Fatalf("after restart: %s", r.Raw)
 	}
@@ -393,10 +389,7 @@ func TestVolatileStateIsWrittenOnlyOnClose(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	creds := e1.Credentials()
-	srv1 := httptestServer(t, e1)
-	c1 := &client{t: t, cred: creds[0], e: &emulatortest.Emulator{Server: e1, URL: srv1}}
-	c1.http, c1.spec = newClient2(t)
+	c1 := serveAs(t, e1, nil)
 	coll := c1.must(201, c1.do("POST", "/API/assets/v1/collections/", map[string]any{"title": "volatile"}), "create").str("id")
 	if raw, err := os.ReadFile(filepath.Join(dir, "state.json")); err != nil || bytes.Contains(raw, []byte(coll)) {
 		t.Fatalf("state.json after an answered change: err %v, holds the collection %v (want not yet saved)", err, bytes.Contains(raw, []byte(coll)))
@@ -409,9 +402,20 @@ func TestVolatileStateIsWrittenOnlyOnClose(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer e2.Close()
-	srv2 := httptestServer(t, e2)
-	c2 := &client{t: t, cred: creds[0], e: &emulatortest.Emulator{Server: e2, URL: srv2}, http: c1.http, spec: c1.spec}
+	c2 := serveAs(t, e2, c1)
 	if r := c2.must(200, c2.do("GET", "/API/assets/v1/collections/"+coll+"/", nil), "get after restart"); r.str("title") != "volatile" {
 		t.Fatalf("after restart: %s", r.Raw)
 	}
+}
+
+// serveAs serves e over HTTP and returns a client acting as its first
+// credential; like, when given, lends its HTTP client and spec checker.
+func serveAs(t *testing.T, e *emulator.Server, like *client) *client {
+	c := &client{t: t, cred: e.Credentials()[0], e: &emulatortest.Emulator{Server: e, URL: httptestServer(t, e)}}
+	if like != nil {
+		c.http, c.spec = like.http, like.spec
+	} else {
+		c.http, c.spec = newClient2(t)
+	}
+	return c
 }
