@@ -118,12 +118,12 @@ func (s *Service) Authenticate(ctx context.Context, email, password string) (*db
 	bad := errUnauthorized("The email or password is not correct.")
 	addr, err := NormalizeEmail(email)
 	if err != nil {
-		_, _ = CheckPassword(dummyHash, password)
+		_, _ = CheckPassword(dummyHash(), password)
 		return nil, bad
 	}
 	u, err := s.db.UserGetByEmail(ctx, &db.UserGetByEmailParams{Email: addr})
 	if errors.Is(err, db.ErrNotFound) {
-		_, _ = CheckPassword(dummyHash, password)
+		_, _ = CheckPassword(dummyHash(), password)
 		return nil, bad
 	}
 	if err != nil {
