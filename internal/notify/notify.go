@@ -146,6 +146,7 @@ func New(ctx context.Context, o Options) (*Service, error) {
 		MaxAttempts:            o.MaxAttempts,
 		FetchPollInterval:      o.PollInterval,
 		FetchCooldown:          min(o.PollInterval, 100*time.Millisecond),
+		PollOnly:               o.DB.Dialect() == db.DialectSQLite, // as delivery's client: see there
 		RescueStuckJobsAfter:   rescue,
 		LeaderElectionDisabled: o.Follower,
 		Logger:                 o.Logger.With("component", "river"),
