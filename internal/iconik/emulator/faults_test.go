@@ -113,15 +113,7 @@ func TestStateSurvivesRestart(t *testing.T) {
 	}
 	c1 := serveAs(t, e1, nil)
 	coll := c1.must(201, c1.do("POST", "/API/assets/v1/collections/", map[string]any{"title": "kept"}), "create").str("id")
-	if err := e1.Close(); err != nil {
-		t.Fatal(err)
-	}
-
-	e2, err := emulator.New(emulator.Options{DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e2.Close()
+	e2 := reopen(t, e1, dir)
 	if got := e2.Credentials(); got[0].Token != c1.cred.Token || got[0].AppID != c1.cred.AppID {
 		t.Fatal("credentials changed across a restart")
 	}
@@ -394,14 +386,7 @@ func TestVolatileStateIsWrittenOnlyOnClose(t *testing.T) {
 	if raw, err := os.ReadFile(filepath.Join(dir, "state.json")); err != nil || bytes.Contains(raw, []byte(coll)) {
 		t.Fatalf("state.json after an answered change: err %v, holds the collection %v (want not yet saved)", err, bytes.Contains(raw, []byte(coll)))
 	}
-	if err := e1.Close(); err != nil {
-		t.Fatal(err)
-	}
-	e2, err := emulator.New(emulator.Options{DataDir: dir})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer e2.Close()
+	e2 := reopen(t, e1, dir)
 	c2 := serveAs(t, e2, c1)
 	if r := c2.must(200, c2.do("GET", "/API/assets/v1/collections/"+coll+"/", nil), "get after restart"); r.str("title") != "volatile" {
 		t.Fatalf("after restart: %s", r.Raw)
@@ -418,4 +403,18 @@ func serveAs(t *testing.T, e *emulator.Server, like *client) *client {
 		c.http, c.spec = newClient2(t)
 	}
 	return c
+}
+
+// reopen closes e and starts a new emulator on its data directory dir.
+func reopen(t *testing.T, e *emulator.Server, dir string) *emulator.Server {
+	t.Helper()
+	if err := e.Close(); err != nil {
+		t.Fatal(err)
+	}
+	e2, err := emulator.New(emulator.Options{DataDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { e2.Close() })
+	return e2
 }
