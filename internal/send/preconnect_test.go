@@ -20,7 +20,7 @@ type acceptedKey struct{}
 // TestUploadConnectionsOpenWhileThePackageIsCreated: on a long link each new
 // connection costs a round trip before its first request, so the streams'
 // connections are opened while the package call is on its way, not after it.
-// The package call here takes 300 ms; every upload request must come on a
+// The package call here is slow; every upload request must come on a
 // connection accepted before it was answered.
 func TestUploadConnectionsOpenWhileThePackageIsCreated(t *testing.T) {
 	s, err := sendtest.New(t.TempDir())
@@ -32,9 +32,24 @@ func TestUploadConnectionsOpenWhileThePackageIsCreated(t *testing.T) {
 	var created time.Time // when the package call was answered
 	var late []string     // upload requests on connections opened after that
 	var uploads int
+	warmed := make(chan struct{}, 16) // one per OPTIONS seen
 	h := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method == http.MethodOptions {
+			warmed <- struct{}{}
+		}
 		if r.Method == http.MethodPost && r.URL.Path == "/p/demo/packages" {
-			time.Sleep(300 * time.Millisecond) // a slow package call, as over a long link
+			// A slow package call, as over a long link: it is answered once the
+			// sender has opened its four upload connections, or after 10 s (then
+			// it opened none ahead, and the uploads' connections come late).
+			deadline := time.After(10 * time.Second)
+		wait:
+			for range 4 {
+				select {
+				case <-warmed:
+				case <-deadline:
+					break wait
+				}
+			}
 			defer func() { mu.Lock(); created = time.Now(); mu.Unlock() }()
 		}
 		if strings.HasPrefix(r.URL.Path, "/uploads/") && r.Method != http.MethodOptions {
