@@ -145,13 +145,7 @@ func (c *Client) MetadataValuesPut(ctx context.Context, objectID, viewID string,
 	if p.ObjectType == "" {
 		p.ObjectType = "assets"
 	}
-	vals := make(map[string]MetadataFieldValues, len(p.Values)+len(p.StringValues))
-	for k, v := range p.Values {
-		vals[k] = v
-	}
-	for k, v := range p.StringValues {
-		vals[k] = MetadataFieldValues{FieldValues: []MetadataValue{{Value: v}}}
-	}
+	vals := metadataValues(p.Values, p.StringValues)
 	body := struct {
 		MetadataValues map[string]MetadataFieldValues `json:"metadata_values"`
 	}{vals}
@@ -160,6 +154,19 @@ func (c *Client) MetadataValuesPut(ctx context.Context, objectID, viewID string,
 		return nil, err
 	}
 	return &out, nil
+}
+
+// metadataValues merges field values with plain strings (one value each) into
+// the metadata_values body both the single and the batch PUT send.
+func metadataValues(values map[string]MetadataFieldValues, strings map[string]string) map[string]MetadataFieldValues {
+	vals := make(map[string]MetadataFieldValues, len(values)+len(strings))
+	for k, v := range values {
+		vals[k] = v
+	}
+	for k, v := range strings {
+		vals[k] = MetadataFieldValues{FieldValues: []MetadataValue{{Value: v}}}
+	}
+	return vals
 }
 
 // MetadataValuesBatchPutParams store the same values on many objects through a view
@@ -186,13 +193,7 @@ func (c *Client) MetadataValuesBatchPut(ctx context.Context, viewID string, p Me
 	if p.ObjectType == "" {
 		p.ObjectType = "assets"
 	}
-	vals := make(map[string]MetadataFieldValues, len(p.Values)+len(p.StringValues))
-	for k, v := range p.Values {
-		vals[k] = v
-	}
-	for k, v := range p.StringValues {
-		vals[k] = MetadataFieldValues{FieldValues: []MetadataValue{{Value: v}}}
-	}
+	vals := metadataValues(p.Values, p.StringValues)
 	body := struct {
 		ObjectIDs      []string                       `json:"object_ids"`
 		MetadataValues map[string]MetadataFieldValues `json:"metadata_values"`

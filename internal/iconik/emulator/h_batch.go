@@ -138,18 +138,7 @@ func (s *Server) applyBatch(id string) {
 		if s.st.live(ot, oid) == nil {
 			continue
 		}
-		key := ot + "/" + oid
-		d := s.st.get(kValues, key)
-		if d == nil {
-			d = doc{"id": key, "_object_id": oid, "values": map[string]any{}, "date_created": t}
-			s.st.put(kValues, d)
-		}
-		vals, _ := d["values"].(map[string]any)
-		for k, v := range mv {
-			vals[k] = v
-		}
-		d["date_modified"] = t
-		d["_writes"] = num(d, "_writes") + 1
+		s.st.writeValues(ot, oid, mv, t)
 	}
 	s.st.del(kBatches, id)
 	s.markDirty()

@@ -397,19 +397,7 @@ func (s *Server) valuesPut(c *call) {
 	if !ok {
 		return
 	}
-	key := c.param("object_type") + "/" + c.param("object_id")
-	d := s.st.get(kValues, key)
-	t := now()
-	if d == nil {
-		d = doc{"id": key, "_object_id": c.param("object_id"), "values": map[string]any{}, "date_created": t}
-		s.st.put(kValues, d)
-	}
-	vals, _ := d["values"].(map[string]any)
-	for k, v := range mv {
-		vals[k] = v
-	}
-	d["date_modified"] = t
-	d["_writes"] = num(d, "_writes") + 1
+	d := s.st.writeValues(c.param("object_type"), c.param("object_id"), mv, now())
 	if !s.commit(c) {
 		return
 	}
@@ -586,4 +574,22 @@ func relatedTo(d doc, ids string) bool {
 		}
 	}
 	return false
+}
+
+// writeValues sets metadata values of one object at t (the single PUT and an
+// applied batch both write this way) and returns the object's values record.
+func (st *state) writeValues(objectType, objectID string, mv map[string]any, t string) doc {
+	key := objectType + "/" + objectID
+	d := st.get(kValues, key)
+	if d == nil {
+		d = doc{"id": key, "_object_id": objectID, "values": map[string]any{}, "date_created": t}
+		st.put(kValues, d)
+	}
+	vals, _ := d["values"].(map[string]any)
+	for k, v := range mv {
+		vals[k] = v
+	}
+	d["date_modified"] = t
+	d["_writes"] = num(d, "_writes") + 1
+	return d
 }
