@@ -5,7 +5,6 @@ import (
 	"crypto/md5"
 	"crypto/sha256"
 	"encoding/hex"
-	"encoding/json"
 	"flag"
 	"fmt"
 	"math/rand/v2"
@@ -286,26 +285,14 @@ func TestEmulatorCheckSpecRecordsMismatches(t *testing.T) {
 		t.Skip("runs the real binary")
 	}
 	dir := t.TempDir()
-	addr, data, specLog := freeAddr(t), filepath.Join(dir, "iconik"), filepath.Join(dir, "spec.log")
-	emu := start(t, filepath.Join(dir, "emulator.log"), "iconik-emulator", "--addr", addr, "--data", data, "--check-spec", specLog)
-	waitHTTP(t, "http://"+addr+"/", emu)
-	b, err := os.ReadFile(filepath.Join(data, "credentials.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var creds []struct {
-		Name  string `json:"name"`
-		AppID string `json:"app_id"`
-		Token string `json:"token"`
-	}
-	if err := json.Unmarshal(b, &creds); err != nil {
-		t.Fatal(err)
-	}
+	data, specLog := filepath.Join(dir, "iconik"), filepath.Join(dir, "spec.log")
+	e := child.StartEmulator(t, ferryBin, filepath.Join(dir, "emulator.log"), data, "--check-spec", specLog)
+	emu := e.Proc
 	send := func(body string) int {
-		req, _ := http.NewRequest("POST", "http://"+addr+"/API/assets/v1/assets/", strings.NewReader(body))
+		req, _ := http.NewRequest("POST", e.URL+"/API/assets/v1/assets/", strings.NewReader(body))
 		req.Header.Set("Content-Type", "application/json")
-		req.Header.Set("App-ID", creds[0].AppID)
-		req.Header.Set("Auth-Token", creds[0].Token)
+		req.Header.Set("App-ID", e.AppID)
+		req.Header.Set("Auth-Token", e.Token)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -320,7 +307,7 @@ func TestEmulatorCheckSpecRecordsMismatches(t *testing.T) {
 		t.Fatalf("asset with a bad type: %d", st)
 	}
 	emu.Stop(t)
-	b, err = os.ReadFile(specLog)
+	b, err := os.ReadFile(specLog)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -328,7 +315,7 @@ func TestEmulatorCheckSpecRecordsMismatches(t *testing.T) {
 	if len(lines) != 1 || !strings.Contains(lines[0], "POST /API/assets/v1/assets/") || !strings.Contains(lines[0], "/type") {
 		t.Fatalf("mismatches recorded: %q, want one line for the bad type", lines)
 	}
-	if strings.Contains(string(b), creds[0].Token) {
+	if strings.Contains(string(b), e.Token) {
 		t.Fatal("the mismatch file holds a token")
 	}
 }

@@ -8,9 +8,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
-	"os"
 	"path/filepath"
-	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -213,32 +211,8 @@ func TestDemoOutboxFillsOnTheFirstPackage(t *testing.T) {
 // to its S3 storage; it returns the connection's id.
 func emulatorConnection(t *testing.T, a *api, dir, logPath string) string {
 	t.Helper()
-	emuAddr, emuDir := freeAddr(t), filepath.Join(dir, "iconik")
-	emu := start(t, logPath, "iconik-emulator", "--addr", emuAddr, "--data", emuDir)
-	waitHTTP(t, "http://"+emuAddr+"/", emu)
-	b, err := os.ReadFile(filepath.Join(emuDir, "credentials.json"))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var creds []struct {
-		Name  string `json:"name"`
-		AppID string `json:"app_id"`
-		Token string `json:"token"`
-	}
-	if err := json.Unmarshal(b, &creds); err != nil {
-		t.Fatal(err)
-	}
-	i := slices.IndexFunc(creds, func(c struct {
-		Name  string `json:"name"`
-		AppID string `json:"app_id"`
-		Token string `json:"token"`
-	}) bool {
-		return c.Name == "admin"
-	})
-	if i < 0 {
-		t.Fatal("the emulator has no admin credential")
-	}
-	body := map[string]any{"base_url": "http://" + emuAddr, "app_id": creds[i].AppID, "token": creds[i].Token}
+	e := child.StartEmulator(t, ferryBin, logPath, filepath.Join(dir, "iconik"))
+	body := map[string]any{"base_url": e.URL, "app_id": e.AppID, "token": e.Token}
 	var v struct {
 		Verification struct {
 			Storages []struct {
