@@ -33,15 +33,7 @@ var ferryBin string
 // TestMain builds the ferry binary once for every test of the package.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	bin, cleanup, err := child.BuildFerry()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ferryBin = bin
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	child.Main(m, &ferryBin)
 }
 
 // The child-process harness is shared with notify's crash tests.

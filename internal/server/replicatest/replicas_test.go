@@ -45,15 +45,7 @@ var ferryBin string
 // TestMain builds the ferry binary once.
 func TestMain(m *testing.M) {
 	flag.Parse()
-	bin, cleanup, err := child.BuildFerry()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ferryBin = bin
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	child.Main(m, &ferryBin)
 }
 
 // cluster is two replicas on one database and one bucket, an iconik

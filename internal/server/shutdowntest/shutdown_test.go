@@ -30,15 +30,7 @@ var ferryBin string
 
 // TestMain builds the ferry binary once for the package.
 func TestMain(m *testing.M) {
-	bin, cleanup, err := child.BuildFerry()
-	if err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		os.Exit(1)
-	}
-	ferryBin = bin
-	code := m.Run()
-	cleanup()
-	os.Exit(code)
+	child.Main(m, &ferryBin)
 }
 
 // grace is the --shutdown-timeout the server runs with.

@@ -21,9 +21,23 @@ import (
 	"time"
 )
 
-// BuildFerry builds cmd/ferry into a temporary directory, for a TestMain;
+// Main is a TestMain for a package of child-process tests: it builds ferry
+// once into *bin, runs the tests, removes the build and exits with their code.
+func Main(m *testing.M, bin *string) {
+	b, cleanup, err := buildFerry()
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	*bin = b
+	code := m.Run()
+	cleanup()
+	os.Exit(code)
+}
+
+// buildFerry builds cmd/ferry into a temporary directory, for Main;
 // cleanup removes it.
-func BuildFerry() (bin string, cleanup func(), err error) {
+func buildFerry() (bin string, cleanup func(), err error) {
 	dir, err := os.MkdirTemp("", "ferry-child-")
 	if err != nil {
 		return "", nil, err
