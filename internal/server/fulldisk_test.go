@@ -8,7 +8,6 @@ import (
 	"io"
 	"math/rand/v2"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
@@ -29,28 +28,7 @@ import (
 // size bytes that really fills up, keeping reserve bytes for the database.
 func newHarnessOnSmallDisk(t *testing.T, size, reserve int64) *harness {
 	t.Helper()
-	h := &harness{t: t, root: testbed.SmallDisk(t, size), now: time.Now().UTC()}
-	h.data = filepath.Join(h.root, "data")
-	cfg := config.Default("")
-	cfg.DataDir = h.data
-	cfg.DiskReserve = config.ByteSize(reserve)
-	if _, err := CreateUser(t.Context(), cfg, "admin@example.com", "correct horse battery"); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := CreateAPIToken(t.Context(), cfg, "admin@example.com", "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.token = tok
-	app, err := Open(t.Context(), cfg, Options{NoSync: true, Now: func() time.Time { return h.now }})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.app, h.cfg = app, cfg
-	h.srv = httptest.NewServer(app.Handler())
-	t.Cleanup(func() { h.srv.Close(); app.Close() })
-	h.loadOpenAPI()
-	return h
+	return startHarness(t, testbed.SmallDisk(t, size), Options{}, func(c *config.Config, _ string) { c.DiskReserve = config.ByteSize(reserve) })
 }
 
 type readyBody struct {

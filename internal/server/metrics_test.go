@@ -3,15 +3,12 @@ package server
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"encoding/base64"
 	"fmt"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
-	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
@@ -21,8 +18,6 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/ferryhq/ferry/internal/config"
-	"github.com/ferryhq/ferry/internal/delivery"
 	"github.com/ferryhq/ferry/internal/iconik"
 	"github.com/ferryhq/ferry/internal/iconik/emulator"
 	"github.com/ferryhq/ferry/internal/iconik/emulator/emulatortest"
@@ -102,53 +97,10 @@ func (s scrape) labels(name, label string) []string {
 // beginning with "FAIL" cannot be read) and email kept in the outbox.
 func newMetricsE2E(t *testing.T) (*harness, string) {
 	t.Helper()
-	h := &harness{t: t, root: t.TempDir(), now: time.Now().UTC()}
-	h.data = filepath.Join(h.root, "data")
-	cfg := config.Default("")
-	cfg.DataDir = h.data
-	if _, err := CreateUser(t.Context(), cfg, "admin@example.com", "correct horse battery"); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := CreateAPIToken(t.Context(), cfg, "admin@example.com", "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.token, h.cfg = tok, cfg
-	app, err := Open(t.Context(), cfg, Options{NoSync: true, Now: func() time.Time { return h.now },
-		Iconik: iconik.Options{RateLimit: 10},
-		Delivery: func(o *delivery.Options) {
-			o.MaxAttempts = 1
-			real := o.Blobs
-			o.Blobs = delivery.BlobsFunc(func(ctx context.Context, id string) (delivery.Blob, error) {
-				b, err := real.Open(ctx, id)
-				if err != nil {
-					return nil, err
-				}
-				head := make([]byte, 4)
-				if n, _ := b.ReadAt(head, 0); n == 4 && string(head) == "FAIL" {
-					b.Close()
-					return nil, errInjected
-				}
-				return b, nil
-			})
-		}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.app = app
-	h.srv = httptest.NewServer(app.Handler())
-	t.Cleanup(func() { h.srv.Close(); app.Close() })
-	h.loadOpenAPI()
+	h := startHarness(t, t.TempDir(), Options{Iconik: iconik.Options{RateLimit: 10}, Delivery: giveUpOnFAIL}, nil)
 	emu := emulatortest.Start(t, emulator.Options{Logger: slog.New(slog.DiscardHandler)})
 	connID := connectEmulator(t, h, emu)
-	if err := app.startDelivery(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(app.stopDelivery)
-	if err := app.startNotify(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(app.stopNotify)
+	h.startJobs()
 	return h, connID
 }
 

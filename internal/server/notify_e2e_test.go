@@ -12,7 +12,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"net/url"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync/atomic"
@@ -31,53 +30,50 @@ import (
 // these tests: a disk that cannot give the bytes back.
 var errInjected = errors.New("injected fault: the stored bytes cannot be read")
 
+// startJobs starts the App's delivery and notification workers (Serve does
+// that, and these harnesses serve through httptest instead).
+func (h *harness) startJobs() {
+	if err := h.app.startDelivery(h.t.Context()); err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(h.app.stopDelivery)
+	if err := h.app.startNotify(h.t.Context()); err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(h.app.stopNotify)
+}
+
+// giveUpOnFAIL makes deliveries give up on a file at its first failure, and
+// stored files beginning with "FAIL" unreadable: a test fails a file by its
+// content.
+func giveUpOnFAIL(o *delivery.Options) {
+	o.MaxAttempts = 1
+	real := o.Blobs
+	o.Blobs = delivery.BlobsFunc(func(ctx context.Context, id string) (delivery.Blob, error) {
+		b, err := real.Open(ctx, id)
+		if err != nil {
+			return nil, err
+		}
+		head := make([]byte, 4)
+		if n, _ := b.ReadAt(head, 0); n == 4 && string(head) == "FAIL" {
+			b.Close()
+			return nil, errInjected
+		}
+		return b, nil
+	})
+}
+
 // newNotifyE2E is the real App with SMTP to Mailpit, links on its own
 // address, a connection to an emulator's S3 storage, and deliveries that
 // give up on a file at its first failure (stored files beginning with
 // "FAIL" cannot be read).
 func newNotifyE2E(t *testing.T, mp *testbed.MailServer) *e2e {
 	t.Helper()
-	h := &harness{t: t, root: t.TempDir(), now: time.Now().UTC()}
-	h.data = filepath.Join(h.root, "data")
-	srv := httptest.NewUnstartedServer(nil)
-	cfg := config.Default("")
-	cfg.DataDir = h.data
-	cfg.SMTPURL = fmt.Sprintf("smtp://ferry:pw@%s:%d?tls=none", mp.SMTPHost, mp.SMTPPort)
-	cfg.MailFrom = "ferry <ferry@studio.example>"
-	cfg.PublicURL = "http://" + srv.Listener.Addr().String()
-	if _, err := CreateUser(t.Context(), cfg, "admin@example.com", "correct horse battery"); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := CreateAPIToken(t.Context(), cfg, "admin@example.com", "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.token, h.cfg = tok, cfg
-	app, err := Open(t.Context(), cfg, Options{NoSync: true, Now: func() time.Time { return h.now }, Delivery: func(o *delivery.Options) {
-		o.MaxAttempts = 1
-		real := o.Blobs
-		o.Blobs = delivery.BlobsFunc(func(ctx context.Context, id string) (delivery.Blob, error) {
-			b, err := real.Open(ctx, id)
-			if err != nil {
-				return nil, err
-			}
-			head := make([]byte, 4)
-			if n, _ := b.ReadAt(head, 0); n == 4 && string(head) == "FAIL" {
-				b.Close()
-				return nil, errInjected
-			}
-			return b, nil
-		})
-	}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.app = app
-	srv.Config.Handler = app.Handler()
-	srv.Start()
-	h.srv = srv
-	t.Cleanup(func() { srv.Close(); app.Close() })
-	h.loadOpenAPI()
+	h := startHarness(t, t.TempDir(), Options{Delivery: giveUpOnFAIL}, func(cfg *config.Config, url string) {
+		cfg.SMTPURL = fmt.Sprintf("smtp://ferry:pw@%s:%d?tls=none", mp.SMTPHost, mp.SMTPPort)
+		cfg.MailFrom = "ferry <ferry@studio.example>"
+		cfg.PublicURL = url
+	})
 
 	emu := emulatortest.Start(t, emulator.Options{Logger: slog.New(slog.DiscardHandler)})
 	cred := emu.Cred("admin")
@@ -103,14 +99,7 @@ func newNotifyE2E(t *testing.T, mp *testbed.MailServer) *e2e {
 	resp, body = h.req("POST", "/api/v1/connections", in, h.admin()...)
 	h.mustJSON(resp, body, 201, &c)
 	e.conn = c.Connection
-	if err := app.startDelivery(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(app.stopDelivery)
-	if err := app.startNotify(t.Context()); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(app.stopNotify)
+	h.startJobs()
 	return e
 }
 

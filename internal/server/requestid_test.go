@@ -3,13 +3,10 @@ package server
 import (
 	"bytes"
 	"encoding/json"
-	"net/http/httptest"
-	"path/filepath"
 	"regexp"
 	"strings"
 	"sync"
 	"testing"
-	"time"
 
 	"github.com/ferryhq/ferry/internal/config"
 )
@@ -39,26 +36,8 @@ func (l *lockedBuffer) lines() []string {
 func TestEveryRequestHasAnIDInItsAnswerItsErrorsAndItsLogLines(t *testing.T) {
 	var logs lockedBuffer
 	logger := NewLoggerTo(&logs, config.Config{LogLevel: "debug"})
-	h := &harness{t: t, root: t.TempDir(), now: time.Now().UTC()}
-	h.data = filepath.Join(h.root, "data")
-	cfg := config.Default("")
-	cfg.DataDir = h.data
-	if _, err := CreateUser(t.Context(), cfg, "admin@example.com", "correct horse battery"); err != nil {
-		t.Fatal(err)
-	}
-	tok, err := CreateAPIToken(t.Context(), cfg, "admin@example.com", "test")
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.token, h.cfg = tok, cfg
-	app, err := Open(t.Context(), cfg, Options{NoSync: true, Logger: logger})
-	if err != nil {
-		t.Fatal(err)
-	}
-	h.app = app
-	h.srv = httptest.NewServer(app.Handler())
-	t.Cleanup(func() { h.srv.Close(); app.Close() })
-	h.loadOpenAPI()
+	h := startHarness(t, t.TempDir(), Options{Logger: logger}, nil)
+	tok := h.token
 	generated := regexp.MustCompile(`^[0-9a-f]{32}$`)
 
 	cases := []struct {

@@ -72,11 +72,22 @@ func newHarnessOn(t *testing.T, dsn string) *harness {
 // newHarnessWith runs the App on the default Config as edit changes it.
 func newHarnessWith(t *testing.T, edit func(*config.Config)) *harness {
 	t.Helper()
-	h := &harness{t: t, root: t.TempDir(), now: time.Now().UTC()}
+	return startHarness(t, t.TempDir(), Options{}, func(c *config.Config, _ string) { edit(c) })
+}
+
+// startHarness is every harness's start: the default Config with its data under root, as
+// edit changes it (told the server's URL before the App opens), an admin and their API token,
+// the App opened with opts (NoSync, and the harness's clock unless opts has one) and served.
+func startHarness(t *testing.T, root string, opts Options, edit func(cfg *config.Config, url string)) *harness {
+	t.Helper()
+	h := &harness{t: t, root: root, now: time.Now().UTC()}
 	h.data = filepath.Join(h.root, "data")
+	srv := httptest.NewUnstartedServer(nil)
 	cfg := config.Default("")
 	cfg.DataDir = h.data
-	edit(&cfg)
+	if edit != nil {
+		edit(&cfg, "http://"+srv.Listener.Addr().String())
+	}
 	if _, err := CreateUser(t.Context(), cfg, "admin@example.com", "correct horse battery"); err != nil {
 		t.Fatal(err)
 	}
@@ -84,15 +95,20 @@ func newHarnessWith(t *testing.T, edit func(*config.Config)) *harness {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h.token = tok
-	app, err := Open(t.Context(), cfg, Options{NoSync: true, Now: func() time.Time { return h.now }})
+	h.token, h.cfg = tok, cfg
+	opts.NoSync = true
+	if opts.Now == nil {
+		opts.Now = func() time.Time { return h.now }
+	}
+	app, err := Open(t.Context(), cfg, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	h.app = app
-	h.cfg = cfg
-	h.srv = httptest.NewServer(app.Handler())
-	t.Cleanup(func() { h.srv.Close(); app.Close() })
+	srv.Config.Handler = app.Handler()
+	srv.Start()
+	h.srv = srv
+	t.Cleanup(func() { srv.Close(); app.Close() })
 	h.loadOpenAPI()
 	return h
 }
