@@ -113,6 +113,33 @@ func startHarness(t *testing.T, root string, opts Options, edit func(cfg *config
 	return h
 }
 
+// serveForReal closes the harness's httptest server and App and runs the App
+// on the same data through Serve (graceful shutdown included) on a free port,
+// with shutdownTimeout (0: the default). stop ends Serve's context, as a
+// signal would; served then carries Serve's result. h.app is the new App.
+func (h *harness) serveForReal(shutdownTimeout time.Duration) (base string, stop func(), served <-chan error) {
+	h.t.Helper()
+	cfg := config.Default("")
+	cfg.DataDir = h.data
+	cfg.Addr = "127.0.0.1:0"
+	if shutdownTimeout > 0 {
+		cfg.ShutdownTimeout = shutdownTimeout
+	}
+	h.srv.Close()
+	h.app.Close()
+	app, err := Open(h.t.Context(), cfg, Options{NoSync: true})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	h.t.Cleanup(func() { app.Close() })
+	h.app = app
+	ctx, cancel := context.WithCancel(h.t.Context())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- app.Serve(ctx, func(a string) { addr <- a }) }()
+	return "http://" + <-addr, cancel, done
+}
+
 func (h *harness) req(method, path string, body any, hdr ...string) (*http.Response, []byte) {
 	h.t.Helper()
 	var rd io.Reader
@@ -848,21 +875,7 @@ func TestServeShutsDownGracefullyLettingAnUploadFinish(t *testing.T) {
 	h := newHarness(t)
 	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein"})
 	pkg := h.newPackage("p")
-	cfg := config.Default("")
-	cfg.DataDir = h.data
-	cfg.Addr = "127.0.0.1:0"
-	h.srv.Close()
-	h.app.Close()
-	app, err := Open(t.Context(), cfg, Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	ctx, stop := context.WithCancel(t.Context())
-	addr := make(chan string, 1)
-	served := make(chan error, 1)
-	go func() { served <- app.Serve(ctx, func(a string) { addr <- a }) }()
-	base := "http://" + <-addr
+	base, stop, served := h.serveForReal(0)
 
 	// Create an upload, then start a PATCH whose body we hold open.
 	tok := pkg.UploadToken
@@ -915,7 +928,7 @@ func TestServeShutsDownGracefullyLettingAnUploadFinish(t *testing.T) {
 	if err := <-served; err != nil {
 		t.Fatalf("Serve after graceful shutdown: %v", err)
 	}
-	p, err := (&webStore{db: app.DB, svc: app.Portal, now: time.Now}).PackageGet(t.Context(), pkg.Package.ID)
+	p, err := (&webStore{db: h.app.DB, svc: h.app.Portal, now: time.Now}).PackageGet(t.Context(), pkg.Package.ID)
 	if err != nil || len(p.Files) != 1 || p.Files[0].State != "complete" {
 		t.Fatalf("after shutdown: %+v %v", p, err)
 	}

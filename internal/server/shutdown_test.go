@@ -2,13 +2,10 @@ package server
 
 import (
 	"bufio"
-	"context"
 	"net/http"
 	"strings"
 	"testing"
 	"time"
-
-	"github.com/ferryhq/ferry/internal/config"
 )
 
 // TestShutdownIsNotHeldByAnOpenLivePage: an admin's package page streams server-sent events
@@ -19,22 +16,7 @@ func TestShutdownIsNotHeldByAnOpenLivePage(t *testing.T) {
 	h := newHarness(t)
 	h.portal(map[string]any{"name": "P", "slug": "p", "password": "letmein"})
 	pkg := h.newPackage("p")
-	cfg := config.Default("")
-	cfg.DataDir = h.data
-	cfg.Addr = "127.0.0.1:0"
-	cfg.ShutdownTimeout = 10 * time.Minute
-	h.srv.Close()
-	h.app.Close()
-	app, err := Open(t.Context(), cfg, Options{NoSync: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer app.Close()
-	ctx, stop := context.WithCancel(t.Context())
-	addr := make(chan string, 1)
-	served := make(chan error, 1)
-	go func() { served <- app.Serve(ctx, func(a string) { addr <- a }) }()
-	base := "http://" + <-addr
+	base, stop, served := h.serveForReal(10 * time.Minute)
 
 	req, _ := http.NewRequest("GET", base+"/admin/packages/"+pkg.Package.ID+"/events", nil)
 	req.Header.Set("Authorization", "Bearer "+h.token)
