@@ -22,13 +22,8 @@ import (
 // further along (409) instead of writing the same bytes' place a second
 // time beside A.
 func TestAPATCHOnAnotherReplicaWaitsForTheOneInFlight(t *testing.T) {
-	srv := testbed.Versity(t)
+	cfg := versityStore(t)
 	dsn := testbed.Postgres(t).CreateDatabase(t)
-	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
-	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
-	t.Setenv("AWS_CA_BUNDLE", "")
-	cfg := s3store.Config{Bucket: srv.NewBucket(t), Prefix: "uploads", Endpoint: srv.Endpoint, Region: srv.Region,
-		PathStyle: true, PartSize: s3store.MinPartSize}
 	replica := func() *rig {
 		st, err := s3store.Open(context.Background(), cfg)
 		if err != nil {

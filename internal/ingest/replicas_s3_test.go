@@ -15,17 +15,25 @@ import (
 	"github.com/ferryhq/ferry/internal/testbed"
 )
 
-// s3Replicas are two ingest engines, each with its own tus handler, gate and store instance,
-// on one bucket prefix of the Versity gateway: what two ferry replicas behind a load balancer
-// share. Requests here never overlap, so tusd's in-process lockers suffice.
-func s3Replicas(t *testing.T) (a, b *rig) {
+// versityStore is an S3 store configuration on a new bucket of the Versity
+// gateway (credentials in the environment, as ferry serve takes them), with
+// the smallest parts S3 allows.
+func versityStore(t *testing.T) s3store.Config {
 	t.Helper()
 	srv := testbed.Versity(t)
 	t.Setenv("AWS_ACCESS_KEY_ID", srv.AccessKey)
 	t.Setenv("AWS_SECRET_ACCESS_KEY", srv.SecretKey)
 	t.Setenv("AWS_CA_BUNDLE", "")
-	cfg := s3store.Config{Bucket: srv.NewBucket(t), Prefix: "uploads", Endpoint: srv.Endpoint, Region: srv.Region,
+	return s3store.Config{Bucket: srv.NewBucket(t), Prefix: "uploads", Endpoint: srv.Endpoint, Region: srv.Region,
 		PathStyle: true, PartSize: s3store.MinPartSize}
+}
+
+// s3Replicas are two ingest engines, each with its own tus handler, gate and store instance,
+// on one bucket prefix of the Versity gateway: what two ferry replicas behind a load balancer
+// share. Requests here never overlap, so tusd's in-process lockers suffice.
+func s3Replicas(t *testing.T) (a, b *rig) {
+	t.Helper()
+	cfg := versityStore(t)
 	replica := func() *rig {
 		st, err := s3store.Open(context.Background(), cfg)
 		if err != nil {

@@ -287,16 +287,22 @@ func TestFerrySendStoppedByAFullDiskResumesOnceSpaceIsBack(t *testing.T) {
 	if len(files) != 1 || files[0].State != db.FileComplete || files[0].Size != int64(len(data)) {
 		t.Fatalf("files after the resumed send: %+v", files)
 	}
-	blob, err := h.app.Ingest.Open(t.Context(), files[0].UploadID)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blob.Close()
-	got := sha256.New()
-	if _, err := io.Copy(got, io.NewSectionReader(blob, 0, blob.Size())); err != nil {
-		t.Fatal(err)
-	}
-	if want := sha256.Sum256(data); !bytes.Equal(got.Sum(nil), want[:]) {
+	if want := sha256.Sum256(data); !bytes.Equal(h.storedSHA256(files[0].UploadID), want[:]) {
 		t.Fatalf("the stored file differs from the sent one")
 	}
+}
+
+// storedSHA256 reads upload id back from the App's store and hashes it.
+func (h *harness) storedSHA256(id string) []byte {
+	h.t.Helper()
+	blob, err := h.app.Ingest.Open(h.t.Context(), id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	defer blob.Close()
+	sum := sha256.New()
+	if _, err := io.Copy(sum, io.NewSectionReader(blob, 0, blob.Size())); err != nil {
+		h.t.Fatal(err)
+	}
+	return sum.Sum(nil)
 }
