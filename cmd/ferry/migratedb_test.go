@@ -5,7 +5,6 @@ import (
 	"database/sql"
 	"io"
 	"net/http"
-	"os"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -27,18 +26,7 @@ func TestMigrateDBMovesASingleMachineOntoPostgres(t *testing.T) {
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	dsn := testbed.Postgres(t).CreateDatabase(t)
 	data := t.TempDir()
-	pw := filepath.Join(t.TempDir(), "pw")
-	if err := os.WriteFile(pw, []byte("a long enough password\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if code, out, errOut := runCaptured(t, "admin", "--data", data, "create-user", "--email", "ops@example.com", "--password-file", pw); code != 0 {
-		t.Fatalf("create-user: %d %s %s", code, out, errOut)
-	}
-	code, tok, errOut := runCaptured(t, "admin", "--data", data, "create-token", "--email", "ops@example.com")
-	if code != 0 {
-		t.Fatalf("create-token: %d %s", code, errOut)
-	}
-	tok = strings.TrimSpace(tok)
+	tok := adminToken(t, data)
 
 	get := func(base, path string) string {
 		t.Helper()

@@ -49,18 +49,7 @@ func TestSendToARealServer(t *testing.T) {
 	// ferry send remembers finished sends in the user cache dir: keep the test's out of the real one.
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	data := t.TempDir()
-	pw := filepath.Join(t.TempDir(), "pw")
-	if err := os.WriteFile(pw, []byte("a long enough password\n"), 0o600); err != nil {
-		t.Fatal(err)
-	}
-	if code, out, errOut := runCaptured(t, "admin", "--data", data, "create-user", "--email", "ops@example.com", "--password-file", pw); code != 0 {
-		t.Fatalf("create-user: %d %s %s", code, out, errOut)
-	}
-	code, tok, errOut := runCaptured(t, "admin", "--data", data, "create-token", "--email", "ops@example.com")
-	if code != 0 {
-		t.Fatalf("create-token: %d %s", code, errOut)
-	}
-	tok = strings.TrimSpace(tok)
+	tok := adminToken(t, data)
 	cfg := config.Default("")
 	cfg.DataDir = data
 	app, err := server.Open(t.Context(), cfg, server.Options{NoSync: true})
