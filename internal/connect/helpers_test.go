@@ -1,7 +1,6 @@
 package connect_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"log/slog"
@@ -9,7 +8,6 @@ import (
 	"net/http"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -20,32 +18,15 @@ import (
 	"github.com/ferryhq/ferry/internal/iconik/emulator/emulatortest"
 	"github.com/ferryhq/ferry/internal/iconik/ispec/ispectest"
 	"github.com/ferryhq/ferry/internal/secret"
+	"github.com/ferryhq/ferry/internal/testbed"
 )
-
-// syncBuffer collects log output from concurrent goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 type fixture struct {
 	svc    *connect.Service
 	store  db.Store
 	sealer *secret.Sealer
 	emu    *emulatortest.Emulator
-	logs   *syncBuffer
+	logs   *testbed.Buffer
 }
 
 // newFixture runs a Service on a fresh SQLite store against emu, every iconik
@@ -64,7 +45,7 @@ func newFixture(t *testing.T, emu *emulatortest.Emulator) *fixture {
 	if err != nil {
 		t.Fatal(err)
 	}
-	logs := &syncBuffer{}
+	logs := &testbed.Buffer{}
 	svc, err := connect.New(connect.Options{
 		Store: store, Sealer: sealer,
 		Logger: slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug})),

@@ -1,13 +1,11 @@
 package db_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"log/slog"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -16,6 +14,7 @@ import (
 	"github.com/riverqueue/river/rivermigrate"
 
 	"github.com/ferryhq/ferry/internal/db"
+	"github.com/ferryhq/ferry/internal/testbed"
 )
 
 type deliverArgs struct {
@@ -98,24 +97,6 @@ func (w *wakeWorker) Work(context.Context, *river.Job[wakeArgs]) error {
 	return nil
 }
 
-// syncBuffer collects log output written from River's goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // TestRiverOnPostgreSQLWakesForAJobInsertedInFerrysTransaction proves River
 // listens on PostgreSQL: the working client polls only once an hour, so a
 // job inserted in ferry's own transaction (InsertTx with Tx.SQLTx()) is
@@ -128,7 +109,7 @@ func TestRiverOnPostgreSQLWakesForAJobInsertedInFerrysTransaction(t *testing.T) 
 	if err != nil {
 		t.Fatal(err)
 	}
-	var logs syncBuffer
+	var logs testbed.Buffer
 	workers := river.NewWorkers()
 	w := &wakeWorker{worked: make(chan struct{}, 2)}
 	river.AddWorker(workers, w)

@@ -1,7 +1,6 @@
 package send
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"fmt"
@@ -11,11 +10,11 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/send/sendtest"
+	"github.com/ferryhq/ferry/internal/testbed"
 	"github.com/vbauerster/mpb/v8"
 )
 
@@ -84,24 +83,6 @@ func TestTotalSpeedAndETAFollowTheBytesSent(t *testing.T) {
 	}
 }
 
-// syncBuffer is a bytes.Buffer safe for mpb's render goroutine and the test.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 var totalSpeedRE = regexp.MustCompile(`total .*?([0-9.]+ (?:b|KiB|MiB|GiB)/s)`)
 
 // TestPrintedTotalSpeedIsNearBytesOverElapsedTime sends several files to a
@@ -122,7 +103,7 @@ func TestPrintedTotalSpeedIsNearBytesOverElapsedTime(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	var out syncBuffer
+	var out testbed.Buffer
 	bars := newBars(&out, mpb.WithAutoRefresh())
 	start := time.Now()
 	if _, err := Send(context.Background(), Options{Target: target, Paths: []string{dir}, Streams: 2, StateDir: t.TempDir(), Progress: bars}); err != nil {

@@ -1,40 +1,21 @@
 package server
 
 import (
-	"bytes"
 	"encoding/json"
 	"regexp"
 	"strings"
-	"sync"
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/config"
+	"github.com/ferryhq/ferry/internal/testbed"
 )
-
-// lockedBuffer collects log output written from many goroutines.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) lines() []string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return strings.Split(strings.TrimSpace(l.b.String()), "\n")
-}
 
 // TestEveryRequestHasAnIDInItsAnswerItsErrorsAndItsLogLines: each request gets an id (a sane
 // incoming X-Request-Id is kept, anything else replaced by a generated one), echoed in the
 // X-Request-Id header, inside JSON error answers (API and tus alike), and in every log line
 // the request writes, through the process logger.
 func TestEveryRequestHasAnIDInItsAnswerItsErrorsAndItsLogLines(t *testing.T) {
-	var logs lockedBuffer
+	var logs testbed.Buffer
 	logger := NewLoggerTo(&logs, config.Config{LogLevel: "debug"})
 	h := startHarness(t, t.TempDir(), Options{Logger: logger}, nil)
 	tok := h.token
@@ -91,7 +72,7 @@ func TestEveryRequestHasAnIDInItsAnswerItsErrorsAndItsLogLines(t *testing.T) {
 		t.Fatalf("X-Request-Id = %q", resp.Header.Get("X-Request-Id"))
 	}
 	var mine, without []string
-	for _, l := range logs.lines() {
+	for _, l := range logs.Lines() {
 		if strings.Contains(l, "/uploads/") && strings.Contains(l, "method=POST") || strings.Contains(l, "logged-req-7") {
 			mine = append(mine, l)
 			if !strings.Contains(l, "request_id=logged-req-7") {
@@ -100,7 +81,7 @@ func TestEveryRequestHasAnIDInItsAnswerItsErrorsAndItsLogLines(t *testing.T) {
 		}
 	}
 	if len(mine) == 0 {
-		t.Fatalf("the request logged nothing:\n%s", strings.Join(logs.lines(), "\n"))
+		t.Fatalf("the request logged nothing:\n%s", strings.Join(logs.Lines(), "\n"))
 	}
 	if len(without) > 0 {
 		t.Fatalf("log lines of the request without request_id=logged-req-7:\n%s", strings.Join(without, "\n"))

@@ -1,7 +1,6 @@
 package web
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/json"
@@ -11,7 +10,6 @@ import (
 	"net/http/httptest"
 	"path/filepath"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -22,30 +20,14 @@ import (
 	"github.com/ferryhq/ferry/internal/iconik/emulator/emulatortest"
 	"github.com/ferryhq/ferry/internal/iconik/ispec/ispectest"
 	"github.com/ferryhq/ferry/internal/secret"
+	"github.com/ferryhq/ferry/internal/testbed"
 )
-
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
 
 type connFixture struct {
 	*fixture
 	emu   *emulatortest.Emulator
 	store db.Store
-	logs  *lockedBuffer
+	logs  *testbed.Buffer
 	svc   *connect.Service
 }
 
@@ -54,7 +36,7 @@ type connFixture struct {
 // service's, the iconik client's and slog's default) goes to logs.
 func newConnFixture(t *testing.T) *connFixture {
 	t.Helper()
-	logs := &lockedBuffer{}
+	logs := &testbed.Buffer{}
 	log := slog.New(slog.NewTextHandler(logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	prev := slog.Default()
 	slog.SetDefault(log)
