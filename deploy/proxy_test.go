@@ -3,22 +3,15 @@ package deploy
 import (
 	"bytes"
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
 	"crypto/sha256"
 	"crypto/tls"
 	"crypto/x509"
-	"crypto/x509/pkix"
 	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
-	"encoding/pem"
 	"fmt"
 	"io"
-	"math/big"
 	mrand "math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -63,7 +56,7 @@ func runNginxExample(t *testing.T, trustNginx bool) {
 		ferryAddr, adminTok = startFerry(t, nil)
 	}
 	dir := t.TempDir()
-	cert, key, pool := selfSignedCert(t, dir)
+	cert, key, pool := testbed.SelfSignedCert(t, dir)
 	port := testbed.FreePort(t)
 
 	site := readReplacing(t, "nginx/ferry.conf", map[string]string{
@@ -124,7 +117,7 @@ func TestCaddyExampleCarriesLargeResumableUploads(t *testing.T) {
 	bin := systemBinary(t, "caddy")
 	ferryAddr, adminTok := startFerry(t, nil)
 	dir := t.TempDir()
-	cert, key, pool := selfSignedCert(t, dir)
+	cert, key, pool := testbed.SelfSignedCert(t, dir)
 	port := testbed.FreePort(t)
 
 	site := readReplacing(t, "caddy/Caddyfile", map[string]string{
@@ -311,33 +304,6 @@ func startFerry(t *testing.T, edit func(*config.Config)) (addr, adminToken strin
 		t.Fatal("ferry serve did not start in 30s")
 	}
 	return "", ""
-}
-
-// selfSignedCert writes a certificate for 127.0.0.1 and its key into dir.
-func selfSignedCert(t *testing.T, dir string) (certFile, keyFile string, pool *x509.CertPool) {
-	t.Helper()
-	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tmpl := &x509.Certificate{SerialNumber: big.NewInt(1), Subject: pkix.Name{CommonName: "127.0.0.1"},
-		IPAddresses: []net.IP{net.IPv4(127, 0, 0, 1)}, NotBefore: time.Now().Add(-time.Hour), NotAfter: time.Now().Add(24 * time.Hour),
-		KeyUsage: x509.KeyUsageDigitalSignature, ExtKeyUsage: []x509.ExtKeyUsage{x509.ExtKeyUsageServerAuth}}
-	der, err := x509.CreateCertificate(rand.Reader, tmpl, tmpl, &key.PublicKey, key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	kb, err := x509.MarshalECPrivateKey(key)
-	if err != nil {
-		t.Fatal(err)
-	}
-	certFile, keyFile = filepath.Join(dir, "cert.pem"), filepath.Join(dir, "key.pem")
-	writeFile(t, certFile, string(pem.EncodeToMemory(&pem.Block{Type: "CERTIFICATE", Bytes: der})))
-	writeFile(t, keyFile, string(pem.EncodeToMemory(&pem.Block{Type: "EC PRIVATE KEY", Bytes: kb})))
-	c, _ := x509.ParseCertificate(der)
-	pool = x509.NewCertPool()
-	pool.AddCert(c)
-	return certFile, keyFile, pool
 }
 
 // readReplacing reads an example and makes the replacements a test run

@@ -6,6 +6,7 @@
 // probed until ready, and is started at most once per test binary. A peer
 // whose binary is missing skips the test with a loud reason, except under
 // CI=true, where it fails: CI must never go green by not testing.
-// Install the peers with scripts/peers. Buffer is the one small helper beside
-// them: a goroutine-safe bytes.Buffer for tests that read logs as they come.
+// Install the peers with scripts/peers. Two small helpers stand beside them:
+// Buffer, a goroutine-safe bytes.Buffer for tests that read logs as they
+// come, and SelfSignedCert, a certificate for a TLS server under test.
 package testbed
