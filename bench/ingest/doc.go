@@ -10,13 +10,17 @@
 //
 // WAN arithmetic (50 ms each way, 20 MB/s per connection, 512 MiB): the
 // bytes take 26.84 s on one stream and 3.36 s on eight, and every request
-// costs 0.1 s, every new connection another 0.1 s. Both runs pay the package
-// call, an upload creation, the last PATCH's answer, the finalize and the
-// process's start and exit (about 0.55 s); eight streams also pay the
-// concatenation request and the spread of their starts. 8/1 >= 7 leaves the
-// eight-stream run at most about 0.55 s of such costs: five round trips in all.
-// ferry send opens its streams' connections during the package call so that
-// none pays a connection after it.
+// costs 0.1 s, every new connection another 0.1 s. 8/1 >= 7 leaves the
+// eight-stream run at most about 0.55 s of such costs, and it used to pay
+// seven round trips: connection, package call, one upload creation per
+// stream, the last PATCH's answer, the concatenation and the finalize, plus
+// the spread of the streams' starts. ferry send now opens its streams'
+// connections during the package call, which also creates each stream's
+// first upload (web/batch.go); and it sends the finalize, carrying the
+// concatenation, as soon as its last byte is written, the server waiting for
+// the parts to be verified before it joins and closes (send.finalizeEarly).
+// What is left is the connection and the package call before the first
+// byte, and half a round trip after the last part is in.
 //
 //	go run ./bench/ingest                       # in-process stand-in server (ferry's ingest + package shim)
 //	go run ./bench/ingest -target http://127.0.0.1:8080/p/demo   # a running `ferry serve`

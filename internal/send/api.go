@@ -134,6 +134,33 @@ type createResp struct {
 	Package     Package `json:"package"`
 	UploadToken string  `json:"upload_token"`
 	UploadURL   string  `json:"upload_url"`
+	// Uploads answers the uploads the create call asked for, in order; a
+	// server that cannot create uploads with the package leaves it out.
+	Uploads []createdUpload `json:"uploads"`
+}
+
+// uploadSpec is a tus upload the package call creates along with the
+// package (ferry's server does; see web/batch.go), saving a round trip
+// before the first byte.
+type uploadSpec struct {
+	Length   int64             `json:"length"`
+	Metadata map[string]string `json:"metadata,omitempty"`
+	Partial  bool              `json:"partial,omitempty"`
+}
+
+type createdUpload struct {
+	URL   string `json:"url"`
+	Error *struct {
+		Status        int
+		Code, Message string
+	} `json:"error"`
+}
+
+// concatSpec is a concatenation the finalize call runs before it closes
+// the package (portals only), saving the round trip of the last file's.
+type concatSpec struct {
+	Partials []string          `json:"partials"`
+	Metadata map[string]string `json:"metadata,omitempty"`
 }
 
 // call does one package API request, retrying network errors, 5xx and 429.
@@ -216,12 +243,15 @@ type PackageInfo struct {
 	Name, Email, Message, Password string
 }
 
-func (a *api) create(ctx context.Context, info PackageInfo) (createResp, error) {
+func (a *api) create(ctx context.Context, info PackageInfo, uploads []uploadSpec) (createResp, error) {
 	var out createResp
-	body := map[string]string{"name": info.Name, "description": info.Message}
+	body := map[string]any{"name": info.Name, "description": info.Message}
 	if a.target.Slug != "" {
 		body["sender_email"] = info.Email
 		body["password"] = info.Password
+	}
+	if len(uploads) > 0 {
+		body["uploads"] = uploads
 	}
 	err := a.call(ctx, "create package", http.MethodPost, a.target.packagesURL(), a.target.Token, body, &out)
 	if err == nil && (out.Package.ID == "" || out.UploadToken == "") {
@@ -248,13 +278,17 @@ func (a *api) get(ctx context.Context, id, uploadToken string) (Package, error) 
 
 // finalize closes the package; a portal answers with the sender's receipt
 // page too (a path on the server, made absolute here; "" otherwise).
-func (a *api) finalize(ctx context.Context, id, uploadToken string) (Package, string, error) {
+func (a *api) finalize(ctx context.Context, id, uploadToken string, concat []concatSpec) (Package, string, error) {
 	var out struct {
 		Package    Package `json:"package"`
 		ReceiptURL string  `json:"receipt_url"`
 	}
 	u := a.target.packagesURL() + "/" + url.PathEscape(id) + "/finalize"
-	err := a.call(ctx, "finalize package "+id, http.MethodPost, u, a.bearer(uploadToken), nil, &out)
+	var body any
+	if len(concat) > 0 {
+		body = map[string]any{"concat": concat}
+	}
+	err := a.call(ctx, "finalize package "+id, http.MethodPost, u, a.bearer(uploadToken), body, &out)
 	receipt := ""
 	if out.ReceiptURL != "" {
 		if base, perr := url.Parse(u); perr == nil {

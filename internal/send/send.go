@@ -14,6 +14,7 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/send/tus"
@@ -120,6 +121,30 @@ type sender struct {
 	record sentRecord // filled in and saved once the package is finalized
 
 	resumed bool // the package was created by an earlier run and is still open
+
+	// fresh holds uploads the package call created in this run: they start
+	// at offset 0, so their first PATCH needs no HEAD.
+	fresh map[string]bool
+	// deferConcat: the server joins the last split file as part of the
+	// finalize (a portal of a server that created uploads with the package).
+	deferConcat bool
+	remaining   atomic.Int64 // jobs not finished yet
+	deferredM   sync.Mutex
+	deferred    []*job // split files whose concatenation rides on the finalize
+
+	// The finalize can leave as soon as the last part's bytes are written
+	// (see finalizeEarly); its outcome arrives on early.
+	earlyCtx  context.Context
+	earlyOnce sync.Once
+	early     chan finalized
+	flightM   sync.Mutex
+	inFlight  map[*job]bool // jobs being sent: true once their last byte is written
+}
+
+type finalized struct {
+	pkg     Package
+	receipt string
+	err     error
 }
 
 // Send uploads opts.Paths as one package and finalizes it, resuming a previous
@@ -174,7 +199,7 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 	}
 	// A send in progress (even one started with --again) is resumed; only
 	// a finished one is answered from the record.
-	if st.PackageID == "" && !opts.Again {
+	if st.PackageID == "" && len(st.Files) == 0 && !opts.Again {
 		rec, ok, err := readSentRecord(sentPath(statePath), target)
 		if err != nil {
 			return Result{}, err
@@ -187,7 +212,7 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 			return res, nil
 		}
 	}
-	s := &sender{opts: opts, zeroCopy: zeroCopy, st: st, api: &api{http: opts.HTTP, target: opts.Target, backoff: opts.Backoff}, prog: opts.Progress, log: opts.Log, started: map[string]bool{},
+	s := &sender{opts: opts, zeroCopy: zeroCopy, st: st, api: &api{http: opts.HTTP, target: opts.Target, backoff: opts.Backoff}, prog: opts.Progress, log: opts.Log, started: map[string]bool{}, fresh: map[string]bool{}, inFlight: map[*job]bool{},
 		record: sentRecord{Target: target, Name: opts.Info.Name, Paths: abs}}
 	res, err := s.run(ctx, files)
 	if err != nil {
@@ -209,12 +234,12 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	// The uploads' connections open while the package call is answered.
 	warmed := s.preconnect(ctx, s.streamsNeeded(files))
 	defer warmed()
-	complete, err := s.openPackage(ctx)
+	complete, err := s.lookupPackage(ctx)
 	if err != nil {
 		return res, err
 	}
-	res.PackageID, res.UploadToken = s.st.PackageID, s.st.UploadToken
 	if complete == nil { // finalized by an earlier run killed before it could say so
+		res.PackageID, res.UploadToken = s.st.PackageID, s.st.UploadToken
 		return res, s.finished(res.PackageID)
 	}
 	s.tus = &tus.Client{
@@ -294,6 +319,13 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 	if err := s.st.save(); err != nil {
 		return res, err
 	}
+	if s.st.PackageID == "" {
+		if err := s.createPackage(ctx, jobs); err != nil {
+			return res, err
+		}
+		s.tus.Header.Set("Authorization", "Bearer "+s.st.UploadToken)
+	}
+	res.PackageID, res.UploadToken = s.st.PackageID, s.st.UploadToken
 	if s.resumed && s.opts.Status != nil {
 		// "Left" counts every file and part not finished; bytes of an
 		// unfinished upload already on the server are found (and skipped)
@@ -308,6 +340,10 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 		}
 	}
 
+	s.remaining.Store(int64(len(jobs)))
+	earlyCtx, cancelEarly := context.WithCancel(ctx)
+	defer cancelEarly()
+	s.earlyCtx = earlyCtx
 	if err := s.pipeline(ctx, jobs); err != nil {
 		s.sentM.Lock()
 		res.Sent = s.sent
@@ -315,7 +351,38 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 		return res, err
 	}
 	res.Sent = s.sent
-	pkg, receipt, err := s.api.finalize(ctx, s.st.PackageID, s.st.UploadToken)
+	pkg, receipt, err := s.finalize(ctx)
+	if err != nil {
+		return res, err
+	}
+	for _, j := range s.deferred {
+		s.prog.FileDone(j.file.Rel)
+	}
+	if pkg.ID != "" {
+		res.PackageID = pkg.ID
+	}
+	res.Name, res.ReceiptURL = pkg.Name, receipt
+	return res, s.finished(res.PackageID)
+}
+
+// finalize closes the package, joining the split files whose concatenation
+// was deferred; an early finalize already on its way (finalizeEarly) is
+// waited for, and done again the usual way if it failed.
+func (s *sender) finalize(ctx context.Context) (Package, string, error) {
+	if s.early != nil {
+		r := <-s.early
+		if r.err == nil {
+			return r.pkg, r.receipt, nil
+		}
+		// A part sent again after its bytes arrived damaged has a new URL,
+		// or its verification outlasted the server's wait: join it now.
+		s.log.Debug("the early finalize failed; finalizing again", "err", r.err)
+	}
+	var concats []concatSpec
+	for _, j := range s.deferred {
+		concats = append(concats, s.concatSpec(j))
+	}
+	pkg, receipt, err := s.api.finalize(ctx, s.st.PackageID, s.st.UploadToken, concats)
 	var ae *APIError
 	if errors.As(err, &ae) && ae.Status == http.StatusConflict {
 		// A retried finalize whose first answer was lost: fine if it is finalized.
@@ -323,14 +390,48 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 			pkg, err = p, nil
 		}
 	}
-	if err != nil {
-		return res, err
+	return pkg, receipt, err
+}
+
+// finalizeEarly sends the finalize, with the concatenation of j's file, the
+// moment every byte of the package has been written to the connections,
+// while the last parts' answers are still on their way: the server waits
+// for the parts to be verified before it joins the file (tus's
+// concatenation-unfinished, on the finalize only), and answers about half a
+// round trip after the last part is in, instead of one and a half. It
+// starts only when nothing is queued and everything still being sent is a
+// part of j's file; whatever becomes of those parts, finalize reads the
+// outcome, and finalizes the usual way if this one failed.
+func (s *sender) finalizeEarly(j *job) {
+	s.flightM.Lock()
+	s.inFlight[j] = true
+	ready := s.remaining.Load() == int64(len(s.inFlight))
+	for k, written := range s.inFlight {
+		ready = ready && written && k.group == j.group
 	}
-	if pkg.ID != "" {
-		res.PackageID = pkg.ID
+	s.flightM.Unlock()
+	if !ready {
+		return
 	}
-	res.Name, res.ReceiptURL = pkg.Name, receipt
-	return res, s.finished(res.PackageID)
+	s.earlyOnce.Do(func() {
+		c := s.concatSpec(j)
+		s.early = make(chan finalized, 1)
+		go func() {
+			pkg, receipt, err := s.api.finalize(s.earlyCtx, s.st.PackageID, s.st.UploadToken, []concatSpec{c})
+			s.early <- finalized{pkg, receipt, err}
+		}()
+	})
+}
+
+// flying notes that j is being sent (on) or is done (off), for finalizeEarly.
+func (s *sender) flying(j *job, on bool) {
+	s.flightM.Lock()
+	defer s.flightM.Unlock()
+	if on {
+		s.inFlight[j] = false
+	} else {
+		delete(s.inFlight, j)
+	}
 }
 
 // finished remembers the sent package, then forgets the resume state. If the
@@ -345,41 +446,61 @@ func (s *sender) finished(id string) error {
 	return s.st.remove()
 }
 
-// openPackage creates the package or, on a re-run, asks the server which files
-// it already holds. It returns nil when the package is already finalized.
-func (s *sender) openPackage(ctx context.Context) (map[string]bool, error) {
+// lookupPackage asks the server, on a re-run, which files the package of the
+// earlier run already holds complete. It returns nil when that package is
+// finalized, and an empty map when there is no package yet (a new one, or
+// the earlier one is gone: the state then forgets it).
+func (s *sender) lookupPackage(ctx context.Context) (map[string]bool, error) {
 	complete := map[string]bool{}
-	if s.st.PackageID != "" {
-		pkg, err := s.api.get(ctx, s.st.PackageID, s.st.UploadToken)
-		var ae *APIError
-		switch {
-		case err == nil:
-			if pkg.State == "finalized" {
-				return nil, nil
-			}
-			for _, f := range pkg.Files {
-				if f.Complete() {
-					complete[f.Path] = true
-				}
-			}
-			s.resumed = true
-			return complete, nil
-		case errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusGone || ae.Status == http.StatusUnauthorized):
-			s.log.Info("the package of the previous run is gone; starting a new one", "package", s.st.PackageID, "status", ae.Status)
-			s.st.PackageID, s.st.UploadToken, s.st.UploadURL = "", "", ""
-			for _, fs := range s.st.Files { // keep only the hash cache
-				fs.URL, fs.Done = "", false
-				for i := range fs.Parts {
-					fs.Parts[i].URL, fs.Parts[i].Done, fs.Parts[i].Sent = "", false, 0
-				}
-			}
-		default:
-			return nil, err
-		}
+	if s.st.PackageID == "" {
+		return complete, nil
 	}
-	cr, err := s.api.create(ctx, s.opts.Info)
-	if err != nil {
+	pkg, err := s.api.get(ctx, s.st.PackageID, s.st.UploadToken)
+	var ae *APIError
+	switch {
+	case err == nil:
+		if pkg.State == "finalized" {
+			return nil, nil
+		}
+		for _, f := range pkg.Files {
+			if f.Complete() {
+				complete[f.Path] = true
+			}
+		}
+		s.resumed = true
+		return complete, nil
+	case errors.As(err, &ae) && (ae.Status == http.StatusNotFound || ae.Status == http.StatusGone || ae.Status == http.StatusUnauthorized):
+		s.log.Info("the package of the previous run is gone; starting a new one", "package", s.st.PackageID, "status", ae.Status)
+		s.st.PackageID, s.st.UploadToken, s.st.UploadURL = "", "", ""
+		for _, fs := range s.st.Files { // keep only the hash cache
+			fs.URL, fs.Done = "", false
+			for i := range fs.Parts {
+				fs.Parts[i].URL, fs.Parts[i].Done, fs.Parts[i].Sent = "", false, 0
+			}
+		}
+		return complete, nil
+	default:
 		return nil, err
+	}
+}
+
+// createPackage creates the package, and with it the uploads of the first
+// jobs, one per stream (those start first): on a long link that saves each
+// stream the round trip of its first creation. A server that does not
+// create uploads this way answers without them, and each job then creates
+// its own; so does any job whose creation the server refused (its own
+// creation then meets the refusal, and reports it as usual).
+func (s *sender) createPackage(ctx context.Context, jobs []*job) error {
+	first := jobs[:min(len(jobs), s.opts.Streams)]
+	specs := make([]uploadSpec, len(first))
+	for i, j := range first {
+		o := s.createOpts(j)
+		delete(o.Metadata, "package_token") // not known yet: the server uses the new token
+		specs[i] = uploadSpec{Length: j.size, Metadata: o.Metadata, Partial: o.Partial}
+	}
+	cr, err := s.api.create(ctx, s.opts.Info, specs)
+	if err != nil {
+		return err
 	}
 	endpoint := cr.UploadURL
 	if endpoint == "" {
@@ -387,18 +508,37 @@ func (s *sender) openPackage(ctx context.Context) (map[string]bool, error) {
 	}
 	eu, err := s.opts.Target.Base.Parse(endpoint)
 	if err != nil {
-		return nil, fmt.Errorf("create package: bad upload_url %q: %w", endpoint, err)
+		return fmt.Errorf("create package: bad upload_url %q: %w", endpoint, err)
 	}
-	// On disk before any upload of the package is created: a re-run that
-	// did not know the package would start a second one.
+	batched := len(specs) > 0 && len(cr.Uploads) == len(specs)
+	// On disk, with the uploads' URLs, before any byte is sent: a re-run
+	// that did not know the package would start a second one, and one that
+	// did not know an upload would send its bytes again.
 	s.st.mu.Lock()
 	s.st.PackageID, s.st.UploadToken, s.st.UploadURL = cr.Package.ID, cr.UploadToken, eu.String()
+	if batched {
+		for i, j := range first {
+			cu := cr.Uploads[i]
+			if cu.Error != nil || cu.URL == "" {
+				continue
+			}
+			ref, err := eu.Parse(cu.URL)
+			if err != nil {
+				continue
+			}
+			u := ref.String()
+			if j.part >= 0 {
+				j.fs.Parts[j.part].URL = u
+			} else {
+				j.fs.URL = u
+			}
+			s.fresh[u] = true
+		}
+	}
 	err = s.st.saveLocked()
 	s.st.mu.Unlock()
-	if err != nil {
-		return nil, err
-	}
-	return complete, nil
+	s.deferConcat = batched && s.opts.Target.Slug != ""
+	return err
 }
 
 // partStillThere checks, on a re-run, that a part recorded as finished is
@@ -604,6 +744,13 @@ func (s *sender) upload(ctx context.Context, j *job) error {
 	}
 	defer f.Close()
 	d := s.digest(j)
+	if s.deferConcat {
+		s.flying(j, true)
+		defer s.flying(j, false)
+		if j.part >= 0 {
+			ctx = tus.OnBodySent(ctx, func() { s.finalizeEarly(j) })
+		}
+	}
 	for attempt := 0; ; attempt++ {
 		err = s.uploadOnce(ctx, j, f, d)
 		if !errors.Is(err, tus.ErrMismatch) || attempt >= maxResends || ctx.Err() != nil {
@@ -618,6 +765,11 @@ func (s *sender) upload(ctx context.Context, j *job) error {
 	if err != nil {
 		return fmt.Errorf("send %s: %w", j.file.Rel, err)
 	}
+	// Out of flight and off the count in one step, as finalizeEarly reads them.
+	s.flightM.Lock()
+	delete(s.inFlight, j)
+	left := s.remaining.Add(-1)
+	s.flightM.Unlock()
 	if j.part < 0 {
 		if err := s.st.update(func() { j.fs.Done, j.fs.Hash = true, nil }); err != nil {
 			return err
@@ -635,10 +787,18 @@ func (s *sender) upload(ctx context.Context, j *job) error {
 	j.group.pending--
 	last := j.group.pending == 0
 	j.group.mu.Unlock()
-	if last {
-		return s.concat(ctx, j)
+	if !last {
+		return nil
 	}
-	return nil
+	if s.deferConcat && left == 0 {
+		// Nothing else is queued or being sent: the finalize that follows
+		// at once joins this file (one round trip instead of two).
+		s.deferredM.Lock()
+		s.deferred = append(s.deferred, j)
+		s.deferredM.Unlock()
+		return nil
+	}
+	return s.concat(ctx, j)
 }
 
 // uploadOnce sends the job's upload (the one the state records, or a new one).
@@ -651,7 +811,11 @@ func (s *sender) uploadOnce(ctx context.Context, j *job, f *os.File, d *digest) 
 	s.st.mu.Unlock()
 
 	from := int64(0)
-	if u != "" {
+	s.startedM.Lock()
+	fresh := s.fresh[u]
+	delete(s.fresh, u)
+	s.startedM.Unlock()
+	if u != "" && !fresh {
 		off, length, err := s.tus.Offset(ctx, u)
 		switch {
 		case errors.Is(err, tus.ErrNotFound):
@@ -701,8 +865,22 @@ func (s *sender) saveSent(ctx context.Context, j *job, u string) {
 // create makes the job's upload, announcing that its SHA-256 follows its
 // bytes (sha256_trailer): the server then never completes it unverified.
 func (s *sender) create(ctx context.Context, j *job) (string, error) {
-	var opts tus.CreateOpts
 	s.st.mu.Lock()
+	opts := s.createOpts(j)
+	endpoint := s.st.UploadURL
+	s.st.mu.Unlock()
+	u, err := s.tus.Create(ctx, endpoint, j.size, opts)
+	if err != nil {
+		return "", err
+	}
+	// Durable before the first byte: a sender killed mid-file finds this
+	// upload again and continues it from the server's offset.
+	return u, s.st.recordURL(j.file.Rel, j.fs, j.part, u)
+}
+
+// createOpts is the tus creation of j's upload (the caller holds the state lock).
+func (s *sender) createOpts(j *job) tus.CreateOpts {
+	var opts tus.CreateOpts
 	opts.Metadata = s.meta(j.file)
 	if j.size == 0 {
 		// Complete at creation, before any PATCH could carry a trailer;
@@ -718,15 +896,7 @@ func (s *sender) create(ctx context.Context, j *job) (string, error) {
 		opts.Metadata["partial_index"] = strconv.Itoa(j.part)
 		opts.Metadata["file_size"] = strconv.FormatInt(j.file.Size, 10)
 	}
-	endpoint := s.st.UploadURL
-	s.st.mu.Unlock()
-	u, err := s.tus.Create(ctx, endpoint, j.size, opts)
-	if err != nil {
-		return "", err
-	}
-	// Durable before the first byte: a sender killed mid-file finds this
-	// upload again and continues it from the server's offset.
-	return u, s.st.recordURL(j.file.Rel, j.fs, j.part, u)
+	return opts
 }
 
 // concat joins a split file's partials into the final upload. It declares
@@ -762,6 +932,17 @@ func (s *sender) concat(ctx context.Context, j *job) error {
 	}
 	s.prog.FileDone(j.file.Rel)
 	return nil
+}
+
+// concatSpec is j's concatenation for the finalize to run.
+func (s *sender) concatSpec(j *job) concatSpec {
+	s.st.mu.Lock()
+	defer s.st.mu.Unlock()
+	c := concatSpec{Metadata: s.meta(j.file)}
+	for _, p := range j.fs.Parts {
+		c.Partials = append(c.Partials, p.URL)
+	}
+	return c
 }
 
 // finalExists reports whether a final upload recorded by an earlier run is

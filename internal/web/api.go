@@ -12,9 +12,10 @@ import (
 
 // createdPackage is the answer to creating a package (contract C).
 type createdPackage struct {
-	Package     Package `json:"package"`
-	UploadToken string  `json:"upload_token"`
-	UploadURL   string  `json:"upload_url"`
+	Package     Package         `json:"package"`
+	UploadToken string          `json:"upload_token"`
+	UploadURL   string          `json:"upload_url"`
+	Uploads     []CreatedUpload `json:"uploads,omitempty" doc:"The uploads the request asked for, in its order (batch.go)"`
 }
 
 const uploadsPath = "/uploads/"
@@ -130,22 +131,27 @@ func (s *Server) packageList(w http.ResponseWriter, r *http.Request) error {
 }
 
 type packageRequest struct {
-	Name        string `json:"name"`
-	SenderEmail string `json:"sender_email"`
-	Description string `json:"description"`
-	Password    string `json:"password"`
+	Name        string       `json:"name"`
+	SenderEmail string       `json:"sender_email"`
+	Description string       `json:"description"`
+	Password    string       `json:"password"`
+	Uploads     []UploadSpec `json:"uploads,omitempty" doc:"tus uploads to create with the package (at most 64), as tus creation requests with its upload token would: saves a sender on a long link a round trip"`
 }
 
 // adminPackageRequest creates a portal-less package: the sender is the
 // signed-in user.
 type adminPackageRequest struct {
-	Name        string `json:"name"`
-	Description string `json:"description"`
+	Name        string       `json:"name"`
+	Description string       `json:"description"`
+	Uploads     []UploadSpec `json:"uploads,omitempty" doc:"tus uploads to create with the package (at most 64), as tus creation requests with its upload token would"`
 }
 
 func (s *Server) packageCreate(w http.ResponseWriter, r *http.Request) error {
 	var req adminPackageRequest
 	if err := decodeJSON(r, &req); err != nil {
+		return err
+	}
+	if err := checkSpecs(req.Uploads); err != nil {
 		return err
 	}
 	u := currentUser(r)
@@ -155,7 +161,7 @@ func (s *Server) packageCreate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return fmt.Errorf("creating package %q: %w", req.Name, err)
 	}
-	writeJSON(w, http.StatusCreated, createdPackage{Package: pkg, UploadToken: tok, UploadURL: uploadsPath})
+	writeJSON(w, http.StatusCreated, createdPackage{Package: pkg, UploadToken: tok, UploadURL: uploadsPath, Uploads: s.createUploads(r, tok, req.Uploads)})
 	return nil
 }
 
@@ -206,6 +212,9 @@ func (s *Server) portalCreatePackage(w http.ResponseWriter, r *http.Request) err
 	if err := decodeJSON(r, &req); err != nil {
 		return err
 	}
+	if err := checkSpecs(req.Uploads); err != nil {
+		return err
+	}
 	key := "portal:" + slug + "|" + clientKey(r)
 	if s.passLimit.Blocked(key) {
 		return errTooManyAttempts
@@ -220,7 +229,7 @@ func (s *Server) portalCreatePackage(w http.ResponseWriter, r *http.Request) err
 		}
 		return notFoundAs(err, "portal")
 	}
-	writeJSON(w, http.StatusCreated, createdPackage{Package: pkg, UploadToken: tok, UploadURL: uploadsPath})
+	writeJSON(w, http.StatusCreated, createdPackage{Package: pkg, UploadToken: tok, UploadURL: uploadsPath, Uploads: s.createUploads(r, tok, req.Uploads)})
 	return nil
 }
 
@@ -269,9 +278,22 @@ func (s *Server) uploaderGetPackage(w http.ResponseWriter, r *http.Request) erro
 }
 
 func (s *Server) uploaderFinalize(w http.ResponseWriter, r *http.Request) error {
+	var req finalizeRequest
+	if err := decodeOptionalJSON(r, &req); err != nil {
+		return err
+	}
+	if err := checkConcats(req.Concat); err != nil {
+		return err
+	}
 	pkg, err := s.uploaderPackage(r)
 	if err != nil {
 		return err
+	}
+	if len(req.Concat) > 0 && pkg.State == StateUploading {
+		tok, _ := bearer(r)
+		if err := s.concatenate(r, tok, pkg, req.Concat); err != nil {
+			return err
+		}
 	}
 	done, err := s.opt.Store.PackageFinalize(r.Context(), pkg.ID)
 	if err != nil {

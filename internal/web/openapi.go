@@ -39,7 +39,7 @@ var apiSchemas = map[string]struct {
 	"POST /api/v1/packages/{id}/links":      {linkRequest{}, createdLink{}, 201},
 	"POST /p/{slug}/packages":               {packageRequest{}, createdPackage{}, 201},
 	"GET /p/{slug}/packages/{id}":           {nil, packageResponse{}, 200},
-	"POST /p/{slug}/packages/{id}/finalize": {nil, finalizedResponse{}, 200},
+	"POST /p/{slug}/packages/{id}/finalize": {finalizeRequest{}, finalizedResponse{}, 200},
 
 	// Notifications (issue 11).
 	"GET /api/v1/packages/{id}/notifications": {nil, notificationsResponse{}, 200},
@@ -144,7 +144,8 @@ func buildOpenAPI(routes []Route) ([]byte, error) {
 			if err != nil {
 				return nil, err
 			}
-			op["requestBody"] = map[string]any{"required": true, "content": map[string]any{"application/json": map[string]any{"schema": r}}}
+			_, optional := sc.req.(interface{ optionalBody() })
+			op["requestBody"] = map[string]any{"required": !optional, "content": map[string]any{"application/json": map[string]any{"schema": r}}}
 		}
 		responses := map[string]any{"default": errResp("Error")}
 		ok2 := map[string]any{"description": "Success"}

@@ -93,6 +93,7 @@ type Server struct {
 	// (server-sent events) end then, instead of holding the shutdown to its deadline.
 	draining  chan struct{}
 	drainOnce sync.Once
+	uploads   http.Handler // the tus handler (batch.go sends it requests in-process)
 }
 
 // Drain ends the live streams (their browsers reconnect, to another replica or after the
@@ -158,6 +159,7 @@ func New(opt Options) (*Server, error) {
 			writeError(w, r, errorf(http.StatusServiceUnavailable, "uploads_unavailable", "Uploads are not enabled on this server."))
 		})
 	}
+	s.uploads = uploads
 	s.mux.Handle("/uploads/", uploads)
 	s.mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
 		writeError(w, r, errorf(http.StatusNotFound, "not_found", "Nothing is served at %s %s.", r.Method, r.URL.Path))

@@ -8,6 +8,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"net/http/httptrace"
 	"os"
 	"strconv"
 	"sync"
@@ -171,6 +172,17 @@ func (b *hashBody) stop() int64 {
 
 func checksumValue(sum []byte) string { return "sha256 " + base64.StdEncoding.EncodeToString(sum) }
 
+type bodySentKey struct{}
+
+// OnBodySent returns a context under which UploadHashed calls f each time a
+// PATCH's last byte and its digest trailer have been written to the
+// connection (its answer still to come): what a sender needs to ask for
+// something that can only follow those bytes without waiting a round trip
+// for the answer.
+func OnBodySent(ctx context.Context, f func()) context.Context {
+	return context.WithValue(ctx, bodySentKey{}, f)
+}
+
 // patchHashed sends bytes [off, size) of the upload in one chunked PATCH
 // hashed on the way, with the digest in its trailer.
 func (c *Client) patchHashed(ctx context.Context, u string, f *os.File, base, off, size int64, d Digest, progress func(int64)) (newOff, sent int64, sum []byte, err error) {
@@ -180,6 +192,13 @@ func (c *Client) patchHashed(ctx context.Context, u string, f *os.File, base, of
 	}
 	b := &hashBody{f: f, fileOff: base + off, n: size - off, upOff: off, h: h, d: d, progress: progress,
 		nextCP: (off/CheckpointEvery + 1) * CheckpointEvery, trailer: http.Header{HeaderChecksum: nil}}
+	if sent, ok := ctx.Value(bodySentKey{}).(func()); ok {
+		ctx = httptrace.WithClientTrace(ctx, &httptrace.ClientTrace{WroteRequest: func(i httptrace.WroteRequestInfo) {
+			if i.Err == nil {
+				sent()
+			}
+		}})
+	}
 	req, err := c.newRequest(ctx, http.MethodPatch, u, b)
 	if err != nil {
 		return 0, 0, nil, err

@@ -1,0 +1,271 @@
+package web
+
+import (
+	"bytes"
+	"encoding/base64"
+	"encoding/json"
+	"fmt"
+	"net/http"
+	"net/url"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ferryhq/ferry/internal/reqid"
+)
+
+// A sender over a long link pays a round trip for every request it must
+// wait for. Two of them carry no bytes and can ride on calls it makes
+// anyway: the creation of its first uploads on the package call, and the
+// concatenation of its last split file on the finalize. Both run here as tus
+// requests to the upload handler, in-process, so every rule of a tus
+// creation (token, path, extension, size, space, supersession, hooks)
+// applies exactly as if the sender had sent them itself; only the round
+// trips are saved. (tus 1.0 has no batch creation, and its concatenation-
+// unfinished extension would need the store to join partials still being
+// written; this keeps tus as it is.)
+
+// maxBatchUploads bounds the uploads one package call creates (a sender's
+// first wave: one per stream) and the concatenations one finalize runs.
+const maxBatchUploads = 64
+
+// UploadSpec is one tus upload the package call creates for the sender.
+type UploadSpec struct {
+	Length   int64             `json:"length" doc:"Upload-Length: the upload's size in bytes"`
+	Metadata map[string]string `json:"metadata,omitempty" doc:"Upload-Metadata, as plain key/value pairs (the upload token goes without saying)"`
+	Partial  bool              `json:"partial,omitempty" doc:"Upload-Concat: partial"`
+}
+
+// CreatedUpload is one UploadSpec's outcome: its tus URL, or the refusal a
+// tus creation would have answered (the package exists either way).
+type CreatedUpload struct {
+	URL   string       `json:"url,omitempty" doc:"The upload's URL (tus Location)"`
+	Error *UploadError `json:"error,omitempty"`
+}
+
+// UploadError is a refused creation or concatenation: the tus answer's status and error body.
+type UploadError struct {
+	Status  int    `json:"status"`
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// ConcatSpec is one concatenation (tus Upload-Concat: final) the finalize
+// runs before it closes the package.
+type ConcatSpec struct {
+	Partials []string          `json:"partials" doc:"The partial uploads' URLs, in order"`
+	Metadata map[string]string `json:"metadata,omitempty" doc:"Upload-Metadata of the final upload"`
+}
+
+// finalizeRequest is the uploader finalize's optional body.
+type finalizeRequest struct {
+	Concat []ConcatSpec `json:"concat,omitempty" doc:"Concatenations to run first, as tus Upload-Concat: final requests would (at most 64). A partial whose last bytes are still arriving is waited for (up to 30 s); one whose file the package already holds complete is skipped, so a retried finalize is safe."`
+}
+
+func (finalizeRequest) optionalBody() {}
+
+// checkSpecs refuses malformed specs before anything is created.
+func checkSpecs(ups []UploadSpec) error {
+	if len(ups) > maxBatchUploads {
+		return errorf(http.StatusBadRequest, "too_many_uploads", "A package call creates at most %d uploads; create the others with tus.", maxBatchUploads)
+	}
+	for i, u := range ups {
+		if u.Length < 0 {
+			return errorf(http.StatusBadRequest, "invalid_upload", "uploads[%d].length must not be negative.", i)
+		}
+		if err := checkMetadata(u.Metadata); err != nil {
+			return errorf(http.StatusBadRequest, "invalid_metadata", "uploads[%d]: %s", i, err)
+		}
+	}
+	return nil
+}
+
+func checkConcats(cs []ConcatSpec) error {
+	if len(cs) > maxBatchUploads {
+		return errorf(http.StatusBadRequest, "too_many_uploads", "A finalize runs at most %d concatenations.", maxBatchUploads)
+	}
+	for i, c := range cs {
+		if len(c.Partials) == 0 {
+			return errorf(http.StatusBadRequest, "invalid_concat", "concat[%d].partials must list the partial uploads.", i)
+		}
+		for _, p := range c.Partials {
+			if p == "" || strings.ContainsAny(p, " \t\r\n") {
+				return errorf(http.StatusBadRequest, "invalid_concat", "concat[%d].partials holds %q, which is not an upload URL.", i, p)
+			}
+		}
+		if err := checkMetadata(c.Metadata); err != nil {
+			return errorf(http.StatusBadRequest, "invalid_metadata", "concat[%d]: %s", i, err)
+		}
+	}
+	return nil
+}
+
+// checkMetadata refuses keys Upload-Metadata cannot carry (tus: no spaces or commas).
+func checkMetadata(m map[string]string) error {
+	for k := range m {
+		if k == "" || len(k) > 128 || strings.ContainsAny(k, " ,\t\r\n") {
+			return fmt.Errorf("metadata key %q cannot be an Upload-Metadata key", k)
+		}
+	}
+	return nil
+}
+
+// createUploads runs one tus creation per spec with the package's upload token.
+func (s *Server) createUploads(r *http.Request, token string, ups []UploadSpec) []CreatedUpload {
+	out := make([]CreatedUpload, len(ups))
+	// At once, as the sender's own creations would have arrived: each waits
+	// on its own files and the database, not on the others.
+	var wg sync.WaitGroup
+	sem := make(chan struct{}, 8)
+	for i, u := range ups {
+		h := http.Header{"Upload-Length": {strconv.FormatInt(u.Length, 10)}}
+		if u.Partial {
+			h.Set("Upload-Concat", "partial")
+		}
+		if m := encodeMetadata(u.Metadata); m != "" {
+			h.Set("Upload-Metadata", m)
+		}
+		sem <- struct{}{}
+		wg.Go(func() {
+			defer func() { <-sem }()
+			loc, uerr := s.tusCreate(r, token, h)
+			out[i] = CreatedUpload{URL: loc, Error: uerr}
+		})
+	}
+	wg.Wait()
+	return out
+}
+
+// concatenate runs the concatenations whose files pkg does not hold complete yet.
+func (s *Server) concatenate(r *http.Request, token string, pkg Package, cs []ConcatSpec) error {
+	complete := map[string]bool{}
+	for _, f := range pkg.Files {
+		if f.State == FileComplete {
+			complete[f.Path] = true
+		}
+	}
+	for _, c := range cs {
+		if p := c.Metadata["relativePath"]; p != "" && complete[p] {
+			continue // joined by an earlier try of this finalize
+		}
+		h := http.Header{"Upload-Concat": {"final;" + strings.Join(c.Partials, " ")}}
+		if m := encodeMetadata(c.Metadata); m != "" {
+			h.Set("Upload-Metadata", m)
+		}
+		if err := s.concatWhenReady(r, token, h); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// concatWait bounds how long a finalize waits for partials still arriving.
+const concatWait = 30 * time.Second
+
+// concatWhenReady runs one concatenation, waiting while a partial's last
+// bytes or its digest are still arriving: a sender may finalize as soon as
+// it has written its last part, before that part's answer reaches it (tus's
+// concatenation-unfinished, here on the finalize only). A partial refused
+// for any other reason (gone after a mismatch, taken, too large) answers at
+// once, and so does one still unfinished after concatWait; the sender then
+// finalizes again once its part is in.
+func (s *Server) concatWhenReady(r *http.Request, token string, h http.Header) error {
+	deadline := time.Now().Add(concatWait)
+	for {
+		_, uerr := s.tusCreate(r, token, h)
+		if uerr == nil {
+			return nil
+		}
+		arriving := uerr.Code == "upload_not_finished" || uerr.Code == "partial_unverified"
+		if !arriving || time.Now().After(deadline) {
+			return errorf(uerr.Status, uerr.Code, "%s", uerr.Message)
+		}
+		select {
+		case <-r.Context().Done():
+			return r.Context().Err()
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+}
+
+// encodeMetadata writes Upload-Metadata (keys sorted, so the header is stable).
+func encodeMetadata(m map[string]string) string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	slices.Sort(keys)
+	parts := make([]string, 0, len(keys))
+	for _, k := range keys {
+		parts = append(parts, k+" "+base64.StdEncoding.EncodeToString([]byte(m[k])))
+	}
+	return strings.Join(parts, ",")
+}
+
+// tusCreate sends one tus POST to the upload handler in-process, as the
+// client of r (its context, request id, TLS state and the forwarded
+// headers the middleware kept, so the Location is the one the client would
+// have been given). It answers the Location, or the refusal.
+func (s *Server) tusCreate(r *http.Request, token string, h http.Header) (string, *UploadError) {
+	req := r.Clone(r.Context())
+	req.Method = http.MethodPost
+	req.URL = &url.URL{Path: uploadsPath}
+	req.RequestURI = uploadsPath
+	req.Body, req.ContentLength, req.GetBody = http.NoBody, 0, nil
+	req.Header = http.Header{}
+	for _, k := range []string{"X-Forwarded-Proto", "X-Forwarded-Host", reqid.Header} {
+		if v := r.Header.Values(k); len(v) > 0 {
+			req.Header[k] = v
+		}
+	}
+	for k, v := range h {
+		req.Header[k] = v
+	}
+	req.Header.Set("Tus-Resumable", "1.0.0")
+	req.Header.Set("Authorization", "Bearer "+token)
+	w := &localWriter{header: http.Header{}}
+	s.uploads.ServeHTTP(w, req)
+	if w.status == http.StatusCreated {
+		if loc := w.header.Get("Location"); loc != "" {
+			return loc, nil
+		}
+	}
+	ue := &UploadError{Status: w.status, Code: "upload_refused", Message: strings.TrimSpace(w.body.String())}
+	var j errorBody
+	if json.Unmarshal(w.body.Bytes(), &j) == nil && j.Error.Code != "" {
+		ue.Code, ue.Message = j.Error.Code, j.Error.Message
+	}
+	if ue.Status < 400 { // 201 without a Location: not a tus answer
+		ue.Status, ue.Code = http.StatusInternalServerError, "internal"
+	}
+	if ue.Message == "" {
+		ue.Message = http.StatusText(ue.Status)
+	}
+	return "", ue
+}
+
+// localWriter collects an in-process answer. Its no-op deadline methods are
+// what http.ResponseController looks for: tusd sets read and write deadlines
+// on every request and would log each refusal.
+type localWriter struct {
+	header http.Header
+	status int
+	body   bytes.Buffer
+}
+
+func (w *localWriter) Header() http.Header { return w.header }
+func (w *localWriter) WriteHeader(status int) {
+	if w.status == 0 {
+		w.status = status
+	}
+}
+func (w *localWriter) Write(b []byte) (int, error) {
+	if w.status == 0 {
+		w.status = http.StatusOK
+	}
+	return w.body.Write(b)
+}
+func (w *localWriter) SetReadDeadline(time.Time) error  { return nil }
+func (w *localWriter) SetWriteDeadline(time.Time) error { return nil }
