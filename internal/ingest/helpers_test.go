@@ -5,7 +5,6 @@ import (
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -13,13 +12,13 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
-	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 
 	"github.com/ferryhq/ferry/internal/ingest/concatstore"
+	"github.com/ferryhq/ferry/internal/send/tus"
 )
 
 // recGate is an in-memory Gate that records what ingest told it.
@@ -145,18 +144,7 @@ func randBytes(t testing.TB, n int) []byte {
 
 func sha(b []byte) string { s := sha256.Sum256(b); return hex.EncodeToString(s[:]) }
 
-func encodeMeta(meta map[string]string) string {
-	keys := make([]string, 0, len(meta))
-	for k := range meta {
-		keys = append(keys, k)
-	}
-	sort.Strings(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, k+" "+base64.StdEncoding.EncodeToString([]byte(meta[k])))
-	}
-	return strings.Join(parts, ",")
-}
+func encodeMeta(meta map[string]string) string { return tus.Metadata(meta).Encode() }
 
 // tusReq is one tus request.
 type tusReq struct {

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"crypto/sha256"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
@@ -23,6 +22,7 @@ import (
 
 	"github.com/ferryhq/ferry/internal/db"
 	"github.com/ferryhq/ferry/internal/send"
+	"github.com/ferryhq/ferry/internal/send/tus"
 )
 
 // countingProxy forwards to the server and counts requests by kind.
@@ -145,16 +145,8 @@ func TestFerrySendCreatesItsFirstUploadsWithThePackageAndJoinsTheLastFileInTheFi
 			if tc.streams > 1 && !p.finalizeSent.Before(p.lastPatchDone) {
 				t.Errorf("the finalize left %v after the last part was answered; it should leave once the last byte is written", p.finalizeSent.Sub(p.lastPatchDone))
 			}
-			files, err := h.app.DB.FileListByPackage(t.Context(), &db.FileListByPackageParams{PackageID: res.PackageID})
-			if err != nil {
-				t.Fatal(err)
-			}
-			if len(files) != 1 || files[0].State != db.FileComplete || files[0].Size != int64(len(data)) || path.Base(files[0].Path) != "clip.mov" {
-				t.Fatalf("files: %+v", files)
-			}
-			sum := sha256.Sum256(data)
-			if !bytes.Equal(h.storedSHA256(files[0].UploadID), sum[:]) {
-				t.Fatal("the server stored different bytes than were sent")
+			if f := h.onlyFile(res.PackageID, data); path.Base(f.Path) != "clip.mov" {
+				t.Errorf("path %q", f.Path)
 			}
 			resp, body := h.req("GET", "/api/v1/packages/"+res.PackageID, nil, h.admin()...)
 			if resp.StatusCode != 200 || !strings.Contains(string(body), `"state": "finalized"`) {
@@ -194,17 +186,7 @@ func TestUploadsCreatedWithThePackageResumeAfterTheSenderIsStopped(t *testing.T)
 	if p.counts["tus HEAD"] < 1 {
 		t.Errorf("the second run sent no HEAD: it did not resume the uploads created with the package (%v)", p.counts)
 	}
-	files, err := h.app.DB.FileListByPackage(t.Context(), &db.FileListByPackageParams{PackageID: res.PackageID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) != 1 || files[0].State != db.FileComplete {
-		t.Fatalf("files: %+v", files)
-	}
-	sum := sha256.Sum256(data)
-	if !bytes.Equal(h.storedSHA256(files[0].UploadID), sum[:]) {
-		t.Fatal("the server stored different bytes than were sent")
-	}
+	h.onlyFile(res.PackageID, data)
 }
 
 // cancelAfter stops a run once n bytes were sent.
@@ -223,14 +205,6 @@ func (c cancelAfter) Add(_ string, n int64) {
 	if c.sent.Add(n) >= c.n {
 		c.cancel()
 	}
-}
-
-func tusMeta(kv ...string) string {
-	var parts []string
-	for i := 0; i+1 < len(kv); i += 2 {
-		parts = append(parts, kv[i]+" "+base64.StdEncoding.EncodeToString([]byte(kv[i+1])))
-	}
-	return strings.Join(parts, ",")
 }
 
 // The package call's uploads and the finalize's concatenations are tus
@@ -310,7 +284,7 @@ func TestPackageCallUploadsAndFinalizeConcatenations(t *testing.T) {
 	// retried finalize skips it instead of refusing the partials as taken.
 	hdr := http.Header{"Tus-Resumable": {"1.0.0"}, "Authorization": {"Bearer " + c.UploadToken},
 		"Upload-Concat":   {"final;" + c.Uploads[0].URL + " " + c.Uploads[1].URL},
-		"Upload-Metadata": {tusMeta("relativePath", "a/clip.mov", "filename", "clip.mov")}}
+		"Upload-Metadata": {tus.Metadata{"relativePath": "a/clip.mov", "filename": "clip.mov"}.Encode()}}
 	req, _ := http.NewRequest("POST", h.srv.URL+"/uploads/", nil)
 	req.Header = hdr
 	r2, err := http.DefaultClient.Do(req)
@@ -320,16 +294,8 @@ func TestPackageCallUploadsAndFinalizeConcatenations(t *testing.T) {
 	r2.Body.Close()
 	resp, body = h.req("POST", fin, concat, auth...)
 	h.mustJSON(resp, body, 200, nil)
-	files, err := h.app.DB.FileListByPackage(t.Context(), &db.FileListByPackageParams{PackageID: c.Package.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(files) != 1 || files[0].Path != "a/clip.mov" || files[0].State != db.FileComplete || files[0].Size != 8 {
-		t.Fatalf("files: %+v", files)
-	}
-	sum := sha256.Sum256([]byte("00000001"))
-	if !bytes.Equal(h.storedSHA256(files[0].UploadID), sum[:]) {
-		t.Fatal("the joined file holds other bytes")
+	if f := h.onlyFile(c.Package.ID, []byte("00000001")); f.Path != "a/clip.mov" {
+		t.Errorf("path %q", f.Path)
 	}
 
 	// A finalize's concatenation is refused as a tus one would be, and the package stays open.
@@ -393,14 +359,7 @@ func TestFinalizeWaitsForPartialsStillArriving(t *testing.T) {
 	if !lastSent.Load() {
 		t.Fatal("the finalize answered before the last partial was complete")
 	}
-	files, err := h.app.DB.FileListByPackage(t.Context(), &db.FileListByPackageParams{PackageID: c.Package.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
-	sum := sha256.Sum256([]byte("abcdefgh"))
-	if len(files) != 1 || files[0].State != db.FileComplete || !bytes.Equal(h.storedSHA256(files[0].UploadID), sum[:]) {
-		t.Fatalf("files: %+v", files)
-	}
+	h.onlyFile(c.Package.ID, []byte("abcdefgh"))
 
 	// A partial removed (as after a mismatch) answers at once, not after the wait.
 	var c2 struct {
@@ -423,4 +382,22 @@ func TestFinalizeWaitsForPartialsStillArriving(t *testing.T) {
 	if d := time.Since(start); d > 10*time.Second {
 		t.Errorf("a removed partial was waited for (%v)", d)
 	}
+}
+
+// onlyFile checks that package id holds one file, complete, of data's size
+// and bytes, and returns it.
+func (h *harness) onlyFile(id string, data []byte) db.File {
+	h.t.Helper()
+	files, err := h.app.DB.FileListByPackage(h.t.Context(), &db.FileListByPackageParams{PackageID: id})
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if len(files) != 1 || files[0].State != db.FileComplete || files[0].Size != int64(len(data)) {
+		h.t.Fatalf("files of package %s: %+v", id, files)
+	}
+	sum := sha256.Sum256(data)
+	if !bytes.Equal(h.storedSHA256(files[0].UploadID), sum[:]) {
+		h.t.Fatal("the server stored different bytes than were sent")
+	}
+	return *files[0]
 }

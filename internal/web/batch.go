@@ -2,18 +2,17 @@ package web
 
 import (
 	"bytes"
-	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/url"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/reqid"
+	"github.com/ferryhq/ferry/internal/send/tus"
 )
 
 // A sender over a long link pays a round trip for every request it must
@@ -124,7 +123,7 @@ func (s *Server) createUploads(r *http.Request, token string, ups []UploadSpec) 
 		if u.Partial {
 			h.Set("Upload-Concat", "partial")
 		}
-		if m := encodeMetadata(u.Metadata); m != "" {
+		if m := tus.Metadata(u.Metadata).Encode(); m != "" {
 			h.Set("Upload-Metadata", m)
 		}
 		sem <- struct{}{}
@@ -151,7 +150,7 @@ func (s *Server) concatenate(r *http.Request, token string, pkg Package, cs []Co
 			continue // joined by an earlier try of this finalize
 		}
 		h := http.Header{"Upload-Concat": {"final;" + strings.Join(c.Partials, " ")}}
-		if m := encodeMetadata(c.Metadata); m != "" {
+		if m := tus.Metadata(c.Metadata).Encode(); m != "" {
 			h.Set("Upload-Metadata", m)
 		}
 		if err := s.concatWhenReady(r, token, h); err != nil {
@@ -188,20 +187,6 @@ func (s *Server) concatWhenReady(r *http.Request, token string, h http.Header) e
 		case <-time.After(5 * time.Millisecond):
 		}
 	}
-}
-
-// encodeMetadata writes Upload-Metadata (keys sorted, so the header is stable).
-func encodeMetadata(m map[string]string) string {
-	keys := make([]string, 0, len(m))
-	for k := range m {
-		keys = append(keys, k)
-	}
-	slices.Sort(keys)
-	parts := make([]string, 0, len(keys))
-	for _, k := range keys {
-		parts = append(parts, k+" "+base64.StdEncoding.EncodeToString([]byte(m[k])))
-	}
-	return strings.Join(parts, ",")
 }
 
 // tusCreate sends one tus POST to the upload handler in-process, as the
