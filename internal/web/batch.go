@@ -160,8 +160,17 @@ func (s *Server) concatenate(r *http.Request, token string, pkg Package, cs []Co
 	return nil
 }
 
-// concatWait bounds how long a finalize waits for partials still arriving.
-const concatWait = 30 * time.Second
+// concatWait bounds how long a finalize waits for partials still arriving,
+// and maxConcatWaiters how many finalizes wait at once: anyone with an
+// upload token can ask for a wait, so waiting is bounded in time, in number
+// (past the bound a finalize answers at once, as a tus concatenation would),
+// and its polls back off.
+const (
+	concatWait       = 30 * time.Second
+	maxConcatWaiters = 16
+)
+
+var concatWaiters = make(chan struct{}, maxConcatWaiters)
 
 // concatWhenReady runs one concatenation, waiting while a partial's last
 // bytes or its digest are still arriving: a sender may finalize as soon as
@@ -172,20 +181,35 @@ const concatWait = 30 * time.Second
 // finalizes again once its part is in.
 func (s *Server) concatWhenReady(r *http.Request, token string, h http.Header) error {
 	deadline := time.Now().Add(concatWait)
+	waiting := false
+	defer func() {
+		if waiting {
+			<-concatWaiters
+		}
+	}()
+	pause := 2 * time.Millisecond
 	for {
 		_, uerr := s.tusCreate(r, token, h)
 		if uerr == nil {
 			return nil
 		}
 		arriving := uerr.Code == "upload_not_finished" || uerr.Code == "partial_unverified"
-		if !arriving || time.Now().After(deadline) {
+		if !waiting && arriving {
+			select {
+			case concatWaiters <- struct{}{}:
+				waiting = true
+			default: // enough finalizes wait already
+			}
+		}
+		if !arriving || !waiting || time.Now().After(deadline) {
 			return errorf(uerr.Status, uerr.Code, "%s", uerr.Message)
 		}
 		select {
 		case <-r.Context().Done():
 			return r.Context().Err()
-		case <-time.After(5 * time.Millisecond):
+		case <-time.After(pause):
 		}
+		pause = min(2*pause, 20*time.Millisecond) // the sender waits for this answer: poll often, but not in a loop
 	}
 }
 
