@@ -164,7 +164,7 @@ func (s *Server) concatenate(r *http.Request, token string, pkg Package, cs []Co
 // and maxConcatWaiters how many finalizes wait at once: anyone with an
 // upload token can ask for a wait, so waiting is bounded in time, in number
 // (past the bound a finalize answers at once, as a tus concatenation would),
-// and its polls back off.
+// and its polls back off (to 10 ms: the sender waits for this answer).
 const (
 	concatWait       = 30 * time.Second
 	maxConcatWaiters = 16
@@ -209,7 +209,7 @@ func (s *Server) concatWhenReady(r *http.Request, token string, h http.Header) e
 			return r.Context().Err()
 		case <-time.After(pause):
 		}
-		pause = min(2*pause, 20*time.Millisecond) // the sender waits for this answer: poll often, but not in a loop
+		pause = min(2*pause, 10*time.Millisecond) // the sender waits for this answer: poll often, but not in a loop
 	}
 }
 
