@@ -765,10 +765,14 @@ func (s *sender) upload(ctx context.Context, j *job) error {
 	if err != nil {
 		return fmt.Errorf("send %s: %w", j.file.Rel, err)
 	}
-	// Out of flight and off the count in one step, as finalizeEarly reads them.
+	// The job leaves the count only when it is wholly done (its file's
+	// concatenation included): until then finalizeEarly, which needs the
+	// count to equal the jobs in flight, holds, so an early finalize never
+	// overtakes another file's concatenation.
+	defer s.remaining.Add(-1)
 	s.flightM.Lock()
 	delete(s.inFlight, j)
-	left := s.remaining.Add(-1)
+	lastJob := s.remaining.Load() == 1 // nothing else queued, sent or being joined
 	s.flightM.Unlock()
 	if j.part < 0 {
 		if err := s.st.update(func() { j.fs.Done, j.fs.Hash = true, nil }); err != nil {
@@ -790,7 +794,7 @@ func (s *sender) upload(ctx context.Context, j *job) error {
 	if !last {
 		return nil
 	}
-	if s.deferConcat && left == 0 {
+	if s.deferConcat && lastJob {
 		// Nothing else is queued or being sent: the finalize that follows
 		// at once joins this file (one round trip instead of two).
 		s.deferredM.Lock()

@@ -235,8 +235,32 @@ func Postgres(t TB) *PostgresServer {
 			return nil, err
 		}
 		s := &PostgresServer{Host: "127.0.0.1", Port: port, Proc: p}
-		return s, WaitTCP(p, fmt.Sprintf("127.0.0.1:%d", port), 30*time.Second)
+		if err := WaitTCP(p, fmt.Sprintf("127.0.0.1:%d", port), 30*time.Second); err != nil {
+			return nil, err
+		}
+		return s, s.waitReady(30 * time.Second)
 	})
+}
+
+// waitReady waits until the server answers a query: PostgreSQL listens
+// before its startup is over, and refuses connections until then ("the
+// database system is starting up").
+func (s *PostgresServer) waitReady(limit time.Duration) error {
+	psql, err := LookBinary("psql")
+	if err != nil {
+		return err
+	}
+	deadline := time.Now().Add(limit)
+	for {
+		out, err := exec.Command(psql, s.DSN("postgres"), "-Atc", "SELECT 1").CombinedOutput()
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("postgres did not answer within %v: %v: %s", limit, err, out)
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
 
 // CreateDatabase creates a fresh database and returns its DSN.
