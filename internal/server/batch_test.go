@@ -244,10 +244,15 @@ func TestPackageCallUploadsAndFinalizeConcatenations(t *testing.T) {
 		t.Fatalf("%d packages after refused calls, want 0", n)
 	}
 
+	// Named in NFD, as macOS spells names; the package holds them in NFC, and
+	// a retried finalize must still recognise its file.
+	const nfdName = "cafe\u0301.mov"
+	const nfdPath = "a/" + nfdName
+
 	// Two partials and a refused upload (a path leaving the package).
 	part := func(i int) map[string]any {
 		return map[string]any{"length": 4, "partial": true, "metadata": map[string]string{
-			"relativePath": "a/clip.mov", "filename": "clip.mov", "partial_index": fmt.Sprint(i), "file_size": "8"}}
+			"relativePath": nfdPath, "filename": nfdName, "partial_index": fmt.Sprint(i), "file_size": "8"}}
 	}
 	var c struct {
 		created
@@ -276,7 +281,7 @@ func TestPackageCallUploadsAndFinalizeConcatenations(t *testing.T) {
 	}
 	concat := map[string]any{"concat": []any{map[string]any{
 		"partials": []string{c.Uploads[0].URL, c.Uploads[1].URL},
-		"metadata": map[string]string{"relativePath": "a/clip.mov", "filename": "clip.mov"},
+		"metadata": map[string]string{"relativePath": nfdPath, "filename": nfdName},
 	}}}
 	fin := "/p/send/packages/" + c.Package.ID + "/finalize"
 
@@ -284,7 +289,7 @@ func TestPackageCallUploadsAndFinalizeConcatenations(t *testing.T) {
 	// retried finalize skips it instead of refusing the partials as taken.
 	hdr := http.Header{"Tus-Resumable": {"1.0.0"}, "Authorization": {"Bearer " + c.UploadToken},
 		"Upload-Concat":   {"final;" + c.Uploads[0].URL + " " + c.Uploads[1].URL},
-		"Upload-Metadata": {tus.Metadata{"relativePath": "a/clip.mov", "filename": "clip.mov"}.Encode()}}
+		"Upload-Metadata": {tus.Metadata{"relativePath": nfdPath, "filename": nfdName}.Encode()}}
 	req, _ := http.NewRequest("POST", h.srv.URL+"/uploads/", nil)
 	req.Header = hdr
 	r2, err := http.DefaultClient.Do(req)
@@ -294,7 +299,7 @@ func TestPackageCallUploadsAndFinalizeConcatenations(t *testing.T) {
 	r2.Body.Close()
 	resp, body = h.req("POST", fin, concat, auth...)
 	h.mustJSON(resp, body, 200, nil)
-	if f := h.onlyFile(c.Package.ID, []byte("00000001")); f.Path != "a/clip.mov" {
+	if f := h.onlyFile(c.Package.ID, []byte("00000001")); f.Path != "a/caf\u00e9.mov" {
 		t.Errorf("path %q", f.Path)
 	}
 

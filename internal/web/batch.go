@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/ferryhq/ferry/internal/pathsafe"
 	"github.com/ferryhq/ferry/internal/reqid"
 	"github.com/ferryhq/ferry/internal/send/tus"
 )
@@ -139,14 +140,16 @@ func (s *Server) createUploads(r *http.Request, token string, ups []UploadSpec) 
 
 // concatenate runs the concatenations whose files pkg does not hold complete yet.
 func (s *Server) concatenate(r *http.Request, token string, pkg Package, cs []ConcatSpec) error {
+	// Compared as the package compares paths (the validator's form and key),
+	// not as the sender spelled them.
 	complete := map[string]bool{}
 	for _, f := range pkg.Files {
 		if f.State == FileComplete {
-			complete[f.Path] = true
+			complete[pathsafe.Key(f.Path)] = true
 		}
 	}
 	for _, c := range cs {
-		if p := c.Metadata["relativePath"]; p != "" && complete[p] {
+		if p, err := pathsafe.Clean(c.Metadata["relativePath"], c.Metadata["filename"]); err == nil && complete[p.Key()] {
 			continue // joined by an earlier try of this finalize
 		}
 		h := http.Header{"Upload-Concat": {"final;" + strings.Join(c.Partials, " ")}}
