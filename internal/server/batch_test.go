@@ -117,20 +117,7 @@ func TestFerrySendCreatesItsFirstUploadsWithThePackageAndJoinsTheLastFileInTheFi
 			h.loadOpenAPI()
 			h.portal(map[string]any{"name": "Send", "slug": "send", "active": true})
 			p, base := startCountingProxy(t, h)
-			dir := t.TempDir()
-			data := randBytes(rand.New(rand.NewPCG(3, 4)), 6<<20+5)
-			if err := os.WriteFile(filepath.Join(dir, "clip.mov"), data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			target, err := send.ParseTarget(base+"/p/send", "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := send.Send(context.Background(), send.Options{Target: target, Paths: []string{dir},
-				Info: send.PackageInfo{Email: "s@example.com"}, Streams: tc.streams, Large: 1 << 20, StateDir: t.TempDir()})
-			if err != nil {
-				t.Fatalf("send: %v", err)
-			}
+			data, res := sendClip(t, base, tc.streams, 3)
 			want := map[string]int{"create": 1, "finalize": 1}
 			for k, v := range tc.want {
 				want[k] = v
@@ -405,4 +392,25 @@ func (h *harness) onlyFile(id string, data []byte) db.File {
 		h.t.Fatal("the server stored different bytes than were sent")
 	}
 	return *files[0]
+}
+
+// sendClip sends one random 6 MiB clip.mov (seeded) through base's portal
+// "send" with ferry send and the given streams (split above 1 MiB).
+func sendClip(t *testing.T, base string, streams int, seed uint64) ([]byte, send.Result) {
+	t.Helper()
+	dir := t.TempDir()
+	data := randBytes(rand.New(rand.NewPCG(seed, seed+1)), 6<<20+int(seed))
+	if err := os.WriteFile(filepath.Join(dir, "clip.mov"), data, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	target, err := send.ParseTarget(base+"/p/send", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	res, err := send.Send(context.Background(), send.Options{Target: target, Paths: []string{dir},
+		Info: send.PackageInfo{Email: "s@example.com"}, Streams: streams, Large: 1 << 20, StateDir: t.TempDir()})
+	if err != nil {
+		t.Fatalf("send: %v", err)
+	}
+	return data, res
 }

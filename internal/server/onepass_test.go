@@ -1,21 +1,15 @@
 package server
 
 import (
-	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"io"
-	"math/rand/v2"
 	"net/http"
 	"net/http/httptest"
 	"net/http/httputil"
 	"net/url"
-	"os"
-	"path/filepath"
 	"sync"
 	"testing"
-
-	"github.com/ferryhq/ferry/internal/send"
 )
 
 // damagingProxy forwards to the server (trailers included, as Go's reverse proxy does) and,
@@ -80,20 +74,7 @@ func TestFerrySendThroughADamagingProxyIsVerifiedAndResent(t *testing.T) {
 				rp.ServeHTTP(w, r)
 			}))
 			t.Cleanup(proxy.Close)
-			dir := t.TempDir()
-			data := randBytes(rand.New(rand.NewPCG(7, 8)), 6<<20+3)
-			if err := os.WriteFile(filepath.Join(dir, "clip.mov"), data, 0o644); err != nil {
-				t.Fatal(err)
-			}
-			target, err := send.ParseTarget(proxy.URL+"/p/send", "")
-			if err != nil {
-				t.Fatal(err)
-			}
-			res, err := send.Send(context.Background(), send.Options{Target: target, Paths: []string{dir},
-				Info: send.PackageInfo{Email: "s@example.com"}, Streams: tc.streams, Large: 1 << 20, StateDir: t.TempDir()})
-			if err != nil {
-				t.Fatalf("send: %v", err)
-			}
+			data, res := sendClip(t, proxy.URL, tc.streams, 7)
 			f := h.onlyFile(res.PackageID, data)
 			want := sha256.Sum256(data)
 			if tc.streams == 1 && (f.SHA256 != hex.EncodeToString(want[:]) || !f.SHA256Verified) {
