@@ -14,7 +14,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/ferryhq/ferry/internal/send/tus"
@@ -91,6 +90,7 @@ type job struct {
 	off   int64
 	size  int64
 	group *partGroup // non-nil for partials
+	fresh bool       // its upload was created by this run's package call, nothing sent yet
 }
 
 // partGroup tracks a split file's partials; the last one to finish
@@ -122,13 +122,9 @@ type sender struct {
 
 	resumed bool // the package was created by an earlier run and is still open
 
-	// fresh holds uploads the package call created in this run: they start
-	// at offset 0, so their first PATCH needs no HEAD.
-	fresh map[string]bool
 	// deferConcat: the server joins the last split file as part of the
 	// finalize (a portal of a server that created uploads with the package).
 	deferConcat bool
-	remaining   atomic.Int64 // jobs not finished yet
 	deferredM   sync.Mutex
 	deferred    []*job // split files whose concatenation rides on the finalize
 
@@ -137,8 +133,13 @@ type sender struct {
 	earlyCtx  context.Context
 	earlyOnce sync.Once
 	early     chan finalized
+	// Under flightM, for finalizeEarly: jobs whose upload has not succeeded
+	// yet, those being sent (only when deferConcat; true once their last
+	// byte is written), and concatenations under way.
 	flightM   sync.Mutex
-	inFlight  map[*job]bool // jobs being sent: true once their last byte is written
+	remaining int
+	inFlight  map[*job]bool
+	joining   int
 }
 
 type finalized struct {
@@ -212,7 +213,7 @@ func Send(ctx context.Context, opts Options) (Result, error) {
 			return res, nil
 		}
 	}
-	s := &sender{opts: opts, zeroCopy: zeroCopy, st: st, api: &api{http: opts.HTTP, target: opts.Target, backoff: opts.Backoff}, prog: opts.Progress, log: opts.Log, started: map[string]bool{}, fresh: map[string]bool{}, inFlight: map[*job]bool{},
+	s := &sender{opts: opts, zeroCopy: zeroCopy, st: st, api: &api{http: opts.HTTP, target: opts.Target, backoff: opts.Backoff}, prog: opts.Progress, log: opts.Log, started: map[string]bool{}, inFlight: map[*job]bool{},
 		record: sentRecord{Target: target, Name: opts.Info.Name, Paths: abs}}
 	res, err := s.run(ctx, files)
 	if err != nil {
@@ -340,7 +341,7 @@ func (s *sender) run(ctx context.Context, files []File) (Result, error) {
 		}
 	}
 
-	s.remaining.Store(int64(len(jobs)))
+	s.remaining = len(jobs)
 	earlyCtx, cancelEarly := context.WithCancel(ctx)
 	defer cancelEarly()
 	s.earlyCtx = earlyCtx
@@ -405,7 +406,7 @@ func (s *sender) finalize(ctx context.Context) (Package, string, error) {
 func (s *sender) finalizeEarly(j *job) {
 	s.flightM.Lock()
 	s.inFlight[j] = true
-	ready := s.remaining.Load() == int64(len(s.inFlight))
+	ready := s.joining == 0 && s.remaining == len(s.inFlight)
 	for k, written := range s.inFlight {
 		ready = ready && written && k.group == j.group
 	}
@@ -532,7 +533,7 @@ func (s *sender) createPackage(ctx context.Context, jobs []*job) error {
 			} else {
 				j.fs.URL = u
 			}
-			s.fresh[u] = true
+			j.fresh = true
 		}
 	}
 	err = s.st.saveLocked()
@@ -765,15 +766,32 @@ func (s *sender) upload(ctx context.Context, j *job) error {
 	if err != nil {
 		return fmt.Errorf("send %s: %w", j.file.Rel, err)
 	}
-	// The job leaves the count only when it is wholly done (its file's
-	// concatenation included): until then finalizeEarly, which needs the
-	// count to equal the jobs in flight, holds, so an early finalize never
-	// overtakes another file's concatenation.
-	defer s.remaining.Add(-1)
+	last := true // of its file's uploads
+	if j.part >= 0 {
+		j.group.mu.Lock()
+		j.group.pending--
+		last = j.group.pending == 0
+		j.group.mu.Unlock()
+	}
+	// Out of flight and off the count in one step, as finalizeEarly reads
+	// them; a concatenation about to start is counted before that, so an
+	// early finalize never overtakes it and closes the package without it.
 	s.flightM.Lock()
 	delete(s.inFlight, j)
-	lastJob := s.remaining.Load() == 1 // nothing else queued, sent or being joined
+	s.remaining--
+	lastJob := s.remaining == 0 // nothing else queued or being sent
+	join := j.part >= 0 && last && !(s.deferConcat && lastJob)
+	if join {
+		s.joining++
+	}
 	s.flightM.Unlock()
+	if join {
+		defer func() {
+			s.flightM.Lock()
+			s.joining--
+			s.flightM.Unlock()
+		}()
+	}
 	if j.part < 0 {
 		if err := s.st.update(func() { j.fs.Done, j.fs.Hash = true, nil }); err != nil {
 			return err
@@ -787,19 +805,14 @@ func (s *sender) upload(ctx context.Context, j *job) error {
 	}); err != nil {
 		return err
 	}
-	j.group.mu.Lock()
-	j.group.pending--
-	last := j.group.pending == 0
-	j.group.mu.Unlock()
-	if !last {
-		return nil
-	}
-	if s.deferConcat && lastJob {
-		// Nothing else is queued or being sent: the finalize that follows
-		// at once joins this file (one round trip instead of two).
-		s.deferredM.Lock()
-		s.deferred = append(s.deferred, j)
-		s.deferredM.Unlock()
+	if !join {
+		if last {
+			// Nothing else is queued or being sent: the finalize that
+			// follows at once joins this file (one round trip instead of two).
+			s.deferredM.Lock()
+			s.deferred = append(s.deferred, j)
+			s.deferredM.Unlock()
+		}
 		return nil
 	}
 	return s.concat(ctx, j)
@@ -815,10 +828,8 @@ func (s *sender) uploadOnce(ctx context.Context, j *job, f *os.File, d *digest) 
 	s.st.mu.Unlock()
 
 	from := int64(0)
-	s.startedM.Lock()
-	fresh := s.fresh[u]
-	delete(s.fresh, u)
-	s.startedM.Unlock()
+	fresh := j.fresh // created by the package call: at offset 0, no HEAD needed
+	j.fresh = false
 	if u != "" && !fresh {
 		off, length, err := s.tus.Offset(ctx, u)
 		switch {
