@@ -157,10 +157,7 @@ func TestABatchWhoseAnswerWasLostIsNotSentAgain(t *testing.T) {
 		t.Fatal("no batch description call was made")
 	}
 	// iconik applies what it accepted; then ferry's process ends.
-	d, err := e.store.DeliveryGetByPackageConnection(e.ctx, &db.DeliveryGetByPackageConnectionParams{PackageID: h.pkg.ID, ConnectionID: conn.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := e.deliveryOf(h, conn.ID)
 	files, err := e.store.DeliveryFileList(e.ctx, &db.DeliveryFileListParams{DeliveryID: d.ID})
 	if err != nil {
 		t.Fatal(err)

@@ -384,6 +384,16 @@ func (e *env) finalize(h *pkgHandle) {
 	}
 }
 
+// deliveryOf returns the delivery of h to connection conn.
+func (e *env) deliveryOf(h *pkgHandle, conn string) *db.Delivery {
+	e.t.Helper()
+	d, err := e.store.DeliveryGetByPackageConnection(e.ctx, &db.DeliveryGetByPackageConnectionParams{PackageID: h.pkg.ID, ConnectionID: conn})
+	if err != nil {
+		e.t.Fatal(err)
+	}
+	return d
+}
+
 // settled waits (bounded, not a timing assertion) for the delivery of h to
 // connection conn to settle and emit its event.
 func (e *env) settled(h *pkgHandle, conn string) *delivery.Status {

@@ -39,10 +39,7 @@ func TestDeliveryFileWaitingForARetrySaysWhyUntilItGoesThrough(t *testing.T) {
 	e.put(h, "clip.txt", []byte("waits for iconik\n"))
 	e.finalize(h)
 
-	d, err := e.store.DeliveryGetByPackageConnection(e.ctx, &db.DeliveryGetByPackageConnectionParams{PackageID: h.pkg.ID, ConnectionID: conn.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := e.deliveryOf(h, conn.ID)
 	// First the step's own retry of the 503, then (a create that failed
 	// may have happened: ferry looks for it within the index grace) River's
 	// retry of the job: both read as retrying, with the reason.

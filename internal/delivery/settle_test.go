@@ -18,10 +18,7 @@ func TestAFileSettledJustBeforeACrashStillSettlesItsDelivery(t *testing.T) {
 	h := e.newPackage("crash", "Killed", "k@example.com")
 	e.put(h, "a.txt", []byte("delivered before the kill\n"))
 	e.finalize(h)
-	d, err := e.store.DeliveryGetByPackageConnection(e.ctx, &db.DeliveryGetByPackageConnectionParams{PackageID: h.pkg.ID, ConnectionID: conn.ID})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := e.deliveryOf(h, conn.ID)
 	files, err := e.store.DeliveryFileList(e.ctx, &db.DeliveryFileListParams{DeliveryID: d.ID})
 	if err != nil || len(files) != 1 {
 		t.Fatalf("files %v, %v", files, err)
