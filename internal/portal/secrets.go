@@ -112,6 +112,12 @@ var dummyHash = sync.OnceValue(func() string {
 	return h
 })
 
+// PrepareLogin makes the dummy hash ahead of the first login, so that
+// login is not the one whose failure for an unknown account takes twice as
+// long (making the hash, then checking it). A server calls it at start, in
+// the background; commands that never sign anyone in do not pay for it.
+func PrepareLogin() { dummyHash() }
+
 // ExpiresAt is when a package finalized at finalizedAt expires under a
 // retention of days (nil: kept until deleted).
 func ExpiresAt(finalizedAt time.Time, days int) *time.Time {

@@ -106,6 +106,7 @@ func Open(ctx context.Context, cfg config.Config, opt Options) (*App, error) {
 	}
 	a := &App{cfg: cfg, log: opt.Logger, DB: store, Portal: portal.New(store, portal.Options{Now: opt.Now, ObjectNames: delivery.CheckAdmission}), now: opt.Now,
 		Metrics: metrics.New()}
+	go portal.PrepareLogin()
 	g := &gate{svc: a.Portal, log: opt.Logger.With("component", "gate"), onComplete: opt.OnComplete, metrics: a.Metrics}
 	// Validate has read the list already; an error here cannot happen.
 	proxies, _ := config.ParsePrefixes(cfg.TrustedProxies)
