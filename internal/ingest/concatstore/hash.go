@@ -72,10 +72,33 @@ func (s *Store) hashRange(id string, h hash.Hash, from, to int64) error {
 
 // saveHash persists h, which covers the data file up to its current length.
 func (s *Store) saveHash(id string, h hash.Hash) error {
-	st, err := h.(encoding.BinaryMarshaler).MarshalBinary()
-	if err != nil {
-		return fmt.Errorf("concatstore: marshalling hash state of upload %s: %w", id, err)
+	return s.saveState(id, marshalHash(h))
+}
+
+// marshalHash is h's state. crypto/sha256 cannot fail to marshal; should another hash ever be
+// used, an empty state fails in saveState, not here.
+func marshalHash(h hash.Hash) []byte {
+	st, _ := h.(encoding.BinaryMarshaler).MarshalBinary()
+	return st
+}
+
+// extendHash is state with b hashed on; a state that does not unmarshal stays as it is (saveState
+// then refuses it, and a resume hashes from disk).
+func extendHash(state, b []byte) []byte {
+	if len(b) == 0 {
+		return state
 	}
+	h := sha256.New()
+	if h.(encoding.BinaryUnmarshaler).UnmarshalBinary(state) != nil {
+		return state
+	}
+	h.Write(b)
+	return marshalHash(h)
+}
+
+// saveState persists a marshalled SHA-256 state, which covers the data file up to its current
+// length (or less).
+func (s *Store) saveState(id string, st []byte) error {
 	// The offset covered is the number of bytes written to h; sha256 keeps it in its state,
 	// but we store it explicitly so resumeHash never has to parse the digest's format.
 	covered, err := hashedLen(st)

@@ -70,7 +70,10 @@ type Store struct {
 	mu sync.Mutex
 
 	gapHashed atomic.Int64
-	noDirect  atomic.Bool // O_DIRECT refused here: write through the page cache
+	noDirect  atomic.Bool  // O_DIRECT refused here: write through the page cache
+	unflushed atomic.Int64 // bytes written directly since the last flush (see flushAhead)
+	flushing  atomic.Bool  // a flush is under way
+	flushes   atomic.Int64
 
 	// Reserve is how many bytes of the file system uploads never take (see Space, Claim).
 	Reserve int64
@@ -116,10 +119,14 @@ type Stats struct {
 	// GapBytesHashed counts bytes hashed from disk because the saved hash state lagged behind the
 	// data (a crash between writing bytes and saving state), as opposed to hashed on arrival.
 	GapBytesHashed int64
+	// Flushes counts the device cache flushes started ahead of completion (see flushAhead).
+	Flushes int64
 }
 
 // Stats returns the counters.
-func (s *Store) Stats() Stats { return Stats{GapBytesHashed: s.gapHashed.Load()} }
+func (s *Store) Stats() Stats {
+	return Stats{GapBytesHashed: s.gapHashed.Load(), Flushes: s.flushes.Load()}
+}
 
 // record is what ID.info holds.
 type record struct {
@@ -496,15 +503,16 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 		return 0, err
 	}
 
-	// Three stages, one buffer apart, each in its own goroutine: this one reads the request body,
-	// the writer puts each buffer into the file, the hasher hashes what reached the file. An
-	// O_DIRECT write blocks until the device has the bytes; meanwhile the next buffer is read from
-	// the network instead of waiting behind it, so on one core the socket, the disk and SHA-256
-	// take turns rather than adding up. Only bytes that reached the file are hashed and counted:
-	// the hash and the offset never cover bytes the file lacks. Memory stays bounded: a PATCH
-	// holds at most the buffers its channels carry plus one per stage.
-	hp := startHasher(u.s, id, h)
-	wp := startWriter(u.s, id, f, offset, hp)
+	// Three stages, each in its own goroutine: this one reads the request body, the hasher
+	// hashes each buffer as it arrives, the writer puts it into the file. Hashing before writing
+	// keeps the CPU busy while the disk is not: an O_DIRECT write blocks until the device has the
+	// bytes, and a cache flush (ours or anyone's fsync) holds every write for as long as the
+	// device takes to empty its cache, up to a second on a VM disk. Meanwhile the body is still
+	// read and hashed into the writer's queue. A hash state is saved only once the writer has put
+	// every byte it covers into the file, so the saved state and the offset never cover bytes the
+	// file lacks. Memory stays bounded: a PATCH holds at most the buffers its channels carry plus
+	// one per stage, and all PATCHes together at most maxBufs.
+	wp := startPipeline(u.s, id, f, offset, h)
 	pos := offset // where the next byte read will land
 	var rerr error
 	for !wp.failed() {
@@ -529,9 +537,6 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 	written, werr := wp.wait()
 	if werr == nil {
 		werr = rerr
-	}
-	if err := hp.wait(); err != nil && werr == nil {
-		werr = u.s.space(err)
 	}
 	u.rec.Info.Offset += written
 	if err := f.Close(); err != nil && werr == nil {
@@ -564,109 +569,117 @@ func fill(src io.Reader, buf []byte) (int, error) {
 	return n, nil
 }
 
-type hashChunk struct {
-	buf  *[]byte
-	n    int
-	save bool // persist the state after this chunk
-}
-
-// hasher feeds chunks into h in order and saves the state when asked.
-type hasher struct {
-	work chan hashChunk
-	done chan error
-}
-
-func startHasher(s *Store, id string, h hash.Hash) *hasher {
-	hp := &hasher{work: make(chan hashChunk, 2), done: make(chan error, 1)}
-	go func() {
-		var first error
-		for c := range hp.work {
-			h.Write((*c.buf)[:c.n])
-			putBuf(c.buf)
-			if c.save && first == nil {
-				first = s.saveHash(id, h)
-			}
-		}
-		if first == nil {
-			first = s.saveHash(id, h)
-		}
-		hp.done <- first
-	}()
-	return hp
-}
-
-func (hp *hasher) add(buf *[]byte, n int, save bool) { hp.work <- hashChunk{buf, n, save} }
-
-// wait drains the hasher; the state covering every written byte is then saved.
-func (hp *hasher) wait() error {
-	close(hp.work)
-	return <-hp.done
-}
-
 // beforeWrite runs before each buffer goes to the data file: tests hold a write there.
 var beforeWrite = func() {}
 
-// writer puts buffers into the data file in order and hands what reached it to the hasher.
-type writer struct {
-	work    chan hashChunk
+// writeQueue is how many hashed buffers may wait for the disk per PATCH: enough to keep
+// receiving through a short cache flush (see flushEvery).
+const writeQueue = 8
+
+type chunk struct {
+	buf   *[]byte
+	n     int
+	state []byte // the hash state after this chunk: it covers the file up to the chunk's end
+	save  bool   // persist state once the chunk is in the file
+}
+
+// pipeline is a PATCH's hasher and writer.
+type pipeline struct {
+	hashIn  chan chunk
+	writeIn chan chunk
 	stop    chan struct{} // closed when a write failed: the reader stops reading
 	done    chan struct{}
 	written int64
-	err     error
+	err     error // the first write error
+	saveErr error // the first error saving a hash state
 }
 
-func startWriter(s *Store, id string, f *dataWriter, offset int64, hp *hasher) *writer {
-	// One buffer of slack: the reader fills the next while this one waits and another is written.
-	wp := &writer{work: make(chan hashChunk, 1), stop: make(chan struct{}), done: make(chan struct{})}
-	go func() {
-		defer close(wp.done)
-		var sinceSave, flushed int64
-		for c := range wp.work {
-			if wp.err != nil {
-				putBuf(c.buf) // after a failure nothing more reaches the file
-				continue
-			}
-			// The room check sits here, not in the reader: buffers still queued have not taken
-			// their room yet, so a check made when they were read would let them into the reserve.
-			if !s.roomFor(int64(c.n)) {
-				putBuf(c.buf)
-				wp.fail(s.space(fmt.Errorf("concatstore: writing upload %s at %d: the file system is down to its reserve of %d bytes: %w", id, offset+wp.written, s.Reserve, syscall.ENOSPC)))
-				continue
-			}
-			beforeWrite()
-			w, err := f.write((*c.buf)[:c.n])
-			s.wrote(id, int64(w))
-			wp.written += int64(w)
-			sinceSave += int64(w)
-			if s.Sync && !f.isDirect() && wp.written-flushed >= writebackEvery {
-				startWriteback(f.buffered, offset+flushed, wp.written-flushed)
-				flushed = wp.written
-			}
-			hp.add(c.buf, w, sinceSave >= saveEvery)
-			if sinceSave >= saveEvery {
-				sinceSave = 0
-			}
-			if err != nil {
-				// A failed write may still have grown the file (tmpfs does, on a full disk): cut
-				// it back to what was reported written, so that the offset a later HEAD reads
-				// from the file's size is the one this PATCH answers, and no byte that nobody
-				// saw land counts as received. Should the cut fail, a resume re-hashes that
-				// tail from disk like any other gap.
-				_ = f.buffered.Truncate(offset + wp.written)
-				wp.fail(s.space(fmt.Errorf("concatstore: writing upload %s at %d: %w", id, offset+wp.written, err)))
-			}
-		}
-	}()
+// startPipeline starts a PATCH's hasher and writer; h covers the upload's first offset bytes.
+func startPipeline(s *Store, id string, f *dataWriter, offset int64, h hash.Hash) *pipeline {
+	wp := &pipeline{hashIn: make(chan chunk, 1), writeIn: make(chan chunk, writeQueue),
+		stop: make(chan struct{}), done: make(chan struct{})}
+	start := marshalHash(h)
+	go wp.hash(h)
+	go wp.write(s, id, f, offset, start)
 	return wp
 }
 
-func (wp *writer) fail(err error) {
+// hash feeds each buffer into h and hands it to the writer with the state after it (marshalling
+// costs a copy of 108 bytes per MiB), marked to be saved every saveEvery bytes.
+func (wp *pipeline) hash(h hash.Hash) {
+	defer close(wp.writeIn)
+	var since int64
+	for c := range wp.hashIn {
+		h.Write((*c.buf)[:c.n])
+		c.state = marshalHash(h)
+		if since += int64(c.n); since >= saveEvery {
+			since, c.save = 0, true
+		}
+		wp.writeIn <- c
+	}
+}
+
+// write puts each chunk into the file; state is the hash state covering what the file holds.
+// When the writer is done (all read, or a write failed) it saves that state, so a resume hashes
+// nothing again from disk.
+func (wp *pipeline) write(s *Store, id string, f *dataWriter, offset int64, state []byte) {
+	defer close(wp.done)
+	defer func() {
+		if wp.saveErr == nil {
+			wp.saveErr = s.space(s.saveState(id, state))
+		}
+	}()
+	var flushed int64
+	for c := range wp.writeIn {
+		if wp.err != nil {
+			putBuf(c.buf) // after a failure nothing more reaches the file
+			continue
+		}
+		// The room check sits here, not in the reader: buffers still queued have not taken
+		// their room yet, so a check made when they were read would let them into the reserve.
+		if !s.roomFor(int64(c.n)) {
+			putBuf(c.buf)
+			wp.fail(s.space(fmt.Errorf("concatstore: writing upload %s at %d: the file system is down to its reserve of %d bytes: %w", id, offset+wp.written, s.Reserve, syscall.ENOSPC)))
+			continue
+		}
+		beforeWrite()
+		w, err := f.write((*c.buf)[:c.n])
+		s.wrote(id, int64(w))
+		wp.written += int64(w)
+		if err != nil {
+			// Part of the chunk may have landed: the state must cover exactly that part.
+			state = extendHash(state, (*c.buf)[:w])
+			putBuf(c.buf)
+			// A failed write may still have grown the file (tmpfs does, on a full disk): cut
+			// it back to what was reported written, so that the offset a later HEAD reads
+			// from the file's size is the one this PATCH answers, and no byte that nobody
+			// saw land counts as received. Should the cut fail, a resume re-hashes that
+			// tail from disk like any other gap.
+			_ = f.buffered.Truncate(offset + wp.written)
+			wp.fail(s.space(fmt.Errorf("concatstore: writing upload %s at %d: %w", id, offset+wp.written, err)))
+			continue
+		}
+		putBuf(c.buf)
+		state = c.state
+		if s.Sync && f.isDirect() {
+			s.flushAhead(id, int64(w))
+		} else if s.Sync && wp.written-flushed >= writebackEvery {
+			startWriteback(f.buffered, offset+flushed, wp.written-flushed)
+			flushed = wp.written
+		}
+		if c.save && wp.saveErr == nil {
+			wp.saveErr = s.space(s.saveState(id, state))
+		}
+	}
+}
+
+func (wp *pipeline) fail(err error) {
 	wp.err = err
 	close(wp.stop)
 }
 
-// add queues n bytes of buf for writing; false (buf given back) once a write failed.
-func (wp *writer) add(buf *[]byte, n int) bool {
+// add queues n bytes of buf; false (buf given back) once a write failed.
+func (wp *pipeline) add(buf *[]byte, n int) bool {
 	select {
 	case <-wp.stop:
 		putBuf(buf)
@@ -674,7 +687,7 @@ func (wp *writer) add(buf *[]byte, n int) bool {
 	default:
 	}
 	select {
-	case wp.work <- hashChunk{buf: buf, n: n}:
+	case wp.hashIn <- chunk{buf: buf, n: n}:
 		return true
 	case <-wp.stop:
 		putBuf(buf)
@@ -683,7 +696,7 @@ func (wp *writer) add(buf *[]byte, n int) bool {
 }
 
 // failed reports whether a write failed, so the reader reads no further.
-func (wp *writer) failed() bool {
+func (wp *pipeline) failed() bool {
 	select {
 	case <-wp.stop:
 		return true
@@ -692,17 +705,36 @@ func (wp *writer) failed() bool {
 	}
 }
 
-// wait drains the writer: it returns how many bytes reached the file and the first write error.
-func (wp *writer) wait() (int64, error) {
-	close(wp.work)
+// wait drains the pipeline: it returns how many bytes reached the file and the first write error
+// (or, without one, the first error saving a hash state).
+func (wp *pipeline) wait() (int64, error) {
+	close(wp.hashIn)
 	<-wp.done
-	return wp.written, wp.err
+	if wp.err != nil {
+		return wp.written, wp.err
+	}
+	return wp.written, wp.saveErr
 }
 
 var bufPool = sync.Pool{New: func() any { b := alignedBuf(bufSize); return &b }}
 
-func getBuf() *[]byte  { return bufPool.Get().(*[]byte) }
-func putBuf(b *[]byte) { bufPool.Put(b) }
+// maxBufs bounds the buffers all PATCHes hold at once (128 MiB): each may queue writeQueue of
+// them, and a server receiving from many senders into a slow disk must not grow without end.
+// A reader then waits for a buffer, which holds its sender back through TCP. No deadlock: every
+// buffer handed on reaches the writer, which gives it back without waiting for another.
+const maxBufs = 128
+
+var bufTokens = make(chan struct{}, maxBufs)
+
+func getBuf() *[]byte {
+	bufTokens <- struct{}{}
+	return bufPool.Get().(*[]byte)
+}
+
+func putBuf(b *[]byte) {
+	bufPool.Put(b)
+	<-bufTokens
+}
 
 func (u *upload) GetReader(ctx context.Context) (io.ReadCloser, error) {
 	b, err := u.s.openRecord(u.rec)
