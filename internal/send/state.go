@@ -35,6 +35,10 @@ type State struct {
 	written int64    // journal records written (ever, in this process)
 	synced  int64    // of those, how many are on disk (journal fsync or snapshot)
 	syncMu  sync.Mutex
+	saving  bool   // a throttled save is writing its snapshot (see update)
+	gen     uint64 // snapshots taken
+	fileMu  sync.Mutex
+	fileGen uint64 // the newest snapshot written to path (fileMu)
 }
 
 // FileState is one file's progress.
@@ -111,21 +115,57 @@ func loadState(path, target string) (*State, error) {
 	return &old, nil
 }
 
-// saveLocked writes the whole state durably: a temporary file, fsync,
-// rename, fsync of the folder. Only then is the journal (whose records the
-// snapshot now holds) removed.
-func (s *State) saveLocked() error {
+// snapshot is the state encoded at one moment, to be written to path.
+type snapshot struct {
+	b   []byte
+	gen uint64
+	seq int64 // journal records it holds
+}
+
+// snapshotLocked encodes the state (lock held).
+func (s *State) snapshotLocked() (snapshot, error) {
 	b, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
-		return fmt.Errorf("encode resume state: %w", err)
+		return snapshot{}, fmt.Errorf("encode resume state: %w", err)
+	}
+	s.gen++
+	return snapshot{b: b, gen: s.gen, seq: s.written}, nil
+}
+
+// write puts snap in path durably (a temporary file, fsync, rename, fsync of
+// the folder), unless a newer snapshot is there already. It takes fileMu, not
+// the state lock, so a throttled save's fsync holds up no other stream.
+func (s *State) write(snap snapshot) error {
+	beforeSnapshotWrite()
+	s.fileMu.Lock()
+	defer s.fileMu.Unlock()
+	if snap.gen <= s.fileGen {
+		return nil // a newer one was written (or the state removed) meanwhile
 	}
 	if err := os.MkdirAll(filepath.Dir(s.path), 0o700); err != nil {
 		return fmt.Errorf("save resume state: %w", err)
 	}
-	if err := writeDurably(s.path, b); err != nil {
+	if err := writeDurably(s.path, snap.b); err != nil {
 		return fmt.Errorf("save resume state: %w", err)
 	}
-	s.synced = s.written // every record written so far is in the snapshot
+	s.fileGen = snap.gen
+	return nil
+}
+
+// beforeSnapshotWrite runs before a snapshot is written: tests hold a save there.
+var beforeSnapshotWrite = func() {}
+
+// savedLocked records that snap is on disk (lock held): the journal records
+// it holds are durable, and the journal goes once it holds no others.
+func (s *State) savedLocked(snap snapshot) error {
+	s.synced = max(s.synced, snap.seq)
+	if snap.gen == s.gen {
+		s.dirty = false // nothing changed since it was taken
+	}
+	s.saved = time.Now()
+	if s.written != snap.seq {
+		return nil // records appended since: the journal stays until a snapshot holds them
+	}
 	if s.journal != nil {
 		s.journal.Close()
 		s.journal = nil
@@ -133,8 +173,20 @@ func (s *State) saveLocked() error {
 	if err := os.Remove(s.journalPath()); err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fmt.Errorf("save resume state: %w", err)
 	}
-	s.dirty, s.saved = false, time.Now()
 	return nil
+}
+
+// saveLocked writes the whole state durably now (lock held). Only then is
+// the journal (whose records the snapshot now holds) removed.
+func (s *State) saveLocked() error {
+	snap, err := s.snapshotLocked()
+	if err != nil {
+		return err
+	}
+	if err := s.write(snap); err != nil {
+		return err
+	}
+	return s.savedLocked(snap)
 }
 
 // writeDurably replaces path with b so that after a crash (of the process or
@@ -182,15 +234,34 @@ const saveEvery = time.Second
 
 // update changes the state under its lock and saves it if the last save is
 // older than saveEvery.
+// The snapshot is taken under the lock and written outside it: the fsync
+// takes a few ms on a laptop's disk but up to half a second on a VM disk
+// busy with other writes, and every stream's next checkpoint would wait
+// behind it. Only the stream that happened to take the snapshot waits.
 func (s *State) update(fn func()) error {
 	s.mu.Lock()
-	defer s.mu.Unlock()
 	fn()
 	s.dirty = true
-	if time.Since(s.saved) < saveEvery {
+	if s.saving || time.Since(s.saved) < saveEvery {
+		s.mu.Unlock()
 		return nil
 	}
-	return s.saveLocked()
+	snap, err := s.snapshotLocked()
+	if err != nil {
+		s.mu.Unlock()
+		return err
+	}
+	s.saving = true
+	s.mu.Unlock()
+
+	werr := s.write(snap)
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.saving = false
+	if werr != nil {
+		return werr
+	}
+	return s.savedLocked(snap)
 }
 
 // save writes the state now, whatever the throttle says: for changes a re-run
@@ -215,6 +286,10 @@ func (s *State) remove() error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	s.dirty = false
+	s.fileMu.Lock()
+	s.gen++
+	s.fileGen = s.gen // a throttled save still on its way is older: it writes nothing now
+	s.fileMu.Unlock()
 	if s.journal != nil {
 		s.journal.Close()
 		s.journal = nil

@@ -3,7 +3,9 @@ package send
 import (
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
+	"time"
 )
 
 // TestJournalReplayRestoresUploadsOfThisPackageOnly writes a snapshot and a
@@ -64,5 +66,53 @@ func TestJournalReplayRestoresUploadsOfThisPackageOnly(t *testing.T) {
 				t.Errorf("the journal is still there after the snapshot was saved (stat: %v)", err)
 			}
 		})
+	}
+}
+
+// A throttled save writes its snapshot outside the state lock: while its
+// fsync is slow, other streams' updates go on, and a newer snapshot written
+// meanwhile is not overwritten by the older one when it finally lands.
+func TestASlowSaveHoldsUpNoOtherUpdateAndNeverWinsOverANewerOne(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "k.json")
+	st := &State{Version: stateVersion, Target: "T", PackageID: "P", path: path, Files: map[string]*FileState{
+		"a.mov": {Size: 10},
+	}}
+	held, release := make(chan struct{}), make(chan struct{})
+	var firstSave atomic.Bool
+	beforeSnapshotWrite = func() {
+		if firstSave.CompareAndSwap(false, true) { // the first save only: not sync.Once, whose other callers wait
+			close(held)
+			<-release
+		}
+	}
+	t.Cleanup(func() { beforeSnapshotWrite = func() {} })
+
+	first := make(chan error, 1)
+	go func() { first <- st.update(func() { st.Files["a.mov"].Parts = []Part{{Sent: 1}} }) }()
+	<-held // the first update took its snapshot and is about to write it
+
+	other := make(chan error, 1)
+	go func() { other <- st.update(func() { st.Files["a.mov"].Parts = []Part{{Sent: 2}} }) }()
+	select {
+	case err := <-other:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second): // a deadlock guard, not a timing assertion
+		t.Fatal("an update waited for another stream's save to reach the disk")
+	}
+	if err := st.flush(); err != nil { // the newer snapshot, written while the first is held
+		t.Fatal(err)
+	}
+	close(release)
+	if err := <-first; err != nil {
+		t.Fatal(err)
+	}
+	got, err := loadState(path, "T")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if p := got.Files["a.mov"].Parts; len(p) != 1 || p[0].Sent != 2 {
+		t.Errorf("the state on disk holds %+v; want the newer snapshot (sent 2), not the older one written after it", p)
 	}
 }
