@@ -35,6 +35,7 @@ const (
 	pinCopy     = "curl PUT -> Go io.Copy server"
 	pinHash     = "curl PUT -> same server hashing SHA-256 on arrival"
 	pinHashSync = "  same, fsync before answering (context)"
+	pinDisk     = "  disk alone: dd O_DIRECT + fsync, no network, no hash (context)"
 	pinTusJS    = "stock tusd + tus-js-client (Node, 1 stream)"
 	pinFerry1   = "ferry send --streams 1 -> ferry serve"
 	pinFerry4   = "ferry send --streams 4 -> ferry serve"
@@ -57,6 +58,12 @@ func pinned(c config, target string) error {
 			}
 			name := map[string]string{"plain": pinCopy, "sha256": pinHash, "sha256-sync": pinHashSync}[mode]
 			rs = append(rs, result{name: name, bytes: c.size, dur: d, cpu: cpu})
+		}
+		prepare(src)
+		if d, err := diskAlone(c, src); err != nil {
+			fmt.Println("  disk-alone run skipped:", err)
+		} else {
+			rs = append(rs, result{name: pinDisk, bytes: c.size, dur: d})
 		}
 		if c.tusjs {
 			prepare(src)
@@ -97,12 +104,31 @@ func pinned(c config, target string) error {
 		fmt.Printf("PINNED (context): ferry --streams 4 / the hashing server that fsyncs before answering = %.2f\n",
 			find(results, pinFerry4).mbps()/d.mbps())
 	}
+	if d := find(results, pinDisk); d.bytes > 0 {
+		fmt.Printf("PINNED (context): ferry --streams 4 / the disk alone writing the same bytes durably = %.2f\n",
+			find(results, pinFerry4).mbps()/d.mbps())
+	}
 	one, four, tusjs := find(results, pinFerry1), find(results, pinFerry4), find(results, pinTusJS)
 	vsHash, vsTus, fourOne := four.mbps()/hashing.mbps(), four.mbps()/tusjs.mbps(), four.mbps()/one.mbps()
 	fmt.Printf("PINNED targets: ferry --streams 4 / curl into the hashing server = %.2f (target >= 0.9): %s; "+
 		"/ stock tusd + tus-js-client = %.2f (target >= 1.2): %s; 4 streams / 1 stream = %.2f (target >= 1): %s\n",
 		vsHash, verdict(vsHash >= 0.9), vsTus, verdict(tusjs.bytes > 0 && vsTus >= 1.2), fourOne, verdict(fourOne >= 1))
 	return nil
+}
+
+// diskAlone times dd copying src into a file with O_DIRECT writes and one fsync at the end, on
+// core 1: what this disk takes to hold the bytes durably, with no network and no hash. A
+// receiver that answers only once the bytes are durable (ferry serve) cannot beat it; the curl
+// reference servers, which answer from the page cache, can.
+func diskAlone(c config, src string) (time.Duration, error) {
+	out := filepath.Join(c.dir, "disk-alone.out")
+	defer os.Remove(out)
+	start := time.Now()
+	cmd := pinned0(1, "dd", "if="+src, "of="+out, "bs=1M", "oflag=direct", "conv=fsync", "status=none")
+	if b, err := cmd.CombinedOutput(); err != nil {
+		return 0, fmt.Errorf("dd: %w: %s", err, b)
+	}
+	return time.Since(start), nil
 }
 
 // curlPinned PUTs src with curl (core 0) into this program re-run as the
