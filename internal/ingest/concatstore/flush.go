@@ -9,11 +9,17 @@ import "os"
 // device with a volatile cache (every VM disk, most consumer SSDs) holds them there until a cache
 // flush, and a flush holds every other write until the cache is empty. Left alone, an upload's
 // fsync in FinishUpload empties gigabytes at once, which took 1.3 s for 2 GiB on the benchmark VM
-// with no byte received meanwhile, while the sender waited for its answer. Flushing every 64 MiB
-// makes each flush short enough for the writer's queue (writeQueue) and the socket buffers to
-// absorb, so receiving and hashing go on, and the fsync at completion finds little left to do.
+// with no byte received meanwhile, while the sender waited for its answer. Flushing as the bytes
+// arrive lets receiving and hashing go on through each flush (the writer's queue, writeQueue, and
+// the socket buffers absorb it), and the fsync at completion finds little left to do.
+//
+// Why 256 MiB: on the benchmark VM a flush costs about 50 ms plus the time to write out what it
+// covers, so small flushes are dear: pinned 2 GiB sends took 3.9 s with a flush every 64 MiB,
+// 3.7 s every 128 or 256 MiB with 16 buffers queued, and 3.4-3.5 s every 256 MiB with 32 (two
+// runs each of bench/ingest -pin; the hashing reference took 3.1-3.3 s in the same runs).
+//
 // A variable so tests can make it small.
-var flushEvery int64 = 64 << 20
+var flushEvery int64 = 256 << 20
 
 // flushAhead counts n more bytes written directly for upload id and, once flushEvery have been
 // written since the last flush, starts one in the background (at most one at a time: the device

@@ -107,14 +107,14 @@ func TestPatchesShareABoundedNumberOfBuffers(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	const patches = maxBufs/(writeQueue+4) + 4 // more than the budget can queue for
+	const patches = maxBufs/(writeQueue+4) + 2 // more than the budget can queue for
 	release := make(chan struct{})
 	beforeWrite = func() { <-release }
 	t.Cleanup(func() { beforeWrite = func() {} })
 
 	block := make([]byte, bufSize)
 	rand.Read(block)
-	size := int64(2*(writeQueue+4)) * bufSize
+	size := int64(writeQueue+4) * bufSize // what one PATCH can hold while its writes are held
 	ctx := context.Background()
 	var wg sync.WaitGroup
 	errs := make(chan error, patches)

@@ -573,8 +573,9 @@ func fill(src io.Reader, buf []byte) (int, error) {
 var beforeWrite = func() {}
 
 // writeQueue is how many hashed buffers may wait for the disk per PATCH: enough to keep
-// receiving through a short cache flush (see flushEvery).
-const writeQueue = 8
+// receiving through a cache flush (see flushEvery), which holds the writes of a 256 MiB stretch
+// for about a tenth of a second. All PATCHes together stay within maxBufs.
+const writeQueue = 32
 
 type chunk struct {
 	buf   *[]byte
