@@ -51,54 +51,6 @@ func TestDirectWritesAreFlushedAsTheyGo(t *testing.T) {
 	}
 }
 
-// While the disk holds a write (a cache flush holds every write for as long as
-// the device takes to empty its cache), the body is still read and hashed:
-// up to writeQueue buffers wait for the disk, hashed, instead of the sender
-// waiting behind the disk.
-func TestTheBodyIsReadAndHashedWhileTheDiskHoldsAWrite(t *testing.T) {
-	s, err := New(t.TempDir())
-	if err != nil {
-		t.Fatal(err)
-	}
-	data := make([]byte, (writeQueue+4)*bufSize)
-	rand.Read(data)
-	ctx := context.Background()
-	up, err := s.NewUpload(ctx, handler.FileInfo{Size: int64(len(data))})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// Asked past writeQueue+1 buffers while the first is still held: the reader got that far
-	// only because the hasher took each buffer and queued it for the writer.
-	src := &askedPast{r: bytes.NewReader(data), mark: (writeQueue + 1) * bufSize, asked: make(chan struct{})}
-	var first sync.Once
-	readAhead := true
-	beforeWrite = func() {
-		first.Do(func() {
-			select {
-			case <-src.asked:
-			case <-time.After(10 * time.Second): // a deadlock guard, not a timing assertion
-				readAhead = false
-			}
-		})
-	}
-	t.Cleanup(func() { beforeWrite = func() {} })
-
-	n, err := up.WriteChunk(ctx, 0, src)
-	if err != nil || n != int64(len(data)) {
-		t.Fatalf("WriteChunk: %d, %v", n, err)
-	}
-	if !readAhead {
-		t.Fatalf("while the first buffer was held, the body was not read past %d bytes", src.mark)
-	}
-	id := up.(*upload).id()
-	if sum, err := s.SHA256(id); err != nil || !bytes.Equal(sum, sha256Of(data)) {
-		t.Fatalf("digest %x, %v; want the data's", sum, err)
-	}
-	if st := s.Stats(); st.GapBytesHashed != 0 {
-		t.Errorf("%d bytes hashed again from disk; the saved state should cover every written byte", st.GapBytesHashed)
-	}
-}
-
 // However many PATCHes arrive while the disk holds their writes, they hold no
 // more than maxBufs buffers between them; once the disk moves, every one of
 // them finishes (a reader waiting for a buffer never blocks a writer).
