@@ -494,11 +494,13 @@ func (s *sender) lookupPackage(ctx context.Context) (map[string]bool, error) {
 func (s *sender) createPackage(ctx context.Context, jobs []*job) error {
 	first := jobs[:min(len(jobs), s.opts.Streams)]
 	specs := make([]uploadSpec, len(first))
+	s.st.mu.Lock()
 	for i, j := range first {
 		o := s.createOpts(j)
 		delete(o.Metadata, "package_token") // not known yet: the server uses the new token
 		specs[i] = uploadSpec{Length: j.size, Metadata: o.Metadata, Partial: o.Partial}
 	}
+	s.st.mu.Unlock()
 	cr, err := s.api.create(ctx, s.opts.Info, specs)
 	if err != nil {
 		return err

@@ -1,10 +1,10 @@
 package web
 
 import (
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"net/http"
+	"net/http/httptest"
 	"net/url"
 	"strconv"
 	"strings"
@@ -237,16 +237,16 @@ func (s *Server) tusCreate(r *http.Request, token string, h http.Header) (string
 	}
 	req.Header.Set("Tus-Resumable", "1.0.0")
 	req.Header.Set("Authorization", "Bearer "+token)
-	w := &localWriter{header: http.Header{}}
+	w := localWriter{httptest.NewRecorder()}
 	s.uploads.ServeHTTP(w, req)
-	if w.status == http.StatusCreated {
-		if loc := w.header.Get("Location"); loc != "" {
+	if w.Code == http.StatusCreated {
+		if loc := w.Header().Get("Location"); loc != "" {
 			return loc, nil
 		}
 	}
-	ue := &UploadError{Status: w.status, Code: "upload_refused", Message: strings.TrimSpace(w.body.String())}
+	ue := &UploadError{Status: w.Code, Code: "upload_refused", Message: strings.TrimSpace(w.Body.String())}
 	var j errorBody
-	if json.Unmarshal(w.body.Bytes(), &j) == nil && j.Error.Code != "" {
+	if json.Unmarshal(w.Body.Bytes(), &j) == nil && j.Error.Code != "" {
 		ue.Code, ue.Message = j.Error.Code, j.Error.Message
 	}
 	if ue.Status < 400 { // 201 without a Location: not a tus answer
@@ -258,26 +258,11 @@ func (s *Server) tusCreate(r *http.Request, token string, h http.Header) (string
 	return "", ue
 }
 
-// localWriter collects an in-process answer. Its no-op deadline methods are
-// what http.ResponseController looks for: tusd sets read and write deadlines
-// on every request and would log each refusal.
-type localWriter struct {
-	header http.Header
-	status int
-	body   bytes.Buffer
-}
+// localWriter collects an in-process answer (httptest's recorder is a plain
+// in-memory ResponseWriter, fit for this outside tests too). Its no-op
+// deadline methods are what http.ResponseController looks for: tusd sets
+// read and write deadlines on every request and would log each refusal.
+type localWriter struct{ *httptest.ResponseRecorder }
 
-func (w *localWriter) Header() http.Header { return w.header }
-func (w *localWriter) WriteHeader(status int) {
-	if w.status == 0 {
-		w.status = status
-	}
-}
-func (w *localWriter) Write(b []byte) (int, error) {
-	if w.status == 0 {
-		w.status = http.StatusOK
-	}
-	return w.body.Write(b)
-}
-func (w *localWriter) SetReadDeadline(time.Time) error  { return nil }
-func (w *localWriter) SetWriteDeadline(time.Time) error { return nil }
+func (localWriter) SetReadDeadline(time.Time) error  { return nil }
+func (localWriter) SetWriteDeadline(time.Time) error { return nil }
