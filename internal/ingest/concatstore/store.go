@@ -717,26 +717,6 @@ func (wp *pipeline) wait() (int64, error) {
 	return wp.written, wp.saveErr
 }
 
-var bufPool = sync.Pool{New: func() any { b := alignedBuf(bufSize); return &b }}
-
-// maxBufs bounds the buffers all PATCHes hold at once (128 MiB): each may queue writeQueue of
-// them, and a server receiving from many senders into a slow disk must not grow without end.
-// A reader then waits for a buffer, which holds its sender back through TCP. No deadlock: every
-// buffer handed on reaches the writer, which gives it back without waiting for another.
-const maxBufs = 128
-
-var bufTokens = make(chan struct{}, maxBufs)
-
-func getBuf() *[]byte {
-	bufTokens <- struct{}{}
-	return bufPool.Get().(*[]byte)
-}
-
-func putBuf(b *[]byte) {
-	bufPool.Put(b)
-	<-bufTokens
-}
-
 func (u *upload) GetReader(ctx context.Context) (io.ReadCloser, error) {
 	b, err := u.s.openRecord(u.rec)
 	if err != nil {
