@@ -55,6 +55,8 @@ func main() {
 	flag.BoolVar(&c.pin, "pin", false, "pinned mode: each sender on core 0 and each server on core 1 (taskset), as two one-core machines; needs -target of a `ferry serve` pinned to core 1 (bench/ingest/run.sh -pin does that)")
 	serveMode := flag.String("serve-copy", "", "internal: run the curl reference server (plain, sha256 or sha256-sync) and print its address")
 	serveOut := flag.String("serve-out", "", "internal: where -serve-copy writes the body")
+	hashPutURL := flag.String("hash-put", "", "internal: PUT -hash-put-file to this URL, hashing as it goes, and check the server's digest")
+	hashPutFile := flag.String("hash-put-file", "", "internal: the file -hash-put sends")
 	flag.DurationVar(&c.wanDelay, "wan-delay", 50*time.Millisecond, "WAN one-way delay")
 	flag.Float64Var(&c.wanRate, "wan-rate", 20e6, "WAN per-connection rate cap, bytes/s per direction")
 	flag.IntVar(&c.wanStreams, "wan-streams", 8, "streams for the WAN many-stream run")
@@ -64,6 +66,13 @@ func main() {
 	flag.Parse()
 	if *serveMode != "" {
 		if err := serveCopy(*serveMode, *serveOut); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/ingest:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *hashPutURL != "" {
+		if err := hashPut(*hashPutURL, *hashPutFile); err != nil {
 			fmt.Fprintln(os.Stderr, "bench/ingest:", err)
 			os.Exit(1)
 		}

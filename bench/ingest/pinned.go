@@ -36,6 +36,8 @@ const (
 	pinHash     = "curl PUT -> same server hashing SHA-256 on arrival"
 	pinHashSync = "  same, fsync before answering (context)"
 	pinDisk     = "  disk alone: dd O_DIRECT + fsync, no network, no hash (context)"
+	pinHashOnly = "  curl PUT -> server that only hashes, stores nothing (context)"
+	pinFloor    = "  Go client hashing as it sends -> server that only hashes (context)"
 	pinTusJS    = "stock tusd + tus-js-client (Node, 1 stream)"
 	pinFerry1   = "ferry send --streams 1 -> ferry serve"
 	pinFerry4   = "ferry send --streams 4 -> ferry serve"
@@ -50,14 +52,19 @@ func pinned(c config, target string) error {
 	var results []result
 	for round := 1; round <= c.rounds; round++ {
 		var rs []result
-		for _, mode := range []string{"plain", "sha256", "sha256-sync"} {
+		for _, ref := range []struct {
+			name, mode string
+			hashing    bool // the client hashes what it sends, as ferry send does
+		}{
+			{pinCopy, "plain", false}, {pinHash, "sha256", false}, {pinHashSync, "sha256-sync", false},
+			{pinHashOnly, "sha256-only", false}, {pinFloor, "sha256-only", true},
+		} {
 			prepare(src)
-			d, cpu, err := curlPinned(c, src, mode)
+			d, cpu, err := curlPinned(c, src, ref.mode, ref.hashing)
 			if err != nil {
 				return err
 			}
-			name := map[string]string{"plain": pinCopy, "sha256": pinHash, "sha256-sync": pinHashSync}[mode]
-			rs = append(rs, result{name: name, bytes: c.size, dur: d, cpu: cpu})
+			rs = append(rs, result{name: ref.name, bytes: c.size, dur: d, cpu: cpu})
 		}
 		prepare(src)
 		if d, err := diskAlone(c, src); err != nil {
@@ -109,6 +116,12 @@ func pinned(c config, target string) error {
 			find(results, pinFerry4).mbps()/d.mbps())
 	}
 	one, four, tusjs := find(results, pinFerry1), find(results, pinFerry4), find(results, pinTusJS)
+	// What a transfer that verifies must spend at least: the receiver hashing on its one core, and
+	// (as issue 12 §1 has the sender declare each upload's digest) the sender hashing on its own.
+	if h, fl := find(results, pinHashOnly), find(results, pinFloor); h.bytes > 0 && fl.bytes > 0 && tusjs.bytes > 0 {
+		fmt.Printf("PINNED (context): 1.2x stock tusd + tus-js-client is %.2fs; with nothing stored, a server that only hashes takes %.2fs (%.2fx tusd), and with a client that hashes as it sends too %.2fs (%.2fx tusd)\n",
+			tusjs.dur.Seconds()/1.2, h.dur.Seconds(), h.mbps()/tusjs.mbps(), fl.dur.Seconds(), fl.mbps()/tusjs.mbps())
+	}
 	vsHash, vsTus, fourOne := four.mbps()/hashing.mbps(), four.mbps()/tusjs.mbps(), four.mbps()/one.mbps()
 	fmt.Printf("PINNED targets: ferry --streams 4 / curl into the hashing server = %.2f (target >= 0.9): %s; "+
 		"/ stock tusd + tus-js-client = %.2f (target >= 1.2): %s; 4 streams / 1 stream = %.2f (target >= 1): %s\n",
@@ -133,7 +146,7 @@ func diskAlone(c config, src string) (time.Duration, error) {
 
 // curlPinned PUTs src with curl (core 0) into this program re-run as the
 // reference server (core 1), plain or hashing what arrives.
-func curlPinned(c config, src, mode string) (time.Duration, time.Duration, error) {
+func curlPinned(c config, src, mode string, hashing bool) (time.Duration, time.Duration, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return 0, 0, err
@@ -155,9 +168,13 @@ func curlPinned(c config, src, mode string) (time.Duration, time.Duration, error
 		return 0, 0, fmt.Errorf("reference server: %w", err)
 	}
 	start := time.Now()
-	cmd := pinned0(0, "curl", "-sS", "-f", "-T", src, "-H", "Expect:", "http://"+strings.TrimSpace(addr)+"/ceiling")
+	url := "http://" + strings.TrimSpace(addr) + "/ceiling"
+	client, cmd := "curl", pinned0(0, "curl", "-sS", "-f", "-T", src, "-H", "Expect:", url)
+	if hashing {
+		client, cmd = "the hashing client", pinned0(0, exe, "-hash-put", url, "-hash-put-file", src)
+	}
 	if b, err := cmd.CombinedOutput(); err != nil {
-		return 0, 0, fmt.Errorf("curl: %w: %s", err, b)
+		return 0, 0, fmt.Errorf("%s: %w: %s", client, err, b)
 	}
 	return time.Since(start), cpuOf(cmd), nil
 }
@@ -165,10 +182,11 @@ func curlPinned(c config, src, mode string) (time.Duration, time.Duration, error
 // serveCopy is the reference server: it writes each PUT body to out with
 // io.Copy (mode sha256: through SHA-256 too, as a verifying receiver must)
 // and answers once the body is in the page cache, without fsync (mode
-// sha256-sync: once it is on disk). It prints its address, then serves.
+// sha256-sync: once it is on disk; sha256-only: hashing it, storing nothing). It prints its
+// address, then serves.
 func serveCopy(mode, out string) error {
-	if mode != "plain" && mode != "sha256" && mode != "sha256-sync" {
-		return fmt.Errorf("-serve-copy %q: want plain, sha256 or sha256-sync", mode)
+	if mode != "plain" && mode != "sha256" && mode != "sha256-sync" && mode != "sha256-only" {
+		return fmt.Errorf("-serve-copy %q: want plain, sha256, sha256-sync or sha256-only", mode)
 	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
@@ -176,6 +194,17 @@ func serveCopy(mode, out string) error {
 	}
 	fmt.Println(ln.Addr().String())
 	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if mode == "sha256-only" {
+			// The floor of any receiver that verifies: read into 1 MiB and hash, nothing stored.
+			h := sha256.New()
+			if _, err := io.CopyBuffer(h, r.Body, make([]byte, 1<<20)); err != nil {
+				http.Error(w, err.Error(), 500)
+				return
+			}
+			w.Header().Set("X-SHA256", hex.EncodeToString(h.Sum(nil)))
+			w.WriteHeader(http.StatusNoContent)
+			return
+		}
 		f, err := os.Create(out)
 		if err != nil {
 			http.Error(w, err.Error(), 500)
@@ -203,4 +232,36 @@ func serveCopy(mode, out string) error {
 		}
 		w.WriteHeader(http.StatusNoContent)
 	}))
+}
+
+// hashPut is the hashing client: it PUTs file to url, hashing each byte as it goes out, and
+// checks the server's X-SHA256 against its own, as a sender that declares digests must.
+func hashPut(url, file string) error {
+	f, err := os.Open(file)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	h := sha256.New()
+	req, err := http.NewRequest(http.MethodPut, url, io.TeeReader(f, h))
+	if err != nil {
+		return err
+	}
+	req.ContentLength = st.Size()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode/100 != 2 {
+		return fmt.Errorf("PUT: %s", resp.Status)
+	}
+	if got, want := resp.Header.Get("X-SHA256"), hex.EncodeToString(h.Sum(nil)); got != want {
+		return fmt.Errorf("the server hashed %s, the client %s", got, want)
+	}
+	return nil
 }
