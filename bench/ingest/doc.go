@@ -3,10 +3,14 @@
 // ceiling) and stock tusd + tus-js-client; WAN through a delaying, rate-capping
 // TCP proxy, one stream against many; and, with -pin, issue 12's comparison
 // with every sender on core 0 and every server on core 1 (curl into an io.Copy
-// server, the same server hashing SHA-256 on arrival (and, for context, also
-// fsyncing before it answers: the references never fsync otherwise), stock tusd +
-// tus-js-client, ferry send 1 and 4 streams into ferry serve). It must never
-// leave servers or files behind.
+// server, the same server hashing SHA-256 on arrival, stock tusd +
+// tus-js-client, ferry send 1 and 4 streams into ferry serve). Context rows
+// there bound what is possible: the hashing server fsyncing before it answers
+// (the references never fsync otherwise); the disk alone, writing the bytes
+// O_DIRECT from huge pages as ferry serve does, then fsync; a server that only
+// hashes, storing nothing; and a Go client that hashes as it sends into it, the
+// floor of a transfer whose two sides verify. It must never leave servers or
+// files behind.
 //
 // WAN arithmetic (50 ms each way, 20 MB/s per connection, 512 MiB): the
 // bytes take 26.84 s on one stream and 3.36 s on eight, and every request

@@ -57,6 +57,8 @@ func main() {
 	serveOut := flag.String("serve-out", "", "internal: where -serve-copy writes the body")
 	hashPutURL := flag.String("hash-put", "", "internal: PUT -hash-put-file to this URL, hashing as it goes, and check the server's digest")
 	hashPutFile := flag.String("hash-put-file", "", "internal: the file -hash-put sends")
+	diskSrc := flag.String("disk-alone", "", "internal: copy this file O_DIRECT from a huge-page buffer to -disk-alone-out and fsync")
+	diskOut := flag.String("disk-alone-out", "", "internal: where -disk-alone writes")
 	flag.DurationVar(&c.wanDelay, "wan-delay", 50*time.Millisecond, "WAN one-way delay")
 	flag.Float64Var(&c.wanRate, "wan-rate", 20e6, "WAN per-connection rate cap, bytes/s per direction")
 	flag.IntVar(&c.wanStreams, "wan-streams", 8, "streams for the WAN many-stream run")
@@ -66,6 +68,13 @@ func main() {
 	flag.Parse()
 	if *serveMode != "" {
 		if err := serveCopy(*serveMode, *serveOut); err != nil {
+			fmt.Fprintln(os.Stderr, "bench/ingest:", err)
+			os.Exit(1)
+		}
+		return
+	}
+	if *diskSrc != "" {
+		if err := copyDirect(*diskSrc, *diskOut); err != nil {
 			fmt.Fprintln(os.Stderr, "bench/ingest:", err)
 			os.Exit(1)
 		}

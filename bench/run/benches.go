@@ -35,7 +35,7 @@ const (
 	pinned1        = "PINNED/ferry send --streams 1 -> ferry serve"
 	pinnedHashing  = "PINNED/curl PUT -> same server hashing SHA-256 on arrival"
 	pinnedTusJS    = "PINNED/stock tusd + tus-js-client (Node, 1 stream)"
-	pinnedDisk     = "~disk alone"                 // the same bytes written O_DIRECT + fsync by dd: the durable floor
+	pinnedDisk     = "~disk alone"                 // the same bytes written O_DIRECT from huge pages + fsync: the durable floor
 	pinnedFloor    = "~client hashing as it sends" // both sides hash, nothing stored: a verified transfer's floor
 	ingestCeiling  = "LAN/curl PUT -> Go io.Copy file server (ceiling)"
 	ingestTusJS    = "~tus-js-client" // stock tusd + tus-js-client
