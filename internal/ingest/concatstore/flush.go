@@ -13,13 +13,17 @@ import "os"
 // arrive lets receiving and hashing go on through each flush (the writer's queue, writeQueue, and
 // the socket buffers absorb it), and the fsync at completion finds little left to do.
 //
-// Why 256 MiB: on the benchmark VM a flush costs about 50 ms plus the time to write out what it
-// covers, so small flushes are dear: pinned 2 GiB sends took 3.9 s with a flush every 64 MiB,
-// 3.7 s every 128 or 256 MiB with 16 buffers queued, and 3.4-3.5 s every 256 MiB with 32 (two
-// runs each of bench/ingest -pin; the hashing reference took 3.1-3.3 s in the same runs).
+// Why 128 MiB: on the benchmark VM a flush costs about 50 ms plus the time to write out what it
+// covers, so small flushes are dear, and large ones hold the writes longer than the queues last.
+// With writes from 4 KiB pages, pinned 2 GiB sends took 3.9 s with a flush every 64 MiB, and
+// 3.4-3.5 s every 256 MiB (bench/ingest -pin). Since the buffers are huge pages (arena.go) the
+// disk takes the bytes faster and 128 MiB does best. Warm pinned 4-stream 2 GiB sends, the
+// variants alternating, took on average 2.89 s every 128 MiB (seven sends, 2.80-3.07 s), 2.99 s
+// every 64 MiB (four, 2.84-3.10 s), 3.05 s every 256 MiB (seven, 2.83-3.25 s) and 3.26 s every
+// 512 MiB (three).
 //
 // A variable so tests can make it small.
-var flushEvery int64 = 256 << 20
+var flushEvery int64 = 128 << 20
 
 // flushAhead counts n more bytes written directly for upload id and, once flushEvery have been
 // written since the last flush, starts one in the background (at most one at a time: the device

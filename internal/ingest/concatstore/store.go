@@ -573,7 +573,7 @@ func fill(src io.Reader, buf []byte) (int, error) {
 var beforeWrite = func() {}
 
 // writeQueue is how many hashed buffers may wait for the disk per PATCH: enough to keep
-// receiving through a cache flush (see flushEvery), which holds the writes of a 256 MiB stretch
+// receiving through a cache flush (see flushEvery), which holds the writes of a 128 MiB stretch
 // for about a tenth of a second. All PATCHes together stay within maxBufs.
 const writeQueue = 32
 
