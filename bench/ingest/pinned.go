@@ -200,30 +200,33 @@ func serveCopy(mode, out string) error {
 	}
 	fmt.Println(ln.Addr().String())
 	return http.Serve(ln, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if mode == "sha256-only" {
-			// The floor of any receiver that verifies: read into 1 MiB and hash, nothing stored.
-			h := sha256.New()
-			if _, err := io.CopyBuffer(h, r.Body, make([]byte, 1<<20)); err != nil {
+		var h hash.Hash
+		var dst io.Writer
+		if mode != "plain" {
+			h = sha256.New()
+			dst = h
+		}
+		var f *os.File
+		if mode != "sha256-only" {
+			var err error
+			if f, err = os.Create(out); err != nil {
 				http.Error(w, err.Error(), 500)
 				return
 			}
-			w.Header().Set("X-SHA256", hex.EncodeToString(h.Sum(nil)))
-			w.WriteHeader(http.StatusNoContent)
-			return
+			defer f.Close()
+			dst = f
+			if h != nil {
+				dst = io.MultiWriter(f, h)
+			}
 		}
-		f, err := os.Create(out)
-		if err != nil {
-			http.Error(w, err.Error(), 500)
-			return
+		// sha256-only is the floor of any receiver that verifies: it reads in 1 MiB and stores
+		// nothing. The others copy as io.Copy does (nil: its own 32 KiB buffer, or the file's
+		// ReadFrom).
+		var buf []byte
+		if mode == "sha256-only" {
+			buf = make([]byte, 1<<20)
 		}
-		defer f.Close()
-		var dst io.Writer = f
-		var h hash.Hash
-		if mode != "plain" {
-			h = sha256.New()
-			dst = io.MultiWriter(f, h)
-		}
-		if _, err := io.Copy(dst, r.Body); err != nil {
+		if _, err := io.CopyBuffer(dst, r.Body, buf); err != nil {
 			http.Error(w, err.Error(), 500)
 			return
 		}

@@ -234,6 +234,7 @@ const saveEvery = time.Second
 
 // update changes the state under its lock and saves it if the last save is
 // older than saveEvery.
+//
 // The snapshot is taken under the lock and written outside it: the fsync
 // takes a few ms on a laptop's disk but up to half a second on a VM disk
 // busy with other writes, and every stream's next checkpoint would wait

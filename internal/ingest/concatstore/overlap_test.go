@@ -6,6 +6,7 @@ import (
 	"crypto/rand"
 	"crypto/sha256"
 	"io"
+	"os"
 	"runtime"
 	"sync"
 	"testing"
@@ -73,6 +74,10 @@ func TestTheBodyIsReadAndHashedWhileTheDiskHoldsAWrite(t *testing.T) {
 		t.Fatalf("while the first buffer was held, the body was not read past %d bytes", src.mark)
 	}
 	id := up.(*upload).id()
+	// Hashed first and written after, every buffer still lands in order.
+	if got, err := os.ReadFile(s.path(id, ".bin")); err != nil || !bytes.Equal(got, data) {
+		t.Fatalf("data file differs from what was sent (%d bytes, %v)", len(got), err)
+	}
 	if sum, err := s.SHA256(id); err != nil || !bytes.Equal(sum, sha256Of(data)) {
 		t.Fatalf("digest %x, %v; want the data's", sum, err)
 	}
