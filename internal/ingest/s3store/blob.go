@@ -7,6 +7,8 @@ import (
 	"io"
 	"sort"
 	"sync"
+	"sync/atomic"
+	"time"
 
 	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/aws/aws-sdk-go-v2/service/s3"
@@ -32,9 +34,56 @@ type Blob struct {
 
 // stream is one open GET of object i, positioned at blob offset pos.
 type stream struct {
-	body io.ReadCloser
-	i    int
-	pos  int64
+	body   io.ReadCloser
+	cancel context.CancelFunc // ends the GET
+	i      int
+	pos    int64
+}
+
+// readIdle is how long a read waits for the next byte from S3 before it drops the GET and
+// fails. io.ReaderAt carries no context, so without it a stalled connection (a proxy that
+// stopped forwarding, a peer gone without a FIN) would hold a delivery or a download link
+// forever. A variable so tests can shorten it (SetReadIdle).
+var readIdle = time.Minute
+
+// errStalled is a GET dropped because no byte came for readIdle.
+var errStalled = errors.New("no byte arrived")
+
+func (st *stream) close() {
+	st.body.Close()
+	st.cancel()
+}
+
+// watch arms a timer that ends the GET if no byte arrives for readIdle; progress resets it.
+func watch(cancel context.CancelFunc) (stalled func() bool, progress func(), stop func()) {
+	var fired atomic.Bool
+	t := time.AfterFunc(readIdle, func() { fired.Store(true); cancel() })
+	return fired.Load, func() { t.Reset(readIdle) }, func() { t.Stop() }
+}
+
+// read fills p from the GET, or fails once readIdle passes with no byte.
+func (st *stream) read(p []byte) (int, error) {
+	stalled, progress, stop := watch(st.cancel)
+	defer stop()
+	n := 0
+	for n < len(p) {
+		m, err := st.body.Read(p[n:])
+		n += m
+		if m > 0 {
+			progress()
+		}
+		switch {
+		case err == nil || n == len(p):
+			// Read on, or done: a GET that broke with p's last bytes fails its next read.
+		case stalled():
+			return n, fmt.Errorf("%w for %v", errStalled, readIdle)
+		case err == io.EOF:
+			return n, io.ErrUnexpectedEOF
+		default:
+			return n, err
+		}
+	}
+	return n, nil
 }
 
 // maxIdle bounds the GETs a blob keeps open between reads (delivery reads a file in a few
@@ -49,7 +98,7 @@ func (b *Blob) Close() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	for _, st := range b.idle {
-		st.body.Close()
+		st.close()
 	}
 	b.idle, b.closed = nil, true
 	return nil
@@ -73,12 +122,12 @@ func (b *Blob) give(st *stream) {
 	b.mu.Lock()
 	defer b.mu.Unlock()
 	if b.closed {
-		st.body.Close()
+		st.close()
 		return
 	}
 	b.idle = append(b.idle, st)
 	if len(b.idle) > maxIdle {
-		b.idle[0].body.Close()
+		b.idle[0].close()
 		b.idle = b.idle[1:]
 	}
 }
@@ -90,7 +139,9 @@ func (b *Blob) end(i int) int64 {
 	return b.size
 }
 
-// ReadAt implements io.ReaderAt across the objects.
+// ReadAt implements io.ReaderAt across the objects. A GET kept open between two reads may have
+// been dropped by the server or a proxy meanwhile: if it fails, the read is retried once on a
+// new GET from where it stopped.
 func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
 	if off < 0 {
 		return 0, fmt.Errorf("s3store: read at negative offset %d", off)
@@ -106,30 +157,33 @@ func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
 		if rem := end - off; int64(len(want)) > rem {
 			want = want[:rem]
 		}
-		st := b.take(off)
-		if st == nil || st.i != i {
-			if st != nil {
-				st.body.Close()
-			}
-			out, err := b.s.c.GetObject(context.Background(), &s3.GetObjectInput{Bucket: &b.s.bucket, Key: &b.keys[i],
-				Range: aws.String(fmt.Sprintf("bytes=%d-", off-b.starts[i]))})
-			if err != nil {
-				return n, fmt.Errorf("s3store: reading part %d of an upload: %w", i, err)
-			}
-			st = &stream{body: out.Body, i: i, pos: off}
+		st, kept := b.take(off), true
+		if st != nil && st.i != i {
+			st.close()
+			st = nil
 		}
-		m, err := io.ReadFull(st.body, want)
+		if st == nil {
+			var err error
+			if st, err = b.open(i, off); err != nil {
+				return n, err
+			}
+			kept = false
+		}
+		m, err := st.read(want)
 		st.pos += int64(m)
 		n += m
 		off += int64(m)
 		if err != nil {
-			st.body.Close()
-			return n, fmt.Errorf("s3store: reading part %d of an upload: %w", i, io.ErrUnexpectedEOF)
+			st.close()
+			if kept {
+				continue // the next round opens a new GET at off
+			}
+			return n, fmt.Errorf("s3store: reading part %d of an upload: %w", i, err)
 		}
 		if st.pos < end {
 			b.give(st)
 		} else {
-			st.body.Close()
+			st.close()
 			i++
 		}
 	}
@@ -137,6 +191,27 @@ func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
 		return n, io.EOF
 	}
 	return n, nil
+}
+
+// open starts a GET of object i from blob offset off to the object's end. Waiting for its
+// answer is bounded by readIdle too.
+func (b *Blob) open(i int, off int64) (*stream, error) {
+	ctx, cancel := context.WithCancel(context.Background())
+	stalled, _, stop := watch(cancel)
+	out, err := b.s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.s.bucket, Key: &b.keys[i],
+		Range: aws.String(fmt.Sprintf("bytes=%d-", off-b.starts[i]))})
+	stop()
+	if err == nil && stalled() {
+		out.Body.Close() // answered just as the timer ended it
+	}
+	if err != nil || stalled() {
+		cancel()
+		if stalled() {
+			err = fmt.Errorf("%w for %v", errStalled, readIdle)
+		}
+		return nil, fmt.Errorf("s3store: reading part %d of an upload: %w", i, err)
+	}
+	return &stream{body: out.Body, cancel: cancel, i: i, pos: off}, nil
 }
 
 // Open returns a reader over a finished upload (a *Blob).
