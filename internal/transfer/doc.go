@@ -3,5 +3,6 @@
 // resumable sessions, Azure SAS block blobs and Backblaze B2 native uploads
 // (one subpackage each, like tusd's stores). It must never buffer more than
 // parallelism x part size, never report success for bytes the provider did
-// not acknowledge, and never print a signed URL's query (its signature).
+// not acknowledge, never wait forever on a connection where nothing moves
+// (see idleConn), and never print a signed URL's query (its signature).
 package transfer

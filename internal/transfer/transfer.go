@@ -125,7 +125,12 @@ type Options struct {
 	// HTTPClient sends the bytes. Default: a client with one connection per
 	// part in flight and no overall timeout (parts of 5 GiB take long).
 	HTTPClient *http.Client
-	Logger     *slog.Logger
+	// IdleTimeout drops a connection of the default HTTPClient on which no
+	// byte moved either way for this long (a stalled link, a server that
+	// stopped reading), so its request fails and is retried instead of
+	// holding the file's delivery forever. Default DefaultIdleTimeout.
+	IdleTimeout time.Duration
+	Logger      *slog.Logger
 }
 
 // WithDefaults returns o with every zero field filled in.
@@ -146,8 +151,11 @@ func (o Options) WithDefaults() Options {
 	if o.Backoff == nil {
 		o.Backoff = DefaultBackoff
 	}
+	if o.IdleTimeout <= 0 {
+		o.IdleTimeout = DefaultIdleTimeout
+	}
 	if o.HTTPClient == nil {
-		o.HTTPClient = NewHTTPClient(o.MaxParallelism)
+		o.HTTPClient = NewHTTPClient(o.MaxParallelism, o.IdleTimeout)
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -157,12 +165,12 @@ func (o Options) WithDefaults() Options {
 
 // NewHTTPClient returns a client tuned for bulk uploads: keep-alive
 // connections for every part in flight, large socket write buffers, no
-// response-wide timeout (a stalled connection is caught by the context and
-// the transport's header timeout).
-func NewHTTPClient(parallelism int) *http.Client {
+// response-wide timeout (parts of large files take long), and connections
+// dropped once nothing moved on them for idle (see idleConn).
+func NewHTTPClient(parallelism int, idle time.Duration) *http.Client {
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           (&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		DialContext:           dialIdle(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}, idle),
 		MaxIdleConns:          4 * parallelism,
 		MaxIdleConnsPerHost:   2 * parallelism,
 		IdleConnTimeout:       90 * time.Second,

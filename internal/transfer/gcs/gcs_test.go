@@ -49,6 +49,7 @@ func fakeGCSHarness(t *testing.T) transfertest.Harness {
 			// run against the emulator's GCS data plane instead.
 			"RetriesProvider503OnAShareOfParts":                  "fake-gcs-server commits on a status query",
 			"ResumesAfterDeathWithoutResendingAcknowledgedParts": "fake-gcs-server commits on a status query",
+			"DropsAStalledConnectionAndSendsItsPartAgain":        "fake-gcs-server commits on a status query",
 		},
 		NewTarget: func(t *testing.T, key string, size int64, via func(string) string) transfer.Target {
 			return &initTarget{url: srv.URL + "/upload/storage/v1/b/" + bucket + "/o?uploadType=resumable&name=" + url.QueryEscape(key), via: via}

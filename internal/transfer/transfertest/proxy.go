@@ -36,14 +36,18 @@ type Proxy struct {
 	bodyBytes  int64
 	dataReqs   []string
 	active     sync.WaitGroup
+	stallNext  int
+	stalled    int
+	release    chan struct{} // closed with the test: held connections end
 }
 
 // NewProxy starts a proxy closed with the test.
 func NewProxy(t testing.TB) *Proxy {
-	p := &Proxy{seen: map[string]int{}}
+	p := &Proxy{seen: map[string]int{}, release: make(chan struct{})}
 	p.srv = httptest.NewServer(http.HandlerFunc(p.serve))
 	p.URL = p.srv.URL
 	t.Cleanup(p.srv.Close)
+	t.Cleanup(func() { close(p.release) })
 	return p
 }
 
@@ -110,9 +114,19 @@ func (p *Proxy) Corrupt(f func(idx, attempt int) bool) {
 	p.mu.Unlock()
 }
 
+// StallNextData makes the next n data requests stall: the proxy takes the
+// connection, reads none of the body and never answers, as a link that went
+// dead without a reset or a server that stopped reading does. The connection
+// stays open until the test ends; only the uploader can give up on it.
+func (p *Proxy) StallNextData(n int) {
+	p.mu.Lock()
+	p.stallNext = n
+	p.mu.Unlock()
+}
+
 // Stats is what the proxy saw.
 type Stats struct {
-	Refused, Injected, Corrupted int
+	Refused, Injected, Corrupted, Stalled int
 	// BodyBytes counts the bytes of data requests the server accepted (any
 	// status below 400: GCS acknowledges chunks with 308). Aborted requests do
 	// not count, so a straggler of an attempt that was killed, still arriving
@@ -125,8 +139,8 @@ type Stats struct {
 func (p *Proxy) Stats() Stats {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	s := Stats{Refused: p.refused, Injected: p.injected, Corrupted: p.corrupted, BodyBytes: p.bodyBytes, DataRequests: p.dataReqs}
-	p.refused, p.injected, p.corrupted, p.bodyBytes, p.dataReqs = 0, 0, 0, 0, nil
+	s := Stats{Refused: p.refused, Injected: p.injected, Corrupted: p.corrupted, Stalled: p.stalled, BodyBytes: p.bodyBytes, DataRequests: p.dataReqs}
+	p.refused, p.injected, p.corrupted, p.stalled, p.bodyBytes, p.dataReqs = 0, 0, 0, 0, 0, nil
 	return s
 }
 
@@ -191,8 +205,13 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		fmt.Fprint(w, "<Error><Code>AccessDenied</Code><Message>Request has expired</Message></Error>")
 		return
 	}
-	var fail, corrupt bool
-	if key != "" {
+	var fail, corrupt, stall bool
+	if key != "" && p.stallNext > 0 {
+		p.stallNext--
+		p.stalled++
+		stall = true
+	}
+	if key != "" && !stall {
 		if _, ok := p.seen[key]; !ok {
 			p.order = append(p.order, key)
 		}
@@ -210,6 +229,10 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 		p.dataReqs = append(p.dataReqs, key)
 	}
 	p.mu.Unlock()
+	if stall {
+		p.hold(w)
+		return
+	}
 	if fail {
 		_, _ = io.Copy(io.Discard, r.Body)
 		w.Header().Set("Content-Type", "application/xml")
@@ -262,6 +285,20 @@ func (p *Proxy) serve(w http.ResponseWriter, r *http.Request) {
 	}
 	w.WriteHeader(resp.StatusCode)
 	_, _ = io.Copy(w, resp.Body)
+}
+
+// hold takes the request's connection from the server and keeps it open,
+// unread and unanswered, until the test ends.
+func (p *Proxy) hold(w http.ResponseWriter) {
+	c, _, err := http.NewResponseController(w).Hijack()
+	if err != nil {
+		http.Error(w, err.Error(), http.StatusInternalServerError)
+		return
+	}
+	go func() {
+		<-p.release
+		c.Close()
+	}()
 }
 
 func indexOf(xs []string, x string) int {

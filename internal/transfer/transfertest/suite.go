@@ -137,6 +137,24 @@ func Run(t *testing.T, h Harness) {
 		}
 	})
 
+	t.Run("DropsAStalledConnectionAndSendsItsPartAgain", func(t *testing.T) {
+		h.skip(t)
+		s := newSetupWith(t, h, 3*ps+5, func(o *transfer.Options) { o.IdleTimeout = time.Second })
+		s.proxy.StallNextData(1)
+		// Far beyond the idle timeout and the retries: only an upload that
+		// waits on the stalled connection forever reaches it.
+		ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+		defer cancel()
+		res, err := s.up.Upload(ctx, s.src, s.target, transfer.Params{})
+		if err != nil {
+			t.Fatalf("upload with one stalled connection: %v", err)
+		}
+		s.checkStored(t, res)
+		if st := s.proxy.Stats(); st.Stalled != 1 {
+			t.Errorf("%d requests stalled; the case meant to stall one", st.Stalled)
+		}
+	})
+
 	t.Run("CancelLeavesNoObjectVisible", func(t *testing.T) {
 		h.skip(t)
 		s := newSetup(t, h, 4*ps)
@@ -331,9 +349,17 @@ type setup struct {
 
 func newSetup(t *testing.T, h Harness, size int64) *setup {
 	t.Helper()
+	return newSetupWith(t, h, size, func(*transfer.Options) {})
+}
+
+// newSetupWith is newSetup with the uploader's options adjusted by edit.
+func newSetupWith(t *testing.T, h Harness, size int64, edit func(*transfer.Options)) *setup {
+	t.Helper()
 	proxy := NewProxy(t)
-	up := h.New(transfer.Options{PartSize: h.PartSize, Parallelism: 4, MaxAttempts: 4,
-		Backoff: func(int) time.Duration { return 10 * time.Millisecond }})
+	o := transfer.Options{PartSize: h.PartSize, Parallelism: 4, MaxAttempts: 4,
+		Backoff: func(int) time.Duration { return 10 * time.Millisecond }}
+	edit(&o)
+	up := h.New(o)
 	path, sum := WriteRandomFile(t, size)
 	src, err := transfer.OpenFile(path)
 	if err != nil {
