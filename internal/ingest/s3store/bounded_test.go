@@ -60,9 +60,7 @@ func watchedStore(t *testing.T, partSize int64) (*wire, func() *s3store.Store) {
 	srv := testbed.Versity(t)
 	bucket := srv.NewBucket(t)
 	w := &wire{delegate: http.DefaultTransport}
-	c := s3.New(s3.Options{BaseEndpoint: aws.String(srv.Endpoint), Region: srv.Region, UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""), HTTPClient: &http.Client{Transport: w},
-		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired, ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired})
+	c := clientOf(srv, srv.Endpoint, w)
 	return w, func() *s3store.Store {
 		s, err := s3store.New(c, s3store.Config{Bucket: bucket, Prefix: "u", PartSize: partSize})
 		if err != nil {
@@ -70,6 +68,14 @@ func watchedStore(t *testing.T, partSize int64) (*wire, func() *s3store.Store) {
 		}
 		return s
 	}
+}
+
+// clientOf is a client for the test S3 server reached at endpoint through rt, set up as
+// NewClient sets up the production one.
+func clientOf(srv *testbed.S3Server, endpoint string, rt http.RoundTripper) *s3.Client {
+	return s3.New(s3.Options{BaseEndpoint: aws.String(endpoint), Region: srv.Region, UsePathStyle: true,
+		Credentials: credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""), HTTPClient: &http.Client{Transport: rt},
+		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired, ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired})
 }
 
 func randBytes(n int) []byte {

@@ -12,9 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/aws/aws-sdk-go-v2/aws"
-	"github.com/aws/aws-sdk-go-v2/credentials"
-	"github.com/aws/aws-sdk-go-v2/service/s3"
 	"github.com/tus/tusd/v2/pkg/handler"
 
 	"github.com/ferryhq/ferry/internal/ingest/s3store"
@@ -108,9 +105,8 @@ func (l *faultyLink) cut() {
 	l.conns = nil
 }
 
-// linkedStore is a store on the real S3 server reached through a faultyLink, holding one
-// finished upload of data.
-func linkedStore(t *testing.T, data []byte) (*faultyLink, *s3store.Store, string) {
+// linkedBlob is a blob of data, finished on the real S3 server and read through a faultyLink.
+func linkedBlob(t *testing.T, data []byte) (*faultyLink, store.Blob) {
 	srv := testbed.Versity(t)
 	bucket := srv.NewBucket(t)
 	u, err := url.Parse(srv.Endpoint)
@@ -121,10 +117,7 @@ func linkedStore(t *testing.T, data []byte) (*faultyLink, *s3store.Store, string
 	// A transport of its own: the test's cuts and stalls must not reach other tests' connections.
 	tr := &http.Transport{DialContext: (&net.Dialer{}).DialContext, MaxIdleConnsPerHost: 8}
 	t.Cleanup(tr.CloseIdleConnections)
-	c := s3.New(s3.Options{BaseEndpoint: aws.String("http://" + link.ln.Addr().String()), Region: srv.Region, UsePathStyle: true,
-		Credentials: credentials.NewStaticCredentialsProvider(srv.AccessKey, srv.SecretKey, ""), HTTPClient: &http.Client{Transport: tr},
-		RequestChecksumCalculation: aws.RequestChecksumCalculationWhenRequired, ResponseChecksumValidation: aws.ResponseChecksumValidationWhenRequired})
-	s, err := s3store.New(c, s3store.Config{Bucket: bucket, Prefix: "u"})
+	s, err := s3store.New(clientOf(srv, "http://"+link.ln.Addr().String(), tr), s3store.Config{Bucket: bucket, Prefix: "u"})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -133,7 +126,12 @@ func linkedStore(t *testing.T, data []byte) (*faultyLink, *s3store.Store, string
 		t.Fatal(err)
 	}
 	write(t, s, id, 0, bytes.NewReader(data))
-	return link, s, id
+	blob, err := s.Open(id)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { blob.Close() })
+	return link, blob
 }
 
 // readAtWithin runs blob.ReadAt and fails the test if it has not returned after limit: a read
@@ -162,12 +160,7 @@ func readAtWithin(t *testing.T, blob io.ReaderAt, p []byte, off int64, limit tim
 func TestABlobReadOnAStalledLinkFailsAndTheNextReadsAgain(t *testing.T) {
 	defer s3store.SetReadIdle(300 * time.Millisecond)()
 	data := randBytes(48 << 20)
-	link, s, id := linkedStore(t, data)
-	blob, err := s.Open(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blob.Close()
+	link, blob := linkedBlob(t, data)
 	const limit = 20 * time.Second
 	p := make([]byte, 1<<20)
 
@@ -209,12 +202,7 @@ func TestABlobReadOnAStalledLinkFailsAndTheNextReadsAgain(t *testing.T) {
 // closed by the server or a proxy; the next read opens a new one instead of failing.
 func TestABlobReadsOnWhenItsKeptGetWasDropped(t *testing.T) {
 	data := randBytes(12 << 20)
-	link, s, id := linkedStore(t, data)
-	blob, err := s.Open(id)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer blob.Close()
+	link, blob := linkedBlob(t, data)
 	p := make([]byte, 1<<20)
 	for i, off := range []int64{0, 1 << 20, 5<<20 + 3} {
 		if i > 0 {

@@ -23,6 +23,12 @@ import (
 // stockTusd serves a real tusd (filestore) at /files/.
 func stockTusd(t *testing.T) (endpoint, dir string) {
 	t.Helper()
+	return stockTusdBehind(t, func(h http.Handler) http.Handler { return h })
+}
+
+// stockTusdBehind is stockTusd with the server's handler wrapped by front.
+func stockTusdBehind(t *testing.T, front func(http.Handler) http.Handler) (endpoint, dir string) {
+	t.Helper()
 	dir = t.TempDir()
 	comp := handler.NewStoreComposer()
 	filestore.New(dir).UseIn(comp)
@@ -33,7 +39,7 @@ func stockTusd(t *testing.T) (endpoint, dir string) {
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/files/", http.StripPrefix("/files/", h))
-	srv := httptest.NewServer(mux)
+	srv := httptest.NewServer(front(mux))
 	t.Cleanup(srv.Close)
 	return srv.URL + "/files/", dir
 }
@@ -45,15 +51,7 @@ func TestUploadConcatenateAndTerminateAgainstStockTusd(t *testing.T) {
 			c := &tus.Client{HTTP: &http.Client{Transport: tus.NewTransport(2)}, ZeroCopy: zeroCopy}
 			ctx := context.Background()
 			data := bytes.Repeat([]byte("0123456789abcdef"), 40000) // 640000 bytes
-			src := filepath.Join(t.TempDir(), "src")
-			if err := os.WriteFile(src, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			f, err := os.Open(src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
+			f := sourceFile(t, data)
 			half := int64(len(data) / 2)
 			var parts []string
 			for _, r := range [][2]int64{{0, half}, {half, int64(len(data)) - half}} {
@@ -118,4 +116,19 @@ func TestRefusalsCarryTheServersCodeAndMessage(t *testing.T) {
 			}
 		})
 	}
+}
+
+// sourceFile returns data in a file of its own, open for reading until the test ends.
+func sourceFile(t *testing.T, data []byte) *os.File {
+	t.Helper()
+	src := filepath.Join(t.TempDir(), "src")
+	if err := os.WriteFile(src, data, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.Open(src)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.Close() })
+	return f
 }

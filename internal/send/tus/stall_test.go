@@ -4,19 +4,12 @@ import (
 	"bytes"
 	"context"
 	"crypto/rand"
-	"io"
 	"net/http"
-	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"sync/atomic"
 	"testing"
 	"time"
-
-	"github.com/tus/tusd/v2/pkg/filestore"
-	"github.com/tus/tusd/v2/pkg/handler"
-	"github.com/tus/tusd/v2/pkg/memorylocker"
-	xslog "golang.org/x/exp/slog"
 
 	"github.com/ferryhq/ferry/internal/send/tus"
 )
@@ -31,31 +24,23 @@ func TestAPatchTheServerStopsReadingIsDroppedAndResumed(t *testing.T) {
 	tus.WriteIdle = 500 * time.Millisecond
 	for _, zeroCopy := range []bool{false, true} {
 		t.Run(map[bool]string{false: "read body", true: "sendfile body"}[zeroCopy], func(t *testing.T) {
-			dir := t.TempDir()
-			comp := handler.NewStoreComposer()
-			filestore.New(dir).UseIn(comp)
-			memorylocker.New().UseIn(comp)
-			h, err := handler.NewHandler(handler.Config{StoreComposer: comp, BasePath: "/files/", Logger: xslog.New(xslog.NewTextHandler(io.Discard, nil))})
-			if err != nil {
-				t.Fatal(err)
-			}
 			release := make(chan struct{})
-			var stalled atomic.Int32
-			tusd := http.StripPrefix("/files/", h)
-			srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-				if r.Method == http.MethodPatch && stalled.Add(1) == 1 {
-					c, _, err := http.NewResponseController(w).Hijack()
-					if err != nil {
-						t.Error(err)
+			t.Cleanup(func() { close(release) })
+			var patches atomic.Int32
+			endpoint, dir := stockTusdBehind(t, func(tusd http.Handler) http.Handler {
+				return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+					if r.Method == http.MethodPatch && patches.Add(1) == 1 {
+						c, _, err := http.NewResponseController(w).Hijack()
+						if err != nil {
+							t.Error(err)
+							return
+						}
+						go func() { <-release; c.Close() }()
 						return
 					}
-					go func() { <-release; c.Close() }()
-					return
-				}
-				tusd.ServeHTTP(w, r)
-			}))
-			t.Cleanup(srv.Close)
-			t.Cleanup(func() { close(release) })
+					tusd.ServeHTTP(w, r)
+				})
+			})
 
 			// Far more than the socket buffers on both sides take in, so the
 			// writer meets the shut window.
@@ -63,31 +48,23 @@ func TestAPatchTheServerStopsReadingIsDroppedAndResumed(t *testing.T) {
 			if _, err := rand.Read(data); err != nil {
 				t.Fatal(err)
 			}
-			src := filepath.Join(t.TempDir(), "src")
-			if err := os.WriteFile(src, data, 0o600); err != nil {
-				t.Fatal(err)
-			}
-			f, err := os.Open(src)
-			if err != nil {
-				t.Fatal(err)
-			}
-			defer f.Close()
+			f := sourceFile(t, data)
 			c := &tus.Client{HTTP: &http.Client{Transport: tus.NewTransport(2)}, ZeroCopy: zeroCopy, Backoff: func(int) time.Duration { return 10 * time.Millisecond }}
 			// Far beyond WriteIdle and the retries: only a client that waits
 			// on the stalled connection forever reaches it.
 			ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 			defer cancel()
-			u, err := c.Create(ctx, srv.URL+"/files/", int64(len(data)), tus.CreateOpts{})
+			u, err := c.Create(ctx, endpoint, int64(len(data)), tus.CreateOpts{})
 			if err != nil {
 				t.Fatal(err)
 			}
 			if err := c.Upload(ctx, u, f, 0, int64(len(data)), -1, nil); err != nil {
 				t.Fatalf("upload through a stalled PATCH: %v", err)
 			}
-			if n := stalled.Load(); n < 2 {
+			if n := patches.Load(); n < 2 {
 				t.Fatalf("%d PATCHes reached the server; the stalled one must have been followed by another", n)
 			}
-			got, err := os.ReadFile(filepath.Join(dir, u[len(u)-len(filepath.Base(u)):]))
+			got, err := os.ReadFile(filepath.Join(dir, filepath.Base(u)))
 			if err != nil || !bytes.Equal(got, data) {
 				t.Fatalf("the stored upload differs from the file (err %v)", err)
 			}
