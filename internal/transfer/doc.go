@@ -4,5 +4,5 @@
 // (one subpackage each, like tusd's stores). It must never buffer more than
 // parallelism x part size, never report success for bytes the provider did
 // not acknowledge, never wait forever on a connection where nothing moves
-// (see idleConn), and never print a signed URL's query (its signature).
+// (idleconn), and never print a signed URL's query (its signature).
 package transfer

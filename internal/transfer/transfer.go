@@ -8,6 +8,8 @@ import (
 	"net"
 	"net/http"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/idleconn"
 )
 
 // Source is a sized, re-readable file: a stored package file (ingest's Blob
@@ -163,14 +165,21 @@ func (o Options) WithDefaults() Options {
 	return o
 }
 
+// DefaultIdleTimeout is how long a connection to a provider may go with no
+// byte moving either way before it is dropped and its request retried: as
+// long as the transport already waits for an answer's headers, and the
+// default of rclone's --timeout, which works the same way.
+const DefaultIdleTimeout = 5 * time.Minute
+
 // NewHTTPClient returns a client tuned for bulk uploads: keep-alive
 // connections for every part in flight, large socket write buffers, no
 // response-wide timeout (parts of large files take long), and connections
-// dropped once nothing moved on them for idle (see idleConn).
+// dropped once nothing moved on them for idle (idleconn): a server that stops
+// reading a part would otherwise hold it, and its file's delivery, forever.
 func NewHTTPClient(parallelism int, idle time.Duration) *http.Client {
 	tr := &http.Transport{
 		Proxy:                 http.ProxyFromEnvironment,
-		DialContext:           dialIdle(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}, idle),
+		DialContext:           idleconn.Dialer(&net.Dialer{Timeout: 30 * time.Second, KeepAlive: 30 * time.Second}, idle, idle),
 		MaxIdleConns:          4 * parallelism,
 		MaxIdleConnsPerHost:   2 * parallelism,
 		IdleConnTimeout:       90 * time.Second,

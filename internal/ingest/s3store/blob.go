@@ -34,10 +34,12 @@ type Blob struct {
 
 // stream is one open GET of object i, positioned at blob offset pos.
 type stream struct {
-	body   io.ReadCloser
-	cancel context.CancelFunc // ends the GET
-	i      int
-	pos    int64
+	body    io.ReadCloser
+	cancel  context.CancelFunc // ends the GET
+	watch   *time.Timer        // ends the GET once no byte came for readIdle; stopped between reads
+	stalled atomic.Bool        // watch ended it
+	i       int
+	pos     int64
 }
 
 // readIdle is how long a read waits for the next byte from S3 before it drops the GET and
@@ -50,32 +52,26 @@ var readIdle = time.Minute
 var errStalled = errors.New("no byte arrived")
 
 func (st *stream) close() {
+	st.watch.Stop()
 	st.body.Close()
 	st.cancel()
 }
 
-// watch arms a timer that ends the GET if no byte arrives for readIdle; progress resets it.
-func watch(cancel context.CancelFunc) (stalled func() bool, progress func(), stop func()) {
-	var fired atomic.Bool
-	t := time.AfterFunc(readIdle, func() { fired.Store(true); cancel() })
-	return fired.Load, func() { t.Reset(readIdle) }, func() { t.Stop() }
-}
-
 // read fills p from the GET, or fails once readIdle passes with no byte.
 func (st *stream) read(p []byte) (int, error) {
-	stalled, progress, stop := watch(st.cancel)
-	defer stop()
+	st.watch.Reset(readIdle)
+	defer st.watch.Stop()
 	n := 0
 	for n < len(p) {
 		m, err := st.body.Read(p[n:])
 		n += m
 		if m > 0 {
-			progress()
+			st.watch.Reset(readIdle)
 		}
 		switch {
 		case err == nil || n == len(p):
 			// Read on, or done: a GET that broke with p's last bytes fails its next read.
-		case stalled():
+		case st.stalled.Load():
 			return n, fmt.Errorf("%w for %v", errStalled, readIdle)
 		case err == io.EOF:
 			return n, io.ErrUnexpectedEOF
@@ -197,21 +193,23 @@ func (b *Blob) ReadAt(p []byte, off int64) (int, error) {
 // answer is bounded by readIdle too.
 func (b *Blob) open(i int, off int64) (*stream, error) {
 	ctx, cancel := context.WithCancel(context.Background())
-	stalled, _, stop := watch(cancel)
+	st := &stream{cancel: cancel, i: i, pos: off}
+	st.watch = time.AfterFunc(readIdle, func() { st.stalled.Store(true); cancel() })
 	out, err := b.s.c.GetObject(ctx, &s3.GetObjectInput{Bucket: &b.s.bucket, Key: &b.keys[i],
 		Range: aws.String(fmt.Sprintf("bytes=%d-", off-b.starts[i]))})
-	stop()
-	if err == nil && stalled() {
-		out.Body.Close() // answered just as the timer ended it
-	}
-	if err != nil || stalled() {
-		cancel()
-		if stalled() {
-			err = fmt.Errorf("%w for %v", errStalled, readIdle)
+	st.watch.Stop()
+	if err == nil {
+		st.body = out.Body
+		if !st.stalled.Load() {
+			return st, nil
 		}
-		return nil, fmt.Errorf("s3store: reading part %d of an upload: %w", i, err)
+		st.body.Close() // answered just as the watch ended it
 	}
-	return &stream{body: out.Body, cancel: cancel, i: i, pos: off}, nil
+	cancel()
+	if st.stalled.Load() {
+		err = fmt.Errorf("%w for %v", errStalled, readIdle)
+	}
+	return nil, fmt.Errorf("s3store: reading part %d of an upload: %w", i, err)
 }
 
 // Open returns a reader over a finished upload (a *Blob).

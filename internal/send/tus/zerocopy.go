@@ -9,6 +9,8 @@ import (
 	"os"
 	"sync"
 	"time"
+
+	"github.com/ferryhq/ferry/internal/idleconn"
 )
 
 // Zero-copy sending. An upload body read through an io.SectionReader costs a
@@ -33,7 +35,7 @@ func NewTransport(conns int) *http.Transport {
 		if err != nil {
 			return nil, err
 		}
-		return &countConn{Conn: c, idle: WriteIdle}, nil
+		return &countConn{Conn: idleconn.Wrap(c, 0, WriteIdle)}, nil
 	}
 	t.Protocols = new(http.Protocols)
 	t.Protocols.SetHTTP1(true)
@@ -60,29 +62,17 @@ func Counts(rt http.RoundTripper) bool {
 }
 
 // WriteIdle is how long a write may wait for the server to take a byte
-// before the connection is dropped and the PATCH resumed from the server's
-// offset. A server (or proxy) that stops reading keeps its TCP window shut,
-// and TCP answers its own zero-window probes forever: without this, ferry
-// send, unattended in a script, would wait forever too. Every write step
-// (at most sendfileStep) gets its own deadline, so a slow link is never
-// mistaken for a stalled one. A variable so tests can make it small.
+// before the connection is dropped (idleconn) and the PATCH resumed from the
+// server's offset: without it, ferry send, unattended in a script, would wait
+// forever on a server or proxy that stopped reading. Reads are left to the
+// transport's ResponseHeaderTimeout. A variable so tests can make it small.
 var WriteIdle = 2 * time.Minute
 
-// countConn reports bytes written to whoever is attached, and drops
-// writes that make no progress for idle.
+// countConn reports bytes written to whoever is attached.
 type countConn struct {
 	net.Conn
-	idle time.Duration
-	mu   sync.Mutex
-	fn   func(int64)
-}
-
-// deadline gives the next write step idle to move.
-func (c *countConn) deadline() error {
-	if c.idle <= 0 {
-		return nil
-	}
-	return c.SetWriteDeadline(time.Now().Add(c.idle))
+	mu sync.Mutex
+	fn func(int64)
 }
 
 func (c *countConn) attach(fn func(int64)) {
@@ -103,24 +93,13 @@ func (c *countConn) report(n int64) {
 }
 
 func (c *countConn) Write(p []byte) (int, error) {
-	n := 0
-	for n < len(p) {
-		if err := c.deadline(); err != nil {
-			return n, err
-		}
-		m, err := c.Conn.Write(p[n : n+min(len(p)-n, sendfileStep)])
-		n += m
-		c.report(int64(m))
-		if err != nil {
-			return n, err
-		}
-	}
-	return n, nil
+	n, err := c.Conn.Write(p)
+	c.report(int64(n))
+	return n, err
 }
 
-// sendfileStep bounds one sendfile call or write, so progress moves in
-// steps of this size and each step has its own write deadline.
-const sendfileStep = 1 << 20
+// sendfileStep bounds one sendfile call, so progress moves in steps of this size.
+const sendfileStep = idleconn.Step
 
 // fileBody is a request body of exactly n bytes of a file from its current
 // position. net/http requires a body to end at Content-Length (it reads on to
@@ -152,9 +131,6 @@ func (c *countConn) ReadFrom(r io.Reader) (int64, error) {
 	}
 	var total int64
 	for lr.N > 0 && fb.lr.N > 0 {
-		if err := c.deadline(); err != nil {
-			return total, err
-		}
 		n, err := rf.ReadFrom(&io.LimitedReader{R: fb.f, N: min(lr.N, fb.lr.N, sendfileStep)})
 		lr.N -= n
 		fb.lr.N -= n
